@@ -1,0 +1,63 @@
+# Thin wrapper; the build is CMake + Ninja. `make run` and `make test` work on a fresh Debian 12
+# machine: both install what they need through scripts/setup first.
+BUILD      ?= build
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
+RUN_DIR    ?= $(BUILD)/run
+CMAKE_FLAGS ?=
+
+.PHONY: all build run test unit integration bench fuzz fuzz-smoke format format-check setup setup-test clean
+
+all: build
+
+setup:
+	@scripts/setup
+
+setup-test:
+	@scripts/setup test
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+
+build: setup $(BUILD)/build.ninja
+	cmake --build $(BUILD)
+
+# Starts xmetrics on its embedded backend: HTTPS on 127.0.0.1:8443, DogStatsD on 127.0.0.1:8125,
+# and a kubeconfig for kubectl at $(RUN_DIR)/kubeconfig.
+run: build
+	$(BUILD)/xmetrics serve --cert-dir $(RUN_DIR)/certs --write-kubeconfig $(RUN_DIR)/kubeconfig
+
+# Everything: formatting, unit and integration tests, and a short run of every fuzzer.
+test: setup-test build format-check
+	cd $(BUILD) && ctest --output-on-failure --timeout 900
+	$(MAKE) fuzz FUZZ_SECONDS=10
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+integration: setup-test build
+	cd $(BUILD) && ctest --output-on-failure -L integration
+
+bench: setup-test build
+	bench/run-all
+
+fuzz: setup-test
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-16 -DXMETRICS_FUZZ=ON
+	cmake --build $(FUZZ_BUILD) --target fuzz_label_selector fuzz_datadog_query fuzz_dogstatsd
+	@for t in label_selector datadog_query dogstatsd; do \
+	  corpus=$$(mktemp -d); cp fuzz/corpus/$$t/* $$corpus/; \
+	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
+	  $(FUZZ_BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$corpus 2>&1 | tail -n 2 || exit 1; \
+	  rm -rf $$corpus; \
+	done
+
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.hpp')
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "clang-format: clean"
+
+clean:
+	rm -rf $(BUILD) $(FUZZ_BUILD)

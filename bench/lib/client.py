@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""Client side of the xmetrics benches: DogStatsD sender, keep-alive HTTPS reader, /proc sampler.
+
+Standard library only, so the benches need nothing beyond python3. Every network call goes to
+127.0.0.1 and has a timeout; every loop has a bound.
+
+Subcommands (see each function): free-port, get, feed, memory-load, startup.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+
+HOST = "127.0.0.1"
+API = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/"
+# A DogStatsD datagram stays below a typical loopback-safe payload; several lines share one.
+MAX_DATAGRAM = 1400
+
+
+def tls_context(ca_file):
+    """Verifies the serving certificate against the local CA, as kubectl and the HPA would."""
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.check_hostname = True
+    return ctx
+
+
+class Api:
+    """One keep-alive HTTPS connection; reconnects once if the server closed it."""
+
+    def __init__(self, port, ca_file, token, timeout=10.0):
+        self.port, self.ctx, self.timeout = port, tls_context(ca_file), timeout
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self.conn = None
+        self.last_status_bytes = 0
+
+    def get(self, path):
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPSConnection(HOST, self.port, context=self.ctx, timeout=self.timeout)
+            try:
+                self.conn.request("GET", path, headers=self.headers)
+                resp = self.conn.getresponse()
+                return resp.status, resp.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def status(self):
+        code, body = self.get("/xmetrics/v1/status")
+        if code != 200:
+            raise RuntimeError(f"/xmetrics/v1/status answered {code}: {body[:200]!r}")
+        self.last_status_bytes = len(body)
+        return json.loads(body)
+
+
+def metric_path(name, selector):
+    return API + urllib.parse.quote(name, safe="") + "?labelSelector=" + urllib.parse.quote(selector, safe="")
+
+
+def read_proc_status(pid):
+    """VmRSS and VmHWM of pid, in kB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def mb(kb):
+    return kb / 1024.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# DogStatsD
+
+
+class StatsD:
+    def __init__(self, port):
+        self.addr = (HOST, port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.datagrams = 0
+
+    def send_lines(self, lines, pace_every=200, pace_seconds=0.002):
+        """Packs lines into datagrams. Pacing keeps a burst of thousands of datagrams from overrunning
+        the receiver's socket buffer, which would measure UDP loss rather than xmetrics."""
+        buf = bytearray()
+        for line in lines:
+            data = line.encode()
+            if buf and len(buf) + 1 + len(data) > MAX_DATAGRAM:
+                self._send(bytes(buf), pace_every, pace_seconds)
+                buf.clear()
+            if buf:
+                buf += b"\n"
+            buf += data
+        if buf:
+            self._send(bytes(buf), pace_every, pace_seconds)
+
+    def _send(self, data, pace_every, pace_seconds):
+        self.sock.sendto(data, self.addr)
+        self.datagrams += 1
+        if pace_every and self.datagrams % pace_every == 0:
+            time.sleep(pace_seconds)
+
+
+def series_lines(prefix, count, tick):
+    """count distinct metrics, one series each: even ones gauges, odd ones counters, so both kinds of
+    DogStatsD state are in the measured memory."""
+    for i in range(count):
+        if i % 2 == 0:
+            yield f"{prefix}{i}:{(i + tick) % 1000}|g|#env:prod"
+        else:
+            yield f"{prefix}{i}:1|c|#env:prod"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Subcommands
+
+
+def free_port_value(kind):
+    """A port nothing is bound to right now; the server binds it a moment later."""
+    sock_kind = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, sock_kind) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def cmd_free_port(args):
+    print(free_port_value(args.kind))
+
+
+def cmd_get(args):
+    """GET one path; writes the exact body bytes to --out, fails unless the answer is 200."""
+    code, body = Api(args.port, args.ca, args.token).get(args.path)
+    if code != 200:
+        sys.exit(f"GET {args.path} answered {code}: {body[:300]!r}")
+    if args.out:
+        with open(args.out, "wb") as f:
+            f.write(body)
+    else:
+        sys.stdout.buffer.write(body)
+
+
+def cmd_feed(args):
+    """Sends one gauge every --interval seconds for at most --seconds, so a value never ages out while a
+    bench reads it. Stopped early by SIGTERM from the caller."""
+    statsd = StatsD(args.udp_port)
+    deadline = time.monotonic() + args.seconds
+    tick = 0
+    while time.monotonic() < deadline:
+        statsd.send_lines([f"{args.metric}:{42 + tick % 2}|g|#env:prod"], pace_every=0)
+        tick += 1
+        time.sleep(args.interval)
+
+
+def cmd_memory_load(args):
+    """Drives xmetrics (already running, pid --pid) to --count active metrics and reports its memory.
+
+    1. Sends --count distinct series over DogStatsD and waits until the listener has them all.
+    2. GETs every metric once, so each is registered and polled every refresh period from then on.
+    3. Keeps feeding every series each second for --feed-seconds (several refresh periods and at least
+       one 10 s counter flush), sampling VmRSS each second to show whether memory settles or grows.
+    Prints a human report, then one JSON line (prefixed RESULT-JSON) for the calling script.
+    """
+    api = Api(args.port, args.ca, args.token)
+    statsd = StatsD(args.udp_port)
+    prefix = args.prefix
+    report = {"count": args.count}
+
+    t = time.monotonic()
+    statsd.send_lines(series_lines(prefix, args.count, 0))
+    series = 0
+    for _ in range(100):  # ≤ 10 s for the listener to drain its socket
+        st = api.status()
+        series = st.get("embedded", {}).get("series", 0)
+        if series >= args.count:
+            break
+        time.sleep(0.1)
+    report["send_seconds"] = time.monotonic() - t
+    report["series_after_send"] = series
+    print(f"  sent {args.count} series in {statsd.datagrams} datagrams; store holds {series} series")
+    if series < args.count:
+        print(f"  NOTE: only {series} of {args.count} series arrived (UDP loss or refused series); "
+              f"the resend while feeding below fills the gap")
+
+    # Every metric once, on one keep-alive connection. A first GET waits for its synchronous first fetch,
+    # so this also measures how fast registration is.
+    codes = {}
+    t = time.monotonic()
+    first_errors = []
+    for i in range(args.count):
+        code, body = api.get(metric_path(f"{prefix}{i}", "env=prod"))
+        codes[code] = codes.get(code, 0) + 1
+        if code != 200 and len(first_errors) < 3:
+            first_errors.append(f"{prefix}{i}: {code} {body[:160]!r}")
+    elapsed = time.monotonic() - t
+    report["register_seconds"] = elapsed
+    report["register_codes"] = codes
+    print(f"  first GET of {args.count} metrics: {elapsed:.1f} s ({args.count / elapsed:.0f}/s), "
+          f"status codes {dict(sorted(codes.items()))}")
+    for e in first_errors:
+        print(f"    e.g. {e}")
+
+    samples = []
+    t0 = time.monotonic()
+    for tick in range(1, int(args.feed_seconds) + 1):
+        statsd.send_lines(series_lines(prefix, args.count, tick))
+        sleep_until = t0 + tick
+        time.sleep(max(0.0, sleep_until - time.monotonic()))
+        samples.append(read_proc_status(args.pid)["VmRSS"])
+    print("  VmRSS while feeding, one sample a second (MB): " + " ".join(f"{mb(s):.1f}" for s in samples))
+
+    # A second round of GETs: by now every metric should be served from memory, all 200.
+    codes2 = {}
+    t = time.monotonic()
+    for i in range(args.count):
+        code, _ = api.get(metric_path(f"{prefix}{i}", "env=prod"))
+        codes2[code] = codes2.get(code, 0) + 1
+    elapsed2 = time.monotonic() - t
+    report["served_codes"] = codes2
+    after_gets = read_proc_status(args.pid)
+    print(f"  second GET of every metric (from memory): {elapsed2:.1f} s ({args.count / elapsed2:.0f}/s), "
+          f"status codes {dict(sorted(codes2.items()))}; VmRSS now {mb(after_gets['VmRSS']):.1f} MB, "
+          f"VmHWM {mb(after_gets['VmHWM']):.1f} MB")
+
+    # The steady state, measured before the status call below, which renders a report of every metric
+    # and is a diagnostic, not part of serving.
+    st = api.status()
+    after_status = read_proc_status(args.pid)
+    metrics = st.get("metrics", [])
+    valid = sum(1 for m in metrics if m.get("valid"))
+    report.update({
+        "registered": len(metrics),
+        "valid": valid,
+        "embedded": st.get("embedded", {}),
+        "dogstatsd": st.get("dogstatsd", {}),
+        "poller": st.get("poller", {}),
+        "rss_samples_kb": samples,
+        "rss_kb": after_gets["VmRSS"],
+        "hwm_kb": after_gets["VmHWM"],
+        "status_rss_kb": after_status["VmRSS"],
+        "status_hwm_kb": after_status["VmHWM"],
+    })
+    emb, dsd, pol = report["embedded"], report["dogstatsd"], report["poller"]
+    print(f"  status: {len(metrics)} metrics registered, {valid} valid; embedded.series={emb.get('series')} "
+          f"points={emb.get('points')} refusedSeries={emb.get('refusedSeries')} "
+          f"approxBytes={emb.get('approxBytes')}")
+    print(f"          dogstatsd.metrics={dsd.get('metrics')} packets={dsd.get('packets')} "
+          f"malformed={dsd.get('malformed')} dropped={dsd.get('dropped')}; poller cycles={pol.get('cycles')} "
+          f"lastCycleDuration={pol.get('lastCycleDurationMicroseconds')} µs backendCalls={pol.get('backendCalls')}")
+    print(f"  after that status call ({api.last_status_bytes} bytes of JSON): VmRSS {mb(after_status['VmRSS']):.1f} MB, "
+          f"VmHWM {mb(after_status['VmHWM']):.1f} MB")
+    print("RESULT-JSON " + json.dumps(report))
+
+
+def cmd_startup(args):
+    """Time from spawning xmetrics to its first 200 on /healthz, measured here so the client's own
+    start-up (Python, TLS context, CA loading) is paid before the clock starts."""
+    if args.no_verify:
+        # Only for a first start in an empty cert dir: there is no CA to trust before the server makes it.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = tls_context(os.path.join(args.cert_dir, "ca.crt"))
+    request = f"GET /healthz HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+
+    def probe(port):
+        """One attempt: None while nothing listens, else the HTTP status code."""
+        try:
+            sock = socket.create_connection((HOST, port), timeout=1.0)
+        except (ConnectionRefusedError, ConnectionResetError):
+            return None
+        try:
+            with ctx.wrap_socket(sock, server_hostname=HOST) as tls:
+                tls.sendall(request)
+                head = b""
+                while b"\r\n" not in head and len(head) < 4096:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                parts = head.split(b" ", 2)
+                return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
+        except (ssl.SSLError, OSError):
+            return -1  # listening but not yet able to finish a handshake or an answer
+        finally:
+            sock.close()
+
+    def one_run(log):
+        port = free_port_value("tcp")
+        udp = free_port_value("udp")
+        argv = [args.binary, "serve", "--secure-port", str(port), "--dogstatsd-address", f"{HOST}:{udp}",
+                "--cert-dir", args.cert_dir] + args.extra
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = t0 + args.timeout
+        first_listen = None
+        odd = []
+        code = None
+        while time.perf_counter() < deadline:
+            code = probe(port)
+            if code is not None and first_listen is None:
+                first_listen = time.perf_counter()
+            if code == 200:
+                break
+            if code is not None and code != 200 and len(odd) < 3:
+                odd.append(code)
+            if proc.poll() is not None:
+                break
+        t1 = time.perf_counter()
+        t_stop = time.perf_counter()
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+            odd.append("ignored SIGTERM for 5 s")
+        stop_ms = (time.perf_counter() - t_stop) * 1000
+        if code != 200:
+            return None, None, stop_ms, odd + [f"no 200 within {args.timeout} s (last {code}, exit {proc.returncode})"]
+        return (t1 - t0) * 1000, (first_listen - t0) * 1000, stop_ms, odd
+
+    with open(args.log, "ab") as log:
+        # Throw-away runs warm the page cache so the measured ones are the steady "restart" case.
+        for _ in range(args.warmup):
+            one_run(log)
+        times, listens, stops, problems = [], [], [], []
+        for i in range(args.runs):
+            ms, listen_ms, stop_ms, odd = one_run(log)
+            stops.append(stop_ms)
+            if odd:
+                problems.append(f"run {i + 1}: {odd}")
+            if ms is not None:
+                times.append(ms)
+                listens.append(listen_ms)
+    print("  per run (ms): " + " ".join(f"{t:.1f}" for t in times))
+    for p in problems:
+        print(f"  odd: {p}")
+    report = {
+        "runs": args.runs,
+        "ok": len(times),
+        "median_ms": statistics.median(times) if times else None,
+        "min_ms": min(times) if times else None,
+        "max_ms": max(times) if times else None,
+        "listen_median_ms": statistics.median(listens) if listens else None,
+        "stop_median_ms": statistics.median(stops) if stops else None,
+        "stop_max_ms": max(stops) if stops else None,
+        "problems": problems,
+    }
+    print("RESULT-JSON " + json.dumps(report))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("free-port")
+    s.add_argument("kind", choices=["tcp", "udp"], nargs="?", default="tcp")
+    s.set_defaults(fn=cmd_free_port)
+
+    def api_args(s):
+        s.add_argument("--port", type=int, required=True)
+        s.add_argument("--ca", required=True)
+        s.add_argument("--token", default="benchtoken")
+
+    s = sub.add_parser("get")
+    api_args(s)
+    s.add_argument("--path", required=True)
+    s.add_argument("--out")
+    s.set_defaults(fn=cmd_get)
+
+    s = sub.add_parser("feed")
+    s.add_argument("--udp-port", type=int, required=True)
+    s.add_argument("--metric", required=True)
+    s.add_argument("--interval", type=float, default=1.0)
+    s.add_argument("--seconds", type=float, default=300)
+    s.set_defaults(fn=cmd_feed)
+
+    s = sub.add_parser("memory-load")
+    api_args(s)
+    s.add_argument("--udp-port", type=int, required=True)
+    s.add_argument("--pid", type=int, required=True)
+    s.add_argument("--count", type=int, default=10000)
+    s.add_argument("--prefix", default="bench.mem.m")
+    s.add_argument("--feed-seconds", type=float, default=12)
+    s.set_defaults(fn=cmd_memory_load)
+
+    s = sub.add_parser("startup")
+    s.add_argument("--binary", required=True)
+    s.add_argument("--cert-dir", required=True)
+    s.add_argument("--runs", type=int, default=20)
+    s.add_argument("--warmup", type=int, default=2)
+    s.add_argument("--timeout", type=float, default=5.0)
+    s.add_argument("--log", required=True)
+    s.add_argument("--no-verify", action="store_true", help="do not verify the serving certificate")
+    s.add_argument("extra", nargs="*", help="more serve flags (after --)")
+    s.set_defaults(fn=cmd_startup)
+
+    args = p.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

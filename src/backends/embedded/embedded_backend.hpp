@@ -1,0 +1,34 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "backends/embedded/time_series_store.hpp"
+
+namespace xmetrics::backends::embedded {
+
+// Answers Datadog-syntax queries from the in-process TimeSeriesStore that the DogStatsD listener
+// feeds. Nothing leaves the process, so it is always reachable; a query it cannot answer (parse
+// error, grouping, no series, no data) fails alone with a message naming the query.
+class EmbeddedBackend final : public Backend {
+ public:
+  // @param store shared with the DogStatsD listener; never null.
+  explicit EmbeddedBackend(std::shared_ptr<TimeSeriesStore> store);
+
+  // Backend
+  std::vector<BackendResult> fetch(std::span<const BackendQuery> batch,
+                                   core::Clock::time_point now) override;
+  std::string_view name() const override { return "embedded"; }
+  BackendHealth health() const override;
+
+ private:
+  std::shared_ptr<TimeSeriesStore> store_;
+  // Read by health() from any thread; nanoseconds since the epoch, 0 before the first fetch.
+  std::atomic<int64_t> lastFetch_{0};
+};
+
+}  // namespace xmetrics::backends::embedded

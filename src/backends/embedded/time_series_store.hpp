@@ -1,0 +1,58 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "backends/backend.hpp"
+#include "core/sample.hpp"
+#include "ingest/dogstatsd_parser.hpp"
+#include "query/datadog_query.hpp"
+
+namespace xmetrics::backends::embedded {
+
+struct TimeSeriesStoreOptions {
+  std::chrono::seconds resolution{10};   // native bucket width; also the DogStatsD flush interval
+  std::chrono::seconds retention{900};   // points older than this are dropped (>= 15 min)
+  std::chrono::seconds idleExpiry{900};  // a series with no new point for this long is removed
+  std::size_t maxSeries = 200'000;       // beyond this new series are refused and counted
+};
+
+struct TimeSeriesStoreStats {
+  std::size_t series = 0;
+  std::size_t points = 0;
+  uint64_t refusedSeries = 0;   // new series refused because maxSeries was reached
+  uint64_t rejectedPoints = 0;  // points stamped before the retention or > 60 s in the future
+  std::size_t approxBytes = 0;  // estimate of the memory the store holds
+};
+
+// The embedded backend's in-memory time-series database, fed by DogStatsD.
+// Thread-safe: ingest() from the listener thread, evaluate() from the poller thread, concurrently.
+// See docs/embedded-backend.md for what each metric type becomes and how queries are answered.
+class TimeSeriesStore {
+ public:
+  explicit TimeSeriesStore(TimeSeriesStoreOptions options = {});
+  ~TimeSeriesStore();
+  TimeSeriesStore(const TimeSeriesStore&) = delete;
+  TimeSeriesStore& operator=(const TimeSeriesStore&) = delete;
+
+  // Records one DogStatsD metric received at `receivedAt` (or at its `|T` timestamp when present).
+  void ingest(const ingest::DogStatsdMetric& metric, core::Clock::time_point receivedAt);
+
+  // Answers a parsed query over [now - window, now]. Errors name the query and the cause
+  // ("no series matches avg:foo{env:prod}", ...).
+  BackendResult evaluate(const query::DatadogQuery& query, std::chrono::seconds window,
+                         core::Clock::time_point now) const;
+
+  // Drops points older than the retention and series idle longer than idleExpiry.
+  void expire(core::Clock::time_point now);
+
+  TimeSeriesStoreStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace xmetrics::backends::embedded

@@ -1,0 +1,66 @@
+#include "cli/cli.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "cli/logging.hpp"
+
+extern char** environ;
+
+namespace xmetrics::cli {
+
+int run(int argc, char** argv) {
+  CLI::App app{"xmetrics: a Kubernetes external metrics adapter", "xmetrics"};
+  app.require_subcommand(1);
+
+  auto* serve = app.add_subcommand("serve", "serve external.metrics.k8s.io over HTTPS");
+  config::SettingSources sources;
+  std::map<std::string, std::string> flagValues;
+  for (const auto& s : config::serveSettings()) {
+    std::string help =
+        s.help + " (default " + (s.defaultText.empty() ? "none" : s.defaultText) + ")";
+    for (const auto& var : s.env) help += "; env " + var;
+    serve->add_option("--" + s.name, flagValues[s.name], help);
+  }
+  serve->add_option("--config", sources.configFile,
+                    "YAML file of settings (same names as the flags)");
+
+  auto* status = app.add_subcommand("status", "show every metric, its value, age and validity");
+  StatusOptions statusOptions;
+  status
+      ->add_option("--kubeconfig", statusOptions.kubeconfig,
+                   "kubeconfig written by `serve --write-kubeconfig`")
+      ->envname("XMETRICS_KUBECONFIG");
+  status->add_option("--server", statusOptions.server,
+                     "https://host:port (overrides the kubeconfig)");
+  status->add_option("--token", statusOptions.token, "bearer token from the --token-auth-file")
+      ->envname("XMETRICS_TOKEN");
+  status->add_option("-o,--output", statusOptions.output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (serve->parsed()) {
+    for (const auto& s : config::serveSettings()) {
+      if (serve->count("--" + s.name) > 0) sources.flags[s.name] = flagValues[s.name];
+    }
+    for (char** e = environ; *e; ++e) {
+      std::string_view kv(*e);
+      if (!kv.starts_with("DD_")) continue;
+      auto eq = kv.find('=');
+      if (eq != std::string_view::npos) sources.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    auto options = config::resolveServeOptions(sources);
+    if (!options) {
+      for (const auto& error : options.error()) std::cerr << "error: " << error << "\n";
+      return 2;
+    }
+    setupLogging(options->logFormat, options->logLevel);
+    return runServe(*options);
+  }
+  return runStatus(statusOptions);
+}
+
+}  // namespace xmetrics::cli

@@ -1,0 +1,133 @@
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+#include <csignal>
+#include <memory>
+
+#include "auth/authenticator.hpp"
+#include "backends/embedded/embedded_backend.hpp"
+#include "backends/embedded/time_series_store.hpp"
+#include "catalog/catalog.hpp"
+#include "cli/commands.hpp"
+#include "ingest/dogstatsd_listener.hpp"
+#include "poller/poller.hpp"
+#include "server/api_handler.hpp"
+#include "server/certificates.hpp"
+#include "server/https_server.hpp"
+#include "store/value_store.hpp"
+
+namespace xmetrics::cli {
+namespace {
+
+// In-cluster names the serving certificate must cover when the default manifests are used.
+const std::vector<std::string> kServiceNames = {"xmetrics", "xmetrics.xmetrics",
+                                                "xmetrics.xmetrics.svc",
+                                                "xmetrics.xmetrics.svc.cluster.local"};
+
+int fail(const std::string& message) {
+  spdlog::error("{}", message);
+  return 1;
+}
+
+}  // namespace
+
+int runServe(const config::ServeOptions& options) {
+  // Signals are taken synchronously by this thread; every thread started below inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto certs = server::ensureCertificates({options.certDir, kServiceNames});
+  if (!certs) return fail(certs.error());
+
+  std::vector<auth::StaticToken> tokens;
+  if (!options.tokenAuthFile.empty()) {
+    auto content = server::readFile(options.tokenAuthFile);
+    if (!content) return fail("--token-auth-file: " + content.error());
+    auto parsed = auth::parseTokenFile(*content, options.tokenAuthFile);
+    if (!parsed) return fail("--token-auth-file: " + parsed.error());
+    tokens = std::move(*parsed);
+  }
+  auth::Authenticator authenticator(std::move(tokens));
+
+  auto timeSeries = std::make_shared<backends::embedded::TimeSeriesStore>();
+  std::unique_ptr<ingest::DogStatsdListener> dogstatsd;
+  if (!options.dogstatsdAddress.empty()) {
+    dogstatsd = std::make_unique<ingest::DogStatsdListener>(
+        *timeSeries, ingest::DogStatsdListenerOptions{.address = options.dogstatsdAddress});
+    if (auto started = dogstatsd->start(); !started) return fail(started.error());
+  }
+  backends::embedded::EmbeddedBackend backend(timeSeries);
+
+  store::ValueStore values;
+  catalog::Catalog catalog({*query::parseAggregator(options.aggregator), options.rollupSeconds},
+                           options.inactiveAfter);
+  poller::Poller poller(catalog, backend, values,
+                        {.refreshPeriod = options.refreshPeriod,
+                         .window = std::max(options.maxAge, options.bucketSize)});
+  poller.start();
+
+  auto extraStatus = [&]() {
+    boost::json::object extra;
+    auto stats = timeSeries->stats();
+    extra["embedded"] = {{"series", stats.series},
+                         {"points", stats.points},
+                         {"refusedSeries", stats.refusedSeries},
+                         {"approxBytes", stats.approxBytes}};
+    if (dogstatsd) {
+      auto s = dogstatsd->stats();
+      std::string host = options.dogstatsdAddress.substr(0, options.dogstatsdAddress.rfind(':'));
+      extra["dogstatsd"] = {{"address", host + ":" + std::to_string(dogstatsd->port())},
+                            {"packets", s.packets},
+                            {"metrics", s.metrics},
+                            {"malformed", s.malformed},
+                            {"skipped", s.skipped},
+                            {"dropped", s.dropped}};
+    }
+    return extra;
+  };
+  server::ApiHandler handler({.maxAge = options.maxAge,
+                              .firstFetchTimeout = options.firstFetchTimeout,
+                              .refreshPeriod = options.refreshPeriod},
+                             authenticator, values, catalog, poller, extraStatus);
+  server::HttpsServer https(
+      {.bindAddress = options.bindAddress,
+       .port = options.securePort,
+       .threads = options.threads,
+       .tls = {certs->servingCertificate, certs->servingKey, certs->caCertificate}},
+      handler);
+  if (auto started = https.start(); !started) return fail(started.error());
+
+  std::string host = options.bindAddress.find(':') != std::string::npos
+                         ? "[" + options.bindAddress + "]"
+                         : options.bindAddress;
+  std::string url = "https://" + host + ":" + std::to_string(https.port());
+  if (!options.writeKubeconfig.empty()) {
+    if (auto written = server::writeKubeconfig(options.writeKubeconfig, url, *certs); !written) {
+      return fail("--write-kubeconfig: " + written.error());
+    }
+  }
+  spdlog::info(
+      "xmetrics serving url={} backend={} dogstatsd={} threads={} refresh_period={}s "
+      "max_age={}s kubeconfig={}",
+      url, backend.name(),
+      dogstatsd ? options.dogstatsdAddress.substr(0, options.dogstatsdAddress.rfind(':')) + ":" +
+                      std::to_string(dogstatsd->port())
+                : "off",
+      options.threads, options.refreshPeriod.count(), options.maxAge.count(),
+      options.writeKubeconfig.empty() ? "-" : options.writeKubeconfig);
+
+  int received = 0;
+  sigwait(&signals, &received);
+  spdlog::info("received {}, shutting down", received == SIGTERM ? "SIGTERM" : "SIGINT");
+  https.stop();
+  poller.stop();
+  if (dogstatsd) dogstatsd->stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace xmetrics::cli

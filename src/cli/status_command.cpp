@@ -1,0 +1,240 @@
+#include <yaml-cpp/yaml.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/core/detail/base64.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+#include <charconv>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.hpp"
+
+namespace xmetrics::cli {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+struct Endpoint {
+  std::string server;
+  std::string caPem, certPem, keyPem;
+};
+
+std::string decodeBase64(const std::string& in) {
+  std::string out(beast::detail::base64::decoded_size(in.size()), '\0');
+  auto [written, read] = beast::detail::base64::decode(out.data(), in.data(), in.size());
+  out.resize(written);
+  return out;
+}
+
+std::expected<Endpoint, std::string> loadKubeconfig(const std::string& path) {
+  try {
+    YAML::Node root = YAML::LoadFile(path);
+    auto current = root["current-context"].as<std::string>("");
+    std::string clusterName, userName;
+    for (const auto& c : root["contexts"]) {
+      if (current.empty() || c["name"].as<std::string>() == current) {
+        clusterName = c["context"]["cluster"].as<std::string>();
+        userName = c["context"]["user"].as<std::string>("");
+        break;
+      }
+    }
+    Endpoint e;
+    for (const auto& c : root["clusters"]) {
+      if (c["name"].as<std::string>() != clusterName) continue;
+      e.server = c["cluster"]["server"].as<std::string>();
+      e.caPem = decodeBase64(c["cluster"]["certificate-authority-data"].as<std::string>(""));
+    }
+    for (const auto& u : root["users"]) {
+      if (u["name"].as<std::string>() != userName) continue;
+      e.certPem = decodeBase64(u["user"]["client-certificate-data"].as<std::string>(""));
+      e.keyPem = decodeBase64(u["user"]["client-key-data"].as<std::string>(""));
+    }
+    if (e.server.empty())
+      return std::unexpected(path + ": no server for context \"" + current + "\"");
+    return e;
+  } catch (const YAML::Exception& ex) {
+    return std::unexpected(path + ": " + ex.what());
+  }
+}
+
+std::expected<std::string, std::string> httpsGet(const Endpoint& endpoint, const std::string& token,
+                                                 const std::string& target) {
+  auto url = boost::urls::parse_uri(endpoint.server);
+  if (!url || url->scheme() != "https") {
+    return std::unexpected("server \"" + endpoint.server + "\" is not an https:// URL");
+  }
+  std::string host = url->host_address();
+  std::string port = url->has_port() ? std::string(url->port()) : "443";
+  try {
+    net::io_context ioc;
+    net::ssl::context ctx(net::ssl::context::tls_client);
+    if (!endpoint.caPem.empty()) {
+      ctx.add_certificate_authority(net::buffer(endpoint.caPem));
+    } else {
+      ctx.set_default_verify_paths();
+    }
+    ctx.set_verify_mode(net::ssl::verify_peer);
+    if (!endpoint.certPem.empty() && token.empty()) {
+      ctx.use_certificate_chain(net::buffer(endpoint.certPem));
+      ctx.use_private_key(net::buffer(endpoint.keyPem), net::ssl::context::pem);
+    }
+    beast::ssl_stream<beast::tcp_stream> stream(ioc, ctx);
+    std::string sniHost(url->host());
+    SSL_set_tlsext_host_name(stream.native_handle(), sniHost.c_str());
+    stream.set_verify_callback(net::ssl::host_name_verification(std::string(url->host_address())));
+    net::ip::tcp::resolver resolver(ioc);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+    beast::get_lowest_layer(stream).connect(resolver.resolve(host, port));
+    stream.handshake(net::ssl::stream_base::client);
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, host);
+    req.set(http::field::accept, "application/json");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    beast::error_code ec;
+    stream.shutdown(ec);
+    if (res.result_int() != 200) {
+      std::string message = res.body();
+      boost::system::error_code jec;
+      auto parsed = boost::json::parse(res.body(), jec);
+      if (!jec && parsed.is_object() && parsed.as_object().contains("message")) {
+        message = parsed.as_object().at("message").as_string().c_str();
+      }
+      return std::unexpected(endpoint.server + " answered " + std::to_string(res.result_int()) +
+                             ": " + message);
+    }
+    return res.body();
+  } catch (const std::exception& e) {
+    return std::unexpected("cannot reach xmetrics at " + endpoint.server + ": " + e.what());
+  }
+}
+
+std::string str(const boost::json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end()) return "";
+  if (it->value().is_string()) return std::string(it->value().as_string());
+  return boost::json::serialize(it->value());
+}
+
+// Shortest decimal that round-trips, e.g. 42 or 0.0015 (Boost.JSON would print 4.2E1).
+std::string number(const boost::json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  if (it == o.end() || !it->value().is_number()) return "-";
+  char buffer[64];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, it->value().to_number<double>());
+  return ec == std::errc() ? std::string(buffer, end) : "-";
+}
+
+std::string seconds(const boost::json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  return it == o.end() ? "-" : std::to_string(it->value().to_number<int64_t>()) + "s";
+}
+
+void printTable(const boost::json::object& report) {
+  struct Row {
+    std::string metric, selector, query, value, age, valid, fetched;
+  };
+  std::vector<Row> rows{{"METRIC", "SELECTOR", "QUERY", "VALUE", "AGE", "VALID", "LAST FETCH"}};
+  std::vector<std::string> errors;
+  for (const auto& m : report.at("metrics").as_array()) {
+    const auto& o = m.as_object();
+    std::string value = "-";
+    if (o.contains("value")) value = str(o, "value") + " (" + number(o, "valueNumber") + ")";
+    bool valid = o.at("valid").as_bool();
+    rows.push_back({str(o, "metricName"),
+                    str(o, "selector").empty() ? "<none>" : str(o, "selector"), str(o, "query"),
+                    value, seconds(o, "ageSeconds"), valid ? "yes" : "NO",
+                    seconds(o, "lastFetchAgeSeconds") + " ago"});
+    if (!valid) errors.push_back(str(o, "metricName") + ": " + str(o, "error"));
+  }
+  std::array<std::size_t, 7> width{};
+  for (const auto& r : rows) {
+    const std::string* cells[] = {&r.metric, &r.selector, &r.query,  &r.value,
+                                  &r.age,    &r.valid,    &r.fetched};
+    for (std::size_t i = 0; i < 7; ++i) width[i] = std::max(width[i], cells[i]->size());
+  }
+  for (const auto& r : rows) {
+    const std::string* cells[] = {&r.metric, &r.selector, &r.query,  &r.value,
+                                  &r.age,    &r.valid,    &r.fetched};
+    std::string line;
+    for (std::size_t i = 0; i < 7; ++i) {
+      line += *cells[i];
+      if (i + 1 < 7) line += std::string(width[i] - cells[i]->size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+  if (rows.size() == 1) std::cout << "(no metrics requested yet)\n";
+  for (const auto& e : errors) std::cout << "error: " << e << "\n";
+  const auto& backend = report.at("backend").as_object();
+  std::cout << "\nbackend " << str(backend, "name") << ": "
+            << (backend.at("reachable").as_bool() ? "reachable" : "UNREACHABLE");
+  if (!str(backend, "lastError").empty())
+    std::cout << " (last error: " << str(backend, "lastError") << ")";
+  std::cout << "\n";
+  const auto& poller = report.at("poller").as_object();
+  std::cout << "poller: refresh every " << str(poller, "refreshPeriodSeconds") << "s, max-age "
+            << str(poller, "maxAgeSeconds") << "s, " << str(poller, "cycles")
+            << " cycles, last took " << str(poller, "lastCycleDurationMicroseconds") << "us, "
+            << str(poller, "backendCalls") << " backend calls\n";
+  if (report.contains("dogstatsd")) {
+    const auto& d = report.at("dogstatsd").as_object();
+    std::cout << "dogstatsd " << str(d, "address") << ": " << str(d, "packets") << " packets, "
+              << str(d, "metrics") << " metrics, " << str(d, "malformed") << " malformed lines\n";
+  }
+  if (report.contains("embedded")) {
+    const auto& e = report.at("embedded").as_object();
+    std::cout << "embedded store: " << str(e, "series") << " series, " << str(e, "points")
+              << " points, ~" << e.at("approxBytes").to_number<int64_t>() / 1024 << " KiB\n";
+  }
+}
+
+}  // namespace
+
+int runStatus(const StatusOptions& options) {
+  Endpoint endpoint;
+  if (!options.kubeconfig.empty()) {
+    auto loaded = loadKubeconfig(options.kubeconfig);
+    if (!loaded) {
+      std::cerr << "error: " << loaded.error() << "\n";
+      return 1;
+    }
+    endpoint = *loaded;
+  }
+  if (!options.server.empty()) endpoint.server = options.server;
+  if (endpoint.server.empty()) {
+    std::cerr << "error: give --kubeconfig (as written by `xmetrics serve --write-kubeconfig`) or "
+                 "--server\n";
+    return 1;
+  }
+  auto body = httpsGet(endpoint, options.token, "/xmetrics/v1/status");
+  if (!body) {
+    std::cerr << "error: " << body.error() << "\n";
+    return 1;
+  }
+  if (options.output == "json") {
+    std::cout << *body << "\n";
+    return 0;
+  }
+  boost::system::error_code ec;
+  auto report = boost::json::parse(*body, ec);
+  if (ec || !report.is_object()) {
+    std::cerr << "error: the status endpoint returned something that is not JSON\n";
+    return 1;
+  }
+  printTable(report.as_object());
+  return 0;
+}
+
+}  // namespace xmetrics::cli

@@ -1,0 +1,263 @@
+#include "config/serve_options.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cmath>
+#include <functional>
+#include <thread>
+
+namespace xmetrics::config {
+namespace {
+
+using Apply = std::function<std::optional<std::string>(std::string_view, ServeOptions&)>;
+
+template <typename T>
+std::optional<T> parseNumber(std::string_view text) {
+  T value{};
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+Apply stringSetting(std::string ServeOptions::*field) {
+  return [field](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
+    o.*field = std::string(v);
+    return std::nullopt;
+  };
+}
+
+Apply oneOf(std::string ServeOptions::*field, std::vector<std::string> allowed) {
+  return [field, allowed](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
+    for (const auto& a : allowed) {
+      if (a == v) {
+        o.*field = a;
+        return std::nullopt;
+      }
+    }
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    return "must be one of " + list;
+  };
+}
+
+Apply durationSetting(std::chrono::seconds ServeOptions::*field, std::chrono::seconds min) {
+  return [field, min](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
+    auto d = parseDuration(v);
+    if (!d) return d.error();
+    if (*d < min) return "must be at least " + std::to_string(min.count()) + "s";
+    o.*field = *d;
+    return std::nullopt;
+  };
+}
+
+struct SettingImpl {
+  Setting setting;
+  Apply apply;
+};
+
+const std::vector<SettingImpl>& table() {
+  using O = ServeOptions;
+  static const std::vector<SettingImpl> settings = {
+      {{"bind-address", {}, "IP address to serve HTTPS on", "127.0.0.1"},
+       stringSetting(&O::bindAddress)},
+      {{"secure-port",
+        {"DD_EXTERNAL_METRICS_PROVIDER_PORT"},
+        "HTTPS port (0 picks a free one)",
+        "8443"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         auto n = parseNumber<uint16_t>(v);
+         if (!n) return "must be a port number 0-65535";
+         o.securePort = *n;
+         return std::nullopt;
+       }},
+      {{"cert-dir",
+        {},
+        "directory of the serving certificate and local CA; missing files are generated",
+        "/tmp/xmetrics/certs"},
+       stringSetting(&O::certDir)},
+      {{"write-kubeconfig",
+        {},
+        "write a kubeconfig (client certificate from the local CA) to this path",
+        ""},
+       stringSetting(&O::writeKubeconfig)},
+      {{"token-auth-file", {}, "CSV of bearer tokens: token,user,uid,\"group1,group2\"", ""},
+       stringSetting(&O::tokenAuthFile)},
+      {{"backend", {}, "metrics backend", "embedded"}, oneOf(&O::backend, {"embedded"})},
+      {{"dogstatsd-address",
+        {},
+        "UDP host:port of the DogStatsD listener (empty: off)",
+        "127.0.0.1:8125"},
+       stringSetting(&O::dogstatsdAddress)},
+      {{"refresh-period",
+        {"DD_EXTERNAL_METRICS_PROVIDER_REFRESH_PERIOD"},
+        "how often every wanted metric is fetched again",
+        "30s"},
+       durationSetting(&O::refreshPeriod, std::chrono::seconds(1))},
+      {{"max-age",
+        {"DD_EXTERNAL_METRICS_PROVIDER_MAX_AGE"},
+        "a value whose data point is older than this is served as an error",
+        "120s"},
+       durationSetting(&O::maxAge, std::chrono::seconds(1))},
+      {{"bucket-size",
+        {"DD_EXTERNAL_METRICS_PROVIDER_BUCKET_SIZE"},
+        "shortest query window; a query looks back max(max-age, bucket-size)",
+        "300s"},
+       durationSetting(&O::bucketSize, std::chrono::seconds(1))},
+      {{"rollup",
+        {"DD_EXTERNAL_METRICS_PROVIDER_ROLLUP"},
+        "rollup interval in seconds of inline queries: .rollup(N)",
+        "30"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         auto d = parseDuration(v);
+         if (!d || d->count() < 1 || d->count() > 86400) return "must be 1-86400 seconds";
+         o.rollupSeconds = static_cast<int>(d->count());
+         return std::nullopt;
+       }},
+      {{"aggregator",
+        {"DD_EXTERNAL_METRICS_AGGREGATOR", "DD_EXTERNAL_METRICS_PROVIDER_AGGREGATOR"},
+        "space aggregator of inline queries",
+        "avg"},
+       oneOf(&O::aggregator, {"avg", "sum", "min", "max"})},
+      {{"threads", {}, "HTTPS server threads (0: one per core)", "0"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         auto n = parseNumber<unsigned>(v);
+         if (!n || *n > 256) return "must be a number 0-256";
+         o.threads = *n;
+         return std::nullopt;
+       }},
+      {{"log-format", {}, "text or json", "text"}, oneOf(&O::logFormat, {"text", "json"})},
+      {{"log-level", {"DD_LOG_LEVEL"}, "trace, debug, info, warn, error", "info"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         std::string lower;
+         for (char c : v) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+         if (lower == "warning") lower = "warn";
+         for (const char* l : {"trace", "debug", "info", "warn", "error"}) {
+           if (lower == l) {
+             o.logLevel = lower;
+             return std::nullopt;
+           }
+         }
+         return "must be one of trace, debug, info, warn, error";
+       }},
+      {{"first-fetch-timeout",
+        {},
+        "how long the first request of a new metric waits for its value",
+        "5s"},
+       durationSetting(&O::firstFetchTimeout, std::chrono::seconds(0))},
+      {{"inactive-after", {}, "stop polling a metric nobody requested for this long", "10m"},
+       durationSetting(&O::inactiveAfter, std::chrono::seconds(1))},
+  };
+  return settings;
+}
+
+}  // namespace
+
+const std::vector<Setting>& serveSettings() {
+  static const std::vector<Setting> settings = [] {
+    std::vector<Setting> out;
+    for (const auto& s : table()) out.push_back(s.setting);
+    return out;
+  }();
+  return settings;
+}
+
+std::expected<std::chrono::seconds, std::string> parseDuration(std::string_view text) {
+  auto bad = [&] {
+    return std::unexpected("\"" + std::string(text) +
+                           "\" is not a duration (use seconds like 30, or 30s, 2m, 1h30m)");
+  };
+  if (text.empty()) return bad();
+  if (auto n = parseNumber<double>(text)) {
+    if (*n < 0 || !std::isfinite(*n)) return bad();
+    return std::chrono::seconds(static_cast<int64_t>(std::llround(*n)));
+  }
+  double total = 0;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    double n = 0;
+    auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), n);
+    if (ec != std::errc() || n < 0) return bad();
+    rest.remove_prefix(static_cast<std::size_t>(ptr - rest.data()));
+    double unit = 0;
+    if (rest.starts_with("ms")) {
+      unit = 0.001;
+      rest.remove_prefix(2);
+    } else if (!rest.empty() && (rest[0] == 's' || rest[0] == 'm' || rest[0] == 'h')) {
+      unit = rest[0] == 's' ? 1 : rest[0] == 'm' ? 60 : 3600;
+      rest.remove_prefix(1);
+    } else {
+      return bad();
+    }
+    total += n * unit;
+  }
+  return std::chrono::seconds(static_cast<int64_t>(std::llround(total)));
+}
+
+std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
+    const SettingSources& sources) {
+  std::vector<std::string> errors;
+  std::map<std::string, std::string> fromFile;
+  if (!sources.configFile.empty()) {
+    try {
+      YAML::Node root = YAML::LoadFile(sources.configFile);
+      if (root && !root.IsNull()) {
+        if (!root.IsMap()) {
+          errors.push_back("--config " + sources.configFile + ": expected a map of setting: value");
+        } else {
+          for (const auto& kv : root) {
+            auto key = kv.first.as<std::string>();
+            bool known = std::any_of(table().begin(), table().end(),
+                                     [&](const auto& s) { return s.setting.name == key; });
+            if (!known) {
+              errors.push_back("--config " + sources.configFile + ": unknown setting \"" + key +
+                               "\" (see `xmetrics serve --help` for the names)");
+            } else if (!kv.second.IsScalar()) {
+              errors.push_back("--config " + sources.configFile + ": \"" + key +
+                               "\" must be a single value");
+            } else {
+              fromFile[key] = kv.second.as<std::string>();
+            }
+          }
+        }
+      }
+    } catch (const YAML::Exception& e) {
+      errors.push_back("--config " + sources.configFile + ": " + e.what());
+    }
+  }
+
+  ServeOptions options;
+  for (const auto& s : table()) {
+    std::optional<std::pair<std::string, std::string>> chosen;  // (value, where)
+    if (auto it = sources.flags.find(s.setting.name); it != sources.flags.end()) {
+      chosen.emplace(it->second, "flag --" + s.setting.name);
+    } else {
+      for (const auto& var : s.setting.env) {
+        if (auto e = sources.env.find(var); e != sources.env.end() && !e->second.empty()) {
+          chosen.emplace(e->second, "environment variable " + var);
+          break;
+        }
+      }
+      if (!chosen) {
+        if (auto f = fromFile.find(s.setting.name); f != fromFile.end()) {
+          chosen.emplace(f->second, "\"" + s.setting.name + "\" in " + sources.configFile);
+        }
+      }
+    }
+    if (!chosen) continue;
+    if (auto error = s.apply(chosen->first, options)) {
+      errors.push_back(chosen->second + " = \"" + chosen->first + "\": " + *error);
+    }
+  }
+  if (options.threads == 0) options.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (options.maxAge < options.refreshPeriod) {
+    errors.push_back("max-age (" + std::to_string(options.maxAge.count()) +
+                     "s) is shorter than refresh-period (" +
+                     std::to_string(options.refreshPeriod.count()) +
+                     "s): every value would go stale between refreshes; raise max-age");
+  }
+  if (!errors.empty()) return std::unexpected(std::move(errors));
+  return options;
+}
+
+}  // namespace xmetrics::config

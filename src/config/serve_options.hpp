@@ -1,0 +1,64 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xmetrics::config {
+
+// Everything `xmetrics serve` can be told. Each field is settable by flag, by the YAML file given
+// with
+// --config (same names as the flags), and where the Datadog Cluster Agent has a setting, by its
+// DD_* variable. Precedence: flag > environment > file > default. See docs/configuration.md.
+struct ServeOptions {
+  std::string bindAddress = "127.0.0.1";
+  uint16_t securePort = 8443;
+  std::string certDir = "/tmp/xmetrics/certs";
+  std::string writeKubeconfig;  // empty: don't write one
+  std::string tokenAuthFile;
+  std::string backend = "embedded";
+  std::string dogstatsdAddress = "127.0.0.1:8125";
+  std::chrono::seconds refreshPeriod{30};
+  std::chrono::seconds maxAge{120};
+  std::chrono::seconds bucketSize{300};  // minimum query window, as the Cluster Agent's bucket_size
+  int rollupSeconds = 30;
+  std::string aggregator = "avg";
+  unsigned threads = 0;  // 0: one per core
+  std::string logFormat = "text";
+  std::string logLevel = "info";
+  std::chrono::seconds firstFetchTimeout{5};
+  std::chrono::seconds inactiveAfter{600};
+};
+
+struct Setting {
+  std::string name;              // flag and YAML key, e.g. "secure-port"
+  std::vector<std::string> env;  // DD_* variables, first one set wins
+  std::string help;
+  std::string defaultText;
+};
+
+// The settings table: drives flag registration, YAML keys, env lookup and the docs.
+const std::vector<Setting>& serveSettings();
+
+// Raw textual sources, already separated; pure so it is unit-testable without a process
+// environment.
+struct SettingSources {
+  std::map<std::string, std::string> flags;  // name -> text, only flags given
+  std::map<std::string, std::string> env;    // variable -> text (the process environment)
+  std::string configFile;                    // path of --config, empty if none
+};
+
+// Builds the options from all sources and validates them. Returns *every* error at once, each
+// naming the setting, where it came from, and what is accepted.
+std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
+    const SettingSources& sources);
+
+// "30", "30s", "2m", "1h30m", "1.5m" -> seconds. Plain numbers are seconds, as the DD_* variables
+// are.
+std::expected<std::chrono::seconds, std::string> parseDuration(std::string_view text);
+
+}  // namespace xmetrics::config

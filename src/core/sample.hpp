@@ -1,0 +1,20 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+
+namespace xmetrics::core {
+
+using Clock = std::chrono::system_clock;
+
+// One observed value of a metric, as a backend reports it.
+struct Sample {
+  double value = 0;        // in the metric's own unit (a DogStatsD count is per second)
+  Clock::time_point time;  // when the data point was taken, not when it was fetched
+};
+
+// Label set of a metric item (`metricLabels` on the wire). Ordered, so rendering is stable.
+using Labels = std::map<std::string, std::string, std::less<>>;
+
+}  // namespace xmetrics::core

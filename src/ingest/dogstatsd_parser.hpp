@@ -1,0 +1,65 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace xmetrics::ingest {
+
+// DogStatsD datagram parsing (protocol 1.0-1.3, see docs/dogstatsd.md):
+//   <name>:<value>[:<value>...]|<type>[|@<rate>][|#<tag>,<k>:<v>][|c:<container>][|T<unix-seconds>]
+// One metric per line, several lines per datagram. Unknown `|x...` fields are ignored.
+enum class MetricType { kCount, kGauge, kTimer, kHistogram, kSet, kDistribution };
+
+// One parsed line. Views point into the datagram: valid only during the callback.
+struct DogStatsdMetric {
+  std::string_view name;
+  MetricType type = MetricType::kGauge;
+  std::vector<double> values;          // one or more (protocol 1.1 packing); empty for sets
+  std::string_view setValue;           // the member for sets (`|s`), which need not be numeric
+  double sampleRate = 1.0;             // in (0, 1]; a count of 1 at @0.5 stands for 2
+  std::vector<std::string_view> tags;  // `k:v` or bare `k`, as sent
+  std::optional<int64_t> timestamp;    // `|T<unix seconds>`
+};
+
+struct ParseStats {
+  uint64_t metrics = 0;    // lines that produced a DogStatsdMetric
+  uint64_t skipped = 0;    // events (`_e{`) and service checks (`_sc|`), ignored on purpose
+  uint64_t malformed = 0;  // lines that could not be parsed
+  std::string_view firstMalformed;  // the first bad line, for a rate-limited log
+};
+
+// Parses a whole datagram, calling `onMetric(const DogStatsdMetric&)` for each good line.
+// Never throws on bad input; bad lines are counted and skipped.
+template <typename OnMetric>
+ParseStats parseDatagram(std::string_view datagram, OnMetric&& onMetric);
+
+// Parses one line (no newline). nullopt when malformed.
+std::optional<DogStatsdMetric> parseLine(std::string_view line);
+bool isEventOrServiceCheck(std::string_view line);
+
+template <typename OnMetric>
+ParseStats parseDatagram(std::string_view datagram, OnMetric&& onMetric) {
+  ParseStats stats;
+  while (!datagram.empty()) {
+    auto nl = datagram.find('\n');
+    std::string_view line = datagram.substr(0, nl);
+    datagram = nl == std::string_view::npos ? std::string_view{} : datagram.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    if (isEventOrServiceCheck(line)) {
+      ++stats.skipped;
+      continue;
+    }
+    if (auto metric = parseLine(line)) {
+      ++stats.metrics;
+      onMetric(*metric);
+    } else {
+      if (stats.malformed++ == 0) stats.firstMalformed = line;
+    }
+  }
+  return stats;
+}
+
+}  // namespace xmetrics::ingest

@@ -1,0 +1,169 @@
+#include "poller/poller.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <unordered_map>
+
+namespace xmetrics::poller {
+namespace {
+
+core::Labels equalityLabels(const core::LabelSelector& selector) {
+  core::Labels labels;
+  for (const auto& r : selector.requirements()) {
+    if (r.op == core::SelectorOperator::kEquals && r.values.size() == 1)
+      labels[r.key] = r.values[0];
+  }
+  return labels;
+}
+
+}  // namespace
+
+Poller::Poller(catalog::Catalog& catalog, backends::Backend& backend, store::ValueStore& store,
+               PollerOptions options, ClockFn clock)
+    : catalog_(catalog),
+      backend_(backend),
+      store_(store),
+      options_(options),
+      clock_(std::move(clock)) {
+  status_.lastTick = std::chrono::steady_clock::now();
+}
+
+Poller::~Poller() { stop(); }
+
+void Poller::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Poller::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Poller::fetchNow(catalog::CatalogEntryPtr entry, std::function<void()> done) {
+  {
+    std::lock_guard lock(mutex_);
+    urgent_.emplace_back(std::move(entry), std::move(done));
+  }
+  wake_.notify_all();
+}
+
+PollerStatus Poller::status() const {
+  std::lock_guard lock(mutex_);
+  return status_;
+}
+
+void Poller::run() {
+  auto nextRefresh = std::chrono::steady_clock::now();
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    wake_.wait_until(lock, nextRefresh, [&] { return stopping_ || !urgent_.empty(); });
+    if (stopping_) break;
+    status_.lastTick = std::chrono::steady_clock::now();
+    auto urgent = std::move(urgent_);
+    urgent_.clear();
+    lock.unlock();
+    if (!urgent.empty()) {
+      std::vector<catalog::CatalogEntryPtr> entries;
+      entries.reserve(urgent.size());
+      for (auto& [entry, done] : urgent) entries.push_back(entry);
+      fetchAndPublish(entries, false);
+      for (auto& [entry, done] : urgent) done();
+    }
+    if (std::chrono::steady_clock::now() >= nextRefresh) {
+      refreshAll();
+      // Fixed cadence from the schedule, not from when the cycle ended, so cycles do not drift.
+      nextRefresh += options_.refreshPeriod;
+      if (nextRefresh < std::chrono::steady_clock::now()) {
+        nextRefresh = std::chrono::steady_clock::now() + options_.refreshPeriod;
+      }
+    }
+    lock.lock();
+  }
+}
+
+void Poller::refreshAll() {
+  auto started = std::chrono::steady_clock::now();
+  auto now = clock_();
+  auto wanted = catalog_.wanted(now);
+  fetchAndPublish(wanted, true);
+  std::lock_guard lock(mutex_);
+  ++status_.cycles;
+  status_.lastCycleStart = now;
+  status_.lastCycleDuration = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - started);
+  status_.metrics = wanted.size();
+  status_.lastTick = std::chrono::steady_clock::now();
+}
+
+void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entries, bool fullCycle) {
+  auto now = clock_();
+  // Identical queries (two HPAs, two selectors that translate alike) are fetched once.
+  std::vector<backends::BackendQuery> queries;
+  std::unordered_map<std::string, std::size_t> queryIndex;
+  std::vector<std::size_t> entryQuery(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    auto [it, inserted] = queryIndex.try_emplace(entries[i]->query, queries.size());
+    if (inserted) queries.push_back({entries[i]->query, options_.window});
+    entryQuery[i] = it->second;
+  }
+  std::vector<backends::BackendResult> results;
+  results.reserve(queries.size());
+  uint64_t calls = 0;
+  for (std::size_t start = 0; start < queries.size(); start += options_.batchSize) {
+    std::size_t n = std::min(options_.batchSize, queries.size() - start);
+    auto batch = backend_.fetch(std::span(queries).subspan(start, n), now);
+    ++calls;
+    if (batch.size() != n) {
+      // A backend bug must not shift answers onto the wrong metrics.
+      batch.assign(n, std::unexpected(std::string("backend ") + std::string(backend_.name()) +
+                                      " answered " + std::to_string(batch.size()) +
+                                      " results for " + std::to_string(n) + " queries"));
+    }
+    for (auto& r : batch) results.push_back(std::move(r));
+  }
+
+  auto previous = store_.snapshot();
+  store::ValueSnapshot next;
+  if (!fullCycle) next.values = previous->values;  // a first fetch adds to what is there
+  next.values.reserve(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const auto& entry = *entries[i];
+    auto value = std::make_shared<store::MetricValue>();
+    if (auto old = previous->find(entry.key)) *value = *old;
+    value->metricName = entry.metricName;
+    value->selector = entry.selector.canonical();
+    value->query = entry.query;
+    value->backend = std::string(backend_.name());
+    value->labels = equalityLabels(entry.selector);
+    value->lastFetch = now;
+    value->demand = entry.demand;
+    const auto& result = results[entryQuery[i]];
+    if (result && std::isfinite(result->value)) {
+      value->sample = *result;
+      value->error.clear();
+      value->lastSuccess = now;
+    } else {
+      value->error = result ? "the backend returned a non-finite value (" +
+                                  std::to_string(result->value) + ") for " + entry.query
+                            : result.error();
+    }
+    value->body = store::renderValueList(*value);
+    next.values[entry.key] = std::move(value);
+  }
+  next.publishedAt = now;
+  store_.publish(std::move(next));
+  std::lock_guard lock(mutex_);
+  status_.backendCalls += calls;
+  if (fullCycle) {
+    status_.queries = queries.size();
+  } else {
+    status_.firstFetches += entries.size();
+  }
+}
+
+}  // namespace xmetrics::poller

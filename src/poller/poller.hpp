@@ -1,0 +1,77 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "catalog/catalog.hpp"
+#include "store/value_store.hpp"
+
+namespace xmetrics::poller {
+
+struct PollerOptions {
+  std::chrono::seconds refreshPeriod{30};  // DD_EXTERNAL_METRICS_PROVIDER_REFRESH_PERIOD
+  // How far back each query looks: max(maxAge, 300 s bucket) as the Cluster Agent does.
+  std::chrono::seconds window{300};
+  std::size_t batchSize = 35;  // queries per backend call
+};
+
+struct PollerStatus {
+  uint64_t cycles = 0;                     // completed refresh cycles
+  core::Clock::time_point lastCycleStart;  // wall time the last full refresh began
+  std::chrono::microseconds lastCycleDuration{0};
+  std::size_t metrics = 0;                         // entries refreshed in the last cycle
+  std::size_t queries = 0;                         // distinct queries sent in the last cycle
+  uint64_t backendCalls = 0;                       // fetch() calls since start
+  uint64_t firstFetches = 0;                       // synchronous first fetches for new metrics
+  std::chrono::steady_clock::time_point lastTick;  // for liveness
+};
+
+// Owns all backend traffic: refreshes every wanted metric each period, deduplicating identical
+// queries and packing them into batches, and publishes a new ValueStore snapshot after each round.
+// One thread; the request path never waits on it except through fetchNow()'s bounded callback.
+class Poller {
+ public:
+  using ClockFn = std::function<core::Clock::time_point()>;
+  Poller(
+      catalog::Catalog& catalog, backends::Backend& backend, store::ValueStore& store,
+      PollerOptions options, ClockFn clock = [] { return core::Clock::now(); });
+  ~Poller();
+
+  void start();
+  void stop();
+
+  // Fetches `entry` as soon as possible (ahead of the refresh cycle), publishes, then calls `done`
+  // on the poller thread. Thread-safe. `done` must be cheap.
+  void fetchNow(catalog::CatalogEntryPtr entry, std::function<void()> done);
+
+  // One full refresh, on the calling thread. start() runs it every refreshPeriod; tests call it.
+  void refreshAll();
+
+  PollerStatus status() const;
+  const backends::Backend& backend() const { return backend_; }
+
+ private:
+  void run();
+  void fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entries, bool fullCycle);
+
+  catalog::Catalog& catalog_;
+  backends::Backend& backend_;
+  store::ValueStore& store_;
+  PollerOptions options_;
+  ClockFn clock_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::vector<std::pair<catalog::CatalogEntryPtr, std::function<void()>>> urgent_;
+  PollerStatus status_;
+  std::thread thread_;
+};
+
+}  // namespace xmetrics::poller

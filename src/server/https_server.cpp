@@ -1,0 +1,309 @@
+#include "server/https_server.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <condition_variable>
+#include <mutex>
+
+namespace xmetrics::server {
+namespace {
+
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+std::string x509NameEntry(X509_NAME* name, int nid, std::vector<std::string>* all = nullptr) {
+  std::string first;
+  for (int i = X509_NAME_get_index_by_NID(name, nid, -1); i >= 0;
+       i = X509_NAME_get_index_by_NID(name, nid, i)) {
+    ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+    unsigned char* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, data);
+    if (len < 0) continue;
+    std::string value(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(len));
+    OPENSSL_free(utf8);
+    if (first.empty()) first = value;
+    if (all) all->push_back(std::move(value));
+  }
+  return first;
+}
+
+PeerCertificate inspectPeer(SSL* ssl) {
+  PeerCertificate peer;
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (!cert) return peer;
+  peer.presented = true;
+  long result = SSL_get_verify_result(ssl);
+  peer.verified = result == X509_V_OK;
+  if (!peer.verified) peer.verifyError = X509_verify_cert_error_string(result);
+  X509_NAME* subject = X509_get_subject_name(cert);
+  peer.commonName = x509NameEntry(subject, NID_commonName);
+  x509NameEntry(subject, NID_organizationName, &peer.organizations);
+  X509_free(cert);
+  return peer;
+}
+
+std::expected<std::shared_ptr<ssl::context>, std::string> makeTlsContext(const TlsFiles& files) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_compression |
+                   ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(files.certificateFile, ec);
+  if (ec)
+    return std::unexpected("cannot load serving certificate " + files.certificateFile + ": " +
+                           ec.message());
+  ctx->use_private_key_file(files.privateKeyFile, ssl::context::pem, ec);
+  if (ec)
+    return std::unexpected("cannot load serving key " + files.privateKeyFile + ": " + ec.message());
+  if (!files.clientCaFile.empty()) {
+    ctx->load_verify_file(files.clientCaFile, ec);
+    if (ec)
+      return std::unexpected("cannot load client CA " + files.clientCaFile + ": " + ec.message());
+    // Tell clients which CAs we accept, so they pick the right certificate.
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(files.clientCaFile.c_str())) {
+      SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
+    }
+  }
+  // Request a certificate but never fail the handshake over it: the result is read after the
+  // handshake, and a caller without one may still authenticate with a bearer token.
+  ctx->set_verify_mode(ssl::verify_peer);
+  ctx->set_verify_callback([](bool, ssl::verify_context&) { return true; });
+  // Session resumption across reconnects of the same client (kubectl, the aggregator).
+  SSL_CTX_set_session_id_context(ctx->native_handle(),
+                                 reinterpret_cast<const unsigned char*>("xmetrics"), 8);
+  return ctx;
+}
+
+}  // namespace
+
+struct HttpsServer::Impl {
+  HttpsServerOptions options;
+  RequestHandler& handler;
+  net::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  std::mutex tlsMutex;
+  std::shared_ptr<ssl::context> tls;  // swapped on reload; sessions keep the one they started with
+  std::atomic<bool> stopping{false};
+  std::atomic<int> sessions{0};
+  uint16_t boundPort = 0;
+
+  Impl(HttpsServerOptions o, RequestHandler& h) : options(std::move(o)), handler(h) {}
+
+  std::shared_ptr<ssl::context> currentTls() {
+    std::lock_guard lock(tlsMutex);
+    return tls;
+  }
+
+  void accept();
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<ssl::context> tls, HttpsServer::Impl& server)
+      : tls_(std::move(tls)), stream_(std::move(socket), *tls_), server_(server) {
+    ++server_.sessions;
+  }
+  ~Session() { --server_.sessions; }
+
+  void run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->doHandshake(); });
+  }
+
+  void write(HttpResponse&& response) {
+    response_ = std::move(response);
+    response_.keep_alive(keepAlive_ && !server_.stopping.load(std::memory_order_relaxed));
+    response_.prepare_payload();
+    beast::get_lowest_layer(stream_).expires_after(server_.options.writeTimeout);
+    http::async_write(
+        stream_, response_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onWrite(ec); });
+  }
+
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+ private:
+  void doHandshake() {
+    beast::get_lowest_layer(stream_).expires_after(server_.options.handshakeTimeout);
+    stream_.async_handshake(
+        ssl::stream_base::server,
+        [self = shared_from_this()](beast::error_code ec) { self->onHandshake(ec); });
+  }
+
+  void onHandshake(beast::error_code ec) {
+    if (ec) {
+      spdlog::debug("component=server event=handshake_failed error=\"{}\"", ec.message());
+      return;
+    }
+    peer_ = inspectPeer(stream_.native_handle());
+    doRead();
+  }
+
+  void doRead() {
+    parser_.emplace();
+    parser_->body_limit(server_.options.maxBodyBytes);
+    beast::get_lowest_layer(stream_).expires_after(server_.options.idleTimeout);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
+  }
+
+  void onRead(beast::error_code ec);
+
+  void onWrite(beast::error_code ec) {
+    if (ec) return;
+    if (!response_.keep_alive()) return doShutdown();
+    doRead();
+  }
+
+  void doShutdown() {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
+  }
+
+  std::shared_ptr<ssl::context> tls_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  HttpsServer::Impl& server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  HttpRequest request_;
+  HttpResponse response_;
+  PeerCertificate peer_;
+  bool keepAlive_ = true;
+};
+
+// One per request: the first respond() wins; it hops onto the session's strand to write.
+class SessionSlot final : public ResponseSlot {
+ public:
+  explicit SessionSlot(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+
+  // ResponseSlot
+  void respond(HttpResponse&& response) override {
+    if (answered_.exchange(true)) return;
+    auto session = std::move(session_);
+    net::dispatch(session->executor(), [session, response = std::move(response)]() mutable {
+      session->write(std::move(response));
+    });
+  }
+  net::any_io_executor executor() override { return session_->executor(); }
+
+ private:
+  std::atomic<bool> answered_{false};
+  std::shared_ptr<Session> session_;
+};
+
+void Session::onRead(beast::error_code ec) {
+  if (ec == http::error::end_of_stream || ec == net::error::eof ||
+      ec == net::ssl::error::stream_truncated) {
+    return doShutdown();
+  }
+  if (ec) {
+    if (ec == http::error::body_limit || ec == http::error::header_limit ||
+        ec.category() == http::make_error_code(http::error::bad_method).category()) {
+      HttpResponse bad{http::status::bad_request, 11};
+      bad.set(http::field::content_type, "application/json");
+      bad.body() =
+          R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"malformed HTTP request: )" +
+          ec.message() + R"(","reason":"BadRequest","code":400})";
+      keepAlive_ = false;
+      return write(std::move(bad));
+    }
+    return;  // timeout or reset: nothing to answer
+  }
+  request_ = parser_->release();
+  keepAlive_ = request_.keep_alive();
+  server_.handler.handle(request_, peer_, std::make_shared<SessionSlot>(shared_from_this()));
+}
+
+}  // namespace
+
+void HttpsServer::Impl::accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || stopping) return;
+      spdlog::warn("component=server event=accept_failed error=\"{}\"", ec.message());
+    } else {
+      socket.set_option(tcp::no_delay(true), ec);
+      std::make_shared<Session>(std::move(socket), currentTls(), *this)->run();
+    }
+    if (!stopping) accept();
+  });
+}
+
+HttpsServer::HttpsServer(HttpsServerOptions options, RequestHandler& handler)
+    : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
+
+HttpsServer::~HttpsServer() { stop(); }
+
+std::expected<void, std::string> HttpsServer::reloadCertificates() {
+  auto tls = makeTlsContext(impl_->options.tls);
+  if (!tls) return std::unexpected(tls.error());
+  std::lock_guard lock(impl_->tlsMutex);
+  impl_->tls = std::move(*tls);
+  return {};
+}
+
+std::expected<void, std::string> HttpsServer::start() {
+  if (auto loaded = reloadCertificates(); !loaded) return loaded;
+  const auto& o = impl_->options;
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(o.bindAddress, ec);
+  if (ec) {
+    return std::unexpected("invalid --bind-address \"" + o.bindAddress + "\": not an IP address");
+  }
+  tcp::endpoint endpoint{address, o.port};
+  auto& acceptor = impl_->acceptor;
+  std::string where = o.bindAddress + ":" + std::to_string(o.port);
+  if (acceptor.open(endpoint.protocol(), ec); ec)
+    return std::unexpected("cannot open socket for " + where + ": " + ec.message());
+  acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (acceptor.bind(endpoint, ec); ec) {
+    return std::unexpected("cannot listen on " + where + ": " + ec.message() +
+                           "; choose another --secure-port or --bind-address");
+  }
+  if (acceptor.listen(net::socket_base::max_listen_connections, ec); ec) {
+    return std::unexpected("cannot listen on " + where + ": " + ec.message());
+  }
+  impl_->boundPort = acceptor.local_endpoint().port();
+  impl_->accept();
+  unsigned n = std::max(1u, o.threads);
+  for (unsigned i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  return {};
+}
+
+uint16_t HttpsServer::port() const { return impl_->boundPort; }
+
+void HttpsServer::stop() {
+  if (impl_->threads.empty()) return;
+  impl_->stopping = true;
+  net::post(impl_->ioc, [this] {
+    boost::system::error_code ec;
+    impl_->acceptor.close(ec);
+  });
+  // In-flight requests finish (responses are sent with Connection: close); idle keep-alive
+  // connections are not waited for beyond this bound.
+  for (int i = 0; i < 50 && impl_->sessions.load() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+}  // namespace xmetrics::server

@@ -1,0 +1,47 @@
+#include "store/value_store.hpp"
+
+#include <boost/json.hpp>
+#include <cmath>
+
+#include "core/quantity.hpp"
+#include "core/time_format.hpp"
+
+namespace xmetrics::store {
+
+std::string metricKey(std::string_view metricName, std::string_view canonicalSelector) {
+  std::string key;
+  key.reserve(metricName.size() + 1 + canonicalSelector.size());
+  for (char c : metricName) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  key += '\x1f';  // cannot appear in a metric name or a selector
+  key += canonicalSelector;
+  return key;
+}
+
+std::string renderValueList(const MetricValue& value) {
+  if (!value.sample) return {};
+  boost::json::object labels;
+  for (const auto& [k, v] : value.labels) labels[k] = v;
+  boost::json::object item{
+      {"metricName", value.metricName},
+      {"metricLabels", labels},
+      {"timestamp", core::rfc3339(value.sample->time)},
+      {"value", core::formatQuantity(value.sample->value)},
+  };
+  boost::json::object list{
+      {"kind", "ExternalMetricValueList"},
+      {"apiVersion", "external.metrics.k8s.io/v1beta1"},
+      {"metadata", boost::json::object{}},
+      {"items", boost::json::array{std::move(item)}},
+  };
+  return boost::json::serialize(list);
+}
+
+ValueStore::ValueStore() : current_(std::make_shared<const ValueSnapshot>()) {}
+
+void ValueStore::publish(ValueSnapshot&& next) {
+  auto previous = snapshot();
+  next.generation = previous->generation + 1;
+  current_.store(std::make_shared<const ValueSnapshot>(std::move(next)), std::memory_order_release);
+}
+
+}  // namespace xmetrics::store

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "core/sample.hpp"
+
+namespace xmetrics::store {
+
+// The one canonical key of a served metric, used by the catalog, the poller and the request path
+// alike: the metric name lowercased (the HPA lowercases it in the URL; the Cluster Agent hashed
+// both cases in different places and lost metrics with capitals) plus the canonical label selector.
+std::string metricKey(std::string_view metricName, std::string_view canonicalSelector);
+
+// When a metric was last asked for, in nanoseconds since the system clock's epoch. Shared between
+// the catalog entry that wants the metric and its published value: the request path stamps it on
+// every hit without a lock, and the catalog stops polling metrics whose stamp grew too old.
+using DemandStamp = std::shared_ptr<std::atomic<int64_t>>;
+
+inline void stampDemand(const DemandStamp& stamp, core::Clock::time_point now) {
+  if (stamp) stamp->store(now.time_since_epoch().count(), std::memory_order_relaxed);
+}
+
+// The published state of one metric. Immutable once published.
+struct MetricValue {
+  std::string metricName;  // as served in `metricName` (lowercased)
+  std::string selector;    // canonical label selector
+  std::string query;       // the backend query it resolved to
+  std::string backend;     // which backend answers it
+  core::Labels labels;     // served as `metricLabels`: the selector's equality requirements
+  std::optional<core::Sample> sample;  // the newest good data point, kept across failed fetches
+  std::string error;                   // the last fetch's error; empty when it succeeded
+  core::Clock::time_point lastFetch;   // when the poller last asked the backend
+  core::Clock::time_point lastSuccess;
+  // `ExternalMetricValueList` body for `sample`, rendered once at publication so the request path
+  // only copies bytes. Empty when there is no sample.
+  std::string body;
+  DemandStamp demand;
+};
+using MetricValuePtr = std::shared_ptr<const MetricValue>;
+
+struct ValueSnapshot {
+  std::unordered_map<std::string, MetricValuePtr> values;  // by metricKey()
+  core::Clock::time_point publishedAt;
+  uint64_t generation = 0;
+
+  MetricValuePtr find(const std::string& key) const {
+    auto it = values.find(key);
+    return it == values.end() ? nullptr : it->second;
+  }
+};
+using ValueSnapshotPtr = std::shared_ptr<const ValueSnapshot>;
+
+// Renders the `ExternalMetricValueList` body for a value (used at publication and in tests).
+std::string renderValueList(const MetricValue& value);
+
+// Holds the current snapshot. Readers never lock: they load a shared_ptr and keep it as long as
+// they need. Only the poller publishes.
+class ValueStore {
+ public:
+  ValueStore();
+  // @return never null
+  ValueSnapshotPtr snapshot() const { return current_.load(std::memory_order_acquire); }
+  void publish(ValueSnapshot&& next);
+
+ private:
+  std::atomic<ValueSnapshotPtr> current_;
+};
+
+}  // namespace xmetrics::store

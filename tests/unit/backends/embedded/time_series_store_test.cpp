@@ -1,0 +1,435 @@
+#include "backends/embedded/time_series_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace xmetrics::backends::embedded {
+namespace {
+
+using ingest::DogStatsdMetric;
+using ingest::MetricType;
+using std::chrono::seconds;
+
+// Aligned to the 10 s resolution and to 30 s rollups, so bucket arithmetic in tests stays readable.
+const core::Clock::time_point kT0{seconds(1'700'000'010)};
+
+core::Clock::time_point at(int offsetSeconds) { return kT0 + seconds(offsetSeconds); }
+
+DogStatsdMetric metric(std::string_view name, MetricType type, std::vector<double> values,
+                       std::vector<std::string_view> tags = {}) {
+  DogStatsdMetric m;
+  m.name = name;
+  m.type = type;
+  m.values = std::move(values);
+  m.tags = std::move(tags);
+  return m;
+}
+
+DogStatsdMetric setMember(std::string_view name, std::string_view member,
+                          std::vector<std::string_view> tags = {}) {
+  DogStatsdMetric m;
+  m.name = name;
+  m.type = MetricType::kSet;
+  m.setValue = member;
+  m.tags = std::move(tags);
+  return m;
+}
+
+query::DatadogQuery q(std::string_view text) {
+  auto parsed = query::parseQuery(text);
+  EXPECT_TRUE(parsed.has_value()) << text;
+  return parsed.value_or(query::DatadogQuery{});
+}
+
+// Evaluates and expects a value; returns the sample for further checks.
+core::Sample valueOf(const TimeSeriesStore& store, std::string_view text,
+                     core::Clock::time_point now, seconds window = seconds(300)) {
+  auto result = store.evaluate(q(text), window, now);
+  EXPECT_TRUE(result.has_value()) << text << ": " << (result ? "" : result.error());
+  return result.value_or(core::Sample{});
+}
+
+std::string errorOf(const TimeSeriesStore& store, std::string_view text,
+                    core::Clock::time_point now, seconds window = seconds(300)) {
+  auto result = store.evaluate(q(text), window, now);
+  EXPECT_FALSE(result.has_value()) << text;
+  return result ? std::string() : result.error();
+}
+
+// --- what each DogStatsD type becomes ---
+
+TEST(TimeSeriesStore, CountBecomesAPerSecondRateOverItsBucket) {
+  TimeSeriesStore store;
+  for (int i = 0; i < 30; ++i)
+    store.ingest(metric("requests", MetricType::kCount, {1}), at(i % 10));
+  auto sample = valueOf(store, "sum:requests{*}", at(10));
+  EXPECT_DOUBLE_EQ(sample.value, 3.0);
+  EXPECT_EQ(sample.time, at(0));
+}
+
+TEST(TimeSeriesStore, SampleRateScalesCounts) {
+  TimeSeriesStore store;
+  auto m = metric("requests", MetricType::kCount, {1});
+  m.sampleRate = 0.5;
+  for (int i = 0; i < 30; ++i) store.ingest(m, at(1));
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:requests{*}", at(10)).value, 6.0);
+}
+
+TEST(TimeSeriesStore, PackedCountValuesAllCount) {
+  TimeSeriesStore store;
+  store.ingest(metric("requests", MetricType::kCount, {10, 20, 30}), at(1));
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:requests{*}", at(10)).value, 6.0);
+}
+
+TEST(TimeSeriesStore, GaugeKeepsTheLastValueOfItsBucket) {
+  TimeSeriesStore store;
+  store.ingest(metric("queue.depth", MetricType::kGauge, {1}), at(1));
+  store.ingest(metric("queue.depth", MetricType::kGauge, {5}), at(2));
+  store.ingest(metric("queue.depth", MetricType::kGauge, {3}), at(9));
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:queue.depth{*}", at(10)).value, 3.0);
+}
+
+// As in the Datadog Agent, a signed gauge (`-3|g`) sets the value; there are no StatsD deltas.
+TEST(TimeSeriesStore, NegativeGaugesSetTheValue) {
+  TimeSeriesStore store;
+  store.ingest(metric("temperature", MetricType::kGauge, {-5}), at(1));
+  store.ingest(metric("temperature", MetricType::kGauge, {-5}), at(2));
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:temperature{*}", at(10)).value, -5.0);
+}
+
+TEST(TimeSeriesStore, SetCountsDistinctMembersPerBucket) {
+  TimeSeriesStore store;
+  for (auto member : {"alice", "bob", "alice", "carol", "bob"}) {
+    store.ingest(setMember("users.unique", member), at(3));
+  }
+  store.ingest(setMember("users.unique", "alice"), at(11));
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:users.unique{*}", at(10)).value, 3.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:users.unique{*}", at(20)).value, 1.0);
+}
+
+TEST(TimeSeriesStore, HistogramYieldsTheAgentsDerivedSeries) {
+  TimeSeriesStore store;
+  for (int v = 1; v <= 100; ++v) {
+    store.ingest(metric("latency", MetricType::kHistogram, {static_cast<double>(v)}), at(4));
+  }
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.avg{*}", at(10)).value, 50.5);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.count{*}", at(10)).value, 10.0);  // 100 in 10 s
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.max{*}", at(10)).value, 100.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.min{*}", at(10)).value, 1.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.median{*}", at(10)).value, 50.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.95percentile{*}", at(10)).value, 95.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.sum{*}", at(10)).value, 5050.0);
+  // Like in Datadog, a histogram has no series under its own name.
+  EXPECT_NE(errorOf(store, "avg:latency{*}", at(10)).find("no series matches"), std::string::npos);
+}
+
+TEST(TimeSeriesStore, PercentilesOfTheOpenBucketAreReadBeforeItCloses) {
+  TimeSeriesStore store;
+  for (int v = 1; v <= 9; ++v) {
+    store.ingest(metric("latency", MetricType::kTimer, {static_cast<double>(v)}), at(11));
+  }
+  auto sample = valueOf(store, "avg:latency.median{*}", at(15));
+  EXPECT_DOUBLE_EQ(sample.value, 5.0);
+  EXPECT_EQ(sample.time, at(10));
+}
+
+TEST(TimeSeriesStore, HistogramSampleRateWeighsCountSumAndAverage) {
+  TimeSeriesStore store;
+  auto m = metric("latency", MetricType::kHistogram, {2, 4});
+  m.sampleRate = 0.25;
+  store.ingest(m, at(1));
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.count{*}", at(10)).value, 0.8);  // 8 samples / 10 s
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.sum{*}", at(10)).value, 24.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.avg{*}", at(10)).value, 3.0);
+}
+
+TEST(TimeSeriesStore, PercentilesStayWithinTheDataWhenSamplesExceedTheReservoir) {
+  TimeSeriesStore store;
+  for (int v = 1; v <= 10'000; ++v) {
+    store.ingest(metric("latency", MetricType::kHistogram, {static_cast<double>(v)}), at(5));
+  }
+  store.expire(at(10));  // closes the bucket: the reservoir is summarized and freed
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.count{*}", at(10)).value, 1000.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.max{*}", at(10)).value, 10'000.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:latency.min{*}", at(10)).value, 1.0);
+  double median = valueOf(store, "avg:latency.median{*}", at(10)).value;
+  double p95 = valueOf(store, "avg:latency.95percentile{*}", at(10)).value;
+  EXPECT_GE(median, 1.0);
+  EXPECT_LE(median, p95);
+  EXPECT_LE(p95, 10'000.0);
+}
+
+TEST(TimeSeriesStore, HistogramValuesReadBackAsTheDecimalsSent) {
+  TimeSeriesStore store;
+  store.ingest(metric("latency", MetricType::kHistogram, {0.123, 0.1, 0.07}), at(1));
+  store.expire(at(10));
+  EXPECT_EQ(valueOf(store, "avg:latency.max{*}", at(10)).value, 0.123);
+  EXPECT_EQ(valueOf(store, "avg:latency.min{*}", at(10)).value, 0.07);
+  EXPECT_EQ(valueOf(store, "avg:latency.median{*}", at(10)).value, 0.1);
+}
+
+TEST(TimeSeriesStore, DistributionAlsoAnswersItsOwnNameWithTheAverage) {
+  TimeSeriesStore store;
+  store.ingest(metric("payload.bytes", MetricType::kDistribution, {100, 300}), at(2));
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:payload.bytes{*}", at(10)).value, 200.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:payload.bytes.max{*}", at(10)).value, 300.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:payload.bytes.count{*}", at(10)).value, 0.2);
+}
+
+TEST(TimeSeriesStore, MetricNamesMatchWhateverTheCase) {
+  TimeSeriesStore store;
+  store.ingest(metric("MyApp.Requests", MetricType::kGauge, {7}), at(1));
+  store.ingest(metric("myapp.requests", MetricType::kGauge, {9}), at(2));  // the same series
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:myapp.requests{*}", at(10)).value, 9.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:MYAPP.REQUESTS{*}", at(10)).value, 9.0);
+  EXPECT_EQ(store.stats().series, 1u);
+}
+
+TEST(TimeSeriesStore, TagOrderDuplicatesAndCaseDoNotMakeNewSeries) {
+  TimeSeriesStore store;
+  store.ingest(metric("m", MetricType::kGauge, {1}, {"env:prod", "app:web"}), at(1));
+  store.ingest(metric("m", MetricType::kGauge, {2}, {"app:web", "env:prod", "app:web"}), at(2));
+  store.ingest(metric("m", MetricType::kGauge, {3}, {"App:Web", "ENV:prod"}), at(3));
+  EXPECT_EQ(store.stats().series, 1u);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:m{app:WEB}", at(10)).value, 3.0);
+}
+
+// --- space and time aggregation ---
+
+class ThreePods : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store.ingest(metric("rps", MetricType::kGauge, {10}, {"env:prod", "pod:web-1"}), at(1));
+    store.ingest(metric("rps", MetricType::kGauge, {20}, {"env:prod", "pod:web-2"}), at(1));
+    store.ingest(metric("rps", MetricType::kGauge, {60}, {"env:dev", "pod:api-1"}), at(1));
+  }
+  TimeSeriesStore store;
+};
+
+TEST_F(ThreePods, AggregatesAcrossSeriesWithTheSpaceAggregator) {
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:rps{*}", at(10)).value, 30.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:rps{*}", at(10)).value, 90.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "min:rps{*}", at(10)).value, 10.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "max:rps{*}", at(10)).value, 60.0);
+}
+
+TEST_F(ThreePods, TagFiltersSelectTheSeriesAggregated) {
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:rps{env:prod}", at(10)).value, 30.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:rps{env:prod}", at(10)).value, 15.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:rps{!env:prod}", at(10)).value, 60.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:rps{pod:web-*}", at(10)).value, 30.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:rps{pod IN (web-2,api-1)}", at(10)).value, 80.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "max:rps{env:dev OR pod:web-1}", at(10)).value, 60.0);
+}
+
+TEST_F(ThreePods, AveragesOnlyTheSeriesThatHaveAValue) {
+  store.ingest(metric("rps", MetricType::kGauge, {40}, {"env:prod", "pod:web-1"}), at(11));
+  // In [10, 20) only web-1 reported: the average is its value, not 40 / 3.
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:rps{*}", at(20)).value, 40.0);
+}
+
+TEST(TimeSeriesStore, RollupAggregatesNativeBucketsOverItsInterval) {
+  TimeSeriesStore store;
+  store.ingest(metric("g", MetricType::kGauge, {1}), at(0));
+  store.ingest(metric("g", MetricType::kGauge, {2}), at(10));
+  store.ingest(metric("g", MetricType::kGauge, {6}), at(20));
+  auto avg = valueOf(store, "avg:g{*}.rollup(30)", at(30));
+  EXPECT_DOUBLE_EQ(avg.value, 3.0);
+  EXPECT_EQ(avg.time, at(0));
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:g{*}.rollup(max,30)", at(30)).value, 6.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:g{*}.rollup(min,30)", at(30)).value, 1.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:g{*}.rollup(sum,30)", at(30)).value, 9.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:g{*}.rollup(count,30)", at(30)).value, 3.0);
+  // An interval that is not a multiple of the resolution is rounded up to one.
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:g{*}.rollup(25)", at(30)).value, 3.0);
+}
+
+TEST(TimeSeriesStore, RollupOfACountAveragesItsPerSecondRates) {
+  TimeSeriesStore store;
+  store.ingest(metric("hits", MetricType::kCount, {10}), at(0));   // 1/s
+  store.ingest(metric("hits", MetricType::kCount, {30}), at(10));  // 3/s
+  store.ingest(metric("hits", MetricType::kCount, {20}), at(20));  // 2/s
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:hits{*}.rollup(30)", at(30)).value, 2.0);
+}
+
+TEST(TimeSeriesStore, RollupAppliesPerSeriesBeforeSpaceAggregation) {
+  TimeSeriesStore store;
+  store.ingest(metric("g", MetricType::kGauge, {1}, {"pod:a"}), at(0));
+  store.ingest(metric("g", MetricType::kGauge, {3}, {"pod:a"}), at(10));
+  store.ingest(metric("g", MetricType::kGauge, {10}, {"pod:b"}), at(20));
+  // pod:a averages to 2, pod:b to 10: the sum of the per-series rollups is 12.
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:g{*}.rollup(avg,30)", at(30)).value, 12.0);
+}
+
+// --- which bucket answers ---
+
+TEST(TimeSeriesStore, PrefersTheNewestCompleteBucketOverTheOpenOne) {
+  TimeSeriesStore store;
+  store.ingest(metric("hits", MetricType::kCount, {100}), at(5));
+  store.ingest(metric("hits", MetricType::kCount, {1}), at(15));  // [10, 20) is still filling
+  auto sample = valueOf(store, "sum:hits{*}", at(17));
+  EXPECT_DOUBLE_EQ(sample.value, 10.0);
+  EXPECT_EQ(sample.time, at(0));
+}
+
+TEST(TimeSeriesStore, FallsBackToTheOpenBucketWhenNoCompleteOneHasData) {
+  TimeSeriesStore store;
+  store.ingest(metric("g", MetricType::kGauge, {4}), at(15));
+  auto sample = valueOf(store, "avg:g{*}", at(17));
+  EXPECT_DOUBLE_EQ(sample.value, 4.0);
+  EXPECT_EQ(sample.time, at(10));
+}
+
+TEST(TimeSeriesStore, SkipsEmptyBucketsBackToTheNewestWithData) {
+  TimeSeriesStore store;
+  store.ingest(metric("g", MetricType::kGauge, {4}), at(25));
+  auto sample = valueOf(store, "avg:g{*}", at(95));
+  EXPECT_DOUBLE_EQ(sample.value, 4.0);
+  EXPECT_EQ(sample.time, at(20));
+  auto rolled = valueOf(store, "avg:g{*}.rollup(30)", at(95));
+  EXPECT_EQ(rolled.time, at(0));  // the 30 s bucket [0, 30) holds the point
+}
+
+TEST(TimeSeriesStore, TimestampedPointsLandInTheirOwnBucket) {
+  TimeSeriesStore store;
+  auto m = metric("g", MetricType::kGauge, {8});
+  m.timestamp = 1'700'000'010 + 42;
+  store.ingest(m, at(55));
+  auto sample = valueOf(store, "avg:g{*}", at(60));
+  EXPECT_DOUBLE_EQ(sample.value, 8.0);
+  EXPECT_EQ(sample.time, at(40));
+}
+
+TEST(TimeSeriesStore, RejectsTimestampsBeyondRetentionOrTooFarAhead) {
+  TimeSeriesStore store({.retention = seconds(900)});
+  auto old = metric("g", MetricType::kGauge, {1});
+  old.timestamp = 1'700'000'010 + 1000 - 901;
+  store.ingest(old, at(1000));
+  auto ahead = metric("g", MetricType::kGauge, {1});
+  ahead.timestamp = 1'700'000'010 + 1000 + 61;
+  store.ingest(ahead, at(1000));
+  EXPECT_EQ(store.stats().rejectedPoints, 2u);
+  EXPECT_EQ(store.stats().points, 0u);
+  auto nearFuture = metric("g", MetricType::kGauge, {5});
+  nearFuture.timestamp = 1'700'000'010 + 1000 + 60;
+  store.ingest(nearFuture, at(1000));
+  EXPECT_EQ(store.stats().points, 1u);
+}
+
+TEST(TimeSeriesStore, IgnoresTimestampsOnTypesTheProtocolDoesNotStamp) {
+  TimeSeriesStore store;
+  auto m = metric("latency", MetricType::kHistogram, {5});
+  m.timestamp = 1'700'000'010 + 2;
+  store.ingest(m, at(33));
+  EXPECT_EQ(valueOf(store, "avg:latency.max{*}", at(45)).time, at(30));
+}
+
+// --- errors ---
+
+TEST(TimeSeriesStore, SaysWhenNoSeriesMatches) {
+  TimeSeriesStore store;
+  store.ingest(metric("rps", MetricType::kGauge, {1}, {"env:prod"}), at(1));
+  EXPECT_EQ(errorOf(store, "avg:rps{env:dev}", at(10)),
+            "no series matches avg:rps{env:dev} in the last 300s");
+  EXPECT_EQ(errorOf(store, "avg:other{*}", at(10), seconds(60)),
+            "no series matches avg:other{*} in the last 60s");
+}
+
+TEST(TimeSeriesStore, SaysWhenMatchingSeriesHaveNoDataInTheWindow) {
+  TimeSeriesStore store;
+  store.ingest(metric("rps", MetricType::kGauge, {1}), at(1));
+  EXPECT_EQ(errorOf(store, "avg:rps{*}.rollup(30)", at(400)),
+            "no data for avg:rps{*}.rollup(30) in the last 300s");
+}
+
+TEST(TimeSeriesStore, RefusesGroupedQueries) {
+  TimeSeriesStore store;
+  store.ingest(metric("rps", MetricType::kGauge, {1}), at(1));
+  auto error = errorOf(store, "avg:rps{*} by {host}", at(10));
+  EXPECT_NE(error.find("grouped queries are not supported by the embedded backend"),
+            std::string::npos);
+  EXPECT_NE(error.find("avg:rps{*} by {host}"), std::string::npos);
+}
+
+// --- memory bounds ---
+
+TEST(TimeSeriesStore, ExpireDropsIdleSeriesAndPointsPastRetention) {
+  TimeSeriesStore store({.retention = seconds(900), .idleExpiry = seconds(600)});
+  store.ingest(metric("busy", MetricType::kGauge, {1}), at(0));
+  store.ingest(metric("idle", MetricType::kGauge, {1}), at(0));
+  for (int t = 10; t <= 950; t += 10) store.ingest(metric("busy", MetricType::kGauge, {2}), at(t));
+  EXPECT_EQ(store.stats().series, 2u);
+  store.expire(at(955));
+  auto stats = store.stats();
+  EXPECT_EQ(stats.series, 1u);
+  EXPECT_EQ(stats.points, 91u);  // buckets 50..950: the newest 900 s
+  EXPECT_NE(errorOf(store, "avg:idle{*}", at(955)).find("no series matches"), std::string::npos);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:busy{*}", at(955)).value, 2.0);
+  store.expire(at(955 + 601));
+  EXPECT_EQ(store.stats().series, 0u);
+  EXPECT_EQ(store.stats().points, 0u);
+}
+
+TEST(TimeSeriesStore, EvaluateNeverServesPointsOlderThanRetention) {
+  TimeSeriesStore store({.retention = seconds(300)});
+  store.ingest(metric("g", MetricType::kGauge, {1}), at(0));
+  EXPECT_NE(errorOf(store, "avg:g{*}", at(500), seconds(3600)).find("no data"), std::string::npos);
+}
+
+TEST(TimeSeriesStore, RefusesNewSeriesBeyondMaxSeriesAndCountsThem) {
+  TimeSeriesStore store({.maxSeries = 2});
+  store.ingest(metric("m", MetricType::kGauge, {1}, {"pod:a"}), at(1));
+  store.ingest(metric("m", MetricType::kGauge, {1}, {"pod:b"}), at(1));
+  store.ingest(metric("m", MetricType::kGauge, {1}, {"pod:c"}), at(1));
+  store.ingest(metric("m", MetricType::kGauge, {5}, {"pod:a"}), at(2));  // known: accepted
+  auto stats = store.stats();
+  EXPECT_EQ(stats.series, 2u);
+  EXPECT_EQ(stats.refusedSeries, 1u);
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:m{*}", at(10)).value, 6.0);
+}
+
+TEST(TimeSeriesStore, ReportsItsMemory) {
+  TimeSeriesStore store;
+  auto empty = store.stats().approxBytes;
+  for (int i = 0; i < 100; ++i) {
+    std::string pod = "pod:web-" + std::to_string(i);
+    store.ingest(metric("m", MetricType::kCount, {1}, {pod}), at(1));
+  }
+  auto stats = store.stats();
+  EXPECT_EQ(stats.series, 100u);
+  EXPECT_GT(stats.approxBytes, empty + 100 * 1000);
+  EXPECT_LT(stats.approxBytes, empty + 100 * 4000);
+}
+
+// --- threads ---
+
+TEST(TimeSeriesStore, IngestAndEvaluateRunConcurrently) {
+  TimeSeriesStore store;
+  constexpr int kPerPod = 2000;
+  std::thread writer([&] {
+    for (int i = 0; i < kPerPod; ++i) {
+      for (std::string_view pod : {"pod:a", "pod:b", "pod:c"}) {
+        store.ingest(metric("hits", MetricType::kCount, {1}, {pod}), at(i % 10));
+      }
+    }
+  });
+  std::thread reader([&] {
+    for (int i = 0; i < 500; ++i) {
+      (void)store.evaluate(q("sum:hits{pod:a OR pod:b}"), seconds(300), at(10));
+      (void)store.stats();
+    }
+  });
+  std::thread expirer([&] {
+    for (int i = 0; i < 100; ++i) store.expire(at(9));
+  });
+  writer.join();
+  reader.join();
+  expirer.join();
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:hits{*}", at(10)).value, 3 * kPerPod / 10.0);
+}
+
+}  // namespace
+}  // namespace xmetrics::backends::embedded

@@ -1,0 +1,39 @@
+#include "catalog/catalog.hpp"
+
+#include <gtest/gtest.h>
+
+namespace xmetrics::catalog {
+namespace {
+
+using namespace std::chrono_literals;
+
+core::Clock::time_point at(int64_t s) { return core::Clock::time_point(std::chrono::seconds(s)); }
+
+TEST(Catalog, EquivalentRequestsShareOneEntry) {
+  Catalog c({query::Aggregator::kAvg, 30}, 600s);
+  auto a = c.ensureInline("Requests", *core::LabelSelector::parse("b=2,a=1"), at(0));
+  auto b = c.ensureInline("requests", *core::LabelSelector::parse("a==1, b=2"), at(1));
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(c.size(), 1u);
+  EXPECT_EQ(a->metricName, "requests");
+  EXPECT_EQ(a->query, "avg:requests{a:1,b:2}.rollup(30)");
+  EXPECT_EQ(a->resolution, "inline");
+}
+
+TEST(Catalog, UsesTheConfiguredAggregatorAndRollup) {
+  Catalog c({query::Aggregator::kMax, 60}, 600s);
+  EXPECT_EQ(c.ensureInline("m", {}, at(0))->query, "max:m{*}.rollup(60)");
+}
+
+TEST(Catalog, ForgetsMetricsNotRequestedForInactiveAfter) {
+  Catalog c({query::Aggregator::kAvg, 30}, 600s);
+  c.ensureInline("a", {}, at(0));
+  c.ensureInline("b", {}, at(0))->touch(at(500));
+  EXPECT_EQ(c.wanted(at(600)).size(), 2u);
+  auto left = c.wanted(at(700));
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0]->metricName, "b");
+}
+
+}  // namespace
+}  // namespace xmetrics::catalog

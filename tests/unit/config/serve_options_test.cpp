@@ -1,0 +1,111 @@
+#include "config/serve_options.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace xmetrics::config {
+namespace {
+
+using std::chrono::seconds;
+
+TEST(ParseDuration, AcceptsPlainSecondsAsTheDdVariablesDo) {
+  EXPECT_EQ(parseDuration("30"), seconds(30));
+  EXPECT_EQ(parseDuration("0"), seconds(0));
+}
+
+TEST(ParseDuration, AcceptsGoStyleUnits) {
+  EXPECT_EQ(parseDuration("30s"), seconds(30));
+  EXPECT_EQ(parseDuration("2m"), seconds(120));
+  EXPECT_EQ(parseDuration("1h30m"), seconds(5400));
+  EXPECT_EQ(parseDuration("1.5m"), seconds(90));
+  EXPECT_EQ(parseDuration("1500ms"), seconds(2));
+}
+
+TEST(ParseDuration, RejectsWhatIsNotADuration) {
+  for (const char* bad : {"", "soon", "-5", "5x", "m", "1h-3m"}) {
+    auto d = parseDuration(bad);
+    ASSERT_FALSE(d) << bad;
+    EXPECT_NE(d.error().find("not a duration"), std::string::npos);
+  }
+}
+
+TEST(ResolveServeOptions, DefaultsMatchTheClusterAgent) {
+  auto o = resolveServeOptions({});
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->securePort, 8443);
+  EXPECT_EQ(o->refreshPeriod, seconds(30));
+  EXPECT_EQ(o->maxAge, seconds(120));
+  EXPECT_EQ(o->rollupSeconds, 30);
+  EXPECT_EQ(o->aggregator, "avg");
+  EXPECT_EQ(o->bindAddress, "127.0.0.1");
+  EXPECT_EQ(o->dogstatsdAddress, "127.0.0.1:8125");
+  EXPECT_GE(o->threads, 1u);
+}
+
+TEST(ResolveServeOptions, FlagBeatsEnvironmentBeatsFile) {
+  std::string path = testing::TempDir() + "/serve_options_test.yaml";
+  std::ofstream(path) << "secure-port: 9000\nrollup: 60\nmax-age: 5m\n";
+  SettingSources s;
+  s.configFile = path;
+  s.env = {{"DD_EXTERNAL_METRICS_PROVIDER_PORT", "9100"},
+           {"DD_EXTERNAL_METRICS_PROVIDER_ROLLUP", "45"}};
+  s.flags = {{"secure-port", "9200"}};
+  auto o = resolveServeOptions(s);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->securePort, 9200);      // flag
+  EXPECT_EQ(o->rollupSeconds, 45);     // env over file
+  EXPECT_EQ(o->maxAge, seconds(300));  // file
+}
+
+TEST(ResolveServeOptions, EitherAggregatorVariableWorks) {
+  SettingSources s;
+  s.env = {{"DD_EXTERNAL_METRICS_AGGREGATOR", "max"}};
+  EXPECT_EQ(resolveServeOptions(s)->aggregator, "max");
+  s.env = {{"DD_EXTERNAL_METRICS_PROVIDER_AGGREGATOR", "sum"}};
+  EXPECT_EQ(resolveServeOptions(s)->aggregator, "sum");
+}
+
+TEST(ResolveServeOptions, ReportsEveryErrorAtOnceNamingTheSource) {
+  std::string path = testing::TempDir() + "/serve_options_bad.yaml";
+  std::ofstream(path) << "refresh-period: soon\nbogus: 1\n";
+  SettingSources s;
+  s.configFile = path;
+  s.env = {{"DD_EXTERNAL_METRICS_PROVIDER_PORT", "99999"}};
+  s.flags = {{"aggregator", "median"}};
+  auto o = resolveServeOptions(s);
+  ASSERT_FALSE(o);
+  std::string all;
+  for (const auto& e : o.error()) all += e + "\n";
+  EXPECT_EQ(o.error().size(), 4u) << all;
+  EXPECT_NE(all.find("unknown setting \"bogus\""), std::string::npos) << all;
+  EXPECT_NE(all.find("\"refresh-period\" in " + path), std::string::npos) << all;
+  EXPECT_NE(all.find("environment variable DD_EXTERNAL_METRICS_PROVIDER_PORT"), std::string::npos);
+  EXPECT_NE(all.find("flag --aggregator = \"median\": must be one of avg, sum, min, max"),
+            std::string::npos);
+}
+
+TEST(ResolveServeOptions, MaxAgeShorterThanTheRefreshIsRefused) {
+  SettingSources s;
+  s.flags = {{"max-age", "10s"}, {"refresh-period", "30s"}};
+  auto o = resolveServeOptions(s);
+  ASSERT_FALSE(o);
+  EXPECT_NE(o.error()[0].find("raise max-age"), std::string::npos);
+}
+
+TEST(ServeSettings, EverySettingAndVariableIsDocumented) {
+  std::ifstream in(std::string(XMETRICS_SOURCE_DIR) + "/docs/configuration.md");
+  std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(doc.empty());
+  for (const auto& s : serveSettings()) {
+    EXPECT_FALSE(s.help.empty()) << s.name;
+    EXPECT_NE(doc.find("| `" + s.name + "` |"), std::string::npos)
+        << s.name << " is not documented";
+    for (const auto& var : s.env) {
+      EXPECT_NE(doc.find("`" + var + "`"), std::string::npos) << var << " is not documented";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace xmetrics::config

@@ -1,0 +1,113 @@
+#include "poller/poller.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <future>
+
+#include "support/fake_backend.hpp"
+
+namespace xmetrics::poller {
+namespace {
+
+using namespace std::chrono_literals;
+
+core::Clock::time_point at(int64_t s) { return core::Clock::time_point(std::chrono::seconds(s)); }
+
+core::LabelSelector selector(std::string_view text) { return *core::LabelSelector::parse(text); }
+
+struct PollerTest : ::testing::Test {
+  testing::FakeBackend backend;
+  store::ValueStore values;
+  catalog::Catalog catalog{{query::Aggregator::kAvg, 30}, 600s};
+  core::Clock::time_point now = at(1'800'000'000);
+  Poller poller{
+      catalog, backend, values, {.refreshPeriod = 30s, .window = 300s, .batchSize = 2}, [this] {
+        return now;
+      }};
+};
+
+TEST_F(PollerTest, PublishesEveryWantedMetricWithItsRenderedBody) {
+  auto e = catalog.ensureInline("requests", selector("app=web"), now);
+  backend.set(e->query, core::Sample{2.5, now - 10s});
+  poller.refreshAll();
+  auto v = values.snapshot()->find(e->key);
+  ASSERT_NE(v, nullptr);
+  ASSERT_TRUE(v->sample);
+  EXPECT_EQ(v->sample->value, 2.5);
+  EXPECT_EQ(v->query, "avg:requests{app:web}.rollup(30)");
+  EXPECT_NE(v->body.find("\"2500m\""), std::string::npos);
+  EXPECT_EQ(v->labels, (core::Labels{{"app", "web"}}));
+  EXPECT_EQ(poller.status().cycles, 1u);
+}
+
+TEST_F(PollerTest, IdenticalQueriesAreFetchedOnceAndBatched) {
+  // "app=web" and "app==web" are one selector; three distinct queries in batches of two.
+  catalog.ensureInline("a", selector("app=web"), now);
+  catalog.ensureInline("a", selector("app==web"), now);
+  catalog.ensureInline("b", {}, now);
+  catalog.ensureInline("c", {}, now);
+  poller.refreshAll();
+  auto calls = backend.calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].size() + calls[1].size(), 3u);
+  EXPECT_EQ(poller.status().queries, 3u);
+}
+
+TEST_F(PollerTest, AFailedFetchKeepsTheLastGoodSampleAndRecordsTheError) {
+  auto e = catalog.ensureInline("requests", {}, now);
+  backend.set(e->query, core::Sample{7, now});
+  poller.refreshAll();
+  backend.set(e->query, std::unexpected(std::string("backend timed out")));
+  now += 30s;
+  poller.refreshAll();
+  auto v = values.snapshot()->find(e->key);
+  ASSERT_TRUE(v->sample);
+  EXPECT_EQ(v->sample->value, 7);
+  EXPECT_EQ(v->error, "backend timed out");
+  EXPECT_EQ(v->lastFetch, now);
+}
+
+TEST_F(PollerTest, NonFiniteValuesAreErrorsNotNumbers) {
+  auto e = catalog.ensureInline("requests", {}, now);
+  backend.set(e->query, core::Sample{std::nan(""), now});
+  poller.refreshAll();
+  auto v = values.snapshot()->find(e->key);
+  EXPECT_FALSE(v->sample);
+  EXPECT_NE(v->error.find("non-finite"), std::string::npos);
+}
+
+TEST_F(PollerTest, MetricsNobodyAsksForStopBeingPolled) {
+  auto e = catalog.ensureInline("old", {}, now);
+  poller.refreshAll();
+  EXPECT_NE(values.snapshot()->find(e->key), nullptr);
+  now += 601s;
+  poller.refreshAll();
+  EXPECT_EQ(values.snapshot()->find(e->key), nullptr);
+  EXPECT_EQ(catalog.size(), 0u);
+}
+
+TEST_F(PollerTest, AServedValueStampsDemandSoItStaysPolled) {
+  auto e = catalog.ensureInline("hot", {}, now);
+  poller.refreshAll();
+  now += 500s;
+  store::stampDemand(values.snapshot()->find(e->key)->demand, now);  // what the request path does
+  now += 200s;
+  poller.refreshAll();
+  EXPECT_NE(values.snapshot()->find(e->key), nullptr);
+}
+
+TEST_F(PollerTest, FetchNowAnswersANewMetricAheadOfTheCycle) {
+  poller.start();
+  auto e = catalog.ensureInline("fresh", {}, now);
+  backend.set(e->query, core::Sample{1, now});
+  std::promise<void> fetched;
+  poller.fetchNow(e, [&] { fetched.set_value(); });
+  ASSERT_EQ(fetched.get_future().wait_for(10s), std::future_status::ready);
+  EXPECT_NE(values.snapshot()->find(e->key), nullptr);
+  poller.stop();
+  EXPECT_GE(poller.status().firstFetches, 1u);
+}
+
+}  // namespace
+}  // namespace xmetrics::poller

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <map>
+#include <mutex>
+
+#include "backends/backend.hpp"
+
+namespace xmetrics::testing {
+
+// A backend told what to answer per query; records every call. Unknown queries get an error.
+class FakeBackend final : public backends::Backend {
+ public:
+  void set(const std::string& query, backends::BackendResult result) {
+    std::lock_guard lock(mutex_);
+    answers_[query] = std::move(result);
+  }
+  std::vector<std::vector<std::string>> calls() const {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
+
+  // backends::Backend
+  std::vector<backends::BackendResult> fetch(std::span<const backends::BackendQuery> batch,
+                                             core::Clock::time_point) override {
+    std::lock_guard lock(mutex_);
+    std::vector<backends::BackendResult> out;
+    calls_.emplace_back();
+    for (const auto& q : batch) {
+      calls_.back().push_back(q.query);
+      auto it = answers_.find(q.query);
+      out.push_back(it == answers_.end()
+                        ? backends::BackendResult(std::unexpected("no series for " + q.query))
+                        : it->second);
+    }
+    return out;
+  }
+  std::string_view name() const override { return "fake"; }
+  backends::BackendHealth health() const override { return {}; }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, backends::BackendResult> answers_;
+  std::vector<std::vector<std::string>> calls_;
+};
+
+}  // namespace xmetrics::testing
