@@ -151,7 +151,9 @@ void printTable(const boost::json::object& report) {
   for (const auto& m : report.at("metrics").as_array()) {
     const auto& o = m.as_object();
     std::string value = "-";
-    if (o.contains("value")) value = str(o, "value") + " (" + number(o, "valueNumber") + ")";
+    if (o.contains("value"))
+      value = str(o, "value") + " (" + number(o, "valueNumber") +
+              (o.contains("unit") ? " " + str(o, "unit") : "") + ")";
     bool valid = o.at("valid").as_bool();
     rows.push_back({str(o, "metricName"),
                     str(o, "selector").empty() ? "<none>" : str(o, "selector"), str(o, "query"),

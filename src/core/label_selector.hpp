@@ -39,8 +39,8 @@ class LabelSelector {
   bool empty() const { return requirements_.empty(); }
   bool matches(const Labels& labels) const;
 
-  // Requirements sorted by key (then operator), values sorted: `a=b,c in (x,y),!d`. Two selectors that
-  // select the same way print the same, so this is the cache key. `==` prints as `=`.
+  // Requirements sorted by key (then operator), values sorted: `a=b,c in (x,y),!d`. Two selectors
+  // that select the same way print the same, so this is the cache key. `==` prints as `=`.
   std::string canonical() const;
 
   const std::vector<SelectorRequirement>& requirements() const { return requirements_; }

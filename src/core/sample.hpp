@@ -12,6 +12,7 @@ using Clock = std::chrono::system_clock;
 struct Sample {
   double value = 0;        // in the metric's own unit (a DogStatsD count is per second)
   Clock::time_point time;  // when the data point was taken, not when it was fetched
+  std::string unit;  // what `value` counts, e.g. "per second"; empty when the backend can't tell
 };
 
 // Label set of a metric item (`metricLabels` on the wire). Ordered, so rendering is stable.

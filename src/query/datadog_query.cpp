@@ -77,8 +77,8 @@ bool globMatch(std::string_view pattern, std::string_view text) {
 }
 
 // Does `tag` (`k:v` or bare `k`) satisfy `key:pattern`, or the bare `key` when pattern is absent?
-// `key:*` means "the series has tag key k", which a bare `k` has too: it is the DogStatsD spelling of a
-// label with an empty value, and the selector `k` (exists) translates to `k:*`.
+// `key:*` means "the series has tag key k", which a bare `k` has too: it is the DogStatsD spelling
+// of a label with an empty value, and the selector `k` (exists) translates to `k:*`.
 bool tagMatches(std::string_view tag, std::string_view key, const std::string* pattern) {
   if (pattern == nullptr || *pattern == "*") {
     if (equalsIgnoreCase(tag, key)) return true;

@@ -290,6 +290,7 @@ boost::json::object ApiHandler::statusReport() const {
       valid = age <= options_.maxAge.count();
       m["value"] = core::formatQuantity(v->sample->value);
       m["valueNumber"] = v->sample->value;
+      if (!v->sample->unit.empty()) m["unit"] = v->sample->unit;
       m["timestamp"] = core::rfc3339(v->sample->time);
       m["ageSeconds"] = age;
     }

@@ -22,6 +22,12 @@ def test_status_table_and_json_show_value_age_and_validity(xmetrics, request):
     assert "env=cli" in line and "avg:cli.gauge{env:cli}.rollup(30)" in line
     assert "42 (42)" in line and " yes " in line
     assert "backend embedded: reachable" in res.stdout
+    xmetrics.send("cli.counter:20|c|#env:cli")
+    xmetrics.get_raw("/apis/external.metrics.k8s.io/v1beta1/namespaces/default/cli.counter"
+                     "?labelSelector=env%3Dcli")
+    res = run_status(xmetrics, binary)
+    line = next(l for l in res.stdout.splitlines() if l.startswith("cli.counter"))
+    assert " per second)" in line  # counts are rates, and the table says so
 
     res = run_status(xmetrics, binary, "-o", "json")
     report = json.loads(res.stdout)

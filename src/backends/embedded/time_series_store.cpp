@@ -705,8 +705,13 @@ struct TimeSeriesStore::Impl {
       if (acc && q.aggregator == query::Aggregator::kAvg) *acc /= static_cast<double>(n);
       return acc;
     };
+    // Counts (and histogram .count) are rates; a gauge's unit is whatever the app meant.
+    bool allRates = std::all_of(matched.begin(), matched.end(), [](const Candidate& c) {
+      return c.stat == Stat::kRate || c.stat == Stat::kCount;
+    });
     auto sampleAt = [&](int64_t k, double value) {
-      return core::Sample{value, core::Clock::time_point(seconds(k * rollupSeconds))};
+      return core::Sample{value, core::Clock::time_point(seconds(k * rollupSeconds)),
+                          allRates ? "per second" : ""};
     };
     // Newest complete bucket first: an open bucket holds a partial rate or average.
     for (int64_t k = openBucket - 1; k >= firstBucket; --k) {

@@ -250,9 +250,9 @@ TEST(TagFilterMatches, SelectsSeriesByTags) {
       {"avg:m{tier:*}", false},
       {"avg:m{team:*}", true},  // an empty value is still a value
       {"avg:m{team:}", true},
-      {"avg:m{canary}", true},     // bare tag
+      {"avg:m{canary}", true},    // bare tag
       {"avg:m{canary:*}", true},  // the key is present: a bare tag is a label with no value
-      {"avg:m{env}", false},       // bare filter does not match `env:prod`
+      {"avg:m{env}", false},      // bare filter does not match `env:prod`
       {"avg:m{pod:web-*}", true},
       {"avg:m{pod:*-7f9c}", true},
       {"avg:m{pod:*eb*}", true},

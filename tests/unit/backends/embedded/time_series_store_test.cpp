@@ -68,6 +68,13 @@ TEST(TimeSeriesStore, CountBecomesAPerSecondRateOverItsBucket) {
   auto sample = valueOf(store, "sum:requests{*}", at(10));
   EXPECT_DOUBLE_EQ(sample.value, 3.0);
   EXPECT_EQ(sample.time, at(0));
+  EXPECT_EQ(sample.unit, "per second");
+}
+
+TEST(TimeSeriesStore, OnlyRatesCarryAUnit) {
+  TimeSeriesStore store;
+  store.ingest(metric("queue.depth", MetricType::kGauge, {4}), at(1));
+  EXPECT_EQ(valueOf(store, "avg:queue.depth{*}", at(10)).unit, "");
 }
 
 TEST(TimeSeriesStore, SampleRateScalesCounts) {
