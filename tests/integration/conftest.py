@@ -5,6 +5,7 @@ Every test talks to 127.0.0.1 only; every wait is a bounded loop.
 import base64
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -14,6 +15,11 @@ import urllib.parse
 
 import pytest
 import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The machine's kubectl, else the one scripts/setup built from its Go module.
+KUBECTL = (os.environ.get("KUBECTL") or shutil.which("kubectl")
+           or os.path.join(REPO, "build", "bin", "kubectl"))
 
 
 def pytest_addoption(parser):
@@ -76,7 +82,7 @@ class Xmetrics:
             return f.read()
 
     def kubectl(self, *args, check=True):
-        res = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args],
+        res = subprocess.run([KUBECTL, "--kubeconfig", self.kubeconfig, *args],
                              capture_output=True, text=True, timeout=30)
         if check and res.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
