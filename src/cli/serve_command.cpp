@@ -5,9 +5,9 @@
 #include <memory>
 
 #include "auth/authenticator.hpp"
-#include "backends/embedded/embedded_backend.hpp"
 #include "backends/embedded/time_series_store.hpp"
 #include "catalog/catalog.hpp"
+#include "cli/backend_factory.hpp"
 #include "cli/commands.hpp"
 #include "ingest/dogstatsd_listener.hpp"
 #include "poller/poller.hpp"
@@ -60,12 +60,13 @@ int runServe(const config::ServeOptions& options) {
         *timeSeries, ingest::DogStatsdListenerOptions{.address = options.dogstatsdAddress});
     if (auto started = dogstatsd->start(); !started) return fail(started.error());
   }
-  backends::embedded::EmbeddedBackend backend(timeSeries);
+  auto backend = makeBackend(options, timeSeries);
+  if (!backend) return fail(backend.error());
 
   store::ValueStore values;
   catalog::Catalog catalog({*query::parseAggregator(options.aggregator), options.rollupSeconds},
                            options.inactiveAfter);
-  poller::Poller poller(catalog, backend, values,
+  poller::Poller poller(catalog, **backend, values,
                         {.refreshPeriod = options.refreshPeriod,
                          .window = std::max(options.maxAge, options.bucketSize)});
   poller.start();
@@ -113,7 +114,7 @@ int runServe(const config::ServeOptions& options) {
   spdlog::info(
       "xmetrics serving url={} backend={} dogstatsd={} threads={} refresh_period={}s "
       "max_age={}s kubeconfig={}",
-      url, backend.name(),
+      url, (*backend)->name(),
       dogstatsd ? options.dogstatsdAddress.substr(0, options.dogstatsdAddress.rfind(':')) + ":" +
                       std::to_string(dogstatsd->port())
                 : "off",

@@ -1,0 +1,19 @@
+#pragma once
+
+#include <expected>
+#include <memory>
+#include <string>
+
+#include "backends/backend.hpp"
+#include "backends/embedded/time_series_store.hpp"
+#include "config/serve_options.hpp"
+
+namespace xmetrics::cli {
+
+// Builds the backend `--backend` names. `timeSeries` is the embedded store the DogStatsD listener feeds.
+// The error names the setting to fix.
+std::expected<backends::BackendPtr, std::string> makeBackend(
+    const config::ServeOptions& options,
+    std::shared_ptr<backends::embedded::TimeSeriesStore> timeSeries);
+
+}  // namespace xmetrics::cli

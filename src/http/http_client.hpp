@@ -1,0 +1,74 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace xmetrics::http {
+
+// Outbound HTTP(S) for the Kubernetes client and the backends, on libcurl (proxies, TLS, HTTP/2).
+// HTTPS_PROXY / NO_PROXY from the environment apply as libcurl applies them.
+
+struct TlsOptions {
+  std::string caFile;              // PEM bundle to trust; empty: caPem, else the system store
+  std::string caPem;
+  std::string clientCertFile, clientKeyFile;  // client certificate authentication (files)
+  std::string clientCertPem, clientKeyPem;    // ... or in memory (kubeconfig *-data)
+  bool insecureSkipVerify = false;
+};
+
+struct CaseInsensitiveLess {
+  bool operator()(std::string_view a, std::string_view b) const;
+  using is_transparent = void;
+};
+using Headers = std::map<std::string, std::string, CaseInsensitiveLess>;
+
+struct Request {
+  std::string method = "GET";
+  std::string url;
+  Headers headers;
+  std::string body;
+  std::chrono::milliseconds timeout{10'000};  // whole exchange; 0 = none (watches)
+  std::chrono::milliseconds connectTimeout{5'000};
+  std::string proxy;  // overrides the environment's proxy when set
+};
+
+struct Response {
+  long status = 0;
+  Headers headers;
+  std::string body;
+};
+
+// Thread-safe. Keeps one connection pool (a libcurl share of connections, TLS sessions and DNS).
+class HttpClient {
+ public:
+  explicit HttpClient(TlsOptions tls = {});
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // The error text is the transport failure (DNS, connect, TLS, timeout) with the URL's host; it never
+  // contains header values, so credentials cannot leak through it.
+  std::expected<Response, std::string> send(const Request& request);
+
+  // For long-running responses (watches): calls onData with each chunk of the body as it arrives;
+  // returns the status when the server ends the response, when onData returns false, or when `cancel`
+  // becomes true (checked at least every 200 ms).
+  std::expected<long, std::string> stream(const Request& request,
+                                          const std::function<bool(std::string_view)>& onData,
+                                          const std::atomic<bool>* cancel = nullptr);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace xmetrics::http
