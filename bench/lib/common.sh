@@ -18,11 +18,12 @@ die() {
 # nothing changed costs well under a second.
 build_xmetrics() {
   command -v cmake >/dev/null && command -v ninja >/dev/null || die "cmake and ninja are needed (scripts/setup)"
+  mkdir -p "$BUILD_DIR"
   if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
-    cmake -S "$REPO_DIR" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$BUILD_DIR.cmake.log" 2>&1 ||
-      die "cmake failed, see $BUILD_DIR.cmake.log"
+    cmake -S "$REPO_DIR" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$BUILD_DIR/bench-cmake.log" 2>&1 ||
+      die "cmake failed, see $BUILD_DIR/bench-cmake.log"
   fi
-  ninja -C "$BUILD_DIR" xmetrics >"$BUILD_DIR.ninja.log" 2>&1 || die "build failed, see $BUILD_DIR.ninja.log"
+  ninja -C "$BUILD_DIR" xmetrics >"$BUILD_DIR/bench-build.log" 2>&1 || die "build failed, see $BUILD_DIR/bench-build.log"
 }
 
 # The individual benches build only when there is no binary at all; run-all always brings it up to date.
@@ -39,6 +40,7 @@ free_port() { python3 "$CLIENT" free-port "${1:-tcp}"; }
 make_workdir() {
   WORKDIR="$(mktemp -d "${TMPDIR:-/tmp}/xmetrics-bench.XXXXXX")"
   chmod 755 "$WORKDIR"
+  [[ -z "${BENCH_KEEP:-}" ]] || echo "  scratch directory (kept): $WORKDIR"
 }
 
 # Processes this script started, stopped by pid on exit, whatever the way out.

@@ -1,6 +1,11 @@
 #include "auth/authenticator.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+#include "auth/token_hash.hpp"
 
 namespace xmetrics::auth {
 namespace {
@@ -43,6 +48,54 @@ bool constantTimeEquals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+bool startsWithIgnoreCase(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() &&
+         std::equal(prefix.begin(), prefix.end(), s.begin(),
+                    [](char a, char b) { return std::tolower(a) == std::tolower(b); });
+}
+
+// kube-apiserver's X-Remote-Extra-<key>: the key is lowercased, then %-decoded.
+std::string extraKey(std::string_view encoded) {
+  std::string out;
+  for (std::size_t i = 0; i < encoded.size(); ++i) {
+    char c = static_cast<char>(std::tolower(static_cast<unsigned char>(encoded[i])));
+    if (c == '%' && i + 2 < encoded.size() &&
+        std::isxdigit(static_cast<unsigned char>(encoded[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(encoded[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(encoded.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<UserInfo> fromRequestHeaders(const RequestHeaderConfig& rh,
+                                           const RequestHeaders& headers) {
+  UserInfo user;
+  for (const auto& name : rh.usernameHeaders) {
+    auto values = headers.values(name);
+    if (!values.empty() && !values.front().empty()) {
+      user.name = std::string(values.front());
+      break;
+    }
+  }
+  if (user.name.empty()) return std::nullopt;
+  for (const auto& name : rh.groupHeaders) {
+    for (auto v : headers.values(name)) user.groups.emplace_back(v);
+  }
+  headers.forEach([&](std::string_view name, std::string_view value) {
+    for (const auto& prefix : rh.extraHeaderPrefixes) {
+      if (startsWithIgnoreCase(name, prefix) && name.size() > prefix.size()) {
+        user.extra[extraKey(name.substr(prefix.size()))].emplace_back(value);
+      }
+    }
+  });
+  user.method = "front-proxy";
+  return user;
+}
+
 }  // namespace
 
 std::expected<std::vector<StaticToken>, std::string> parseTokenFile(std::string_view content,
@@ -83,33 +136,120 @@ std::expected<std::vector<StaticToken>, std::string> parseTokenFile(std::string_
   return tokens;
 }
 
-Authenticator::Authenticator(std::vector<StaticToken> tokens) : tokens_(std::move(tokens)) {}
+Authenticator::Authenticator(AuthenticationConfig config, TokenReviewer* reviewer,
+                             std::chrono::seconds cacheTtl)
+    : config_(std::make_shared<const AuthenticationConfig>(std::move(config))),
+      reviewer_(reviewer),
+      cacheTtl_(cacheTtl) {}
 
-std::expected<UserInfo, std::string> Authenticator::authenticate(
-    const PeerCertificate& peer, std::string_view authorization) const {
-  if (peer.verified && !peer.commonName.empty()) {
-    return UserInfo{peer.commonName, "", peer.organizations, "x509"};
+void Authenticator::update(AuthenticationConfig config) {
+  auto next = std::make_shared<const AuthenticationConfig>(std::move(config));
+  std::lock_guard lock(mutex_);
+  config_ = std::move(next);
+}
+
+std::shared_ptr<const AuthenticationConfig> Authenticator::config() const {
+  std::lock_guard lock(mutex_);
+  return config_;
+}
+
+namespace {
+
+// As k8s.io/apiserver's group adder: every authenticated user is in system:authenticated (RBAC's
+// discovery roles are bound to it; the aggregator's own identities carry no groups at all).
+UserInfo withAuthenticatedGroup(UserInfo user) {
+  if (!user.inGroup("system:authenticated")) user.groups.emplace_back("system:authenticated");
+  return user;
+}
+
+}  // namespace
+
+LocalAuthentication Authenticator::authenticateLocally(const PeerCertificate& peer,
+                                                       const RequestHeaders& headers) const {
+  auto result = authenticateLocallyAs(peer, headers);
+  if (result.user) result.user = withAuthenticatedGroup(std::move(*result.user));
+  return result;
+}
+
+LocalAuthentication Authenticator::authenticateLocallyAs(const PeerCertificate& peer,
+                                                         const RequestHeaders& headers) const {
+  auto cfg = config();
+  std::string certificateProblem;
+  if (peer.presented) {
+    // 1. Front-proxy: only a certificate from the request-header CA with an allowed CN makes the
+    //    X-Remote-* headers count. Anyone else's X-Remote-User is ignored.
+    if (cfg->requestHeader && cfg->requestHeader->ca) {
+      const auto& rh = *cfg->requestHeader;
+      if (rh.ca->verify(peer).empty()) {
+        bool allowed = rh.allowedNames.empty() ||
+                       std::ranges::find(rh.allowedNames, peer.commonName) != rh.allowedNames.end();
+        if (!allowed) {
+          return {std::nullopt,
+                  "front-proxy certificate CN \"" + peer.commonName +
+                      "\" is not in requestheader-allowed-names",
+                  ""};
+        }
+        if (auto user = fromRequestHeaders(rh, headers)) return {user, "", ""};
+        return {std::nullopt, "front-proxy request without a user header", ""};
+      }
+    }
+    // 2. Client certificate.
+    if (cfg->clientCa) {
+      auto error = cfg->clientCa->verify(peer);
+      if (error.empty() && !peer.commonName.empty()) {
+        return {UserInfo{peer.commonName, "", peer.organizations, {}, "x509"}, "", ""};
+      }
+      certificateProblem = "the client certificate (CN \"" + peer.commonName +
+                           "\") is not signed by a trusted CA: " + error;
+    } else {
+      certificateProblem = "client certificates are not accepted (no client CA configured)";
+    }
   }
-  constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() > kBearer.size() &&
-      std::equal(kBearer.begin(), kBearer.end(), authorization.begin(),
-                 [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
-    std::string_view presented = trim(authorization.substr(kBearer.size()));
+  // 3. Bearer tokens: the static file, then the cluster.
+  for (auto value : headers.values("Authorization")) {
+    if (!startsWithIgnoreCase(value, "Bearer ")) continue;
+    std::string_view presented = trim(value.substr(7));
+    if (presented.empty()) break;
     // Compare against every entry so the time taken does not say which one matched.
     const StaticToken* match = nullptr;
-    for (const auto& t : tokens_) {
+    for (const auto& t : cfg->tokens) {
       if (constantTimeEquals(t.token, presented)) match = &t;
     }
-    if (match) return match->user;
-    return std::unexpected("the bearer token is not in the --token-auth-file");
+    if (match) return {match->user, "", ""};
+    if (!reviewer_) return {std::nullopt, "the bearer token is not in the --token-auth-file", ""};
+    return {std::nullopt, "", std::string(presented)};
   }
-  if (peer.presented && !peer.verified) {
-    return std::unexpected("the client certificate (CN \"" + peer.commonName +
-                           "\") is not signed by a trusted CA: " + peer.verifyError);
+  if (!certificateProblem.empty()) return {std::nullopt, certificateProblem, ""};
+  return {std::nullopt,
+          "no credentials: present a client certificate signed by a trusted CA (standalone: see "
+          "--write-kubeconfig) or a bearer token",
+          ""};
+}
+
+std::expected<UserInfo, std::string> Authenticator::reviewToken(const std::string& token) {
+  std::string key = sha256Hex(token);
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = reviews_.find(key); it != reviews_.end() && it->second.expires > now) {
+      if (it->second.user) return withAuthenticatedGroup(*it->second.user);
+      return std::unexpected("the bearer token was rejected by the cluster (TokenReview)");
+    }
   }
-  return std::unexpected(
-      "no credentials: present a client certificate signed by the xmetrics CA (see "
-      "--write-kubeconfig) or a bearer token from --token-auth-file");
+  if (!reviewer_) return std::unexpected("the bearer token is not known");
+  auto result = reviewer_->review(token);
+  if (!result) return std::unexpected("cannot verify the bearer token: " + result.error());
+  std::lock_guard lock(mutex_);
+  if (reviews_.size() > 10'000) {
+    std::erase_if(reviews_, [&](const auto& kv) { return kv.second.expires <= now; });
+    if (reviews_.size() > 10'000) reviews_.clear();
+  }
+  reviews_[key] = {now + cacheTtl_, *result};
+  if (*result) {
+    (*result)->method = "tokenreview";
+    return withAuthenticatedGroup(**result);
+  }
+  return std::unexpected("the bearer token was rejected by the cluster (TokenReview)");
 }
 
 }  // namespace xmetrics::auth

@@ -10,8 +10,8 @@
 
 namespace xmetrics::cli {
 
-// Builds the backend `--backend` names. `timeSeries` is the embedded store the DogStatsD listener feeds.
-// The error names the setting to fix.
+// Builds the backend `--backend` names. `timeSeries` is the embedded store the DogStatsD listener
+// feeds. The error names the setting to fix.
 std::expected<backends::BackendPtr, std::string> makeBackend(
     const config::ServeOptions& options,
     std::shared_ptr<backends::embedded::TimeSeriesStore> timeSeries);

@@ -9,6 +9,7 @@
 #include "catalog/catalog.hpp"
 #include "cli/backend_factory.hpp"
 #include "cli/commands.hpp"
+#include "cli/kubernetes_link.hpp"
 #include "ingest/dogstatsd_listener.hpp"
 #include "poller/poller.hpp"
 #include "server/api_handler.hpp"
@@ -51,7 +52,19 @@ int runServe(const config::ServeOptions& options) {
     if (!parsed) return fail("--token-auth-file: " + parsed.error());
     tokens = std::move(*parsed);
   }
-  auth::Authenticator authenticator(std::move(tokens));
+  auto caPem = server::readFile(certs->caCertificate);
+  if (!caPem) return fail(caPem.error());
+  auto localCa = auth::CertificatePool::fromPem(*caPem, certs->caCertificate);
+  if (!localCa) return fail(localCa.error());
+  auto cluster = clusterConfig(options);
+  if (!cluster) return fail(cluster.error());
+  std::unique_ptr<KubernetesLink> kubernetes;
+  if (*cluster) kubernetes = std::make_unique<KubernetesLink>(**cluster);
+  // Standalone: the local CA and the token file. In a cluster its CAs and TokenReview join them.
+  auth::AuthenticationConfig baseAuthentication{.clientCa = *localCa, .tokens = std::move(tokens)};
+  auth::Authenticator authenticator(baseAuthentication,
+                                    kubernetes ? &kubernetes->tokenReviewer() : nullptr);
+  auth::Authorizer authorizer(kubernetes ? &kubernetes->accessReviewer() : nullptr);
 
   auto timeSeries = std::make_shared<backends::embedded::TimeSeriesStore>();
   std::unique_ptr<ingest::DogStatsdListener> dogstatsd;
@@ -64,12 +77,18 @@ int runServe(const config::ServeOptions& options) {
   if (!backend) return fail(backend.error());
 
   store::ValueStore values;
-  catalog::Catalog catalog({*query::parseAggregator(options.aggregator), options.rollupSeconds},
-                           options.inactiveAfter);
+  catalog::Catalog catalog({*query::parseAggregator(options.aggregator), options.rollupSeconds,
+                            [&b = **backend](std::string_view m, const core::LabelSelector& s) {
+                              return b.translateInline(m, s);
+                            }},
+                           options.inactiveAfter, options.maxMetrics);
   poller::Poller poller(catalog, **backend, values,
                         {.refreshPeriod = options.refreshPeriod,
                          .window = std::max(options.maxAge, options.bucketSize)});
   poller.start();
+  if (kubernetes) {
+    kubernetes->start(authenticator, baseAuthentication, *caPem, catalog, poller);
+  }
 
   auto extraStatus = [&]() {
     boost::json::object extra;
@@ -88,18 +107,20 @@ int runServe(const config::ServeOptions& options) {
                             {"skipped", s.skipped},
                             {"dropped", s.dropped}};
     }
+    if (kubernetes) extra["kubernetes"] = kubernetes->status();
     return extra;
   };
-  server::ApiHandler handler({.maxAge = options.maxAge,
-                              .firstFetchTimeout = options.firstFetchTimeout,
-                              .refreshPeriod = options.refreshPeriod},
-                             authenticator, values, catalog, poller, extraStatus);
-  server::HttpsServer https(
-      {.bindAddress = options.bindAddress,
-       .port = options.securePort,
-       .threads = options.threads,
-       .tls = {certs->servingCertificate, certs->servingKey, certs->caCertificate}},
-      handler);
+  server::ApiHandler handler(
+      {.maxAge = options.maxAge,
+       .firstFetchTimeout = options.firstFetchTimeout,
+       .refreshPeriod = options.refreshPeriod,
+       .notReadyReason = [&]() { return kubernetes ? kubernetes->notReadyReason() : ""; }},
+      authenticator, authorizer, values, catalog, poller, extraStatus);
+  server::HttpsServer https({.bindAddress = options.bindAddress,
+                             .port = options.securePort,
+                             .threads = options.threads,
+                             .tls = {certs->servingCertificate, certs->servingKey}},
+                            handler);
   if (auto started = https.start(); !started) return fail(started.error());
 
   std::string host = options.bindAddress.find(':') != std::string::npos
@@ -124,8 +145,11 @@ int runServe(const config::ServeOptions& options) {
   int received = 0;
   sigwait(&signals, &received);
   spdlog::info("received {}, shutting down", received == SIGTERM ? "SIGTERM" : "SIGINT");
-  https.stop();
+  // Everything that can still answer a request finishes while the server runs; then it stops.
+  handler.shutdown();
+  if (kubernetes) kubernetes->stop();
   poller.stop();
+  https.stop();
   if (dogstatsd) dogstatsd->stop();
   spdlog::info("stopped");
   return 0;

@@ -185,6 +185,12 @@ void printTable(const boost::json::object& report) {
   if (!str(backend, "lastError").empty())
     std::cout << " (last error: " << str(backend, "lastError") << ")";
   std::cout << "\n";
+  if (auto d = backend.find("details"); d != backend.end() && d->value().is_object()) {
+    for (const auto& [k, v] : d->value().as_object()) {
+      std::cout << "  " << std::string(k) << ": "
+                << (v.is_string() ? std::string(v.as_string()) : "") << "\n";
+    }
+  }
   const auto& poller = report.at("poller").as_object();
   std::cout << "poller: refresh every " << str(poller, "refreshPeriodSeconds") << "s, max-age "
             << str(poller, "maxAgeSeconds") << "s, " << str(poller, "cycles")

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <functional>
+#include <set>
 #include <thread>
 
 namespace xmetrics::config {
@@ -83,7 +84,14 @@ const std::vector<SettingImpl>& table() {
        stringSetting(&O::writeKubeconfig)},
       {{"token-auth-file", {}, "CSV of bearer tokens: token,user,uid,\"group1,group2\"", ""},
        stringSetting(&O::tokenAuthFile)},
-      {{"backend", {}, "metrics backend", "embedded"}, oneOf(&O::backend, {"embedded"})},
+      {{"kubeconfig",
+        {},
+        "connect to this cluster (delegated authn/authz, HPA watch); in a pod the service "
+        "account is used without it",
+        ""},
+       stringSetting(&O::kubeconfig)},
+      {{"backend", {}, "metrics backend", "embedded"},
+       oneOf(&O::backend, {"embedded", "datadog", "prometheus"})},
       {{"dogstatsd-address",
         {},
         "UDP host:port of the DogStatsD listener (empty: off)",
@@ -147,6 +155,108 @@ const std::vector<SettingImpl>& table() {
        durationSetting(&O::firstFetchTimeout, std::chrono::seconds(0))},
       {{"inactive-after", {}, "stop polling a metric nobody requested for this long", "10m"},
        durationSetting(&O::inactiveAfter, std::chrono::seconds(1))},
+      {{"max-metrics",
+        {},
+        "most metrics polled because someone asked for them directly (HPA-named ones are not "
+        "counted); beyond it new names get 429",
+        "10000"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         auto n = parseNumber<std::size_t>(v);
+         if (!n || *n < 1) return "must be a positive number";
+         o.maxMetrics = *n;
+         return std::nullopt;
+       }},
+      {{"datadog-site",
+        {"DD_SITE"},
+        "Datadog site; the API is https://api.<site>",
+        "datadoghq.com"},
+       stringSetting(&O::datadogSite)},
+      {{"datadog-endpoint",
+        {"DD_EXTERNAL_METRICS_PROVIDER_ENDPOINT"},
+        "Datadog API base URL, overrides datadog-site (http:// is accepted with a warning)",
+        ""},
+       stringSetting(&O::datadogEndpoint)},
+      {{"datadog-endpoints",
+        {"DD_EXTERNAL_METRICS_PROVIDER_ENDPOINTS"},
+        "failover endpoints, in order: JSON [{\"url\"|\"site\", \"api_key\", \"app_key\"}] or "
+        "comma-separated URLs",
+        ""},
+       stringSetting(&O::datadogEndpoints)},
+      {{"datadog-api-key",
+        {"DD_EXTERNAL_METRICS_PROVIDER_API_KEY", "DD_API_KEY"},
+        "Datadog API key (prefer the environment or datadog-api-key-file)",
+        ""},
+       stringSetting(&O::datadogApiKey)},
+      {{"datadog-app-key",
+        {"DD_EXTERNAL_METRICS_PROVIDER_APP_KEY", "DD_APP_KEY"},
+        "Datadog application key (prefer the environment or datadog-app-key-file)",
+        ""},
+       stringSetting(&O::datadogAppKey)},
+      {{"datadog-api-key-file",
+        {},
+        "file holding the Datadog API key, re-read when it changes",
+        ""},
+       stringSetting(&O::datadogApiKeyFile)},
+      {{"datadog-app-key-file",
+        {},
+        "file holding the Datadog application key, re-read when it changes",
+        ""},
+       stringSetting(&O::datadogAppKeyFile)},
+      {{"datadog-proxy",
+        {"DD_PROXY_HTTPS"},
+        "HTTPS proxy for Datadog calls (default: HTTPS_PROXY / NO_PROXY)",
+        ""},
+       stringSetting(&O::datadogProxy)},
+      {{"datadog-chunk-size",
+        {"DD_EXTERNAL_METRICS_PROVIDER_CHUNK_SIZE"},
+        "most queries per Datadog call",
+        "35"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         auto n = parseNumber<unsigned>(v);
+         if (!n || *n < 1 || *n > 1000) return "must be a number 1-1000";
+         o.datadogChunkSize = *n;
+         return std::nullopt;
+       }},
+      {{"datadog-max-parallel-queries",
+        {"DD_EXTERNAL_METRICS_PROVIDER_MAX_PARALLEL_QUERIES"},
+        "most Datadog calls in flight at once",
+        "10"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         auto n = parseNumber<unsigned>(v);
+         if (!n || *n < 1 || *n > 100) return "must be a number 1-100";
+         o.datadogMaxParallelQueries = *n;
+         return std::nullopt;
+       }},
+      {{"datadog-timeout", {}, "timeout of one Datadog call", "10s"},
+       durationSetting(&O::datadogTimeout, std::chrono::seconds(1))},
+      {{"datadog-endpoint-backoff",
+        {},
+        "first pause of a failing Datadog endpoint; doubles per failure up to 30m",
+        "30s"},
+       durationSetting(&O::datadogEndpointBackoff, std::chrono::seconds(1))},
+      {{"prometheus-url", {}, "base URL of the Prometheus HTTP API", "http://127.0.0.1:9090"},
+       stringSetting(&O::prometheusUrl)},
+      {{"prometheus-bearer-token-file",
+        {},
+        "file holding a bearer token for Prometheus, read on every call",
+        ""},
+       stringSetting(&O::prometheusBearerTokenFile)},
+      {{"prometheus-ca-file", {}, "PEM bundle to trust for an https:// Prometheus", ""},
+       stringSetting(&O::prometheusCaFile)},
+      {{"prometheus-insecure-skip-verify",
+        {},
+        "do not verify Prometheus's TLS certificate (tests only)",
+        "false"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         if (v != "true" && v != "false") return "must be true or false";
+         o.prometheusInsecureSkipVerify = v == "true";
+         return std::nullopt;
+       }},
+      {{"prometheus-aggregation",
+        {},
+        "aggregation of inline metrics in PromQL: sum(metric{selector})",
+        "sum"},
+       oneOf(&O::prometheusAggregation, {"sum", "avg", "min", "max", "count", "none"})},
   };
   return settings;
 }
@@ -227,6 +337,7 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
   }
 
   ServeOptions options;
+  std::set<std::string> given;
   for (const auto& s : table()) {
     std::optional<std::pair<std::string, std::string>> chosen;  // (value, where)
     if (auto it = sources.flags.find(s.setting.name); it != sources.flags.end()) {
@@ -245,11 +356,23 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
       }
     }
     if (!chosen) continue;
+    given.insert(s.setting.name);
     if (auto error = s.apply(chosen->first, options)) {
       errors.push_back(chosen->second + " = \"" + chosen->first + "\": " + *error);
     }
   }
   if (options.threads == 0) options.threads = std::max(1u, std::thread::hardware_concurrency());
+  // As the Cluster Agent: max-age defaults to max(120 s, 3 x rollup). A point is stamped with the
+  // start of its rollup bucket, so with a long rollup a fresh value is already a rollup or two old.
+  if (!given.contains("max-age")) {
+    options.maxAge = std::max(options.maxAge, std::chrono::seconds(3 * options.rollupSeconds));
+  } else if (options.maxAge < std::chrono::seconds(2 * options.rollupSeconds)) {
+    errors.push_back("max-age (" + std::to_string(options.maxAge.count()) +
+                     "s) is shorter than two rollup intervals (" +
+                     std::to_string(2 * options.rollupSeconds) +
+                     "s): values are stamped at the start of their rollup bucket and would be "
+                     "served as stale; raise max-age or lower rollup");
+  }
   if (options.maxAge < options.refreshPeriod) {
     errors.push_back("max-age (" + std::to_string(options.maxAge.count()) +
                      "s) is shorter than refresh-period (" +

@@ -20,6 +20,7 @@ struct ServeOptions {
   std::string certDir = "/tmp/xmetrics/certs";
   std::string writeKubeconfig;  // empty: don't write one
   std::string tokenAuthFile;
+  std::string kubeconfig;  // Kubernetes mode outside a pod; in a pod the service account is used
   std::string backend = "embedded";
   std::string dogstatsdAddress = "127.0.0.1:8125";
   std::chrono::seconds refreshPeriod{30};
@@ -32,6 +33,26 @@ struct ServeOptions {
   std::string logLevel = "info";
   std::chrono::seconds firstFetchTimeout{5};
   std::chrono::seconds inactiveAfter{600};
+  std::size_t maxMetrics = 10'000;  // metrics registered by direct requests (not HPA references)
+
+  // --backend datadog. Keys are never logged; prefer the environment or the *-file settings.
+  std::string datadogSite = "datadoghq.com";
+  std::string datadogEndpoint;   // base URL; empty: https://api.<datadogSite>
+  std::string datadogEndpoints;  // failover list after datadogEndpoint (JSON or comma-separated)
+  std::string datadogApiKey, datadogAppKey;
+  std::string datadogApiKeyFile, datadogAppKeyFile;  // re-read when they change
+  std::string datadogProxy;                          // empty: HTTPS_PROXY from the environment
+  unsigned datadogChunkSize = 35;
+  unsigned datadogMaxParallelQueries = 10;
+  std::chrono::seconds datadogTimeout{10};
+  std::chrono::seconds datadogEndpointBackoff{30};
+
+  // --backend prometheus.
+  std::string prometheusUrl = "http://127.0.0.1:9090";
+  std::string prometheusBearerTokenFile;
+  std::string prometheusCaFile;
+  bool prometheusInsecureSkipVerify = false;
+  std::string prometheusAggregation = "sum";
 };
 
 struct Setting {

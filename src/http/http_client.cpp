@@ -30,7 +30,8 @@ std::string originOf(const std::string& url) {
   start = start == std::string::npos ? 0 : start + 3;
   auto end = url.find_first_of("/?#", start);
   std::string origin = url.substr(0, end);
-  if (auto at = origin.find('@', start); at != std::string::npos) origin.erase(start, at + 1 - start);
+  if (auto at = origin.find('@', start); at != std::string::npos)
+    origin.erase(start, at + 1 - start);
   return origin;
 }
 
@@ -46,8 +47,10 @@ size_t onHeader(char* buffer, size_t size, size_t n, void* user) {
     headers->clear();  // a new response (after 100-continue or a redirect) starts over
   } else if (auto colon = line.find(':'); colon != std::string_view::npos) {
     std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() &&
+           (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
       value.remove_suffix(1);
     }
     (*headers)[std::string(line.substr(0, colon))] = std::string(value);
@@ -64,7 +67,8 @@ size_t onBody(char* buffer, size_t size, size_t n, void* user) {
 
 bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) const {
   return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) < std::tolower(static_cast<unsigned char>(y));
+    return std::tolower(static_cast<unsigned char>(x)) <
+           std::tolower(static_cast<unsigned char>(y));
   });
 }
 
@@ -179,27 +183,29 @@ std::expected<long, std::string> HttpClient::stream(
   Easy c = impl_->prepare(request, &headers, headerList);
   char detail[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, detail);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION,
-                   +[](char* buffer, size_t size, size_t n, void* user) -> size_t {
-                     auto* s = static_cast<State*>(user);
-                     if (!(*s->onData)(std::string_view(buffer, size * n))) {
-                       s->stoppedByCaller = true;
-                       return 0;  // aborts the transfer
-                     }
-                     return size * n;
-                   });
+  curl_easy_setopt(
+      c.get(), CURLOPT_WRITEFUNCTION,
+      +[](char* buffer, size_t size, size_t n, void* user) -> size_t {
+        auto* s = static_cast<State*>(user);
+        if (!(*s->onData)(std::string_view(buffer, size * n))) {
+          s->stoppedByCaller = true;
+          return 0;  // aborts the transfer
+        }
+        return size * n;
+      });
   curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &state);
   // The progress callback runs about every second even with no data, so cancellation is prompt.
   curl_easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c.get(), CURLOPT_XFERINFOFUNCTION,
-                   +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
-                     auto* s = static_cast<State*>(user);
-                     if (s->cancel && s->cancel->load()) {
-                       s->stoppedByCaller = true;
-                       return 1;
-                     }
-                     return 0;
-                   });
+  curl_easy_setopt(
+      c.get(), CURLOPT_XFERINFOFUNCTION,
+      +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+        auto* s = static_cast<State*>(user);
+        if (s->cancel && s->cancel->load()) {
+          s->stoppedByCaller = true;
+          return 1;
+        }
+        return 0;
+      });
   curl_easy_setopt(c.get(), CURLOPT_XFERINFODATA, &state);
   CURLcode code = curl_easy_perform(c.get());
   long status = 0;

@@ -18,7 +18,7 @@ namespace xmetrics::http {
 // HTTPS_PROXY / NO_PROXY from the environment apply as libcurl applies them.
 
 struct TlsOptions {
-  std::string caFile;              // PEM bundle to trust; empty: caPem, else the system store
+  std::string caFile;  // PEM bundle to trust; empty: caPem, else the system store
   std::string caPem;
   std::string clientCertFile, clientKeyFile;  // client certificate authentication (files)
   std::string clientCertPem, clientKeyPem;    // ... or in memory (kubeconfig *-data)
@@ -55,13 +55,13 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // The error text is the transport failure (DNS, connect, TLS, timeout) with the URL's host; it never
-  // contains header values, so credentials cannot leak through it.
+  // The error text is the transport failure (DNS, connect, TLS, timeout) with the URL's host; it
+  // never contains header values, so credentials cannot leak through it.
   std::expected<Response, std::string> send(const Request& request);
 
   // For long-running responses (watches): calls onData with each chunk of the body as it arrives;
-  // returns the status when the server ends the response, when onData returns false, or when `cancel`
-  // becomes true (checked at least every 200 ms).
+  // returns the status when the server ends the response, when onData returns false, or when
+  // `cancel` becomes true (checked at least every 200 ms).
   std::expected<long, std::string> stream(const Request& request,
                                           const std::function<bool(std::string_view)>& onData,
                                           const std::atomic<bool>* cancel = nullptr);

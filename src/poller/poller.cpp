@@ -36,10 +36,14 @@ void Poller::start() {
 }
 
 void Poller::stop() {
+  std::vector<std::pair<catalog::CatalogEntryPtr, std::function<void()>>> abandoned;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    // Pending first fetches are dropped, not answered: their waiters hold their own deadlines.
+    abandoned.swap(urgent_);
   }
+  if (thread_.joinable()) backend_.cancel();  // a paced refresh could otherwise hold us for minutes
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -114,8 +118,11 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
   std::vector<backends::BackendResult> results;
   results.reserve(queries.size());
   uint64_t calls = 0;
-  for (std::size_t start = 0; start < queries.size(); start += options_.batchSize) {
-    std::size_t n = std::min(options_.batchSize, queries.size() - start);
+  // A backend that batches itself gets the whole refresh at once, to pace and parallelise it.
+  std::size_t chunk =
+      backend_.batchesItself() ? std::max<std::size_t>(1, queries.size()) : options_.batchSize;
+  for (std::size_t start = 0; start < queries.size(); start += chunk) {
+    std::size_t n = std::min(chunk, queries.size() - start);
     auto batch = backend_.fetch(std::span(queries).subspan(start, n), now);
     ++calls;
     if (batch.size() != n) {

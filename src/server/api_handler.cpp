@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
@@ -43,66 +44,213 @@ boost::json::object apiGroup() {
 
 }  // namespace
 
-ApiHandler::ApiHandler(ApiHandlerOptions options, const auth::Authenticator& authenticator,
-                       store::ValueStore& values, catalog::Catalog& catalog, poller::Poller& poller,
-                       ExtraStatus extraStatus)
+struct ApiHandler::Parsed {
+  unsigned version = 11;
+  boost::beast::http::verb method = boost::beast::http::verb::get;
+  std::string methodText;
+  std::string path;
+  std::vector<std::string> parts;  // decoded path segments
+  std::string selector;            // labelSelector, decoded
+};
+
+namespace {
+
+// Beast headers seen through the auth interface, without copies.
+class BeastHeaders final : public auth::RequestHeaders {
+ public:
+  explicit BeastHeaders(const HttpRequest& request) : request_(request) {}
+  std::vector<std::string_view> values(std::string_view name) const override {
+    std::vector<std::string_view> out;
+    auto [begin, end] = request_.equal_range(name);
+    for (auto it = begin; it != end; ++it) out.push_back(it->value());
+    return out;
+  }
+  void forEach(const std::function<void(std::string_view, std::string_view)>& fn) const override {
+    for (const auto& field : request_) fn(field.name_string(), field.value());
+  }
+
+ private:
+  const HttpRequest& request_;
+};
+
+// Datadog metric names are letters, digits, '_' and '.'; ':' (Prometheus recording rules), '@' and
+// '-' (datadogmetric@ns:name) are let through. Anything else — ',' '{' '(' spaces, control
+// characters — would change the meaning of the query the name is spliced into.
+bool isValidMetricName(std::string_view name) {
+  if (name.empty() || name.size() > 250 || !std::isalpha(static_cast<unsigned char>(name[0]))) {
+    return false;
+  }
+  return std::ranges::all_of(name, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == ':' ||
+           c == '@' || c == '-';
+  });
+}
+
+// For messages: control characters and non-ASCII bytes escaped, at most 100 characters.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, 100)) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  if (text.size() > 100) out += "...";
+  return out;
+}
+
+HttpResponse shuttingDownError(unsigned version) {
+  return statusError(503, "ServiceUnavailable", "xmetrics is shutting down; retry", version);
+}
+
+bool isExternalMetricPath(const std::vector<std::string>& parts) {
+  return parts.size() == 6 && parts[0] == "apis" && parts[1] == kGroup && parts[2] == "v1beta1" &&
+         parts[3] == "namespaces";
+}
+
+// The attributes kube-apiserver's RequestInfo would give this request.
+auth::AccessRequest accessRequestFor(const std::vector<std::string>& parts, const std::string& path,
+                                     std::string_view method) {
+  auth::AccessRequest r;
+  std::string verb(method);
+  for (auto& c : verb) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (isExternalMetricPath(parts)) {
+    r.resourceRequest = true;
+    r.verb = verb == "get" ? "list" : verb;  // a GET on a collection
+    r.group = std::string(kGroup);
+    r.version = "v1beta1";
+    r.namespace_ = parts[4];
+    r.resource = parts[5];
+    return r;
+  }
+  r.verb = verb;
+  r.path = path;
+  return r;
+}
+
+}  // namespace
+
+ApiHandler::ApiHandler(ApiHandlerOptions options, auth::Authenticator& authenticator,
+                       auth::Authorizer& authorizer, store::ValueStore& values,
+                       catalog::Catalog& catalog, poller::Poller& poller, ExtraStatus extraStatus)
     : options_(options),
       authenticator_(authenticator),
+      authorizer_(authorizer),
       values_(values),
       catalog_(catalog),
       poller_(poller),
       extraStatus_(std::move(extraStatus)) {}
 
+ApiHandler::~ApiHandler() { shutdown(); }
+
+void ApiHandler::shutdown() {
+  {
+    std::lock_guard lock(reviewsMutex_);
+    if (shuttingDown_) return;
+    shuttingDown_ = true;
+  }
+  reviews_.join();
+}
+
+bool ApiHandler::postReview(std::function<void()> task) {
+  std::lock_guard lock(reviewsMutex_);
+  if (shuttingDown_) return false;
+  boost::asio::post(reviews_, std::move(task));
+  return true;
+}
+
 void ApiHandler::handle(const HttpRequest& request, const PeerCertificate& peer,
                         ResponseSlotPtr slot) {
-  const unsigned version = request.version();
+  auto parsed = std::make_shared<Parsed>();
+  parsed->version = request.version();
+  parsed->method = request.method();
+  parsed->methodText = std::string(request.method_string());
   auto url = boost::urls::parse_origin_form(request.target());
   if (!url) {
     return slot->respond(statusError(
-        400, "BadRequest", "malformed request target: " + url.error().message(), version));
+        400, "BadRequest", "malformed request target: " + url.error().message(), parsed->version));
   }
-  std::string path = url->path();
-  if (path.size() > 1 && path.back() == '/') path.pop_back();
-
-  if (path == "/healthz" || path == "/livez" || path == "/readyz") {
-    return slot->respond(health(path, version));
+  parsed->path = url->path();
+  if (parsed->path.size() > 1 && parsed->path.back() == '/') parsed->path.pop_back();
+  auto segments = url->segments();
+  parsed->parts.assign(segments.begin(), segments.end());
+  if (auto it = url->params().find("labelSelector"); it != url->params().end()) {
+    parsed->selector = (*it).value;
   }
 
-  auto user = authenticator_.authenticate(peer, request[http::field::authorization]);
-  if (!user) {
-    spdlog::debug("component=server event=unauthorized path={} reason=\"{}\"", path, user.error());
+  if (parsed->path == "/healthz" || parsed->path == "/livez" || parsed->path == "/readyz") {
+    return slot->respond(health(parsed->path, parsed->version));
+  }
+
+  auto local = authenticator_.authenticateLocally(peer, BeastHeaders(request));
+  if (local.user) return authorized(parsed, *local.user, std::move(slot));
+  if (local.tokenToReview.empty()) {
+    spdlog::debug("component=server event=unauthorized path={} reason=\"{}\"", parsed->path,
+                  local.error);
     return slot->respond(
-        statusError(401, "Unauthorized", "Unauthorized: " + user.error(), version));
+        statusError(401, "Unauthorized", "Unauthorized: " + local.error, parsed->version));
   }
-  if (request.method() != http::verb::get) {
+  bool queued = postReview([this, parsed, slot, token = std::move(local.tokenToReview)] {
+    auto user = authenticator_.reviewToken(token);
+    if (!user) {
+      return slot->respond(
+          statusError(401, "Unauthorized", "Unauthorized: " + user.error(), parsed->version));
+    }
+    authorized(parsed, *user, slot);
+  });
+  if (!queued) slot->respond(shuttingDownError(parsed->version));
+}
+
+void ApiHandler::authorized(std::shared_ptr<const Parsed> request, const auth::UserInfo& user,
+                            ResponseSlotPtr slot) {
+  auto access = accessRequestFor(request->parts, request->path, request->methodText);
+  auto decide = [this, request, slot, user, access](const auth::AccessDecision& decision) {
+    if (decision.allowed) return route(*request, slot);
+    std::string message = "forbidden: user \"" + user.name + "\" cannot " + access.describe();
+    if (!decision.reason.empty()) message += ": " + decision.reason;
+    slot->respond(statusError(403, "Forbidden", message, request->version));
+  };
+  if (auto local = authorizer_.decideLocally(user, access)) return decide(*local);
+  bool queued =
+      postReview([this, user, access, decide] { decide(authorizer_.review(user, access)); });
+  if (!queued) slot->respond(shuttingDownError(request->version));
+}
+
+void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
+  const unsigned version = request.version;
+  const std::string& path = request.path;
+  const auto& parts = request.parts;
+  if (request.method != http::verb::get) {
     auto response = statusError(405, "MethodNotAllowed",
-                                std::string(request.method_string()) + " is not supported on " +
-                                    path + ": the external metrics API is read-only (GET)",
+                                request.methodText + " is not supported on " + path +
+                                    ": the external metrics API is read-only (GET)",
                                 version);
     response.set(http::field::allow, "GET");
     return slot->respond(std::move(response));
   }
-
-  if (path == "/openapi/v2" || path == "/openapi/v3" || path.starts_with("/openapi/v3/")) {
-    // The aggregator treats 404 as "no spec" and stops asking; anything 5xx would be retried and
-    // logged forever.
-    return slot->respond(statusError(
-        404, "NotFound", "xmetrics does not publish an OpenAPI spec at " + path, version));
+  // kube-apiserver's aggregator downloads both; a 404 is logged and retried with backoff, a 5xx
+  // forever. Valid documents without paths end it: the external metrics types are not published
+  // (kubectl explain does not cover them for any adapter).
+  if (path == "/openapi/v2") {
+    return slot->respond(jsonResponse(
+        200, R"({"swagger":"2.0","info":{"title":"xmetrics","version":"v1beta1"},"paths":{}})",
+        version));
+  }
+  if (path == "/openapi/v3") return slot->respond(jsonResponse(200, R"({"paths":{}})", version));
+  if (path.starts_with("/openapi/")) {
+    return slot->respond(
+        statusError(404, "NotFound", "xmetrics publishes no OpenAPI document at " + path, version));
   }
   if (path == "/xmetrics/v1/status") {
     return slot->respond(jsonResponse(200, boost::json::serialize(statusReport()), version));
   }
-
-  auto segments = url->segments();
-  std::vector<std::string> parts(segments.begin(), segments.end());
-  // /apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}
-  if (parts.size() == 6 && parts[0] == "apis" && parts[1] == kGroup && parts[2] == "v1beta1" &&
-      parts[3] == "namespaces") {
-    std::string selector;
-    if (auto it = url->params().find("labelSelector"); it != url->params().end()) {
-      selector = (*it).value;
-    }
-    return externalMetric(parts[4], parts[5], selector, version, std::move(slot));
+  if (isExternalMetricPath(parts)) {
+    return externalMetric(parts[4], parts[5], request.selector, version, std::move(slot));
   }
   if (path == "/apis" || path == "/apis/" + std::string(kGroup) ||
       path == "/apis/" + std::string(kGroupVersion)) {
@@ -128,7 +276,8 @@ HttpResponse ApiHandler::health(std::string_view path, unsigned version) const {
       std::max<std::chrono::seconds>(options_.refreshPeriod * 3, std::chrono::seconds(60));
   bool live = sinceTick <= liveLimit;
   // Readiness waits for the first complete refresh, so a fresh replica never serves "not fetched".
-  bool ready = live && status.cycles > 0;
+  std::string notReady = options_.notReadyReason ? options_.notReadyReason() : "";
+  bool ready = live && status.cycles > 0 && notReady.empty();
   bool ok = path == "/readyz" ? ready : live;
   std::string check =
       path == "/readyz" ? "first refresh cycle complete and poller ticking" : "poller ticking";
@@ -146,7 +295,7 @@ HttpResponse ApiHandler::health(std::string_view path, unsigned version) const {
   return statusError(
       503, "ServiceUnavailable",
       std::string(path) + " failed: " +
-          (live ? "the first refresh cycle has not completed yet"
+          (live ? (notReady.empty() ? "the first refresh cycle has not completed yet" : notReady)
                 : "the poller has not ticked for " +
                       std::to_string(
                           std::chrono::duration_cast<std::chrono::seconds>(sinceTick).count()) +
@@ -195,6 +344,15 @@ HttpResponse ApiHandler::discovery(std::string_view path, unsigned version) cons
 void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
                                 std::string_view selectorText, unsigned version,
                                 ResponseSlotPtr slot) {
+  if (!isValidMetricName(metric)) {
+    return slot->respond(statusError(
+        400, "BadRequest",
+        "invalid external metric name \"" + printable(metric) + "\" in namespace \"" +
+            std::string(ns) +
+            "\": a metric name starts with a letter and holds only letters, digits and . _ : @ - "
+            "(at most 250 characters); fix the HPA's metric.name",
+        version));
+  }
   auto selector = core::LabelSelector::parse(selectorText);
   if (!selector) {
     return slot->respond(statusError(
@@ -217,22 +375,50 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
   // First request for this metric: register it and wait (bounded) for a synchronous first fetch, so
   // the very first answer is a value rather than "unknown".
   auto entry = catalog_.ensureInline(metric, *selector, now);
-  auto timer =
-      std::make_shared<boost::asio::steady_timer>(slot->executor(), options_.firstFetchTimeout);
+  if (!entry) {
+    return slot->respond(statusError(
+        429, "TooManyRequests",
+        "cannot start polling " + describe(ns, metric, canonical) + ": " +
+            std::to_string(catalog_.maxRequested()) +
+            " directly requested metrics are already polled (--max-metrics); metrics named by HPAs "
+            "are not limited",
+        version));
+  }
+  // The wait is owned by its deadline: the timer's handler keeps it alive, and the poller's
+  // callback holds only a weak reference, so whichever of the two outlives the other (shutdown, a
+  // slow backend) never touches a freed session or timer. Timer operations run on the slot's
+  // executor (the session's strand), the only place they are safe.
+  struct FirstFetchWait {
+    boost::asio::steady_timer deadline;
+    ResponseSlotPtr slot;
+  };
+  auto wait = std::make_shared<FirstFetchWait>(
+      FirstFetchWait{boost::asio::steady_timer(slot->executor()), slot});
   std::string nsCopy(ns), metricCopy(metric);
-  poller_.fetchNow(entry, [this, slot, timer, key, nsCopy, metricCopy, canonical, version] {
-    slot->respond(answer(key, nsCopy, metricCopy, canonical, version));
-    boost::asio::post(timer->get_executor(), [timer] { timer->cancel(); });
-  });
-  timer->async_wait([slot, entry, nsCopy, metricCopy, canonical, version,
-                     timeout = options_.firstFetchTimeout](boost::system::error_code ec) {
-    if (ec) return;
-    slot->respond(statusError(503, "ServiceUnavailable",
-                              "the first fetch of " + describe(nsCopy, metricCopy, canonical) +
-                                  " (query \"" + entry->query + "\") did not finish within " +
-                                  std::to_string(timeout.count()) +
-                                  "s; it goes on in the background, ask again shortly",
-                              version));
+  boost::asio::dispatch(
+      wait->deadline.get_executor(),
+      [wait, entry, nsCopy, metricCopy, canonical, version, timeout = options_.firstFetchTimeout] {
+        wait->deadline.expires_after(timeout);
+        wait->deadline.async_wait([wait, entry, nsCopy, metricCopy, canonical, version,
+                                   timeout](boost::system::error_code ec) {
+          if (ec) return;  // cancelled: the value came first
+          wait->slot->respond(statusError(
+              503, "ServiceUnavailable",
+              "the first fetch of " + describe(nsCopy, metricCopy, canonical) + " (query \"" +
+                  entry->query + "\") did not finish within " + std::to_string(timeout.count()) +
+                  "s; it goes on in the background, ask again shortly",
+              version));
+        });
+      });
+  std::weak_ptr<FirstFetchWait> weak = wait;
+  poller_.fetchNow(entry, [this, weak, key, nsCopy, metricCopy, canonical, version] {
+    auto wait = weak.lock();
+    if (!wait) return;  // already answered by the deadline, or the server is gone
+    boost::asio::post(wait->deadline.get_executor(),
+                      [this, wait, key, nsCopy, metricCopy, canonical, version] {
+                        wait->slot->respond(answer(key, nsCopy, metricCopy, canonical, version));
+                        wait->deadline.cancel();
+                      });
   });
 }
 
@@ -284,6 +470,11 @@ boost::json::object ApiHandler::statusReport() const {
                           {"query", v->query},
                           {"resolution", "inline"},
                           {"backend", v->backend}};
+    boost::json::array references;
+    for (const auto& r : catalog_.referencesOf(store::metricKey(v->metricName, v->selector))) {
+      references.emplace_back(r);
+    }
+    m["references"] = std::move(references);
     bool valid = false;
     if (v->sample) {
       auto age = ageSeconds(now, v->sample->time);
@@ -308,7 +499,13 @@ boost::json::object ApiHandler::statusReport() const {
   auto health = poller_.backend().health();
   boost::json::object backend{{"name", poller_.backend().name()},
                               {"reachable", health.reachable},
-                              {"lastError", health.lastError}};
+                              {"lastError", health.lastError},
+                              {"calls", health.calls}};
+  if (!health.details.empty()) {
+    boost::json::object details;
+    for (const auto& [k, v] : health.details) details[k] = v;
+    backend["details"] = std::move(details);
+  }
   boost::json::object report{
       {"time", core::rfc3339(now)},
       {"metrics", std::move(metrics)},

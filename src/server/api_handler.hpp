@@ -1,11 +1,14 @@
 #pragma once
 
+#include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <string>
 
 #include "auth/authenticator.hpp"
+#include "auth/authorizer.hpp"
 #include "catalog/catalog.hpp"
 #include "poller/poller.hpp"
 #include "server/https_server.hpp"
@@ -18,6 +21,9 @@ struct ApiHandlerOptions {
   std::chrono::seconds firstFetchTimeout{5};
   std::chrono::seconds refreshPeriod{30};
   std::size_t discoveryLimit = 100;  // metric names listed in the APIResourceList at most
+  // Beyond the poller: what else must be in place before serving (e.g. the cluster's authentication
+  // settings were read). Returns why not, or empty when ready.
+  std::function<std::string()> notReadyReason;
 };
 
 // Routes every request. Reads only published snapshots; never calls a backend. Paths:
@@ -29,18 +35,27 @@ struct ApiHandlerOptions {
 class ApiHandler final : public RequestHandler {
  public:
   using ExtraStatus = std::function<boost::json::object()>;
-  ApiHandler(ApiHandlerOptions options, const auth::Authenticator& authenticator,
-             store::ValueStore& values, catalog::Catalog& catalog, poller::Poller& poller,
-             ExtraStatus extraStatus = {});
+  ApiHandler(ApiHandlerOptions options, auth::Authenticator& authenticator,
+             auth::Authorizer& authorizer, store::ValueStore& values, catalog::Catalog& catalog,
+             poller::Poller& poller, ExtraStatus extraStatus = {});
+  ~ApiHandler() override;
 
   // RequestHandler
   void handle(const HttpRequest& request, const PeerCertificate& peer,
               ResponseSlotPtr slot) override;
 
+  // Stops taking review work (later requests needing a TokenReview/SubjectAccessReview get 503) and
+  // waits for the queued reviews to answer. Call while the server still runs, before stopping it.
+  void shutdown();
+
   // The JSON behind /xmetrics/v1/status.
   boost::json::object statusReport() const;
 
  private:
+  struct Parsed;  // what routing needs of a request, copyable into continuations
+  void authorized(std::shared_ptr<const Parsed> request, const auth::UserInfo& user,
+                  ResponseSlotPtr slot);
+  void route(const Parsed& request, ResponseSlotPtr slot);
   HttpResponse health(std::string_view path, unsigned version) const;
   HttpResponse discovery(std::string_view path, unsigned version) const;
   void externalMetric(std::string_view ns, std::string_view metric, std::string_view selectorText,
@@ -49,11 +64,19 @@ class ApiHandler final : public RequestHandler {
                       std::string_view selector, unsigned version) const;
 
   ApiHandlerOptions options_;
-  const auth::Authenticator& authenticator_;
+  auth::Authenticator& authenticator_;
+  auth::Authorizer& authorizer_;
   store::ValueStore& values_;
   catalog::Catalog& catalog_;
   poller::Poller& poller_;
   ExtraStatus extraStatus_;
+  // TokenReview and SubjectAccessReview calls block on the network: they run here, never on the
+  // server threads.
+  boost::asio::thread_pool reviews_{2};
+  std::mutex reviewsMutex_;
+  bool shuttingDown_ = false;
+  // Queues a review; false once shutdown() began.
+  bool postReview(std::function<void()> task);
 };
 
 }  // namespace xmetrics::server

@@ -41,18 +41,21 @@ std::string x509NameEntry(X509_NAME* name, int nid, std::vector<std::string>* al
   return first;
 }
 
+// Records what the client presented; trust is decided per request by the Authenticator, against
+// whichever CA pool applies (front-proxy, client CA), since those rotate independently.
 PeerCertificate inspectPeer(SSL* ssl) {
   PeerCertificate peer;
   X509* cert = SSL_get1_peer_certificate(ssl);
   if (!cert) return peer;
   peer.presented = true;
-  long result = SSL_get_verify_result(ssl);
-  peer.verified = result == X509_V_OK;
-  if (!peer.verified) peer.verifyError = X509_verify_cert_error_string(result);
+  peer.leaf = std::shared_ptr<X509>(cert, X509_free);
+  if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl)) {
+    peer.chain = std::shared_ptr<STACK_OF(X509)>(
+        X509_chain_up_ref(sent), [](STACK_OF(X509) * c) { sk_X509_pop_free(c, X509_free); });
+  }
   X509_NAME* subject = X509_get_subject_name(cert);
   peer.commonName = x509NameEntry(subject, NID_commonName);
   x509NameEntry(subject, NID_organizationName, &peer.organizations);
-  X509_free(cert);
   return peer;
 }
 
@@ -69,17 +72,10 @@ std::expected<std::shared_ptr<ssl::context>, std::string> makeTlsContext(const T
   ctx->use_private_key_file(files.privateKeyFile, ssl::context::pem, ec);
   if (ec)
     return std::unexpected("cannot load serving key " + files.privateKeyFile + ": " + ec.message());
-  if (!files.clientCaFile.empty()) {
-    ctx->load_verify_file(files.clientCaFile, ec);
-    if (ec)
-      return std::unexpected("cannot load client CA " + files.clientCaFile + ": " + ec.message());
-    // Tell clients which CAs we accept, so they pick the right certificate.
-    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(files.clientCaFile.c_str())) {
-      SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
-    }
-  }
-  // Request a certificate but never fail the handshake over it: the result is read after the
-  // handshake, and a caller without one may still authenticate with a bearer token.
+  // Request a certificate but never fail the handshake over it: the Authenticator judges it per
+  // request, and a caller without one may still use a bearer token. No list of acceptable CAs is
+  // sent: Go clients (the aggregator, kubectl) withhold a certificate whose issuer is not listed,
+  // and the trusted pools (front-proxy CA, client CA) change at run time.
   ctx->set_verify_mode(ssl::verify_peer);
   ctx->set_verify_callback([](bool, ssl::verify_context&) { return true; });
   // Session resumption across reconnects of the same client (kubectl, the aggregator).
@@ -191,7 +187,8 @@ class Session : public std::enable_shared_from_this<Session> {
 // One per request: the first respond() wins; it hops onto the session's strand to write.
 class SessionSlot final : public ResponseSlot {
  public:
-  explicit SessionSlot(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+  explicit SessionSlot(std::shared_ptr<Session> session)
+      : executor_(session->executor()), session_(std::move(session)) {}
 
   // ResponseSlot
   void respond(HttpResponse&& response) override {
@@ -201,9 +198,10 @@ class SessionSlot final : public ResponseSlot {
       session->write(std::move(response));
     });
   }
-  net::any_io_executor executor() override { return session_->executor(); }
+  net::any_io_executor executor() override { return executor_; }
 
  private:
+  net::any_io_executor executor_;  // kept apart: session_ is given up by the first respond()
   std::atomic<bool> answered_{false};
   std::shared_ptr<Session> session_;
 };

@@ -36,7 +36,8 @@ using ResponseSlotPtr = std::shared_ptr<ResponseSlot>;
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
-  // Called on a server thread. Must not block: answer at once, or keep `slot` and answer later.
+  // Called on the session's strand (slot->executor()). Must not block: answer at once, or keep
+  // `slot` and answer later from any thread.
   virtual void handle(const HttpRequest& request, const PeerCertificate& peer,
                       ResponseSlotPtr slot) = 0;
 };
@@ -44,7 +45,6 @@ class RequestHandler {
 struct TlsFiles {
   std::string certificateFile;  // PEM serving chain
   std::string privateKeyFile;   // PEM key
-  std::string clientCaFile;     // PEM bundle of CAs whose client certificates authenticate
 };
 
 struct HttpsServerOptions {

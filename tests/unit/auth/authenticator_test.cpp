@@ -2,8 +2,47 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
+#include "support/test_certificates.hpp"
+
 namespace xmetrics::auth {
 namespace {
+
+class FakeHeaders final : public RequestHeaders {
+ public:
+  explicit FakeHeaders(std::initializer_list<std::pair<const std::string, std::string>> h = {})
+      : h_(h) {}
+  std::vector<std::string_view> values(std::string_view name) const override {
+    std::vector<std::string_view> out;
+    for (const auto& [k, v] : h_) {
+      if (k.size() == name.size() &&
+          std::equal(k.begin(), k.end(), name.begin(),
+                     [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+        out.push_back(v);
+      }
+    }
+    return out;
+  }
+  void forEach(const std::function<void(std::string_view, std::string_view)>& fn) const override {
+    for (const auto& [k, v] : h_) fn(k, v);
+  }
+
+ private:
+  std::multimap<std::string, std::string> h_;
+};
+
+class FakeReviewer final : public TokenReviewer {
+ public:
+  int calls = 0;
+  std::expected<std::optional<UserInfo>, std::string> review(const std::string& token) override {
+    ++calls;
+    if (token == "cluster-token")
+      return UserInfo{"system:serviceaccount:ns:sa", "u1", {"g"}, {}, ""};
+    if (token == "broken") return std::unexpected(std::string("connection refused"));
+    return std::nullopt;
+  }
+};
 
 TEST(ParseTokenFile, ReadsKubeApiserverStyleCsv) {
   auto tokens = parseTokenFile(
@@ -24,42 +63,107 @@ TEST(ParseTokenFile, ErrorsNameTheLineButNeverTheToken) {
   EXPECT_EQ(tokens.error().find("supersecret"), std::string::npos);
 }
 
-TEST(Authenticator, AVerifiedClientCertificateIsTheUser) {
-  Authenticator a;
-  PeerCertificate peer{true, true, "xmetrics-admin", {"system:masters"}, ""};
-  auto user = a.authenticate(peer, "");
-  ASSERT_TRUE(user);
-  EXPECT_EQ(user->name, "xmetrics-admin");
-  EXPECT_EQ(user->groups, std::vector<std::string>{"system:masters"});
-  EXPECT_EQ(user->method, "x509");
+TEST(Authenticator, AClientCertificateFromTheClientCaIsTheUser) {
+  testing::TestCertificates certs("authn-client");
+  Authenticator a({.clientCa = certs.pool});
+  auto result = a.authenticateLocally(certs.client, FakeHeaders());
+  ASSERT_TRUE(result.user) << result.error;
+  EXPECT_EQ(result.user->name, "xmetrics-admin");
+  EXPECT_EQ(result.user->groups,
+            (std::vector<std::string>{"system:masters", "system:authenticated"}));
+  EXPECT_EQ(result.user->method, "x509");
 }
 
-TEST(Authenticator, AnUnverifiedCertificateIsRefusedWithTheReason) {
-  Authenticator a;
-  PeerCertificate peer{true, false, "mallory", {}, "unable to get local issuer certificate"};
-  auto user = a.authenticate(peer, "");
-  ASSERT_FALSE(user);
-  EXPECT_NE(user.error().find("mallory"), std::string::npos);
-  EXPECT_NE(user.error().find("unable to get local issuer"), std::string::npos);
+TEST(Authenticator, ACertificateFromAnotherCaIsRefusedWithTheReason) {
+  testing::TestCertificates trusted("authn-trusted");
+  testing::TestCertificates other("authn-other");
+  Authenticator a({.clientCa = trusted.pool});
+  auto result = a.authenticateLocally(other.client, FakeHeaders());
+  ASSERT_FALSE(result.user);
+  EXPECT_NE(result.error.find("not signed by a trusted CA"), std::string::npos) << result.error;
 }
 
-TEST(Authenticator, BearerTokensFromTheFileAuthenticate) {
-  Authenticator a(*parseTokenFile("tok1,alice,1001,dev\n", "t"));
-  auto user = a.authenticate({}, "Bearer tok1");
+TEST(Authenticator, FrontProxyHeadersCountOnlyWithTheFrontProxyCertificate) {
+  testing::TestCertificates frontProxy("authn-fp");
+  testing::TestCertificates clients("authn-clients");
+  RequestHeaderConfig rh{frontProxy.pool, {"xmetrics-admin"}};
+  Authenticator a({.requestHeader = rh, .clientCa = clients.pool});
+  FakeHeaders forged({{"X-Remote-User", "system:admin"},
+                      {"X-Remote-Group", "system:masters"},
+                      {"X-Remote-Extra-Scopes%2FA", "one"}});
+  auto proxied = a.authenticateLocally(frontProxy.client, forged);
+  ASSERT_TRUE(proxied.user) << proxied.error;
+  EXPECT_EQ(proxied.user->name, "system:admin");
+  EXPECT_EQ(proxied.user->groups,
+            (std::vector<std::string>{"system:masters", "system:authenticated"}));
+  EXPECT_EQ(proxied.user->extra.at("scopes/a"), std::vector<std::string>{"one"});
+  EXPECT_EQ(proxied.user->method, "front-proxy");
+
+  // The same headers from a mere client certificate are ignored: the caller is who the cert says.
+  auto direct = a.authenticateLocally(clients.client, forged);
+  ASSERT_TRUE(direct.user);
+  EXPECT_EQ(direct.user->name, "xmetrics-admin");
+  EXPECT_EQ(direct.user->method, "x509");
+
+  // And with no certificate at all they authenticate nobody.
+  EXPECT_FALSE(a.authenticateLocally({}, forged).user);
+}
+
+TEST(Authenticator, FrontProxyCertificateWithAnUnlistedNameIsRefused) {
+  testing::TestCertificates frontProxy("authn-fp2");
+  Authenticator a({.requestHeader = RequestHeaderConfig{frontProxy.pool, {"front-proxy-client"}}});
+  auto result = a.authenticateLocally(frontProxy.client, FakeHeaders({{"X-Remote-User", "bob"}}));
+  ASSERT_FALSE(result.user);
+  EXPECT_NE(result.error.find("requestheader-allowed-names"), std::string::npos);
+}
+
+TEST(Authenticator, StaticTokensAuthenticateLocally) {
+  Authenticator a({.tokens = *parseTokenFile("tok1,alice,1001,dev\n", "t")});
+  auto user = a.authenticateLocally({}, FakeHeaders({{"Authorization", "Bearer tok1"}}));
+  ASSERT_TRUE(user.user);
+  EXPECT_EQ(user.user->name, "alice");
+  EXPECT_TRUE(a.authenticateLocally({}, FakeHeaders({{"authorization", "bearer tok1"}})).user);
+  auto wrong = a.authenticateLocally({}, FakeHeaders({{"Authorization", "Bearer tok2"}}));
+  ASSERT_FALSE(wrong.user);
+  EXPECT_EQ(wrong.error.find("tok2"), std::string::npos);
+  EXPECT_TRUE(wrong.tokenToReview.empty());  // no cluster to ask in standalone mode
+}
+
+TEST(Authenticator, UnknownTokensGoToTokenReviewWhichIsCached) {
+  FakeReviewer reviewer;
+  Authenticator a({}, &reviewer);
+  auto local = a.authenticateLocally({}, FakeHeaders({{"Authorization", "Bearer cluster-token"}}));
+  ASSERT_FALSE(local.user);
+  EXPECT_EQ(local.tokenToReview, "cluster-token");
+  auto user = a.reviewToken("cluster-token");
   ASSERT_TRUE(user);
-  EXPECT_EQ(user->name, "alice");
-  EXPECT_EQ(user->method, "token");
-  EXPECT_TRUE(a.authenticate({}, "bearer tok1"));  // scheme is case-insensitive
-  auto wrong = a.authenticate({}, "Bearer tok2");
-  ASSERT_FALSE(wrong);
-  EXPECT_EQ(wrong.error().find("tok2"), std::string::npos);
+  EXPECT_EQ(user->name, "system:serviceaccount:ns:sa");
+  EXPECT_EQ(user->method, "tokenreview");
+  EXPECT_EQ(user->groups, (std::vector<std::string>{"g", "system:authenticated"}));
+  EXPECT_TRUE(a.reviewToken("cluster-token"));
+  EXPECT_FALSE(a.reviewToken("forged"));
+  EXPECT_FALSE(a.reviewToken("forged"));
+  EXPECT_EQ(reviewer.calls, 2);  // both outcomes cached
+  auto broken = a.reviewToken("broken");
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().find("connection refused"), std::string::npos);
+  EXPECT_EQ(broken.error().find("broken"), broken.error().find("broken"));
 }
 
 TEST(Authenticator, NoCredentialsSaysHowToGetSome) {
-  Authenticator a;
-  auto user = a.authenticate({}, "");
-  ASSERT_FALSE(user);
-  EXPECT_NE(user.error().find("--write-kubeconfig"), std::string::npos);
+  Authenticator a({});
+  auto result = a.authenticateLocally({}, FakeHeaders());
+  ASSERT_FALSE(result.user);
+  EXPECT_NE(result.error.find("--write-kubeconfig"), std::string::npos);
+}
+
+TEST(Authenticator, ARotatedClientCaTakesEffect) {
+  testing::TestCertificates oldCa("authn-rot-old");
+  testing::TestCertificates newCa("authn-rot-new");
+  Authenticator a({.clientCa = oldCa.pool});
+  EXPECT_FALSE(a.authenticateLocally(newCa.client, FakeHeaders()).user);
+  a.update({.clientCa = newCa.pool});
+  EXPECT_TRUE(a.authenticateLocally(newCa.client, FakeHeaders()).user);
 }
 
 }  // namespace

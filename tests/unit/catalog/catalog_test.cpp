@@ -37,3 +37,24 @@ TEST(Catalog, ForgetsMetricsNotRequestedForInactiveAfter) {
 
 }  // namespace
 }  // namespace xmetrics::catalog
+
+namespace xmetrics::catalog {
+namespace {
+
+TEST(CatalogReferences, HpaReferencedMetricsNeverExpireAndNewOnesAreReported) {
+  Catalog c({query::Aggregator::kAvg, 30}, 600s);
+  auto sel = *core::LabelSelector::parse("app=web");
+  auto added = c.setReferences({{"queue", sel, "hpa:a/one"}, {"queue", sel, "hpa:b/two"}}, at(0));
+  ASSERT_EQ(added.size(), 1u);
+  EXPECT_EQ(c.referencesOf(added[0]->key), (std::vector<std::string>{"hpa:a/one", "hpa:b/two"}));
+  EXPECT_EQ(c.wanted(at(10'000)).size(), 1u);  // referenced: kept although never requested
+  // Same set again: nothing new to fetch.
+  EXPECT_TRUE(c.setReferences({{"queue", sel, "hpa:a/one"}}, at(10'001)).empty());
+  // The last HPA goes away: the metric ages out like any direct request.
+  c.setReferences({}, at(10'002));
+  EXPECT_TRUE(c.referencesOf(added[0]->key).empty());
+  EXPECT_TRUE(c.wanted(at(10'003)).empty());
+}
+
+}  // namespace
+}  // namespace xmetrics::catalog

@@ -8,6 +8,7 @@
 #include <future>
 
 #include "support/fake_backend.hpp"
+#include "support/test_certificates.hpp"
 
 namespace xmetrics::server {
 namespace {
@@ -41,13 +42,20 @@ struct ApiHandlerTest : ::testing::Test {
   store::ValueStore values;
   catalog::Catalog catalog{{query::Aggregator::kAvg, 30}, 600s};
   poller::Poller poller{catalog, backend, values, {.refreshPeriod = 30s}};
-  auth::Authenticator authenticator{*auth::parseTokenFile("tok,alice,1\n", "t")};
-  ApiHandler handler{
-      {.maxAge = 120s, .firstFetchTimeout = 2s}, authenticator, values, catalog, poller};
+  testing::TestCertificates certs{"api-handler"};
+  auth::Authenticator authenticator{
+      {.clientCa = certs.pool, .tokens = *auth::parseTokenFile("tok,alice,1\n", "t")}};
+  auth::Authorizer authorizer;
+  ApiHandler handler{{.maxAge = 120s, .firstFetchTimeout = 2s},
+                     authenticator,
+                     authorizer,
+                     values,
+                     catalog,
+                     poller};
   boost::asio::io_context ioc;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{ioc.get_executor()};
   std::thread ioThread{[this] { ioc.run(); }};
-  PeerCertificate admin{true, true, "xmetrics-admin", {"system:masters"}, ""};
+  PeerCertificate admin = certs.client;
 
   ~ApiHandlerTest() override {
     work.reset();
@@ -159,9 +167,24 @@ TEST_F(ApiHandlerTest, ProtobufFirstAcceptStillGetsJson) {
   EXPECT_EQ(r[http::field::content_type], "application/json");
 }
 
-TEST_F(ApiHandlerTest, OpenApiIs404NotAServerError) {
-  EXPECT_EQ(get("/openapi/v2").result_int(), 404);
-  EXPECT_EQ(get("/openapi/v3").result_int(), 404);
+// The aggregator downloads both; valid documents stop its retries, a 5xx would be retried forever.
+TEST_F(ApiHandlerTest, OpenApiIsAValidEmptyDocumentNeverAServerError) {
+  auto v2 = get("/openapi/v2");
+  EXPECT_EQ(v2.result_int(), 200);
+  EXPECT_EQ(json(v2).at("swagger"), "2.0");
+  auto v3 = get("/openapi/v3");
+  EXPECT_EQ(v3.result_int(), 200);
+  EXPECT_TRUE(json(v3).at("paths").as_object().empty());
+  EXPECT_EQ(get("/openapi/v3/apis/external.metrics.k8s.io/v1beta1").result_int(), 404);
+}
+
+TEST_F(ApiHandlerTest, MetricNamesThatWouldChangeTheQueryAreRefused) {
+  for (const char* name : {"a%2Cb", "foo%7B%2A%7D", "%1Fa", "1abc", "a%20b"}) {
+    auto r = get(std::string(kMetric) + name);
+    EXPECT_EQ(r.result_int(), 400) << name;
+    EXPECT_NE(std::string(json(r).at("message").as_string()).find("invalid external metric name"),
+              std::string::npos);
+  }
 }
 
 TEST_F(ApiHandlerTest, UnknownPathsAre404Status) {

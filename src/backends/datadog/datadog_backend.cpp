@@ -1,0 +1,384 @@
+#include "backends/datadog/datadog_backend.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <thread>
+
+#include "backends/datadog/query_response.hpp"
+
+namespace xmetrics::backends::datadog {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::string trimSlash(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+std::string statusText(long status) {
+  switch (status) {
+    case 400:
+      return "400 Bad Request";
+    case 401:
+      return "401 Unauthorized";
+    case 403:
+      return "403 Forbidden";
+    case 422:
+      return "422 Unprocessable Entity";
+    case 429:
+      return "429 Too Many Requests";
+    case 500:
+      return "500 Internal Server Error";
+    case 502:
+      return "502 Bad Gateway";
+    case 503:
+      return "503 Service Unavailable";
+    case 504:
+      return "504 Gateway Timeout";
+    default:
+      return std::to_string(status);
+  }
+}
+
+}  // namespace
+
+std::string siteUrl(std::string_view site) { return "https://api." + std::string(site); }
+
+std::expected<std::vector<Endpoint>, std::string> parseEndpointList(std::string_view text,
+                                                                    const Secret& apiKey,
+                                                                    const Secret& appKey) {
+  std::vector<Endpoint> out;
+  auto trimmed = text;
+  while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.front())))
+    trimmed.remove_prefix(1);
+  if (trimmed.empty()) return out;
+  if (trimmed.front() != '[') {
+    std::size_t start = 0;
+    while (start <= text.size()) {
+      auto end = text.find(',', start);
+      std::string url(text.substr(start, end == std::string_view::npos ? end : end - start));
+      std::erase_if(url, [](unsigned char c) { return std::isspace(c); });
+      if (!url.empty()) out.push_back({trimSlash(url), apiKey, appKey});
+      if (end == std::string_view::npos) break;
+      start = end + 1;
+    }
+    return out;
+  }
+  boost::system::error_code ec;
+  auto root = boost::json::parse(trimmed, ec);
+  // The text may hold keys: errors describe its shape, never quote it.
+  if (ec || !root.is_array()) {
+    return std::unexpected(
+        "expected a JSON list of {\"url\" or \"site\", \"api_key\", \"app_key\"}");
+  }
+  std::size_t i = 0;
+  for (const auto& item : root.as_array()) {
+    ++i;
+    if (!item.is_object())
+      return std::unexpected("entry " + std::to_string(i) + " is not an object");
+    const auto& o = item.as_object();
+    auto str = [&](std::string_view key) -> std::string {
+      auto it = o.find(key);
+      return it != o.end() && it->value().is_string() ? std::string(it->value().as_string()) : "";
+    };
+    Endpoint e;
+    e.url = !str("url").empty()    ? trimSlash(str("url"))
+            : !str("site").empty() ? siteUrl(str("site"))
+                                   : "";
+    if (e.url.empty()) return std::unexpected("entry " + std::to_string(i) + " has no url or site");
+    e.apiKey = str("api_key").empty() ? apiKey : Secret::fromValue(str("api_key"));
+    e.appKey = str("app_key").empty() ? appKey : Secret::fromValue(str("app_key"));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+struct DatadogBackend::EndpointState {
+  Endpoint endpoint;
+  RateBudget budget;
+  // Guarded by DatadogBackend::mutex_.
+  int failures = 0;
+  SteadyClock::time_point retryAt{};
+  std::string lastError;
+};
+
+struct DatadogBackend::CallOutcome {
+  enum class Kind { kOk, kRejected, kFailed } kind = Kind::kFailed;
+  std::vector<BackendResult> results;  // kOk: one per query of the call
+  std::string message;                 // kRejected: the API's words; kFailed: why
+};
+
+DatadogBackend::DatadogBackend(DatadogOptions options, Transport transport, Timing timing)
+    : options_(std::move(options)), transport_(std::move(transport)), timing_(std::move(timing)) {
+  if (!timing_.now) timing_.now = [] { return SteadyClock::now(); };
+  for (auto& e : options_.endpoints) {
+    auto state = std::make_unique<EndpointState>();
+    state->endpoint = e;
+    state->endpoint.url = trimSlash(state->endpoint.url);
+    endpoints_.push_back(std::move(state));
+  }
+  options_.maxParallelCalls = std::max<std::size_t>(1, options_.maxParallelCalls);
+}
+
+DatadogBackend::~DatadogBackend() { cancel(); }
+
+void DatadogBackend::cancel() {
+  {
+    std::lock_guard lock(mutex_);
+    cancelled_ = true;
+  }
+  cancelled_cv_.notify_all();
+}
+
+bool DatadogBackend::sleepFor(SteadyClock::duration d) {
+  if (timing_.sleep) {
+    if (d > d.zero()) timing_.sleep(d);
+    std::lock_guard lock(mutex_);
+    return !cancelled_;
+  }
+  std::unique_lock lock(mutex_);
+  cancelled_cv_.wait_for(lock, d, [&] { return cancelled_; });
+  return !cancelled_;
+}
+
+std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> batch,
+                                                 core::Clock::time_point now) {
+  std::vector<BackendResult> results(batch.size(), std::unexpected(std::string("not fetched")));
+  std::vector<bool> skip(batch.size(), false);
+  {
+    std::lock_guard lock(mutex_);
+    auto steady = timing_.now();
+    std::erase_if(rejected_, [&](const auto& kv) { return kv.second.until <= steady; });
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (auto it = rejected_.find(batch[i].query); it != rejected_.end()) {
+        results[i] = std::unexpected(it->second.message);
+        skip[i] = true;
+      }
+    }
+  }
+  auto plan = planBatches(batch, options_.limits, skip);
+  for (auto i : plan.tooLong) {
+    results[i] =
+        std::unexpected("the query is " + std::to_string(escapeQuery(batch[i].query).size()) +
+                        " characters once URL-escaped; Datadog takes at most " +
+                        std::to_string(options_.limits.maxEscapedChars));
+  }
+
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t c = next++; c < plan.calls.size(); c = next++) {
+      execute(batch, plan.calls[c].queries, plan.calls[c].window, now, results);
+    }
+  };
+  std::size_t workers = std::min(options_.maxParallelCalls, plan.calls.size());
+  if (workers <= 1) {
+    worker();
+  } else {
+    std::vector<std::thread> threads;
+    threads.reserve(workers);
+    for (std::size_t w = 0; w < workers; ++w) threads.emplace_back(worker);
+    for (auto& t : threads) t.join();
+  }
+  return results;
+}
+
+void DatadogBackend::execute(std::span<const BackendQuery> batch,
+                             const std::vector<std::size_t>& indices, std::chrono::seconds window,
+                             core::Clock::time_point now, std::vector<BackendResult>& results) {
+  auto outcome = send(batch, indices, window, now);
+  switch (outcome.kind) {
+    case CallOutcome::Kind::kOk:
+      for (std::size_t k = 0; k < indices.size(); ++k) {
+        results[indices[k]] = std::move(outcome.results[k]);
+      }
+      return;
+    case CallOutcome::Kind::kFailed:
+      for (auto i : indices) results[i] = std::unexpected(outcome.message);
+      return;
+    case CallOutcome::Kind::kRejected:
+      break;
+  }
+  if (indices.size() == 1) {
+    // Found it: only this query is invalid; remembered so later refreshes don't pay for it again.
+    const auto& q = batch[indices[0]].query;
+    std::string message = "Datadog rejected the query: " + outcome.message;
+    spdlog::warn("datadog rejected query=\"{}\" error=\"{}\"", q, outcome.message);
+    results[indices[0]] = std::unexpected(message);
+    std::lock_guard lock(mutex_);
+    rejected_[q] = {message, timing_.now() + options_.rejectedQueryTtl};
+    return;
+  }
+  // One of them is bad; halve until it is alone so its neighbours still get their values.
+  auto middle = indices.begin() + static_cast<std::ptrdiff_t>(indices.size() / 2);
+  execute(batch, std::vector<std::size_t>(indices.begin(), middle), window, now, results);
+  execute(batch, std::vector<std::size_t>(middle, indices.end()), window, now, results);
+}
+
+DatadogBackend::EndpointState* DatadogBackend::pickEndpoint(std::string& whyNone) {
+  std::lock_guard lock(mutex_);
+  if (cancelled_) {
+    whyNone = "xmetrics is shutting down";
+    return nullptr;
+  }
+  auto steady = timing_.now();
+  for (auto& e : endpoints_) {
+    if (e->retryAt <= steady) return e.get();
+  }
+  whyNone.clear();
+  for (auto& e : endpoints_) {
+    auto left = std::chrono::ceil<std::chrono::seconds>(e->retryAt - steady).count();
+    whyNone += (whyNone.empty() ? "" : "; ") + e->lastError + " (next try in " +
+               std::to_string(left) + "s)";
+  }
+  return nullptr;
+}
+
+void DatadogBackend::markFailure(EndpointState& endpoint, const std::string& error) {
+  std::lock_guard lock(mutex_);
+  auto steady = timing_.now();
+  lastError_ = error;
+  lastFailure_ = core::Clock::now();
+  endpoint.lastError = error;
+  if (endpoint.retryAt > steady) return;  // a parallel call already failed it
+  auto backoff = options_.endpointBackoff * (1LL << std::min(endpoint.failures, 16));
+  backoff = std::min<std::chrono::seconds>(backoff, options_.maxEndpointBackoff);
+  ++endpoint.failures;
+  endpoint.retryAt = steady + backoff;
+  spdlog::warn("datadog endpoint={} failing error=\"{}\" failures={} retry_in={}s",
+               endpoint.endpoint.url, error, endpoint.failures, backoff.count());
+}
+
+void DatadogBackend::markSuccess(EndpointState& endpoint) {
+  std::lock_guard lock(mutex_);
+  if (endpoint.failures > 0) {
+    spdlog::info("datadog endpoint={} recovered after {} failures", endpoint.endpoint.url,
+                 endpoint.failures);
+  }
+  endpoint.failures = 0;
+  endpoint.retryAt = {};
+  endpoint.lastError.clear();
+  lastError_.clear();
+  lastSuccess_ = core::Clock::now();
+}
+
+DatadogBackend::CallOutcome DatadogBackend::send(std::span<const BackendQuery> batch,
+                                                 const std::vector<std::size_t>& indices,
+                                                 std::chrono::seconds window,
+                                                 core::Clock::time_point now) {
+  using Kind = CallOutcome::Kind;
+  std::vector<std::string> queries;
+  std::string joined;
+  for (auto i : indices) {
+    queries.push_back(batch[i].query);
+    if (!joined.empty()) joined += "%2C";
+    joined += escapeQuery(batch[i].query);
+  }
+  auto to = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  auto from = to - std::min(window, options_.maxWindow).count();
+  std::string target = "/api/v1/query?from=" + std::to_string(from) + "&to=" + std::to_string(to) +
+                       "&query=" + joined;
+
+  int rateLimited = 0;
+  for (;;) {
+    std::string whyNone;
+    EndpointState* ep = pickEndpoint(whyNone);
+    if (!ep) return {Kind::kFailed, {}, whyNone};
+    auto apiKey = ep->endpoint.apiKey.get();
+    auto appKey = ep->endpoint.appKey.get();
+    if (!apiKey || !appKey) {
+      markFailure(*ep, "Datadog " + std::string(!apiKey ? "API" : "application") +
+                           " key: " + (!apiKey ? apiKey.error() : appKey.error()));
+      continue;
+    }
+    auto wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait);
+    if (!wait) return {Kind::kFailed, {}, wait.error()};
+    if (!sleepFor(*wait)) {
+      ep->budget.release();
+      return {Kind::kFailed, {}, "xmetrics is shutting down"};
+    }
+    http::Request request;
+    request.url = ep->endpoint.url + target;
+    request.headers = {{"DD-API-KEY", *apiKey},
+                       {"DD-APPLICATION-KEY", *appKey},
+                       {"Accept", "application/json"},
+                       {"User-Agent", "xmetrics"}};
+    request.timeout = options_.timeout;
+    request.connectTimeout = std::min(options_.timeout, std::chrono::milliseconds(5'000));
+    request.proxy = options_.proxy;
+    auto response = transport_(request);
+    ++calls_;
+    if (!response) {
+      ep->budget.release();
+      markFailure(*ep, response.error());
+      continue;
+    }
+    ep->budget.observe(parseRateLimitHeaders(response->headers), response->status, timing_.now());
+    std::string where = "Datadog " + ep->endpoint.url + " answered ";
+    long status = response->status;
+    if (status == 200) {
+      auto parsed = parseQueryResponse(response->body, queries);
+      if (!parsed) {
+        markFailure(*ep, ep->endpoint.url + ": " + parsed.error());
+        continue;
+      }
+      markSuccess(*ep);
+      return {Kind::kOk, std::move(*parsed), {}};
+    }
+    std::string message = errorMessage(response->body);
+    if (status == 400 || status == 422) {
+      markSuccess(*ep);  // the endpoint works; the query does not
+      return {Kind::kRejected, {}, message.empty() ? statusText(status) : message};
+    }
+    if (status == 429) {
+      // The budget now waits for the announced reset; one more try if that is soon enough.
+      if (++rateLimited <= 1) continue;
+      std::lock_guard lock(mutex_);
+      lastError_ = where + statusText(status);
+      lastFailure_ = core::Clock::now();
+      return {Kind::kFailed, {}, "rate limited: " + where + statusText(status)};
+    }
+    std::string error = where + statusText(status) + (message.empty() ? "" : ": " + message);
+    if (status == 401 || status == 403) {
+      error += " (check the API and application keys: DD_API_KEY / DD_APP_KEY or their files)";
+    }
+    if (status >= 500 || status == 401 || status == 403 || status == 408) {
+      markFailure(*ep, error);
+      continue;
+    }
+    std::lock_guard lock(mutex_);
+    lastError_ = error;
+    lastFailure_ = core::Clock::now();
+    return {Kind::kFailed, {}, error};
+  }
+}
+
+BackendHealth DatadogBackend::health() const {
+  BackendHealth h;
+  auto steady = timing_.now();
+  std::lock_guard lock(mutex_);
+  h.reachable = std::any_of(endpoints_.begin(), endpoints_.end(), [&](const auto& e) {
+    return e->failures == 0 || e->retryAt <= steady;
+  });
+  h.lastError = lastError_;
+  h.lastSuccess = lastSuccess_;
+  h.lastFailure = lastFailure_;
+  h.calls = calls_.load();
+  for (const auto& e : endpoints_) {
+    std::string state = e->failures == 0 ? "ok" : "failing (" + e->lastError + ")";
+    auto b = e->budget.snapshot(steady);
+    std::string budget = !b.known ? "rate limit not announced yet"
+                                  : std::to_string(b.remaining) + " of " + std::to_string(b.limit) +
+                                        " calls left per " + std::to_string(b.period) +
+                                        "s, resets in " + std::to_string(b.resetInSeconds) + "s";
+    if (b.blockedForSeconds > 0)
+      budget += ", rate limited for " + std::to_string(b.blockedForSeconds) + "s";
+    h.details.emplace_back("endpoint " + e->endpoint.url, state + "; " + budget);
+  }
+  h.details.emplace_back("rejected queries", std::to_string(rejected_.size()));
+  return h;
+}
+
+}  // namespace xmetrics::backends::datadog

@@ -1,0 +1,123 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "backends/datadog/batch_planner.hpp"
+#include "backends/datadog/rate_budget.hpp"
+#include "backends/datadog/secret.hpp"
+#include "http/http_client.hpp"
+
+namespace xmetrics::backends::datadog {
+
+// One place the query API is reached, with its own keys (failover endpoints may be other orgs).
+struct Endpoint {
+  std::string url;  // base URL without a trailing slash: https://api.datadoghq.com
+  Secret apiKey;    // DD-API-KEY
+  Secret appKey;    // DD-APPLICATION-KEY
+};
+
+struct DatadogOptions {
+  std::vector<Endpoint> endpoints;  // tried in order; the first healthy one is used
+  std::string proxy;                // HTTPS proxy URL; empty: libcurl's HTTPS_PROXY / NO_PROXY
+  BatchLimits limits;
+  std::size_t maxParallelCalls = 10;          // DD_EXTERNAL_METRICS_PROVIDER_MAX_PARALLEL_QUERIES
+  std::chrono::milliseconds timeout{10'000};  // one call, connect to last byte
+  // A failing endpoint (transport error, timeout, 5xx, 401/403, garbage) is skipped for this long,
+  // doubling per consecutive failure up to maxEndpointBackoff (the Cluster Agent's 30 s → 30 min).
+  std::chrono::seconds endpointBackoff{30};
+  std::chrono::seconds maxEndpointBackoff{1800};
+  // A call waits at most this long for a spent budget (or a 429) to reset; beyond, it fails at
+  // once.
+  std::chrono::seconds maxRateLimitWait{30};
+  std::chrono::seconds maxWindow{86400};  // max_time_window: windows are capped to it
+  // A query Datadog rejected (400/422) is answered from memory, without a call, for this long.
+  std::chrono::seconds rejectedQueryTtl{600};
+};
+
+// "datadoghq.eu" -> "https://api.datadoghq.eu".
+std::string siteUrl(std::string_view site);
+
+// The failover list (DD_EXTERNAL_METRICS_PROVIDER_ENDPOINTS): a JSON list of objects with `url` or
+// `site`, and optional `api_key` / `app_key` (default: `apiKey` / `appKey`); or a comma-separated
+// list of URLs sharing the default keys. Errors never quote key values.
+std::expected<std::vector<Endpoint>, std::string> parseEndpointList(std::string_view text,
+                                                                    const Secret& apiKey,
+                                                                    const Secret& appKey);
+
+// Sends one HTTP request; HttpClient::send in production, a fake in tests.
+using Transport = std::function<std::expected<http::Response, std::string>(const http::Request&)>;
+
+// Steady time and sleeping, injectable so pacing is tested without waiting.
+struct Timing {
+  std::function<std::chrono::steady_clock::time_point()> now;
+  std::function<void(std::chrono::steady_clock::duration)> sleep;  // empty: interruptible wait
+};
+
+// The Datadog query API (GET /api/v1/query). Packs the poller's queries into calls as the Cluster
+// Agent does (chunk size, escaped length, one window per call) and sends up to maxParallelCalls at
+// once, paced to the announced X-RateLimit budget. A query the API rejects is found by splitting
+// its call in halves and fails alone with the API's message; a failing endpoint backs off and the
+// next one in the list takes over. Keys are sent as headers only and never appear in logs, errors
+// or status.
+class DatadogBackend final : public Backend {
+ public:
+  // @param options endpoints must not be empty.
+  DatadogBackend(DatadogOptions options, Transport transport, Timing timing = {});
+  ~DatadogBackend() override;
+
+  // Backend
+  std::vector<BackendResult> fetch(std::span<const BackendQuery> batch,
+                                   core::Clock::time_point now) override;
+  std::string_view name() const override { return "datadog"; }
+  BackendHealth health() const override;
+  bool batchesItself() const override { return true; }
+  void cancel() override;
+
+  uint64_t calls() const { return calls_.load(); }
+
+ private:
+  struct EndpointState;
+  struct CallOutcome;
+
+  void execute(std::span<const BackendQuery> batch, const std::vector<std::size_t>& indices,
+               std::chrono::seconds window, core::Clock::time_point now,
+               std::vector<BackendResult>& results);
+  CallOutcome send(std::span<const BackendQuery> batch, const std::vector<std::size_t>& indices,
+                   std::chrono::seconds window, core::Clock::time_point now);
+  EndpointState* pickEndpoint(std::string& whyNone);
+  void markFailure(EndpointState& endpoint, const std::string& error);
+  void markSuccess(EndpointState& endpoint);
+  bool sleepFor(std::chrono::steady_clock::duration d);  // false when cancelled
+
+  DatadogOptions options_;
+  Transport transport_;
+  Timing timing_;
+  std::vector<std::unique_ptr<EndpointState>> endpoints_;
+
+  mutable std::mutex mutex_;  // endpoint backoff, rejected queries, health
+  std::condition_variable cancelled_cv_;
+  bool cancelled_ = false;
+  struct Rejected {
+    std::string message;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::unordered_map<std::string, Rejected> rejected_;
+  std::string lastError_;
+  core::Clock::time_point lastSuccess_, lastFailure_;
+  std::atomic<uint64_t> calls_{0};
+};
+
+}  // namespace xmetrics::backends::datadog

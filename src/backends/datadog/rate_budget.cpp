@@ -1,0 +1,120 @@
+#include "backends/datadog/rate_budget.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+namespace xmetrics::backends::datadog {
+namespace {
+
+std::optional<int64_t> integer(const http::Headers& headers, std::string_view name) {
+  auto it = headers.find(name);
+  if (it == headers.end()) return std::nullopt;
+  int64_t v = 0;
+  const std::string& s = it->second;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || v < 0) return std::nullopt;
+  return v;
+}
+
+int64_t ceilSeconds(std::chrono::steady_clock::duration d) {
+  if (d <= d.zero()) return 0;
+  return std::chrono::ceil<std::chrono::seconds>(d).count();
+}
+
+}  // namespace
+
+RateLimitHeaders parseRateLimitHeaders(const http::Headers& headers) {
+  RateLimitHeaders h;
+  h.limit = integer(headers, "X-RateLimit-Limit");
+  h.period = integer(headers, "X-RateLimit-Period");
+  h.remaining = integer(headers, "X-RateLimit-Remaining");
+  h.reset = integer(headers, "X-RateLimit-Reset");
+  if (auto it = headers.find("X-RateLimit-Name"); it != headers.end()) h.name = it->second;
+  return h;
+}
+
+std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint now,
+                                                                     Duration maxWait) {
+  std::lock_guard lock(mutex_);
+  TimePoint slot = std::max(now, nextSlot_);
+  bool waitingForReset = false;
+  if (blockedUntil_ > slot) {
+    slot = blockedUntil_;
+    waitingForReset = true;
+  }
+  Duration spacing{0};
+  if (known_) {
+    if (slot >= resetAt_) {
+      // The period rolled over since the last answer: assume a full budget until told otherwise.
+      remaining_ = limit_;
+      resetAt_ = slot + period_;
+    }
+    if (remaining_ - inFlight_ <= 0) {
+      slot = std::max(slot, resetAt_);
+      waitingForReset = true;
+      remaining_ = limit_;
+      resetAt_ = slot + period_;
+    }
+    int64_t available = std::max<int64_t>(1, remaining_ - inFlight_);
+    spacing = (resetAt_ - slot) / available;
+  }
+  if (waitingForReset && slot - now > maxWait) {
+    return std::unexpected("Datadog's rate limit" + (name_.empty() ? "" : " \"" + name_ + "\"") +
+                           (known_ ? " (" + std::to_string(limit_) + " calls per " +
+                                         std::to_string(period_.count()) + "s)"
+                                   : "") +
+                           " is spent; calls resume in " + std::to_string(ceilSeconds(slot - now)) +
+                           "s");
+  }
+  nextSlot_ = slot + spacing;
+  ++inFlight_;
+  return slot - now;
+}
+
+void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint now) {
+  std::lock_guard lock(mutex_);
+  if (inFlight_ > 0) --inFlight_;
+  if (headers.limit && headers.period && headers.remaining && headers.reset &&
+      *headers.period > 0) {
+    known_ = true;
+    limit_ = *headers.limit;
+    period_ = std::chrono::seconds(*headers.period);
+    remaining_ = *headers.remaining;
+    resetAt_ = now + std::chrono::seconds(*headers.reset);
+    if (!headers.name.empty()) name_ = headers.name;
+  } else if (known_ && remaining_ > 0) {
+    --remaining_;  // an answer without headers still counted against the budget
+  }
+  if (status == 429) {
+    // Wait for the announced reset; without one, a period (or 10 s when nothing is known).
+    auto wait = headers.reset         ? std::chrono::seconds(std::max<int64_t>(1, *headers.reset))
+                : period_.count() > 0 ? period_
+                                      : std::chrono::seconds(10);
+    blockedUntil_ = std::max(blockedUntil_, now + wait);
+    if (known_) {
+      remaining_ = 0;
+      resetAt_ = std::max(resetAt_, blockedUntil_);
+    }
+  }
+}
+
+void RateBudget::release() {
+  std::lock_guard lock(mutex_);
+  if (inFlight_ > 0) --inFlight_;
+}
+
+RateBudgetSnapshot RateBudget::snapshot(TimePoint now) const {
+  std::lock_guard lock(mutex_);
+  RateBudgetSnapshot s;
+  s.known = known_;
+  s.limit = limit_;
+  s.period = period_.count();
+  bool rolled = known_ && now >= resetAt_;
+  s.remaining = rolled ? limit_ : std::max<int64_t>(0, remaining_);
+  s.resetInSeconds = rolled ? 0 : ceilSeconds(resetAt_ - now);
+  s.blockedForSeconds = ceilSeconds(blockedUntil_ - now);
+  s.name = name_;
+  return s;
+}
+
+}  // namespace xmetrics::backends::datadog

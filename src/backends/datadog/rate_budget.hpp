@@ -1,0 +1,65 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "http/http_client.hpp"
+
+namespace xmetrics::backends::datadog {
+
+// What Datadog announces on every answer (`X-RateLimit-*`).
+struct RateLimitHeaders {
+  std::optional<int64_t> limit;      // calls allowed per period
+  std::optional<int64_t> period;     // seconds
+  std::optional<int64_t> remaining;  // calls left in the current period
+  std::optional<int64_t> reset;      // seconds until the period ends
+  std::string name;                  // X-RateLimit-Name, e.g. "query"
+};
+RateLimitHeaders parseRateLimitHeaders(const http::Headers& headers);
+
+struct RateBudgetSnapshot {
+  bool known = false;  // false until an answer carried the headers
+  int64_t limit = 0, period = 0, remaining = 0;
+  int64_t resetInSeconds = 0;
+  int64_t blockedForSeconds = 0;  // > 0 after a 429, until the announced reset
+  std::string name;
+};
+
+// Paces calls to the budget one endpoint announces. The calls left in the period are spread evenly
+// over the time left, so a refresh of many batches runs at the rate the budget sustains instead of
+// bursting into 429s and then going dark until the reset. Not time-aware by itself: every method
+// takes `now` (steady time), so tests drive it with a fake clock. Thread-safe.
+class RateBudget {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  using Duration = std::chrono::steady_clock::duration;
+
+  // Books the next call: how long to wait before sending it. When the budget is spent (or a 429
+  // said to wait) until further away than `maxWait`, books nothing and returns why.
+  std::expected<Duration, std::string> reserve(TimePoint now, Duration maxWait);
+
+  // The booked call got an answer with these headers (any status; 429 blocks until the reset).
+  void observe(const RateLimitHeaders& headers, long status, TimePoint now);
+  // The booked call got no answer (transport failure).
+  void release();
+
+  RateBudgetSnapshot snapshot(TimePoint now) const;
+
+ private:
+  mutable std::mutex mutex_;
+  bool known_ = false;
+  int64_t limit_ = 0;
+  std::chrono::seconds period_{0};
+  int64_t remaining_ = 0;  // as last announced (or assumed after a reset)
+  int64_t inFlight_ = 0;   // booked, not answered
+  TimePoint resetAt_{};
+  TimePoint nextSlot_{};
+  TimePoint blockedUntil_{};
+  std::string name_;
+};
+
+}  // namespace xmetrics::backends::datadog

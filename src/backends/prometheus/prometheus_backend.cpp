@@ -1,0 +1,193 @@
+#include "backends/prometheus/prometheus_backend.hpp"
+
+#include <boost/json.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "backends/prometheus/promql.hpp"
+
+namespace xmetrics::backends::prometheus {
+namespace {
+
+namespace json = boost::json;
+
+std::string clip(std::string_view s, std::size_t n) {
+  return s.size() <= n ? std::string(s) : std::string(s.substr(0, n)) + "…";
+}
+
+std::string formTime(core::Clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  return std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
+}
+
+// A sample value `[<unix seconds>, "<value>"]`.
+std::expected<core::Sample, std::string> sampleOf(const json::value& v) {
+  if (!v.is_array() || v.as_array().size() != 2 || !v.as_array()[1].is_string()) {
+    return std::unexpected("a malformed sample");
+  }
+  const auto& a = v.as_array();
+  double ts = a[0].is_double()  ? a[0].get_double()
+              : a[0].is_int64() ? static_cast<double>(a[0].get_int64())
+                                : 0;
+  std::string text(a[1].as_string());
+  double value = 0;
+  if (text == "NaN") {
+    value = std::nan("");
+  } else if (text == "+Inf" || text == "-Inf") {
+    value = text[0] == '+' ? INFINITY : -INFINITY;
+  } else {
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc())
+      return std::unexpected("a sample value \"" + text + "\" is not a number");
+  }
+  core::Sample s;
+  s.value = value;
+  s.time = core::Clock::time_point(
+      std::chrono::duration_cast<core::Clock::duration>(std::chrono::duration<double>(ts)));
+  return s;
+}
+
+}  // namespace
+
+PrometheusBackend::PrometheusBackend(PrometheusOptions options, Transport transport)
+    : options_(std::move(options)), transport_(std::move(transport)) {
+  while (!options_.url.empty() && options_.url.back() == '/') options_.url.pop_back();
+}
+
+std::optional<std::string> PrometheusBackend::translateInline(
+    std::string_view metric, const core::LabelSelector& selector) const {
+  return inlinePromql(metric, selector, options_.aggregation);
+}
+
+std::vector<BackendResult> PrometheusBackend::fetch(std::span<const BackendQuery> batch,
+                                                    core::Clock::time_point now) {
+  std::vector<BackendResult> out;
+  out.reserve(batch.size());
+  for (const auto& q : batch) out.push_back(query(q.query, now));
+  return out;
+}
+
+BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::time_point now) {
+  std::string form = "query=" + boost::urls::encode(promql, boost::urls::unreserved_chars) +
+                     "&time=" + formTime(now);
+  http::Request request;
+  request.timeout = options_.timeout;
+  request.headers["Accept"] = "application/json";
+  if (options_.url.size() + 15 + form.size() > options_.maxGetUrl) {
+    request.method = "POST";
+    request.url = options_.url + "/api/v1/query";
+    request.body = form;
+    request.headers["Content-Type"] = "application/x-www-form-urlencoded";
+  } else {
+    request.url = options_.url + "/api/v1/query?" + form;
+  }
+  auto fail = [&](std::string error, bool backendDown) -> BackendResult {
+    std::lock_guard lock(mutex_);
+    if (backendDown) {
+      lastError_ = error;
+      lastFailure_ = core::Clock::now();
+      reachable_ = false;
+    }
+    return std::unexpected(std::move(error));
+  };
+  if (!options_.bearerTokenFile.empty()) {
+    std::ifstream in(options_.bearerTokenFile);
+    if (!in) return fail("cannot read the bearer token file " + options_.bearerTokenFile, true);
+    std::ostringstream token;
+    token << in.rdbuf();
+    std::string t = token.str();
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+    request.headers["Authorization"] = "Bearer " + t;
+  }
+  auto response = transport_(request);
+  {
+    std::lock_guard lock(mutex_);
+    ++calls_;
+  }
+  if (!response) return fail("Prometheus " + response.error(), true);
+  boost::system::error_code ec;
+  auto root = json::parse(response->body, ec);
+  if (ec || !root.is_object()) {
+    return fail("Prometheus " + options_.url + " answered " + std::to_string(response->status) +
+                    " with something that is not its API's JSON: " + clip(response->body, 120),
+                true);
+  }
+  const auto& o = root.as_object();
+  auto str = [&](const json::object& obj, std::string_view k) -> std::string {
+    auto it = obj.find(k);
+    return it != obj.end() && it->value().is_string() ? std::string(it->value().as_string()) : "";
+  };
+  if (str(o, "status") != "success") {
+    // 400/422: the query is wrong (only this metric fails); other codes: Prometheus is.
+    bool queryError = response->status == 400 || response->status == 422;
+    return fail("Prometheus rejected the query (" + std::to_string(response->status) + " " +
+                    str(o, "errorType") + "): " + str(o, "error"),
+                !queryError);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    reachable_ = true;
+    lastError_.clear();
+    lastSuccess_ = core::Clock::now();
+  }
+  auto data = o.find("data");
+  if (data == o.end() || !data->value().is_object())
+    return fail("Prometheus answered no data", false);
+  const auto& d = data->value().as_object();
+  std::string type = str(d, "resultType");
+  auto result = d.find("result");
+  if (result == d.end()) return fail("Prometheus answered no result", false);
+  std::expected<core::Sample, std::string> sample;
+  if (type == "scalar") {
+    sample = sampleOf(result->value());
+  } else if (type == "vector" && result->value().is_array()) {
+    const auto& series = result->value().as_array();
+    if (series.empty()) {
+      return fail(
+          "Prometheus returned no series (is the metric scraped, and do its labels match the "
+          "selector?)",
+          false);
+    }
+    if (series.size() > 1) {
+      return fail("Prometheus returned " + std::to_string(series.size()) +
+                      " series; an external metric needs exactly one (aggregate them, e.g. "
+                      "sum(...))",
+                  false);
+    }
+    if (!series[0].is_object() || !series[0].as_object().contains("value")) {
+      return fail("Prometheus returned a series without a value", false);
+    }
+    sample = sampleOf(series[0].as_object().at("value"));
+  } else {
+    return fail("Prometheus returned a " + type +
+                    " result; an external metric needs an instant vector of one series or a "
+                    "scalar",
+                false);
+  }
+  if (!sample) return fail("Prometheus returned " + sample.error(), false);
+  if (std::isnan(sample->value)) {
+    return fail("Prometheus returned NaN (a division by zero, or a rate over too few samples?)",
+                false);
+  }
+  if (std::isinf(sample->value)) return fail("Prometheus returned an infinite value", false);
+  return *sample;
+}
+
+BackendHealth PrometheusBackend::health() const {
+  std::lock_guard lock(mutex_);
+  BackendHealth h;
+  h.reachable = reachable_;
+  h.lastError = lastError_;
+  h.lastSuccess = lastSuccess_;
+  h.lastFailure = lastFailure_;
+  h.calls = calls_;
+  h.details.emplace_back("url", options_.url);
+  h.details.emplace_back("inline aggregation", options_.aggregation);
+  return h;
+}
+
+}  // namespace xmetrics::backends::prometheus

@@ -1,0 +1,96 @@
+#include "kube/hpa_references.hpp"
+
+#include <boost/json.hpp>
+
+namespace xmetrics::kube {
+namespace {
+
+const boost::json::object* objectAt(const boost::json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_object() ? &v->as_object() : nullptr;
+}
+
+const boost::json::array* arrayAt(const boost::json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_array() ? &v->as_array() : nullptr;
+}
+
+std::string str(const boost::json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+// metav1.LabelSelector (matchLabels + matchExpressions) in the text form LabelSelector parses.
+std::expected<std::string, std::string> selectorText(const boost::json::object* selector) {
+  if (!selector) return std::string();
+  std::string text;
+  auto add = [&](const std::string& part) { text += (text.empty() ? "" : ",") + part; };
+  if (auto* labels = objectAt(*selector, "matchLabels")) {
+    for (const auto& [k, v] : *labels) {
+      if (!v.is_string())
+        return std::unexpected("matchLabels." + std::string(k) + " is not a string");
+      add(std::string(k) + "=" + std::string(v.as_string()));
+    }
+  }
+  if (auto* expressions = arrayAt(*selector, "matchExpressions")) {
+    for (const auto& e : *expressions) {
+      if (!e.is_object()) continue;
+      const auto& expr = e.as_object();
+      std::string key = str(expr, "key"), op = str(expr, "operator");
+      std::string values;
+      if (auto* vs = arrayAt(expr, "values")) {
+        for (const auto& v : *vs) {
+          if (v.is_string()) values += (values.empty() ? "" : ",") + std::string(v.as_string());
+        }
+      }
+      if (op == "In") {
+        add(key + " in (" + values + ")");
+      } else if (op == "NotIn") {
+        add(key + " notin (" + values + ")");
+      } else if (op == "Exists") {
+        add(key);
+      } else if (op == "DoesNotExist") {
+        add("!" + key);
+      } else {
+        return std::unexpected("matchExpressions operator \"" + op +
+                               "\" is not one of In, NotIn, "
+                               "Exists, DoesNotExist");
+      }
+    }
+  }
+  return text;
+}
+
+}  // namespace
+
+std::vector<catalog::Catalog::Reference> hpaReferences(const ObjectMap& hpas,
+                                                       std::vector<std::string>* problems) {
+  std::vector<catalog::Catalog::Reference> out;
+  for (const auto& [key, hpa] : hpas) {
+    auto* spec = objectAt(hpa, "spec");
+    auto* metrics = spec ? arrayAt(*spec, "metrics") : nullptr;
+    if (!metrics) continue;
+    for (const auto& m : *metrics) {
+      if (!m.is_object() || str(m.as_object(), "type") != "External") continue;
+      auto* external = objectAt(m.as_object(), "external");
+      auto* metric = external ? objectAt(*external, "metric") : nullptr;
+      if (!metric) continue;
+      std::string name = str(*metric, "name");
+      if (name.empty()) continue;
+      auto text = selectorText(objectAt(*metric, "selector"));
+      std::expected<core::LabelSelector, core::SelectorError> selector =
+          text ? core::LabelSelector::parse(*text)
+               : std::unexpected(core::SelectorError{0, text.error()});
+      if (!selector) {
+        if (problems) {
+          problems->push_back("hpa:" + key + ": metric " + name + ": " + selector.error().message);
+        }
+        continue;
+      }
+      out.push_back({name, *selector, "hpa:" + key});
+    }
+  }
+  return out;
+}
+
+}  // namespace xmetrics::kube

@@ -1,0 +1,126 @@
+#include "kube/kube_config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <boost/beast/core/detail/base64.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace xmetrics::kube {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string decodeBase64(const std::string& in) {
+  std::string out(boost::beast::detail::base64::decoded_size(in.size()), '\0');
+  auto [written, read] = boost::beast::detail::base64::decode(out.data(), in.data(), in.size());
+  out.resize(written);
+  return out;
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+bool runningInCluster() {
+  return std::getenv("KUBERNETES_SERVICE_HOST") != nullptr &&
+         fs::exists(std::string(kServiceAccountDir) + "/token");
+}
+
+std::expected<KubeConfig, std::string> inClusterConfig() {
+  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
+  if (!host || !port) {
+    return std::unexpected(
+        "not running in a pod (KUBERNETES_SERVICE_HOST/PORT unset); give --kubeconfig");
+  }
+  std::string dir = kServiceAccountDir;
+  if (!fs::exists(dir + "/token")) {
+    return std::unexpected("no service-account token at " + dir +
+                           "/token; set automountServiceAccountToken: true or give --kubeconfig");
+  }
+  KubeConfig c;
+  std::string h = host;
+  if (h.find(':') != std::string::npos) h = "[" + h + "]";  // IPv6
+  c.server = "https://" + h + ":" + port;
+  c.tls.caFile = dir + "/ca.crt";
+  c.tokenFile = dir + "/token";
+  c.namespace_ = trimmed(readAll(dir + "/namespace"));
+  if (c.namespace_.empty()) c.namespace_ = "default";
+  return c;
+}
+
+std::expected<KubeConfig, std::string> loadKubeconfig(const std::string& path,
+                                                      const std::string& context) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return std::unexpected("--kubeconfig " + path + ": " + e.what());
+  }
+  fs::path base = fs::path(path).parent_path();
+  auto resolve = [&](const std::string& p) {
+    return p.empty() || fs::path(p).is_absolute() ? p : (base / p).string();
+  };
+  try {
+    std::string want = context.empty() ? root["current-context"].as<std::string>("") : context;
+    YAML::Node ctx;
+    for (const auto& c : root["contexts"]) {
+      if (c["name"].as<std::string>("") == want || (want.empty() && !ctx)) ctx = c["context"];
+    }
+    if (!ctx) return std::unexpected("--kubeconfig " + path + ": no context \"" + want + "\"");
+    std::string clusterName = ctx["cluster"].as<std::string>("");
+    std::string userName = ctx["user"].as<std::string>("");
+    KubeConfig c;
+    c.namespace_ = ctx["namespace"].as<std::string>("default");
+    bool foundCluster = false;
+    for (const auto& cl : root["clusters"]) {
+      if (cl["name"].as<std::string>("") != clusterName) continue;
+      foundCluster = true;
+      auto cluster = cl["cluster"];
+      c.server = cluster["server"].as<std::string>("");
+      while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
+      if (cluster["certificate-authority-data"]) {
+        c.tls.caPem = decodeBase64(cluster["certificate-authority-data"].as<std::string>());
+      } else if (cluster["certificate-authority"]) {
+        c.tls.caFile = resolve(cluster["certificate-authority"].as<std::string>());
+      }
+      c.tls.insecureSkipVerify = cluster["insecure-skip-tls-verify"].as<bool>(false);
+    }
+    if (!foundCluster || c.server.empty()) {
+      return std::unexpected("--kubeconfig " + path + ": cluster \"" + clusterName +
+                             "\" has no server");
+    }
+    for (const auto& u : root["users"]) {
+      if (u["name"].as<std::string>("") != userName) continue;
+      auto user = u["user"];
+      if (user["client-certificate-data"]) {
+        c.tls.clientCertPem = decodeBase64(user["client-certificate-data"].as<std::string>());
+        c.tls.clientKeyPem = decodeBase64(user["client-key-data"].as<std::string>(""));
+      } else if (user["client-certificate"]) {
+        c.tls.clientCertFile = resolve(user["client-certificate"].as<std::string>());
+        c.tls.clientKeyFile = resolve(user["client-key"].as<std::string>(""));
+      }
+      c.token = user["token"].as<std::string>("");
+      c.tokenFile = resolve(user["tokenFile"].as<std::string>(""));
+    }
+    return c;
+  } catch (const YAML::Exception& e) {
+    return std::unexpected("--kubeconfig " + path + ": " + e.what());
+  }
+}
+
+}  // namespace xmetrics::kube

@@ -1,0 +1,193 @@
+"""A fake Datadog query API (GET /api/v1/query) on 127.0.0.1 for the integration tests and bench/.
+
+It answers batches per `query_index` as the real API does, replays the recorded fixtures in
+fixtures/datadog/, announces and enforces an X-RateLimit budget, and can be told to fail: 400 for
+chosen queries, or any status, a timeout, or garbage for the next calls.
+"""
+import json
+import os
+import re
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "datadog")
+
+
+def split_queries(text):
+    """Datadog's comma-joined query list, split on commas outside braces and parentheses."""
+    out, depth, current = [], 0, ""
+    for c in text:
+        if c in "{(":
+            depth += 1
+        elif c in "})":
+            depth -= 1
+        if c == "," and depth == 0:
+            out.append(current)
+            current = ""
+        else:
+            current += c
+    out.append(current)
+    return out
+
+
+def metric_of(query):
+    """avg:nginx.requests{app:web}.rollup(30) -> nginx.requests"""
+    m = re.match(r"^\s*(?:[a-z0-9]+:)?([A-Za-z0-9_.]+)", query)
+    return m.group(1) if m else query
+
+
+def load_fixture(name):
+    import yaml  # only the fixture replay needs it; bench/ runs on the standard library
+    with open(os.path.join(FIXTURES, name)) as f:
+        return yaml.safe_load(f)["interactions"]
+
+
+class FakeDatadog:
+    def __init__(self, api_key="fake-api-key-0123456789", app_key="fake-app-key-9876543210",
+                 rate_limit=None, replay_fixtures=True):
+        self.api_key, self.app_key = api_key, app_key
+        self.values = {}          # metric name (or exact query) -> number, or None for all-null
+        self.series_count = {}    # metric name -> how many series to return (default 1)
+        self.bad = {}             # substring -> error message: a call holding such a query is a 400
+        self.failures = []        # what the next calls do: ("status", code, body) / ("timeout", s) / ("garbage",)
+        self.rate_limit = rate_limit  # (limit, period seconds) or None: announce a roomy budget
+        self.calls = []           # one dict per call: time, queries, status, headers
+        self.lock = threading.Lock()
+        self.window_start, self.used = 0, 0
+        # The recorded answer for system.cpu.idle{*}, replayed with its points moved to now.
+        self.recorded = None
+        if replay_fixtures:
+            ok = load_fixture("test_query_timeseries_points_returns_ok_response.yaml")[0]
+            self.recorded = json.loads(ok["response"]["body"]["string"])
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail_next(self, *modes):
+        with self.lock:
+            self.failures.extend(modes)
+
+    def query_calls(self):
+        with self.lock:
+            return [c for c in self.calls if c["path"] == "/api/v1/query"]
+
+    def _rate_headers(self, now):
+        if self.rate_limit is None:
+            limit, period = 100000, 3600
+        else:
+            limit, period = self.rate_limit
+        if now >= self.window_start + period:
+            self.window_start = now - now % period
+            self.used = 0
+        self.used += 1
+        reset = max(1, int(self.window_start + period - now))
+        headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Period": str(period),
+                   "X-RateLimit-Remaining": str(max(0, limit - self.used)),
+                   "X-RateLimit-Reset": str(reset), "X-RateLimit-Name": "query"}
+        return headers, self.used > limit
+
+    def _series(self, index, query, now_ms):
+        name = metric_of(query)
+        if name == "system.cpu.idle" and self.recorded:
+            s = json.loads(json.dumps(self.recorded["series"][0]))
+            shift = now_ms - 30000 - s["pointlist"][-1][0]
+            s["pointlist"] = [[t + shift, v] for t, v in s["pointlist"]]
+            s["query_index"] = index
+            s["expression"] = query
+            return [s]
+        value = self.values.get(query, self.values.get(name, "absent"))
+        if value == "absent":
+            return []
+        points = [[now_ms - 90000, value], [now_ms - 60000, value], [now_ms - 30000, value],
+                  [now_ms, None]]
+        return [{"metric": name, "expression": query, "scope": "*", "tag_set": [],
+                 "query_index": index, "pointlist": points, "interval": 30,
+                 "length": len(points), "aggr": None,
+                 "unit": [{"family": "general", "name": "request", "short_name": "req"}, None]}
+                for _ in range(self.series_count.get(name, 1))]
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def send(self, status, body, headers=None):
+                data = body.encode() if isinstance(body, str) else body
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                parsed = urllib.parse.urlparse(self.path)
+                params = urllib.parse.parse_qs(parsed.query)
+                queries = split_queries(params.get("query", [""])[0])
+                now = time.time()
+                call = {"time": now, "path": parsed.path, "queries": queries,
+                        "from": int(params.get("from", ["0"])[0]),
+                        "to": int(params.get("to", ["0"])[0]),
+                        "headers": dict(self.headers.items()), "status": None}
+                with fake.lock:
+                    fake.calls.append(call)
+                    rate, over = fake._rate_headers(int(now))
+                    failure = fake.failures.pop(0) if fake.failures else None
+                if parsed.path != "/api/v1/query":
+                    call["status"] = 404
+                    return self.send(404, '{"errors":["Not found"]}')
+                if (self.headers.get("DD-API-KEY") != fake.api_key
+                        or self.headers.get("DD-APPLICATION-KEY") != fake.app_key):
+                    call["status"] = 403
+                    return self.send(403, '{"errors":["Forbidden"]}', rate)
+                if over:
+                    call["status"] = 429
+                    return self.send(429, '{"errors":["Rate limit exceeded"]}', rate)
+                if failure:
+                    kind = failure[0]
+                    if kind == "timeout":
+                        time.sleep(failure[1])
+                        call["status"] = "timeout"
+                        try:
+                            return self.send(500, '{"errors":["too late"]}', rate)
+                        except OSError:
+                            return
+                    if kind == "garbage":
+                        call["status"] = 200
+                        return self.send(200, "<html><body>Service maintenance</body></html>", rate)
+                    call["status"] = failure[1]
+                    headers = dict(rate)
+                    if len(failure) > 3:
+                        headers.update(failure[3])
+                    return self.send(failure[1], failure[2], headers)
+                for q in queries:
+                    for needle, message in fake.bad.items():
+                        if needle in q:
+                            call["status"] = 400
+                            return self.send(400, json.dumps({"errors": [message]}), rate)
+                now_ms = int(now * 1000)
+                series = []
+                for i, q in enumerate(queries):
+                    series.extend(fake._series(i, q, now_ms))
+                body = {"status": "ok", "res_type": "time_series", "resp_version": 1,
+                        "query": ",".join(queries), "from_date": call["from"] * 1000,
+                        "to_date": call["to"] * 1000, "series": series, "values": [],
+                        "times": [], "message": "", "group_by": []}
+                call["status"] = 200
+                self.send(200, json.dumps(body), rate)
+
+        return Handler

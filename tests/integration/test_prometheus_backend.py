@@ -1,0 +1,127 @@
+"""--backend prometheus against a real Prometheus (Debian's `prometheus`) scraping an endpoint this
+test serves; the value read through xmetrics matches what Prometheus computes."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import wait_for
+
+PROMETHEUS = shutil.which("prometheus")
+BASE = "/apis/external.metrics.k8s.io/v1beta1"
+EXPOSITION = """# TYPE queue_depth gauge
+queue_depth{queue="emails",env="prod"} 12
+queue_depth{queue="sms",env="prod"} 30
+queue_depth{queue="push",env="dev"} 5
+# TYPE ratio gauge
+ratio{kind="broken"} NaN
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Exporter(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = EXPOSITION.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(scope="module")
+def prometheus():
+    if not PROMETHEUS:
+        pytest.skip("prometheus is not installed (scripts/setup test installs it)")
+    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    workdir = tempfile.mkdtemp(prefix="xmetrics-prom-")
+    config = os.path.join(workdir, "prometheus.yml")
+    with open(config, "w") as f:
+        f.write(f"""global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: exporter
+    static_configs:
+      - targets: ["127.0.0.1:{exporter.server_address[1]}"]
+""")
+    port = free_port()
+    log = open(os.path.join(workdir, "prometheus.log"), "w")
+    proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}",
+                             f"--storage.tsdb.path={workdir}/data",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def query(q):
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/query?query={urllib.parse.quote(q)}",
+                                        timeout=2) as r:
+                return json.loads(r.read())["data"]["result"]
+        except OSError:
+            return None
+
+    try:
+        wait_for(lambda: query("queue_depth"), timeout=30, interval=0.2,
+                 what="Prometheus to scrape the exporter")
+        yield url, query
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        exporter.shutdown()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def get(xm, name, selector=None):
+    path = f"{BASE}/namespaces/default/{name}"
+    if selector:
+        path += "?labelSelector=" + urllib.parse.quote(selector, safe="")
+    return xm.request(path)
+
+
+def test_inline_metrics_match_what_prometheus_computes(start_xmetrics, prometheus):
+    url, query = prometheus
+    xm = start_xmetrics("--backend", "prometheus", "--prometheus-url", url)
+    res = xm.get_raw(f"{BASE}/namespaces/default/queue.depth?labelSelector=env%3Dprod")
+    item = json.loads(res.stdout)["items"][0]
+    expected = query('sum(queue_depth{env="prod"})')[0]["value"][1]
+    assert expected == "42"
+    assert item["value"] == "42"
+    _, _, body = get(xm, "queue.depth", "queue in (emails,push)")
+    assert json.loads(body)["items"][0]["value"] == "17"
+    _, _, body = get(xm, "queue.depth", "queue notin (emails),env!=dev")
+    assert json.loads(body)["items"][0]["value"] == "30"
+    queries = {m["selector"]: m["query"] for m in xm.status()["metrics"]}
+    assert queries["env=prod"] == 'sum(queue_depth{env="prod"})'
+    assert xm.status()["backend"]["name"] == "prometheus"
+
+
+def test_empty_and_nan_results_are_errors_that_say_so(start_xmetrics, prometheus):
+    url, _ = prometheus
+    xm = start_xmetrics("--backend", "prometheus", "--prometheus-url", url,
+                        "--prometheus-aggregation", "max")
+    status, _, body = get(xm, "nothing.scraped")
+    assert status == 404 and "Prometheus returned no series" in body, body
+    status, _, body = get(xm, "ratio", "kind=broken")
+    assert status == 404 and "Prometheus returned NaN" in body, body

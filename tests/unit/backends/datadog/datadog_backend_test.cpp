@@ -1,0 +1,400 @@
+#include "backends/datadog/datadog_backend.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/url.hpp>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+
+namespace xmetrics::backends::datadog {
+namespace {
+
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+const core::Clock::time_point kNow{std::chrono::seconds(1'700'000'000)};
+const std::string kApiKey = "api-0123456789abcdef";
+const std::string kAppKey = "app-fedcba9876543210";
+
+// Splits Datadog's comma-joined query list on commas outside braces and parentheses.
+std::vector<std::string> splitQueries(std::string_view text) {
+  std::vector<std::string> out;
+  int depth = 0;
+  std::string current;
+  for (char c : text) {
+    if (c == '{' || c == '(') ++depth;
+    if (c == '}' || c == ')') --depth;
+    if (c == ',' && depth == 0) {
+      out.push_back(current);
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  out.push_back(current);
+  return out;
+}
+
+// A fake query API on a fake clock: answers per query_index from `values`, rejects a call holding
+// any query in `bad` with 400, and plays `script` (status or transport failure) first.
+struct FakeDatadog {
+  struct Scripted {
+    long status = 0;  // 0: transport failure
+    std::string body;
+    http::Headers headers;
+  };
+  struct Call {
+    std::string url;
+    std::vector<std::string> queries;
+    int64_t from = 0, to = 0;
+    http::Headers headers;
+  };
+
+  std::mutex mutex;
+  std::map<std::string, double> values;
+  std::set<std::string> bad;
+  std::deque<Scripted> script;
+  std::vector<Call> calls;
+  std::optional<std::pair<int64_t, int64_t>> rateLimit;  // (limit, period) announced
+  int64_t windowStart = 0, usedInWindow = 0;
+  std::atomic<int64_t> clockNs{0};
+
+  SteadyClock::time_point now() const {
+    return SteadyClock::time_point(std::chrono::nanoseconds(clockNs.load()));
+  }
+  Timing timing() {
+    return {[this] { return now(); },
+            [this](SteadyClock::duration d) {
+              clockNs += std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+            }};
+  }
+  Transport transport() {
+    return [this](const http::Request& r) -> std::expected<http::Response, std::string> {
+      std::lock_guard lock(mutex);
+      auto url = boost::urls::parse_uri(r.url);
+      Call call{r.url, {}, 0, 0, r.headers};
+      for (auto param : url->params()) {
+        if (param.key == "query") call.queries = splitQueries(param.value);
+        if (param.key == "from") call.from = std::stoll(param.value);
+        if (param.key == "to") call.to = std::stoll(param.value);
+      }
+      calls.push_back(call);
+      http::Response res;
+      if (rateLimit) {
+        auto [limit, period] = *rateLimit;
+        int64_t t =
+            std::chrono::duration_cast<std::chrono::seconds>(now().time_since_epoch()).count();
+        if (t >= windowStart + period) {
+          windowStart = t - t % period;
+          usedInWindow = 0;
+        }
+        ++usedInWindow;
+        res.headers = {
+            {"X-RateLimit-Limit", std::to_string(limit)},
+            {"X-RateLimit-Period", std::to_string(period)},
+            {"X-RateLimit-Remaining", std::to_string(std::max<int64_t>(0, limit - usedInWindow))},
+            {"X-RateLimit-Reset", std::to_string(windowStart + period - t)}};
+        if (usedInWindow > limit) {
+          res.status = 429;
+          res.body = R"({"errors":["Rate limit exceeded"]})";
+          return res;
+        }
+      }
+      if (!script.empty()) {
+        auto s = script.front();
+        script.pop_front();
+        if (s.status == 0)
+          return std::unexpected("GET " + r.url.substr(0, r.url.find('/', 8)) +
+                                 " failed: Timeout was reached");
+        res.status = s.status;
+        res.body = s.body;
+        for (auto& [k, v] : s.headers) res.headers[k] = v;
+        return res;
+      }
+      for (const auto& q : call.queries) {
+        if (bad.contains(q)) {
+          res.status = 400;
+          res.body = R"({"errors":["Error parsing query: unexpected token in )" + q + "\"]}";
+          return res;
+        }
+      }
+      std::string series;
+      for (std::size_t i = 0; i < call.queries.size(); ++i) {
+        auto it = values.find(call.queries[i]);
+        if (it == values.end()) continue;
+        if (!series.empty()) series += ",";
+        series += R"({"query_index":)" + std::to_string(i) + R"(,"pointlist":[[)" +
+                  std::to_string(call.to * 1000 - 60000) + "," + std::to_string(it->second) +
+                  "],[" + std::to_string(call.to * 1000 - 30000) + ",null]]}";
+      }
+      res.status = 200;
+      res.body = R"({"status":"ok","series":[)" + series + "]}";
+      return res;
+    };
+  }
+};
+
+DatadogOptions options(std::vector<std::string> urls = {"https://api.datadoghq.com"}) {
+  DatadogOptions o;
+  for (auto& u : urls)
+    o.endpoints.push_back({u, Secret::fromValue(kApiKey), Secret::fromValue(kAppKey)});
+  o.maxParallelCalls = 1;
+  return o;
+}
+
+std::vector<BackendQuery> queries(std::size_t n) {
+  std::vector<BackendQuery> out;
+  for (std::size_t i = 0; i < n; ++i)
+    out.push_back({"avg:m" + std::to_string(i) + "{env:prod,app:a}", 300s});
+  return out;
+}
+
+void expectNoSecrets(const std::vector<BackendResult>& results, const BackendHealth& health) {
+  for (const auto& r : results) {
+    if (r) continue;
+    EXPECT_EQ(r.error().find(kApiKey), std::string::npos);
+    EXPECT_EQ(r.error().find(kAppKey), std::string::npos);
+  }
+  EXPECT_EQ(health.lastError.find(kApiKey), std::string::npos);
+  for (const auto& [k, v] : health.details) {
+    EXPECT_EQ(v.find(kApiKey), std::string::npos);
+    EXPECT_EQ(v.find(kAppKey), std::string::npos);
+  }
+}
+
+TEST(DatadogBackend, OneCallAnswersABatchWithTheKeysAsHeadersAndTheWindowAsFromTo) {
+  FakeDatadog dd;
+  auto qs = queries(3);
+  dd.values[qs[0].query] = 1.5;
+  dd.values[qs[2].query] = 3.5;
+  DatadogBackend backend(options(), dd.transport(), dd.timing());
+  auto results = backend.fetch(qs, kNow);
+  ASSERT_EQ(dd.calls.size(), 1u);
+  const auto& call = dd.calls[0];
+  EXPECT_TRUE(call.url.starts_with(
+      "https://api.datadoghq.com/api/v1/"
+      "query?from=1699999700&to=1700000000&query=avg%3Am0%7Benv%3Aprod%2Capp%3Aa%7D%2Cavg%3Am1"))
+      << call.url;
+  EXPECT_EQ(call.headers.at("DD-API-KEY"), kApiKey);
+  EXPECT_EQ(call.headers.at("dd-application-key"), kAppKey);
+  EXPECT_EQ(call.queries.size(), 3u);
+  ASSERT_TRUE(results[0]);
+  EXPECT_EQ(results[0]->value, 1.5);
+  EXPECT_EQ(results[0]->time, kNow - 60s);  // the newest non-null point here; ms timestamps
+  ASSERT_FALSE(results[1]);
+  EXPECT_EQ(results[1].error(), "no serie was found for this query");
+  EXPECT_EQ(results[2]->value, 3.5);
+  EXPECT_EQ(backend.health().calls, 1u);
+}
+
+TEST(DatadogBackend, WindowsAreCappedAtOneDay) {
+  FakeDatadog dd;
+  DatadogBackend backend(options(), dd.transport(), dd.timing());
+  std::vector<BackendQuery> qs = {{"avg:a{*}", std::chrono::hours(72)}};
+  backend.fetch(qs, kNow);
+  ASSERT_EQ(dd.calls.size(), 1u);
+  EXPECT_EQ(dd.calls[0].to - dd.calls[0].from, 86400);
+}
+
+TEST(DatadogBackend, PacksAHundredQueriesIntoThreeCallsInParallel) {
+  FakeDatadog dd;
+  auto qs = queries(100);
+  for (auto& q : qs) dd.values[q.query] = 7;
+  auto o = options();
+  o.maxParallelCalls = 4;
+  DatadogBackend backend(o, dd.transport(), dd.timing());
+  auto results = backend.fetch(qs, kNow);
+  EXPECT_EQ(dd.calls.size(), 3u);
+  for (const auto& r : results) {
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->value, 7);
+  }
+}
+
+TEST(DatadogBackend, ARejectedQueryFailsAloneWithTheApisMessageAndIsNotSentAgain) {
+  FakeDatadog dd;
+  auto qs = queries(20);
+  for (auto& q : qs) dd.values[q.query] = 1;
+  qs[13].query = "avg:broken{env:prod AND !region:us}";  // mixes the two filter forms
+  dd.bad.insert(qs[13].query);
+  DatadogBackend backend(options(), dd.transport(), dd.timing());
+  auto results = backend.fetch(qs, kNow);
+  for (std::size_t i = 0; i < qs.size(); ++i) {
+    if (i == 13) continue;
+    ASSERT_TRUE(results[i]) << i << ": " << results[i].error();
+  }
+  ASSERT_FALSE(results[13]);
+  EXPECT_EQ(results[13].error(),
+            "Datadog rejected the query: Error parsing query: unexpected token in "
+            "avg:broken{env:prod AND !region:us}");
+  // 1 full call + halving down to the one query: at most 2 calls per level of a 20-query batch.
+  EXPECT_LE(dd.calls.size(), 1u + 2u * 5u);
+  dd.calls.clear();
+  auto again = backend.fetch(qs, kNow + 30s);
+  ASSERT_EQ(dd.calls.size(), 1u);  // the known-bad query is answered from memory
+  EXPECT_EQ(dd.calls[0].queries.size(), 19u);
+  EXPECT_EQ(again[13].error(), results[13].error());
+}
+
+TEST(DatadogBackend, On429WaitsForTheResetThenRetries) {
+  FakeDatadog dd;
+  auto qs = queries(1);
+  dd.values[qs[0].query] = 4;
+  dd.script.push_back({429,
+                       R"({"errors":["Rate limit exceeded"]})",
+                       {{"x-ratelimit-limit", "10"},
+                        {"x-ratelimit-period", "10"},
+                        {"x-ratelimit-remaining", "9"},
+                        {"x-ratelimit-reset", "3"}}});
+  DatadogBackend backend(options(), dd.transport(), dd.timing());
+  auto results = backend.fetch(qs, kNow);
+  ASSERT_TRUE(results[0]) << results[0].error();
+  EXPECT_EQ(dd.calls.size(), 2u);
+  EXPECT_GE(dd.now() - SteadyClock::time_point{}, 3s);
+}
+
+TEST(DatadogBackend, ASpentBudgetFailsFastInsteadOfWaitingAnHour) {
+  FakeDatadog dd;
+  auto qs = queries(70);
+  dd.script.push_back({429,
+                       R"({"errors":["Rate limit exceeded"]})",
+                       {{"x-ratelimit-limit", "1600"},
+                        {"x-ratelimit-period", "3600"},
+                        {"x-ratelimit-remaining", "0"},
+                        {"x-ratelimit-reset", "1800"}}});
+  DatadogBackend backend(options(), dd.transport(), dd.timing());
+  auto results = backend.fetch(qs, kNow);
+  EXPECT_EQ(dd.calls.size(), 1u);
+  for (const auto& r : results) {
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().find("rate limit"), std::string::npos) << r.error();
+  }
+  auto health = backend.health();
+  ASSERT_FALSE(health.details.empty());
+  EXPECT_NE(health.details[0].second.find("0 of 1600 calls left per 3600s"), std::string::npos)
+      << health.details[0].second;
+}
+
+TEST(DatadogBackend, PacesARefreshToTheAnnouncedLimit) {
+  FakeDatadog dd;
+  dd.rateLimit = {{5, 60}};  // 5 calls a minute
+  auto qs = queries(35 * 12);
+  for (auto& q : qs) dd.values[q.query] = 2;
+  auto o = options();
+  o.maxRateLimitWait = 120s;
+  DatadogBackend backend(o, dd.transport(), dd.timing());
+  auto results = backend.fetch(qs, kNow);
+  EXPECT_EQ(dd.calls.size(), 12u);  // no 429 was provoked, so no retry
+  for (const auto& r : results) ASSERT_TRUE(r) << r.error();
+  // 12 calls at 5 a minute take at least two minutes of (fake) time.
+  EXPECT_GE(dd.now() - SteadyClock::time_point{}, 120s);
+}
+
+TEST(DatadogBackend, ServerErrorsFailOverToTheNextEndpointAndBackOff) {
+  FakeDatadog dd;
+  auto qs = queries(2);
+  dd.values[qs[0].query] = 1;
+  dd.values[qs[1].query] = 2;
+  dd.script.push_back({503, R"({"errors":["upstream down"]})", {}});
+  auto o = options({"https://api.datadoghq.com", "https://api.datadoghq.eu"});
+  o.endpointBackoff = 30s;
+  DatadogBackend backend(o, dd.transport(), dd.timing());
+  auto results = backend.fetch(qs, kNow);
+  ASSERT_TRUE(results[0]) << results[0].error();
+  ASSERT_EQ(dd.calls.size(), 2u);
+  EXPECT_TRUE(dd.calls[1].url.starts_with("https://api.datadoghq.eu/"));
+  // The failed endpoint sits out its backoff...
+  backend.fetch(qs, kNow);
+  EXPECT_TRUE(dd.calls[2].url.starts_with("https://api.datadoghq.eu/"));
+  // ... and is first again once it is over.
+  dd.clockNs += std::chrono::duration_cast<std::chrono::nanoseconds>(31s).count();
+  backend.fetch(qs, kNow);
+  EXPECT_TRUE(dd.calls[3].url.starts_with("https://api.datadoghq.com/"));
+}
+
+TEST(DatadogBackend, TimeoutsAndForbiddenNameTheCauseButNeverTheKeys) {
+  FakeDatadog dd;
+  auto qs = queries(2);
+  dd.script.push_back({0, "", {}});
+  DatadogBackend backend(options(), dd.transport(), dd.timing());
+  auto results = backend.fetch(qs, kNow);
+  ASSERT_FALSE(results[0]);
+  EXPECT_NE(results[0].error().find("Timeout was reached"), std::string::npos)
+      << results[0].error();
+  EXPECT_FALSE(backend.health().reachable);
+  expectNoSecrets(results, backend.health());
+
+  FakeDatadog forbidden;
+  forbidden.script.push_back({403, R"({"errors":["Forbidden"]})", {}});
+  DatadogBackend b2(options(), forbidden.transport(), forbidden.timing());
+  auto r2 = b2.fetch(qs, kNow);
+  ASSERT_FALSE(r2[0]);
+  EXPECT_NE(r2[0].error().find("403 Forbidden: Forbidden"), std::string::npos) << r2[0].error();
+  EXPECT_NE(r2[0].error().find("DD_API_KEY"), std::string::npos);
+  expectNoSecrets(r2, b2.health());
+}
+
+TEST(DatadogBackend, GarbageIsAnErrorForTheWholeCall) {
+  FakeDatadog dd;
+  auto qs = queries(2);
+  dd.script.push_back({200, "<html>maintenance</html>", {}});
+  DatadogBackend backend(options(), dd.transport(), dd.timing());
+  auto results = backend.fetch(qs, kNow);
+  ASSERT_FALSE(results[1]);
+  EXPECT_NE(results[1].error().find("not a query response"), std::string::npos)
+      << results[1].error();
+}
+
+TEST(DatadogBackend, KeyFilesAreReadAgainWhenTheyChange) {
+  std::string path = ::testing::TempDir() + "/dd-api-key";
+  std::ofstream(path) << "first-key\n";
+  FakeDatadog dd;
+  auto o = options();
+  o.endpoints[0].apiKey = Secret::fromFile(path);
+  DatadogBackend backend(o, dd.transport(), dd.timing());
+  backend.fetch(queries(1), kNow);
+  std::ofstream(path) << "second-key-longer\n";
+  backend.fetch(queries(1), kNow);
+  ASSERT_EQ(dd.calls.size(), 2u);
+  EXPECT_EQ(dd.calls[0].headers.at("DD-API-KEY"), "first-key");
+  EXPECT_EQ(dd.calls[1].headers.at("DD-API-KEY"), "second-key-longer");
+  std::remove(path.c_str());
+}
+
+TEST(DatadogBackend, CancelEndsAPacedRefreshPromptly) {
+  FakeDatadog dd;
+  auto qs = queries(35 * 3);
+  auto o = options();
+  DatadogBackend backend(o, dd.transport(), Timing{});  // real clock, interruptible waits
+  backend.cancel();
+  auto results = backend.fetch(qs, kNow);
+  EXPECT_TRUE(dd.calls.empty());
+  EXPECT_EQ(results[0].error(), "xmetrics is shutting down");
+}
+
+TEST(ParseEndpointList, JsonListOrCommaSeparatedUrls) {
+  auto api = Secret::fromValue("a"), app = Secret::fromValue("b");
+  auto list = parseEndpointList(
+      R"([{"url":"https://proxy.local/"},{"site":"datadoghq.eu","api_key":"k2","app_key":"p2"}])",
+      api, app);
+  ASSERT_TRUE(list) << list.error();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].url, "https://proxy.local");
+  EXPECT_EQ(*(*list)[0].apiKey.get(), "a");
+  EXPECT_EQ((*list)[1].url, "https://api.datadoghq.eu");
+  EXPECT_EQ(*(*list)[1].apiKey.get(), "k2");
+  auto urls = parseEndpointList("https://a.example, https://b.example", api, app);
+  ASSERT_TRUE(urls);
+  EXPECT_EQ(urls->size(), 2u);
+  auto bad = parseEndpointList(R"([{"api_key":"super-secret"}])", api, app);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().find("super-secret"), std::string::npos);
+  EXPECT_TRUE(parseEndpointList("", api, app)->empty());
+}
+
+}  // namespace
+}  // namespace xmetrics::backends::datadog

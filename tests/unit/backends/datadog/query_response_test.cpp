@@ -1,0 +1,106 @@
+#include "backends/datadog/query_response.hpp"
+
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <string>
+#include <vector>
+
+namespace xmetrics::backends::datadog {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string fixtureBody(const std::string& name) {
+  auto root = YAML::LoadFile(std::string(XMETRICS_SOURCE_DIR) +
+                             "/tests/integration/fixtures/datadog/" + name);
+  return root["interactions"][0]["response"]["body"]["string"].as<std::string>();
+}
+
+TEST(ChoosePoint, TakesTheSecondNewestNonNullPointBecauseTheNewestBucketIsStillFilling) {
+  std::vector<Point> points = {
+      {1000, 1.0}, {2000, 2.0}, {3000, std::nullopt}, {4000, 4.0}, {5000, std::nullopt}};
+  auto p = choosePoint(points);
+  ASSERT_TRUE(p) << p.error();
+  EXPECT_EQ(p->timestampMs, 2000);
+  EXPECT_EQ(*p->value, 2.0);
+}
+
+TEST(ChoosePoint, TakesTheOnlyNonNullPoint) {
+  std::vector<Point> points = {{1000, std::nullopt}, {2000, 7.5}, {3000, std::nullopt}};
+  auto p = choosePoint(points);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(*p->value, 7.5);
+  EXPECT_EQ(p->timestampMs, 2000);
+}
+
+TEST(ChoosePoint, AllNullIsTheClusterAgentsError) {
+  std::vector<Point> points = {{1000, std::nullopt}, {2000, std::nullopt}};
+  auto p = choosePoint(points);
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().find("only null values found"), std::string::npos) << p.error();
+  EXPECT_FALSE(choosePoint({}));
+}
+
+TEST(ParseQueryResponse, ReadsTheRecordedAnswerWithMillisecondTimestampsAndItsUnit) {
+  std::vector<std::string> queries = {"system.cpu.idle{*}"};
+  auto results = parseQueryResponse(
+      fixtureBody("test_query_timeseries_points_returns_ok_response.yaml"), queries);
+  ASSERT_TRUE(results) << results.error();
+  ASSERT_EQ(results->size(), 1u);
+  const auto& r = (*results)[0];
+  ASSERT_TRUE(r) << r.error();
+  // The pointlist ends ...[1641429900000, 92.05671568477855], [1641430200000, 92.577...]].
+  EXPECT_DOUBLE_EQ(r->value, 92.05671568477855);
+  EXPECT_EQ(r->time, core::Clock::time_point(milliseconds(1641429900000)));
+  EXPECT_EQ(r->unit, "percent");  // [percent, null]
+}
+
+TEST(ParseQueryResponse, MapsSeriesBackByQueryIndexNotByOrder) {
+  std::vector<std::string> queries = {"a{*}", "b{*}", "c{*}"};
+  std::string body = R"({"status":"ok","series":[
+    {"query_index":2,"pointlist":[[1000,3.0],[2000,33.0]]},
+    {"query_index":0,"pointlist":[[1000,1.0]],"unit":[{"name":"byte"},{"name":"second"}]}]})";
+  auto results = parseQueryResponse(body, queries);
+  ASSERT_TRUE(results) << results.error();
+  ASSERT_EQ(results->size(), 3u);
+  ASSERT_TRUE((*results)[0]);
+  EXPECT_EQ((*results)[0]->value, 1.0);
+  EXPECT_EQ((*results)[0]->unit, "byte per second");
+  ASSERT_FALSE((*results)[1]);
+  EXPECT_EQ((*results)[1].error(), "no serie was found for this query");
+  ASSERT_TRUE((*results)[2]);
+  EXPECT_EQ((*results)[2]->value, 3.0);
+}
+
+TEST(ParseQueryResponse, SeveralSeriesForOneQueryIsAnErrorNotAnArbitraryPick) {
+  std::vector<std::string> queries = {"avg:a{*} by {host}"};
+  std::string body = R"({"series":[{"query_index":0,"pointlist":[[1000,1.0]]},
+                                   {"query_index":0,"pointlist":[[1000,2.0]]}]})";
+  auto results = parseQueryResponse(body, queries);
+  ASSERT_TRUE(results);
+  ASSERT_FALSE((*results)[0]);
+  EXPECT_NE((*results)[0].error().find("2 series"), std::string::npos);
+}
+
+TEST(ParseQueryResponse, GarbageAndOutOfRangeIndexesFailTheWholeAnswer) {
+  std::vector<std::string> queries = {"a{*}"};
+  EXPECT_FALSE(parseQueryResponse("<html>oops</html>", queries));
+  EXPECT_FALSE(parseQueryResponse(R"({"series":[{"query_index":3,"pointlist":[]}]})", queries));
+  EXPECT_FALSE(parseQueryResponse(R"([1,2])", queries));
+  std::vector<std::string> two = {"a{*}", "b{*}"};
+  EXPECT_FALSE(parseQueryResponse(R"({"series":[{"pointlist":[[1,2]]}]})", two));
+}
+
+TEST(ErrorMessage, JoinsTheApisErrors) {
+  EXPECT_EQ(errorMessage(R"({"errors":["Error parsing query: foo","bar"]})"),
+            "Error parsing query: foo; bar");
+  EXPECT_EQ(errorMessage(R"({"status":"error","error":"Rate limit of 1600 requests"})"),
+            "Rate limit of 1600 requests");
+  EXPECT_EQ(errorMessage(
+                fixtureBody("test_scalar_cross_product_query_returns_bad_request_response.yaml")),
+            "Queries ending outside the retention date are invalid");
+}
+
+}  // namespace
+}  // namespace xmetrics::backends::datadog

@@ -1,0 +1,109 @@
+#include "backends/datadog/rate_budget.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace xmetrics::backends::datadog {
+namespace {
+
+using namespace std::chrono_literals;
+using TimePoint = RateBudget::TimePoint;
+
+RateLimitHeaders headers(int64_t limit, int64_t period, int64_t remaining, int64_t reset) {
+  return {limit, period, remaining, reset, "query"};
+}
+
+TEST(ParseRateLimitHeaders, ReadsTheRecordedHeadersWhateverTheirCase) {
+  http::Headers h = {{"x-ratelimit-limit", "10"},
+                     {"x-ratelimit-name", "logs_public_search_api"},
+                     {"x-ratelimit-period", "10"},
+                     {"x-ratelimit-remaining", "9"},
+                     {"x-ratelimit-reset", "3"}};
+  auto r = parseRateLimitHeaders(h);
+  EXPECT_EQ(r.limit, 10);
+  EXPECT_EQ(r.period, 10);
+  EXPECT_EQ(r.remaining, 9);
+  EXPECT_EQ(r.reset, 3);
+  EXPECT_EQ(r.name, "logs_public_search_api");
+  EXPECT_FALSE(parseRateLimitHeaders({{"X-RateLimit-Limit", "lots"}}).limit);
+}
+
+TEST(RateBudget, UnknownBudgetDoesNotWait) {
+  RateBudget b;
+  TimePoint t0{};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(*b.reserve(t0, 30s), 0s);
+}
+
+TEST(RateBudget, SpreadsWhatIsLeftEvenlyUntilTheReset) {
+  RateBudget b;
+  TimePoint t0{};
+  ASSERT_EQ(*b.reserve(t0, 30s), 0s);
+  b.observe(headers(10, 60, 6, 60), 200, t0);  // 6 calls left for 60 s: one every 10 s
+  EXPECT_EQ(*b.reserve(t0, 30s), 0s);
+  EXPECT_EQ(*b.reserve(t0, 30s), 10s);  // the first of the 6 goes now, the next 60 s / 6 later
+  EXPECT_EQ(*b.reserve(t0, 30s), 20s);
+}
+
+TEST(RateBudget, NeverSendsMoreThanTheLimitPerPeriod) {
+  // Simulates a server with a fixed window and counts calls per window while a client asks
+  // for calls as fast as it is allowed to.
+  RateBudget b;
+  TimePoint now{};
+  const int64_t limit = 5, period = 60;
+  int64_t windowStart = 0, used = 0;
+  std::map<int64_t, int> perWindow;
+  for (int call = 0; call < 40; ++call) {
+    auto wait = b.reserve(now, 3600s);
+    ASSERT_TRUE(wait);
+    now += *wait;
+    int64_t t = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+    if (t >= windowStart + period) {
+      windowStart = t - (t % period);
+      used = 0;
+    }
+    ++used;
+    ++perWindow[windowStart];
+    b.observe(headers(limit, period, limit - used, windowStart + period - t), 200, now);
+  }
+  for (const auto& [start, calls] : perWindow) EXPECT_LE(calls, limit) << "window " << start;
+  EXPECT_GE(perWindow.size(), 8u);
+}
+
+TEST(RateBudget, ASpentBudgetWaitsForTheResetOrFailsWhenThatIsTooFar) {
+  RateBudget b;
+  TimePoint t0{};
+  ASSERT_TRUE(b.reserve(t0, 30s));
+  b.observe(headers(100, 3600, 0, 20), 200, t0);
+  EXPECT_EQ(*b.reserve(t0, 30s), 20s);
+  b.release();
+  RateBudget far;
+  ASSERT_TRUE(far.reserve(t0, 30s));
+  far.observe(headers(100, 3600, 0, 1800), 200, t0);
+  auto r = far.reserve(t0, 30s);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().find("100 calls per 3600s"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("1800s"), std::string::npos) << r.error();
+}
+
+TEST(RateBudget, A429BlocksUntilTheAnnouncedReset) {
+  RateBudget b;
+  TimePoint t0{};
+  ASSERT_TRUE(b.reserve(t0, 30s));
+  b.observe(headers(10, 10, 9, 3), 429, t0);  // the recorded 429: remaining 9 but reset in 3 s
+  EXPECT_EQ(*b.reserve(t0, 30s), 3s);
+  EXPECT_EQ(b.snapshot(t0).blockedForSeconds, 3);
+}
+
+TEST(RateBudget, AssumesAFullBudgetOnceThePeriodHasRolledOver) {
+  RateBudget b;
+  TimePoint t0{};
+  ASSERT_TRUE(b.reserve(t0, 30s));
+  b.observe(headers(10, 60, 0, 5), 200, t0);
+  auto later = t0 + 6s;
+  EXPECT_EQ(*b.reserve(later, 30s), 0s);
+  EXPECT_EQ(b.snapshot(later).remaining, 10);
+}
+
+}  // namespace
+}  // namespace xmetrics::backends::datadog
