@@ -1,9 +1,11 @@
 #include <yaml-cpp/yaml.h>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
@@ -13,6 +15,8 @@
 #include <charconv>
 #include <cstdio>
 #include <iostream>
+#include <stdexcept>
+#include <thread>
 
 #include "cli/commands.hpp"
 
@@ -92,19 +96,36 @@ std::expected<std::string, std::string> httpsGet(const Endpoint& endpoint, const
     SSL_set_tlsext_host_name(stream.native_handle(), sniHost.c_str());
     stream.set_verify_callback(net::ssl::host_name_verification(std::string(url->host_address())));
     net::ip::tcp::resolver resolver(ioc);
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
-    beast::get_lowest_layer(stream).connect(resolver.resolve(host, port));
-    stream.handshake(net::ssl::stream_base::client);
+    // Asynchronous operations, so tcp_stream's deadline bounds each step: a server that accepts and
+    // never answers cannot hang `status`. The io_context runs on a helper thread.
+    auto work = net::make_work_guard(ioc);
+    std::thread runner([&] { ioc.run(); });
+    struct Join {
+      net::io_context& ioc;
+      std::thread& t;
+      ~Join() {
+        ioc.stop();
+        t.join();
+      }
+    } join{ioc, runner};
+    auto& tcp = beast::get_lowest_layer(stream);
+    constexpr auto kStepTimeout = std::chrono::seconds(10);
+    auto endpoints = resolver.resolve(host, port);
+    tcp.expires_after(kStepTimeout);
+    tcp.async_connect(endpoints, net::use_future).get();
+    tcp.expires_after(kStepTimeout);
+    stream.async_handshake(net::ssl::stream_base::client, net::use_future).get();
     http::request<http::empty_body> req{http::verb::get, target, 11};
     req.set(http::field::host, host);
     req.set(http::field::accept, "application/json");
     if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
-    http::write(stream, req);
+    tcp.expires_after(kStepTimeout);
+    http::async_write(stream, req, net::use_future).get();
     beast::flat_buffer buffer;
     http::response<http::string_body> res;
-    http::read(stream, buffer, res);
-    beast::error_code ec;
-    stream.shutdown(ec);
+    tcp.expires_after(kStepTimeout);
+    http::async_read(stream, buffer, res, net::use_future).get();
+    tcp.close();
     if (res.result_int() != 200) {
       std::string message = res.body();
       boost::system::error_code jec;

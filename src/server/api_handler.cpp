@@ -225,7 +225,7 @@ void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
   const unsigned version = request.version;
   const std::string& path = request.path;
   const auto& parts = request.parts;
-  if (request.method != http::verb::get) {
+  if (request.method != http::verb::get && request.method != http::verb::head) {
     auto response = statusError(405, "MethodNotAllowed",
                                 request.methodText + " is not supported on " + path +
                                     ": the external metrics API is read-only (GET)",

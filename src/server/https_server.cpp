@@ -90,7 +90,10 @@ struct HttpsServer::Impl {
   HttpsServerOptions options;
   RequestHandler& handler;
   net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  tcp::acceptor acceptor{net::make_strand(ioc)};
+  net::steady_timer acceptRetry{acceptor.get_executor()};
+  uint64_t acceptFailures = 0;
+  std::chrono::steady_clock::time_point lastAcceptLog;
   std::vector<std::thread> threads;
   std::mutex tlsMutex;
   std::shared_ptr<ssl::context> tls;  // swapped on reload; sessions keep the one they started with
@@ -106,6 +109,7 @@ struct HttpsServer::Impl {
   }
 
   void accept();
+  void retryAcceptAfter(std::chrono::milliseconds delay);
 };
 
 namespace {
@@ -126,6 +130,8 @@ class Session : public std::enable_shared_from_this<Session> {
     response_ = std::move(response);
     response_.keep_alive(keepAlive_ && !server_.stopping.load(std::memory_order_relaxed));
     response_.prepare_payload();
+    // HEAD: the headers of the GET answer, Content-Length included, and no body.
+    if (isHead_) response_.body().clear();
     beast::get_lowest_layer(stream_).expires_after(server_.options.writeTimeout);
     http::async_write(
         stream_, response_,
@@ -182,6 +188,7 @@ class Session : public std::enable_shared_from_this<Session> {
   HttpResponse response_;
   PeerCertificate peer_;
   bool keepAlive_ = true;
+  bool isHead_ = false;
 };
 
 // One per request: the first respond() wins; it hops onto the session's strand to write.
@@ -226,21 +233,43 @@ void Session::onRead(beast::error_code ec) {
   }
   request_ = parser_->release();
   keepAlive_ = request_.keep_alive();
+  isHead_ = request_.method() == http::verb::head;
   server_.handler.handle(request_, peer_, std::make_shared<SessionSlot>(shared_from_this()));
 }
 
 }  // namespace
 
 void HttpsServer::Impl::accept() {
+  if (stopping) return;
+  // At the connection cap, stop taking connections (the kernel backlog holds them) and look again
+  // shortly, rather than accepting and dropping.
+  if (sessions.load() >= static_cast<int>(options.maxConnections)) {
+    return retryAcceptAfter(std::chrono::milliseconds(50));
+  }
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || stopping) return;
-      spdlog::warn("component=server event=accept_failed error=\"{}\"", ec.message());
-    } else {
-      socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), currentTls(), *this)->run();
+      // EMFILE and friends repeat at once: back off instead of spinning, and log once a second.
+      auto now = std::chrono::steady_clock::now();
+      ++acceptFailures;
+      if (now - lastAcceptLog > std::chrono::seconds(1)) {
+        spdlog::warn("component=server event=accept_failed error=\"{}\" count={}", ec.message(),
+                     acceptFailures);
+        lastAcceptLog = now;
+        acceptFailures = 0;
+      }
+      return retryAcceptAfter(std::chrono::milliseconds(100));
     }
-    if (!stopping) accept();
+    socket.set_option(tcp::no_delay(true), ec);
+    std::make_shared<Session>(std::move(socket), currentTls(), *this)->run();
+    accept();
+  });
+}
+
+void HttpsServer::Impl::retryAcceptAfter(std::chrono::milliseconds delay) {
+  acceptRetry.expires_after(delay);
+  acceptRetry.async_wait([this](beast::error_code ec) {
+    if (!ec) accept();
   });
 }
 
@@ -279,7 +308,7 @@ std::expected<void, std::string> HttpsServer::start() {
     return std::unexpected("cannot listen on " + where + ": " + ec.message());
   }
   impl_->boundPort = acceptor.local_endpoint().port();
-  impl_->accept();
+  net::post(impl_->acceptor.get_executor(), [this] { impl_->accept(); });
   unsigned n = std::max(1u, o.threads);
   for (unsigned i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
   return {};
@@ -290,9 +319,10 @@ uint16_t HttpsServer::port() const { return impl_->boundPort; }
 void HttpsServer::stop() {
   if (impl_->threads.empty()) return;
   impl_->stopping = true;
-  net::post(impl_->ioc, [this] {
+  net::post(impl_->acceptor.get_executor(), [this] {
     boost::system::error_code ec;
     impl_->acceptor.close(ec);
+    impl_->acceptRetry.cancel();
   });
   // In-flight requests finish (responses are sent with Connection: close); idle keep-alive
   // connections are not waited for beyond this bound.

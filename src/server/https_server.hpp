@@ -57,6 +57,7 @@ struct HttpsServerOptions {
       90};  // keep-alive connections with no request for this long close
   std::chrono::seconds writeTimeout{30};
   std::size_t maxBodyBytes = 1 << 20;
+  std::size_t maxConnections = 4096;  // beyond this, new connections wait in the kernel backlog
 };
 
 // TLS 1.2/1.3 HTTP/1.1 server on Boost.Beast. One io_context, `threads` threads running it.

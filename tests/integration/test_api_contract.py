@@ -113,3 +113,40 @@ def test_keep_alive_connection_serves_many_requests(xmetrics):
         assert res.status == 200
         res.read()
     conn.close()
+
+
+def test_head_answers_headers_only_and_keeps_the_connection_in_step(xmetrics):
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context(cafile=xmetrics.ca_file)
+    ctx.load_cert_chain(xmetrics.client_cert, xmetrics.client_key)
+    conn = http.client.HTTPSConnection(xmetrics.host, xmetrics.port, context=ctx, timeout=10)
+    conn.request("HEAD", "/healthz")
+    head = conn.getresponse()
+    assert head.status == 200
+    assert int(head.getheader("Content-Length")) > 0
+    assert head.read() == b""
+    # A body after the HEAD answer would be read as the start of this response.
+    conn.request("GET", "/livez")
+    res = conn.getresponse()
+    assert res.status == 200
+    assert json.loads(res.read())["status"] == "Success"
+    conn.close()
+
+
+def test_status_gives_up_on_a_server_that_never_answers(request, tmp_path):
+    import socket
+    import subprocess
+    import time
+    binary = request.config.getoption("--xmetrics-binary")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    port = silent.getsockname()[1]
+    started = time.monotonic()
+    res = subprocess.run([binary, "status", "--server", f"https://127.0.0.1:{port}"],
+                         capture_output=True, text=True, timeout=60)
+    silent.close()
+    assert res.returncode == 1
+    assert "cannot reach xmetrics" in res.stderr
+    assert time.monotonic() - started < 30
