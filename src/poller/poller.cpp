@@ -136,8 +136,8 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
 
   auto previous = store_.snapshot();
   store::ValueSnapshot next;
-  if (!fullCycle) next.values = previous->values;  // a first fetch adds to what is there
-  next.values.reserve(entries.size());
+  store::ValueMap fresh;
+  fresh.reserve(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& entry = *entries[i];
     auto value = std::make_shared<store::MetricValue>();
@@ -160,7 +160,20 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
                             : result.error();
     }
     value->body = store::renderValueList(*value);
-    next.values[entry.key] = std::move(value);
+    fresh[entry.key] = std::move(value);
+  }
+  if (fullCycle) {
+    next.base = std::make_shared<const store::ValueMap>(std::move(fresh));
+  } else if (previous->recent.size() + fresh.size() <= store::ValueSnapshot::kMaxRecent) {
+    // A first fetch adds to what is there, copying only the small recent level.
+    next.base = previous->base;
+    next.recent = previous->recent;
+    for (auto& [key, value] : fresh) next.recent[key] = std::move(value);
+  } else {
+    auto merged = std::make_shared<store::ValueMap>(*previous->base);
+    for (const auto& [key, value] : previous->recent) (*merged)[key] = value;
+    for (auto& [key, value] : fresh) (*merged)[key] = std::move(value);
+    next.base = std::move(merged);
   }
   next.publishedAt = now;
   store_.publish(std::move(next));

@@ -321,10 +321,9 @@ HttpResponse ApiHandler::discovery(std::string_view path, unsigned version) cons
   // makes kubectl warn. HPAs never read this list.
   std::set<std::string> names;
   auto snapshot = values_.snapshot();
-  for (const auto& [key, value] : snapshot->values) {
-    if (names.size() >= options_.discoveryLimit) break;
-    names.insert(value->metricName);
-  }
+  snapshot->forEach([&](const std::string&, const store::MetricValuePtr& value) {
+    if (names.size() < options_.discoveryLimit) names.insert(value->metricName);
+  });
   if (names.empty()) names.insert("externalmetrics");
   boost::json::array resources;
   for (const auto& name : names) {
@@ -460,7 +459,8 @@ boost::json::object ApiHandler::statusReport() const {
   auto poller = poller_.status();
   boost::json::array metrics;
   std::vector<store::MetricValuePtr> sorted;
-  for (const auto& [key, value] : snapshot->values) sorted.push_back(value);
+  snapshot->forEach(
+      [&](const std::string&, const store::MetricValuePtr& value) { sorted.push_back(value); });
   std::ranges::sort(sorted, [](const auto& a, const auto& b) {
     return std::tie(a->metricName, a->selector) < std::tie(b->metricName, b->selector);
   });

@@ -89,7 +89,8 @@ std::expected<std::shared_ptr<ssl::context>, std::string> makeTlsContext(const T
 struct HttpsServer::Impl {
   HttpsServerOptions options;
   RequestHandler& handler;
-  net::io_context ioc;
+  // The concurrency hint lets Asio drop its internal locking when one thread runs everything.
+  net::io_context ioc{static_cast<int>(std::max(1u, options.threads))};
   tcp::acceptor acceptor{net::make_strand(ioc)};
   net::steady_timer acceptRetry{acceptor.get_executor()};
   uint64_t acceptFailures = 0;

@@ -36,6 +36,12 @@ std::string renderValueList(const MetricValue& value) {
   return boost::json::serialize(list);
 }
 
+std::size_t ValueSnapshot::size() const {
+  std::size_t n = base->size();
+  for (const auto& [key, value] : recent) n += base->contains(key) ? 0 : 1;
+  return n;
+}
+
 ValueStore::ValueStore() : current_(std::make_shared<const ValueSnapshot>()) {}
 
 void ValueStore::publish(ValueSnapshot&& next) {

@@ -44,14 +44,33 @@ struct MetricValue {
 };
 using MetricValuePtr = std::shared_ptr<const MetricValue>;
 
+using ValueMap = std::unordered_map<std::string, MetricValuePtr>;  // by metricKey()
+
+// Two levels, so publishing one new metric does not copy all of them: `base` is shared between
+// snapshots and replaced by each full refresh; `recent` holds what first fetches added since, and
+// is folded into a new base once it grows past kMaxRecent (amortised cost per first fetch: O(1) map
+// copies). Entries in `recent` shadow `base`.
 struct ValueSnapshot {
-  std::unordered_map<std::string, MetricValuePtr> values;  // by metricKey()
+  static constexpr std::size_t kMaxRecent = 512;
+
+  std::shared_ptr<const ValueMap> base = std::make_shared<const ValueMap>();
+  ValueMap recent;
   core::Clock::time_point publishedAt;
   uint64_t generation = 0;
 
   MetricValuePtr find(const std::string& key) const {
-    auto it = values.find(key);
-    return it == values.end() ? nullptr : it->second;
+    if (auto it = recent.find(key); it != recent.end()) return it->second;
+    auto it = base->find(key);
+    return it == base->end() ? nullptr : it->second;
+  }
+  std::size_t size() const;
+  // Every value once (the recent one where both levels hold a key).
+  template <typename Fn>
+  void forEach(Fn&& fn) const {
+    for (const auto& [key, value] : recent) fn(key, value);
+    for (const auto& [key, value] : *base) {
+      if (!recent.contains(key)) fn(key, value);
+    }
   }
 };
 using ValueSnapshotPtr = std::shared_ptr<const ValueSnapshot>;

@@ -111,3 +111,29 @@ TEST_F(PollerTest, FetchNowAnswersANewMetricAheadOfTheCycle) {
 
 }  // namespace
 }  // namespace xmetrics::poller
+
+namespace xmetrics::poller {
+namespace {
+
+TEST_F(PollerTest, ManyFirstFetchesKeepEveryEarlierValue) {
+  poller.start();
+  std::vector<catalog::CatalogEntryPtr> entries;
+  for (int i = 0; i < 1500; ++i) {  // past kMaxRecent, so the levels fold at least twice
+    auto e = catalog.ensureInline("m" + std::to_string(i), {}, now);
+    backend.set(e->query, core::Sample{static_cast<double>(i), now});
+    std::promise<void> fetched;
+    poller.fetchNow(e, [&] { fetched.set_value(); });
+    ASSERT_EQ(fetched.get_future().wait_for(10s), std::future_status::ready);
+    entries.push_back(e);
+  }
+  poller.stop();
+  auto snapshot = values.snapshot();
+  EXPECT_EQ(snapshot->size(), 1500u);
+  for (int i = 0; i < 1500; ++i) {
+    ASSERT_NE(snapshot->find(entries[i]->key), nullptr) << i;
+    EXPECT_EQ(snapshot->find(entries[i]->key)->sample->value, i);
+  }
+}
+
+}  // namespace
+}  // namespace xmetrics::poller

@@ -43,7 +43,7 @@ TEST(ValueStore, ReadersKeepTheirSnapshotWhileANewOneIsPublished) {
   ValueSnapshot first;
   auto v = std::make_shared<MetricValue>();
   v->metricName = "a";
-  first.values["k"] = v;
+  first.recent["k"] = v;
   store.publish(std::move(first));
   auto held = store.snapshot();
   store.publish(ValueSnapshot{});
@@ -58,18 +58,39 @@ TEST(ValueStore, ConcurrentReadersSeeWholeSnapshots) {
   std::thread reader([&] {
     while (!done) {
       auto s = store.snapshot();
-      // Every snapshot published below holds exactly generation-many... entries or none.
-      ASSERT_TRUE(s->values.empty() || s->values.size() == 3u);
+      // Every snapshot published below holds all three entries, or (the initial one) none.
+      auto n = s->size();
+      ASSERT_TRUE(n == 0u || n == 3u) << n;
     }
   });
   for (int i = 0; i < 2000; ++i) {
     ValueSnapshot next;
-    for (const char* k : {"a", "b", "c"}) next.values[k] = std::make_shared<MetricValue>();
+    auto base = std::make_shared<ValueMap>();
+    for (const char* k : {"a", "b"}) (*base)[k] = std::make_shared<MetricValue>();
+    next.base = base;
+    next.recent["c"] = std::make_shared<MetricValue>();
+    next.recent["a"] = std::make_shared<MetricValue>();  // shadows base, counted once
     store.publish(std::move(next));
   }
   done = true;
   reader.join();
   EXPECT_EQ(store.snapshot()->generation, 2000u);
+}
+
+TEST(ValueSnapshot, RecentEntriesShadowTheBaseAndAreVisitedOnce) {
+  ValueSnapshot s;
+  auto oldValue = std::make_shared<MetricValue>();
+  oldValue->metricName = "old";
+  auto newValue = std::make_shared<MetricValue>();
+  newValue->metricName = "new";
+  s.base = std::make_shared<const ValueMap>(ValueMap{{"k", oldValue}, {"j", oldValue}});
+  s.recent["k"] = newValue;
+  EXPECT_EQ(s.find("k")->metricName, "new");
+  EXPECT_EQ(s.find("j")->metricName, "old");
+  EXPECT_EQ(s.size(), 2u);
+  int visits = 0;
+  s.forEach([&](const std::string&, const MetricValuePtr&) { ++visits; });
+  EXPECT_EQ(visits, 2);
 }
 
 }  // namespace
