@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <set>
 #include <thread>
@@ -75,7 +76,7 @@ const std::vector<SettingImpl>& table() {
       {{"cert-dir",
         {},
         "directory of the serving certificate and local CA; missing files are generated",
-        "/tmp/xmetrics/certs"},
+        "~/.local/state/xmetrics/certs"},
        stringSetting(&O::certDir)},
       {{"write-kubeconfig",
         {},
@@ -360,6 +361,14 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
     if (auto error = s.apply(chosen->first, options)) {
       errors.push_back(chosen->second + " = \"" + chosen->first + "\": " + *error);
     }
+  }
+  if (options.certDir.empty()) {
+    // Private by default: not a shared /tmp path another user could prepare.
+    const char* state = std::getenv("XDG_STATE_HOME");
+    const char* home = std::getenv("HOME");
+    options.certDir = state && *state ? std::string(state) + "/xmetrics/certs"
+                      : home && *home ? std::string(home) + "/.local/state/xmetrics/certs"
+                                      : "/var/lib/xmetrics/certs";
   }
   if (options.threads == 0) options.threads = std::max(1u, std::thread::hardware_concurrency());
   // As the Cluster Agent: max-age defaults to max(120 s, 3 x rollup). A point is stamped with the

@@ -17,7 +17,7 @@ namespace xmetrics::config {
 struct ServeOptions {
   std::string bindAddress = "127.0.0.1";
   uint16_t securePort = 8443;
-  std::string certDir = "/tmp/xmetrics/certs";
+  std::string certDir;          // default: $XDG_STATE_HOME or ~/.local/state, + /xmetrics/certs
   std::string writeKubeconfig;  // empty: don't write one
   std::string tokenAuthFile;
   std::string kubeconfig;  // Kubernetes mode outside a pod; in a pod the service account is used

@@ -1,11 +1,13 @@
 #include "server/certificates.hpp"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <boost/beast/core/detail/base64.hpp>
@@ -107,18 +109,27 @@ CertPtr makeCertificate(EVP_PKEY* key, const Subject& subject, X509* issuer, EVP
   return cert;
 }
 
+// Written to a fresh temporary file (never following a planted symlink, created with its final
+// mode so a key is never readable by others even for a moment), then renamed into place.
 std::expected<void, std::string> writeFile(const fs::path& path, const std::string& data,
                                            bool secret) {
   fs::path tmp = path;
   tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return std::unexpected("cannot write " + tmp.string() + ": " + std::strerror(errno));
-    out << data;
-    if (!out.flush())
-      return std::unexpected("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  secret ? 0600 : 0644);
+  if (fd < 0) return std::unexpected("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  std::size_t written = 0;
+  while (written < data.size()) {
+    ssize_t n = ::write(fd, data.data() + written, data.size() - written);
+    if (n < 0) {
+      int error = errno;
+      ::close(fd);
+      return std::unexpected("cannot write " + tmp.string() + ": " + std::strerror(error));
+    }
+    written += static_cast<std::size_t>(n);
   }
-  if (secret) ::chmod(tmp.c_str(), 0600);
+  ::close(fd);
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) return std::unexpected("cannot write " + path.string() + ": " + ec.message());
@@ -143,6 +154,17 @@ std::expected<CertPtr, std::string> loadCert(const std::string& path) {
   return cert;
 }
 
+// A leaf made from a CA that was since replaced, or close to expiry, is made again: clients trust
+// the current CA only.
+bool issuedByAndValid(const std::string& certFile, X509* ca) {
+  auto cert = loadCert(certFile);
+  if (!cert) return false;
+  EVP_PKEY* caKey = X509_get0_pubkey(ca);
+  if (!caKey || X509_verify(cert->get(), caKey) != 1) return false;
+  time_t soon = std::time(nullptr) + 30 * 24 * 3600;
+  return X509_cmp_time(X509_get0_notAfter(cert->get()), &soon) > 0;
+}
+
 std::string base64(const std::string& data) {
   std::string out(boost::beast::detail::base64::encoded_size(data.size()), '\0');
   out.resize(boost::beast::detail::base64::encode(out.data(), data.data(), data.size()));
@@ -164,6 +186,18 @@ std::expected<CertificateFiles, std::string> ensureCertificates(const Certificat
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return std::unexpected("cannot create --cert-dir " + dir.string() + ": " + ec.message());
+  // The CA key in here can mint system:masters client certificates: the directory must be ours
+  // alone, or anyone who could write to it could have planted their own CA.
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return std::unexpected("cannot read --cert-dir " + dir.string() + ": " + std::strerror(errno));
+  }
+  if (st.st_uid != ::geteuid() || (st.st_mode & 022) != 0) {
+    return std::unexpected("--cert-dir " + dir.string() +
+                           " is owned by another user or writable by others; use a private "
+                           "directory (mode 0700) so nobody else can plant a CA there");
+  }
+  ::chmod(dir.c_str(), 0700);
   CertificateFiles files{(dir / "ca.crt").string(),           (dir / "ca.key").string(),
                          (dir / "tls.crt").string(),          (dir / "tls.key").string(),
                          (dir / "client-admin.crt").string(), (dir / "client-admin.key").string()};
@@ -188,7 +222,8 @@ std::expected<CertificateFiles, std::string> ensureCertificates(const Certificat
     }
   }
 
-  if (!fs::exists(files.servingCertificate) || !fs::exists(files.servingKey)) {
+  if (!fs::exists(files.servingCertificate) || !fs::exists(files.servingKey) ||
+      !issuedByAndValid(files.servingCertificate, caCert.get())) {
     std::string sans = "DNS:localhost,IP:127.0.0.1,IP:::1";
     for (const auto& name : options.dnsNames) sans += ",DNS:" + name;
     KeyPtr key = generateKey();
@@ -196,13 +231,13 @@ std::expected<CertificateFiles, std::string> ensureCertificates(const Certificat
                                    options.validity, false, "serverAuth", sans);
     if (auto w = writeFile(files.servingKey, toPem(key.get()), true); !w)
       return std::unexpected(w.error());
-    // The chain carries the CA so clients that only pin the serving cert still verify.
     if (auto w = writeFile(files.servingCertificate, toPem(cert.get()), false); !w) {
       return std::unexpected(w.error());
     }
   }
 
-  if (!fs::exists(files.clientCertificate) || !fs::exists(files.clientKey)) {
+  if (!fs::exists(files.clientCertificate) || !fs::exists(files.clientKey) ||
+      !issuedByAndValid(files.clientCertificate, caCert.get())) {
     KeyPtr key = generateKey();
     CertPtr cert = makeCertificate(key.get(), {"xmetrics-admin", {"system:masters"}}, caCert.get(),
                                    caKey.get(), options.validity, false, "clientAuth", "");

@@ -92,7 +92,7 @@ type xmEnv struct {
 	c   *Cluster
 	x   *Xmetrics
 
-	Kubeconfig string // xmetrics' own: a token of the xmetrics/xmetrics service account
+	Kubeconfig string       // xmetrics' own: a token of the xmetrics/xmetrics service account
 	admin      *http.Client // client certificate from the cluster CA, group system:masters
 	anon       *http.Client // no client certificate
 }
@@ -223,13 +223,18 @@ func (e *xmEnv) waitReady(timeout time.Duration) {
 }
 
 func (e *xmEnv) dumpXmetricsState() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cp := *e
+	cp.ctx = ctx
+	e = &cp
 	if st, err := e.status(); err == nil {
 		b, _ := json.MarshalIndent(st.raw, "", "  ")
 		e.t.Logf("---- xmetrics status ----\n%s", b)
 	} else {
 		e.t.Logf("xmetrics status: %v", err)
 	}
-	hpas, err := e.c.Client.AutoscalingV2().HorizontalPodAutoscalers("").List(context.Background(), metav1.ListOptions{})
+	hpas, err := e.c.Client.AutoscalingV2().HorizontalPodAutoscalers("").List(ctx, metav1.ListOptions{})
 	if err == nil {
 		for _, h := range hpas.Items {
 			e.t.Logf("---- HPA %s/%s: desired=%d current=%d metrics=%s", h.Namespace, h.Name, h.Status.DesiredReplicas, h.Status.CurrentReplicas, currentMetricText(&h))
@@ -679,6 +684,7 @@ type hpaSample struct {
 	current int32
 	metric  int64
 	hasMet  bool
+	active  string // ScalingActive: "True" or "False <reason>: <message>"
 }
 
 type hpaRecorder struct {
@@ -697,9 +703,15 @@ func (e *xmEnv) recordHPA(ns, name string) *hpaRecorder {
 			if err == nil {
 				m, ok := currentExternal(h)
 				s := hpaSample{at: time.Now(), desired: h.Status.DesiredReplicas, current: h.Status.CurrentReplicas, metric: m, hasMet: ok}
+				if c := findCondition(h, autoscalingv2.ScalingActive); c != nil {
+					s.active = string(c.Status)
+					if c.Status != corev1.ConditionTrue {
+						s.active += " " + c.Reason + ": " + c.Message
+					}
+				}
 				r.mu.Lock()
 				if n := len(r.samples); n == 0 || r.samples[n-1].desired != s.desired || r.samples[n-1].current != s.current ||
-					r.samples[n-1].metric != s.metric || r.samples[n-1].hasMet != s.hasMet {
+					r.samples[n-1].metric != s.metric || r.samples[n-1].hasMet != s.hasMet || r.samples[n-1].active != s.active {
 					r.samples = append(r.samples, s)
 				}
 				r.mu.Unlock()
@@ -732,6 +744,9 @@ func (r *hpaRecorder) history(since time.Time) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var parts []string
+	if since.IsZero() && len(r.samples) > 0 {
+		since = r.samples[0].at
+	}
 	for _, s := range r.samples {
 		if s.at.Before(since) {
 			continue
@@ -740,7 +755,7 @@ func (r *hpaRecorder) history(since time.Time) string {
 		if s.hasMet {
 			m = resource.NewMilliQuantity(s.metric, resource.DecimalSI).String()
 		}
-		parts = append(parts, fmt.Sprintf("+%s desired=%d current=%d metric=%s", s.at.Sub(since).Round(10*time.Millisecond), s.desired, s.current, m))
+		parts = append(parts, fmt.Sprintf("+%s desired=%d current=%d metric=%s ScalingActive=%s", s.at.Sub(since).Round(10*time.Millisecond), s.desired, s.current, m, truncate(s.active, 400)))
 	}
 	return strings.Join(parts, "\n  ")
 }
