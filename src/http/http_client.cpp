@@ -1,26 +1,20 @@
 #include "http/http_client.hpp"
 
-#include <curl/curl.h>
-
 #include <algorithm>
 #include <cctype>
+
+#include "http/curl_api.hpp"
 
 namespace xmetrics::http {
 namespace {
 
-struct CurlGlobal {
-  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-};
-
-void ensureGlobalInit() { static CurlGlobal once; }
-
 struct EasyDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+  void operator()(CURL* c) const { curl().easy_cleanup(c); }
 };
 using Easy = std::unique_ptr<CURL, EasyDeleter>;
 
 struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+  void operator()(curl_slist* l) const { curl().slist_free_all(l); }
 };
 using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
 
@@ -37,7 +31,7 @@ std::string originOf(const std::string& url) {
 
 void setBlob(CURL* c, CURLoption option, const std::string& data) {
   curl_blob blob{const_cast<char*>(data.data()), data.size(), CURL_BLOB_COPY};
-  curl_easy_setopt(c, option, &blob);
+  curl().easy_setopt(c, option, &blob);
 }
 
 size_t onHeader(char* buffer, size_t size, size_t n, void* user) {
@@ -85,69 +79,68 @@ struct HttpClient::Impl {
   }
 
   explicit Impl(TlsOptions t) : tls(std::move(t)) {
-    ensureGlobalInit();
-    share = curl_share_init();
-    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::lock);
-    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::unlock);
-    curl_share_setopt(share, CURLSHOPT_USERDATA, this);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    share = curl().share_init();
+    curl().share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::lock);
+    curl().share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::unlock);
+    curl().share_setopt(share, CURLSHOPT_USERDATA, this);
+    curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
   }
-  ~Impl() { curl_share_cleanup(share); }
+  ~Impl() { curl().share_cleanup(share); }
 
   // Everything but the body handling. The header list must outlive the transfer.
   Easy prepare(const Request& r, Headers* responseHeaders, Slist& headerList) {
-    Easy c(curl_easy_init());
+    Easy c(curl().easy_init());
     CURL* h = c.get();
-    curl_easy_setopt(h, CURLOPT_SHARE, share);
-    curl_easy_setopt(h, CURLOPT_URL, r.url.c_str());
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connectTimeout.count()));
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count()));
-    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // gzip when the server offers it
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl().easy_setopt(h, CURLOPT_SHARE, share);
+    curl().easy_setopt(h, CURLOPT_URL, r.url.c_str());
+    curl().easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl().easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl().easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connectTimeout.count()));
+    curl().easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count()));
+    curl().easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // gzip when the server offers it
+    curl().easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     if (r.method == "GET") {
-      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+      curl().easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else {
-      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body.c_str());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      curl().easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+      curl().easy_setopt(h, CURLOPT_POSTFIELDS, r.body.c_str());
+      curl().easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
     }
     for (const auto& [name, value] : r.headers) {
-      headerList.reset(curl_slist_append(headerList.release(), (name + ": " + value).c_str()));
+      headerList.reset(curl().slist_append(headerList.release(), (name + ": " + value).c_str()));
     }
     if (r.method != "GET" && !r.headers.contains("Expect")) {
-      headerList.reset(curl_slist_append(headerList.release(), "Expect:"));
+      headerList.reset(curl().slist_append(headerList.release(), "Expect:"));
     }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headerList.get());
-    if (!r.proxy.empty()) curl_easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());
+    curl().easy_setopt(h, CURLOPT_HTTPHEADER, headerList.get());
+    if (!r.proxy.empty()) curl().easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());
     if (!tls.caFile.empty()) {
-      curl_easy_setopt(h, CURLOPT_CAINFO, tls.caFile.c_str());
+      curl().easy_setopt(h, CURLOPT_CAINFO, tls.caFile.c_str());
     } else if (!tls.caPem.empty()) {
       setBlob(h, CURLOPT_CAINFO_BLOB, tls.caPem);
     }
     if (!tls.clientCertFile.empty()) {
-      curl_easy_setopt(h, CURLOPT_SSLCERT, tls.clientCertFile.c_str());
-      curl_easy_setopt(h, CURLOPT_SSLKEY, tls.clientKeyFile.c_str());
+      curl().easy_setopt(h, CURLOPT_SSLCERT, tls.clientCertFile.c_str());
+      curl().easy_setopt(h, CURLOPT_SSLKEY, tls.clientKeyFile.c_str());
     } else if (!tls.clientCertPem.empty()) {
       setBlob(h, CURLOPT_SSLCERT_BLOB, tls.clientCertPem);
       setBlob(h, CURLOPT_SSLKEY_BLOB, tls.clientKeyPem);
-      curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-      curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+      curl().easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+      curl().easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
     }
     if (tls.insecureSkipVerify) {
-      curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-      curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+      curl().easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl().easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &onHeader);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, responseHeaders);
+    curl().easy_setopt(h, CURLOPT_HEADERFUNCTION, &onHeader);
+    curl().easy_setopt(h, CURLOPT_HEADERDATA, responseHeaders);
     return c;
   }
 
   static std::string failure(const Request& r, CURLcode code, const char* detail) {
-    std::string text = r.method + " " + originOf(r.url) + " failed: " + curl_easy_strerror(code);
+    std::string text = r.method + " " + originOf(r.url) + " failed: " + curl().easy_strerror(code);
     if (detail && *detail) text += " (" + std::string(detail) + ")";
     return text;
   }
@@ -161,12 +154,12 @@ std::expected<Response, std::string> HttpClient::send(const Request& request) {
   Slist headerList;
   Easy c = impl_->prepare(request, &response.headers, headerList);
   char detail[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, detail);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &onBody);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &response.body);
-  CURLcode code = curl_easy_perform(c.get());
+  curl().easy_setopt(c.get(), CURLOPT_ERRORBUFFER, detail);
+  curl().easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &onBody);
+  curl().easy_setopt(c.get(), CURLOPT_WRITEDATA, &response.body);
+  CURLcode code = curl().easy_perform(c.get());
   if (code != CURLE_OK) return std::unexpected(Impl::failure(request, code, detail));
-  curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &response.status);
+  curl().easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &response.status);
   return response;
 }
 
@@ -182,8 +175,8 @@ std::expected<long, std::string> HttpClient::stream(
   Slist headerList;
   Easy c = impl_->prepare(request, &headers, headerList);
   char detail[CURL_ERROR_SIZE] = {};
-  curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, detail);
-  curl_easy_setopt(
+  curl().easy_setopt(c.get(), CURLOPT_ERRORBUFFER, detail);
+  curl().easy_setopt(
       c.get(), CURLOPT_WRITEFUNCTION,
       +[](char* buffer, size_t size, size_t n, void* user) -> size_t {
         auto* s = static_cast<State*>(user);
@@ -193,10 +186,10 @@ std::expected<long, std::string> HttpClient::stream(
         }
         return size * n;
       });
-  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &state);
+  curl().easy_setopt(c.get(), CURLOPT_WRITEDATA, &state);
   // The progress callback runs about every second even with no data, so cancellation is prompt.
-  curl_easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(
+  curl().easy_setopt(c.get(), CURLOPT_NOPROGRESS, 0L);
+  curl().easy_setopt(
       c.get(), CURLOPT_XFERINFOFUNCTION,
       +[](void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
         auto* s = static_cast<State*>(user);
@@ -206,10 +199,10 @@ std::expected<long, std::string> HttpClient::stream(
         }
         return 0;
       });
-  curl_easy_setopt(c.get(), CURLOPT_XFERINFODATA, &state);
-  CURLcode code = curl_easy_perform(c.get());
+  curl().easy_setopt(c.get(), CURLOPT_XFERINFODATA, &state);
+  CURLcode code = curl().easy_perform(c.get());
   long status = 0;
-  curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
+  curl().easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
   if (code != CURLE_OK && !state.stoppedByCaller) {
     return std::unexpected(Impl::failure(request, code, detail));
   }
