@@ -38,6 +38,11 @@ unit: build
 integration: setup-test build
 	cd $(BUILD) && ctest --output-on-failure -L integration
 
+# A real kube-apiserver and kube-controller-manager (built from their Go module on first use and
+# cached in ~/.cache/xmetrics-e2e) against the binary; see tests/e2e/README.md.
+e2e: setup-test build
+	XMETRICS_BINARY=$(abspath $(BUILD))/xmetrics tests/e2e/run.sh
+
 bench: setup-test build
 	bench/run-all
 

@@ -20,10 +20,11 @@ void bind(void* library, const char* name, Fn& fn) {
 CurlApi load() {
   void* library = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
   if (!library) {
-    std::fprintf(stderr,
-                 "fatal: cannot load libcurl.so.4 (%s); it is needed to reach Kubernetes and remote "
-                 "backends: install the Debian package libcurl4\n",
-                 dlerror());
+    std::fprintf(
+        stderr,
+        "fatal: cannot load libcurl.so.4 (%s); it is needed to reach Kubernetes and remote "
+        "backends: install the Debian package libcurl4\n",
+        dlerror());
     std::exit(1);
   }
   CurlApi api{};

@@ -123,7 +123,16 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
       backend_.batchesItself() ? std::max<std::size_t>(1, queries.size()) : options_.batchSize;
   for (std::size_t start = 0; start < queries.size(); start += chunk) {
     std::size_t n = std::min(chunk, queries.size() - start);
+    {
+      std::lock_guard lock(mutex_);
+      status_.fetchingSince = std::chrono::steady_clock::now();
+    }
     auto batch = backend_.fetch(std::span(queries).subspan(start, n), now);
+    {
+      std::lock_guard lock(mutex_);
+      status_.fetchingSince.reset();
+      status_.lastTick = std::chrono::steady_clock::now();
+    }
     ++calls;
     if (batch.size() != n) {
       // A backend bug must not shift answers onto the wrong metrics.

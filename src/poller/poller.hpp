@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct PollerStatus {
   uint64_t backendCalls = 0;                       // fetch() calls since start
   uint64_t firstFetches = 0;                       // synchronous first fetches for new metrics
   std::chrono::steady_clock::time_point lastTick;  // for liveness
+  // When the backend call now in progress began; nullopt between calls. A paced or slow backend
+  // call is the poller working, not hanging.
+  std::optional<std::chrono::steady_clock::time_point> fetchingSince;
 };
 
 // Owns all backend traffic: refreshes every wanted metric each period, deduplicating identical

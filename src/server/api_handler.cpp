@@ -271,10 +271,14 @@ void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
 HttpResponse ApiHandler::health(std::string_view path, unsigned version) const {
   auto status = poller_.status();
   // Liveness follows the refresh loop: a poller that stopped ticking is a process to restart.
-  auto sinceTick = std::chrono::steady_clock::now() - status.lastTick;
+  auto now = std::chrono::steady_clock::now();
+  auto sinceTick = now - status.lastTick;
   auto liveLimit =
       std::max<std::chrono::seconds>(options_.refreshPeriod * 3, std::chrono::seconds(60));
-  bool live = sinceTick <= liveLimit;
+  // A backend call in progress (a paced Datadog refresh spreads over the whole period) is work,
+  // not a hang, for up to ten times the limit.
+  bool live =
+      status.fetchingSince ? now - *status.fetchingSince <= liveLimit * 10 : sinceTick <= liveLimit;
   // Readiness waits for the first complete refresh, so a fresh replica never serves "not fetched".
   std::string notReady = options_.notReadyReason ? options_.notReadyReason() : "";
   bool ready = live && status.cycles > 0 && notReady.empty();
