@@ -27,10 +27,12 @@ build: setup $(BUILD)/build.ninja
 run: build
 	$(BUILD)/xmetrics serve --cert-dir $(RUN_DIR)/certs --write-kubeconfig $(RUN_DIR)/kubeconfig
 
-# Everything: formatting, unit and integration tests, and a short run of every fuzzer.
+# Everything: formatting, unit and integration tests, a short run of every fuzzer, and the e2e
+# scenarios on a real control plane.
 test: setup-test build format-check
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
 	$(MAKE) fuzz FUZZ_SECONDS=10
+	$(MAKE) e2e
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

@@ -75,6 +75,9 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
 }
 
 void KubernetesLink::stop() {
+  // Both watches wind down together: each notices within about a second (libcurl's progress tick).
+  if (hpas_) hpas_->requestStop();
+  if (authentication_) authentication_->requestStop();
   if (hpas_) hpas_->stop();
   if (authentication_) authentication_->stop();
 }

@@ -134,12 +134,13 @@ int runServe(const config::ServeOptions& options) {
   }
   spdlog::info(
       "xmetrics serving url={} backend={} dogstatsd={} threads={} refresh_period={}s "
-      "max_age={}s kubeconfig={}",
+      "max_age={}s cluster={} write_kubeconfig={}",
       url, (*backend)->name(),
       dogstatsd ? options.dogstatsdAddress.substr(0, options.dogstatsdAddress.rfind(':')) + ":" +
                       std::to_string(dogstatsd->port())
                 : "off",
       options.threads, options.refreshPeriod.count(), options.maxAge.count(),
+      *cluster ? (*cluster)->server : std::string("standalone"),
       options.writeKubeconfig.empty() ? "-" : options.writeKubeconfig);
 
   int received = 0;

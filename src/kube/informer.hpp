@@ -41,6 +41,8 @@ class Informer {
   ~Informer();
 
   void start();
+  // Asks the watch to end (returns at once); stop() also waits for it.
+  void requestStop() { stopping_ = true; }
   void stop();
   InformerStats stats() const;
 

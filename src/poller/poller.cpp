@@ -65,7 +65,8 @@ void Poller::run() {
   auto nextRefresh = std::chrono::steady_clock::now();
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    wake_.wait_until(lock, nextRefresh, [&] { return stopping_ || !urgent_.empty(); });
+    auto wakeAt = std::min(nextRefresh, nextRetry());
+    wake_.wait_until(lock, wakeAt, [&] { return stopping_ || !urgent_.empty(); });
     if (stopping_) break;
     status_.lastTick = std::chrono::steady_clock::now();
     auto urgent = std::move(urgent_);
@@ -78,6 +79,9 @@ void Poller::run() {
       fetchAndPublish(entries, false);
       for (auto& [entry, done] : urgent) done();
     }
+    if (auto due = dueRetries(std::chrono::steady_clock::now()); !due.empty()) {
+      fetchAndPublish(due, false);
+    }
     if (std::chrono::steady_clock::now() >= nextRefresh) {
       refreshAll();
       // Fixed cadence from the schedule, not from when the cycle ended, so cycles do not drift.
@@ -88,6 +92,32 @@ void Poller::run() {
     }
     lock.lock();
   }
+}
+
+void Poller::noteOutcome(const catalog::CatalogEntryPtr& entry, bool hasValue) {
+  if (hasValue) {
+    retries_.erase(entry->key);
+    return;
+  }
+  auto period = std::chrono::duration_cast<std::chrono::milliseconds>(options_.refreshPeriod);
+  auto it = retries_.find(entry->key);
+  auto delay = it == retries_.end() ? options_.firstRetry : std::min(it->second.delay * 2, period);
+  retries_[entry->key] = {entry, std::chrono::steady_clock::now() + delay, delay};
+}
+
+std::vector<catalog::CatalogEntryPtr> Poller::dueRetries(
+    std::chrono::steady_clock::time_point now) {
+  std::vector<catalog::CatalogEntryPtr> due;
+  for (const auto& [key, retry] : retries_) {
+    if (retry.due <= now) due.push_back(retry.entry);
+  }
+  return due;
+}
+
+std::chrono::steady_clock::time_point Poller::nextRetry() const {
+  auto next = std::chrono::steady_clock::time_point::max();
+  for (const auto& [key, retry] : retries_) next = std::min(next, retry.due);
+  return next;
 }
 
 void Poller::refreshAll() {
@@ -169,9 +199,12 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
                             : result.error();
     }
     value->body = store::renderValueList(*value);
+    noteOutcome(entries[i], value->sample.has_value());
     fresh[entry.key] = std::move(value);
   }
   if (fullCycle) {
+    // Metrics no longer wanted stop being retried too.
+    std::erase_if(retries_, [&](const auto& kv) { return !fresh.contains(kv.first); });
     next.base = std::make_shared<const store::ValueMap>(std::move(fresh));
   } else if (previous->recent.size() + fresh.size() <= store::ValueSnapshot::kMaxRecent) {
     // A first fetch adds to what is there, copying only the small recent level.

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "backends/backend.hpp"
@@ -20,6 +21,10 @@ struct PollerOptions {
   // How far back each query looks: max(maxAge, 300 s bucket) as the Cluster Agent does.
   std::chrono::seconds window{300};
   std::size_t batchSize = 35;  // queries per backend call
+  // A metric without a value (its last fetch failed: no data yet, backend error) is fetched again
+  // after this, doubling up to the refresh period: a restart or a late first data point is served
+  // within seconds instead of a whole period later.
+  std::chrono::milliseconds firstRetry{1000};
 };
 
 struct PollerStatus {
@@ -63,6 +68,10 @@ class Poller {
  private:
   void run();
   void fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entries, bool fullCycle);
+  // Schedules (or clears) the early retry of a metric after a fetch.
+  void noteOutcome(const catalog::CatalogEntryPtr& entry, bool hasValue);
+  std::vector<catalog::CatalogEntryPtr> dueRetries(std::chrono::steady_clock::time_point now);
+  std::chrono::steady_clock::time_point nextRetry() const;
 
   catalog::Catalog& catalog_;
   backends::Backend& backend_;
@@ -74,6 +83,12 @@ class Poller {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::vector<std::pair<catalog::CatalogEntryPtr, std::function<void()>>> urgent_;
+  struct Retry {
+    catalog::CatalogEntryPtr entry;
+    std::chrono::steady_clock::time_point due;
+    std::chrono::milliseconds delay;
+  };
+  std::unordered_map<std::string, Retry> retries_;  // by metric key; poller thread only
   PollerStatus status_;
   std::thread thread_;
 };

@@ -166,99 +166,129 @@ func TestScenario2HPAScalesOnDogStatsD(t *testing.T) {
 	defer cancel()
 	e := startXmetricsEnv(t, ctx, "--refresh-period", "1s", "--rollup", "10")
 
-	t.Run("Value", func(t *testing.T) {
-		e := e.with(t)
-		const ns, name, metric = "s2-value", "worker", "s2_value_queue_depth"
-		const targetMilli, minR, maxR = int64(10000), int32(1), int32(6)
-		e.startDeployment(ns, name, 1)
-		g := startGauge(t, e.x, metric, "queue:value", 2, time.Second)
-		e.createHPA(ns, externalHPA(name, name, metric, map[string]string{"queue": "value"}, autoscalingv2.ValueMetricType, "10", minR, maxR))
-		rec := e.recordHPA(ns, name)
-		e.waitReference(metric, "hpa:"+ns+"/"+name, 30*time.Second)
-		e.waitHPA(ns, name, "ScalingActive=True, value 2, desired 1", 60*time.Second, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
-			m, ok := currentExternal(h)
-			return isTrue(h, autoscalingv2.ScalingActive) && ok && m == 2000 && h.Status.DesiredReplicas == 1
+	// The two target types run side by side, each with its own namespace, Deployment,
+	// HPA and metric.
+	t.Run("targets", func(t *testing.T) {
+		t.Run("Value", func(t *testing.T) {
+			t.Parallel()
+			scenario2Value(e.with(t))
 		})
-
-		// Traffic: 2 → 35. From 1 ready pod: ceil(35/10 × 1) = 4.
-		t0 := g.Set(35)
-		s := e.waitDesiredChange(rec, t0, 1, 60*time.Second)
-		want := expectedValueReplicas(35000, targetMilli, 1, 1, minR, maxR)
-		t.Logf("value 2 → 35: HPA desiredReplicas 1 → %d after %s (formula: ceil(35/10 × 1 ready) = %d)", s.desired, s.at.Sub(t0).Round(10*time.Millisecond), want)
-		recordLatency("Value up", s.at.Sub(t0))
-		if s.desired != want {
-			t.Errorf("first desiredReplicas after the raise = %d, want %d; history:\n  %s", s.desired, want, rec.history(t0))
-		}
-		// It keeps going while usage/target stays 3.5: ceil(3.5 × 4 ready) = 14 → maxReplicas 6.
-		e.waitDeployment(ns, name, "≥ 3 replicas, all ready", 60*time.Second, func(spec, ready int32) bool { return spec >= 3 && ready == spec })
-		wantFinal := expectedValueReplicas(35000, targetMilli, 4, 4, minR, maxR)
-		e.waitDeployment(ns, name, fmt.Sprintf("%d replicas (ceil(3.5 × 4) clamped to max %d)", wantFinal, maxR), 60*time.Second, func(spec, ready int32) bool { return spec == wantFinal && ready == wantFinal })
-
-		// Traffic stops: the queue drains to 0 → ceil(0) → minReplicas 1.
-		t1 := g.Set(0)
-		s = e.waitDesiredChange(rec, t1, wantFinal, 60*time.Second)
-		want = expectedValueReplicas(0, targetMilli, wantFinal, wantFinal, minR, maxR)
-		t.Logf("value 35 → 0: HPA desiredReplicas %d → %d after %s (formula: %d)", wantFinal, s.desired, s.at.Sub(t1).Round(10*time.Millisecond), want)
-		recordLatency("Value down", s.at.Sub(t1))
-		if s.desired != want {
-			t.Errorf("desiredReplicas after the traffic stopped = %d, want %d; history:\n  %s", s.desired, want, rec.history(t1))
-		}
-		e.waitDeployment(ns, name, "back to 1 replica", 60*time.Second, func(spec, ready int32) bool { return spec == 1 && ready == 1 })
-		t.Logf("HPA history:\n  %s", rec.history(t0))
-	})
-
-	t.Run("AverageValue", func(t *testing.T) {
-		e := e.with(t)
-		const ns, name, metric = "s2-average", "worker", "s2_average_queue_depth"
-		const targetMilli, minR, maxR = int64(10000), int32(1), int32(8)
-		e.startDeployment(ns, name, 1)
-		g := startGauge(t, e.x, metric, "queue:average", 2, time.Second)
-		e.createHPA(ns, externalHPA(name, name, metric, map[string]string{"queue": "average"}, autoscalingv2.AverageValueMetricType, "10", minR, maxR))
-		rec := e.recordHPA(ns, name)
-		e.waitReference(metric, "hpa:"+ns+"/"+name, 30*time.Second)
-		e.waitHPA(ns, name, "ScalingActive=True, average 2, desired 1", 60*time.Second, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
-			m, ok := currentExternal(h)
-			return isTrue(h, autoscalingv2.ScalingActive) && ok && m == averageValueShown(2000, 1) && h.Status.DesiredReplicas == 1
+		t.Run("AverageValue", func(t *testing.T) {
+			t.Parallel()
+			scenario2AverageValue(e.with(t))
 		})
-
-		current := int32(1)
-		for _, step := range []struct {
-			value float64
-			what  string
-		}{{42, "traffic up"}, {15, "traffic lower"}, {0, "traffic stopped"}} {
-			usage := int64(step.value * 1000)
-			want := expectedAverageValueReplicas(usage, targetMilli, current, minR, maxR)
-			t0 := g.Set(step.value)
-			s := e.waitDesiredChange(rec, t0, current, 60*time.Second)
-			t.Logf("%s: value → %v: HPA desiredReplicas %d → %d after %s (formula: ceil(%v/10) = %d)", step.what, step.value, current, s.desired, s.at.Sub(t0).Round(10*time.Millisecond), step.value, want)
-			recordLatency(fmt.Sprintf("AverageValue %d→%d", current, want), s.at.Sub(t0))
-			if s.desired != want {
-				t.Errorf("%s: desiredReplicas = %d, want %d; history:\n  %s", step.what, s.desired, want, rec.history(t0))
-			}
-			e.waitDeployment(ns, name, fmt.Sprintf("%d replicas ready", want), 60*time.Second, func(spec, ready int32) bool { return spec == want && ready == want })
-			current = want
-			// Settled: the status shows ceil(usage / currentReplicas) and the formula holds on every sync.
-			shown := averageValueShown(usage, current)
-			e.waitHPA(ns, name, fmt.Sprintf("status averageValue %dm with %d replicas", shown, current), 30*time.Second, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
-				m, ok := currentExternal(h)
-				return ok && m == shown && h.Status.CurrentReplicas == current
-			})
-			settled := time.Now()
-			time.Sleep(3 * time.Second) // three HPA syncs
-			h, err := e.getHPA(ns, name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if again := expectedAverageValueReplicas(usage, targetMilli, current, minR, maxR); h.Status.DesiredReplicas != again {
-				t.Errorf("%s: %s after settling desiredReplicas = %d, want %d (stable); history:\n  %s", step.what, time.Since(settled).Round(time.Second), h.Status.DesiredReplicas, again, rec.history(t0))
-			}
-		}
-		if current != 1 {
-			t.Errorf("after the traffic stopped: %d replicas, want 1", current)
-		}
-		t.Logf("HPA history:\n  %s", rec.history(time.Time{}))
 	})
 	recordTiming("scenario 2 %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+func scenario2Value(e *xmEnv) {
+	t := e.t
+	const ns, name, metric = "s2-value", "worker", "s2_value_queue_depth"
+	const targetMilli, minR, maxR = int64(10000), int32(1), int32(6)
+	e.startDeployment(ns, name, 1)
+	gaugeStart := time.Now()
+	g := startGauge(t, e.x, metric, "queue:value", 2, time.Second)
+	e.createHPA(ns, externalHPA(name, name, metric, map[string]string{"queue": "value"}, autoscalingv2.ValueMetricType, "10", minR, maxR))
+	rec := e.recordHPA(ns, name)
+	e.waitReference(metric, "hpa:"+ns+"/"+name, 30*time.Second)
+	e.waitHPA(ns, name, "ScalingActive=True, value 2, desired 1", 60*time.Second, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
+		m, ok := currentExternal(h)
+		return isTrue(h, autoscalingv2.ScalingActive) && ok && m == 2000 && h.Status.DesiredReplicas == 1
+	})
+	steadyState(t, gaugeStart)
+
+	// Traffic: 2 → 35. From 1 ready pod: ceil(35/10 × 1) = 4.
+	t0 := g.Set(35)
+	s := e.waitDesiredChange(rec, t0, 1, 60*time.Second)
+	want := expectedValueReplicas(35000, targetMilli, 1, 1, minR, maxR)
+	t.Logf("value 2 → 35: HPA desiredReplicas 1 → %d after %s (formula: ceil(35/10 × 1 ready) = %d)", s.desired, s.at.Sub(t0).Round(10*time.Millisecond), want)
+	recordLatency("Value up", s.at.Sub(t0))
+	if s.desired != want {
+		t.Errorf("first desiredReplicas after the raise = %d, want %d; history:\n  %s", s.desired, want, rec.history(t0))
+	}
+	// It keeps going while usage/target stays 3.5: ceil(3.5 × 4 ready) = 14 → maxReplicas 6.
+	e.waitDeployment(ns, name, "≥ 3 replicas, all ready", 60*time.Second, func(spec, ready int32) bool { return spec >= 3 && ready == spec })
+	wantFinal := expectedValueReplicas(35000, targetMilli, 4, 4, minR, maxR)
+	e.waitDeployment(ns, name, fmt.Sprintf("%d replicas (ceil(3.5 × 4) clamped to max %d)", wantFinal, maxR), 60*time.Second, func(spec, ready int32) bool { return spec == wantFinal && ready == wantFinal })
+
+	// Traffic stops: the queue drains to 0 → ceil(0) → minReplicas 1.
+	t1 := g.Set(0)
+	s = e.waitDesiredChange(rec, t1, wantFinal, 60*time.Second)
+	want = expectedValueReplicas(0, targetMilli, wantFinal, wantFinal, minR, maxR)
+	t.Logf("value 35 → 0: HPA desiredReplicas %d → %d after %s (formula: %d)", wantFinal, s.desired, s.at.Sub(t1).Round(10*time.Millisecond), want)
+	recordLatency("Value down", s.at.Sub(t1))
+	if s.desired != want {
+		t.Errorf("desiredReplicas after the traffic stopped = %d, want %d; history:\n  %s", s.desired, want, rec.history(t1))
+	}
+	e.waitDeployment(ns, name, "back to 1 replica", 60*time.Second, func(spec, ready int32) bool { return spec == 1 && ready == 1 })
+	t.Logf("HPA history:\n  %s", rec.history(t0))
+}
+
+func scenario2AverageValue(e *xmEnv) {
+	t := e.t
+	const ns, name, metric = "s2-average", "worker", "s2_average_queue_depth"
+	const targetMilli, minR, maxR = int64(10000), int32(1), int32(8)
+	e.startDeployment(ns, name, 1)
+	gaugeStart := time.Now()
+	g := startGauge(t, e.x, metric, "queue:average", 2, time.Second)
+	e.createHPA(ns, externalHPA(name, name, metric, map[string]string{"queue": "average"}, autoscalingv2.AverageValueMetricType, "10", minR, maxR))
+	rec := e.recordHPA(ns, name)
+	e.waitReference(metric, "hpa:"+ns+"/"+name, 30*time.Second)
+	e.waitHPA(ns, name, "ScalingActive=True, average 2, desired 1", 60*time.Second, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
+		m, ok := currentExternal(h)
+		return isTrue(h, autoscalingv2.ScalingActive) && ok && m == averageValueShown(2000, 1) && h.Status.DesiredReplicas == 1
+	})
+	steadyState(t, gaugeStart)
+
+	current := int32(1)
+	for _, step := range []struct {
+		value float64
+		what  string
+	}{{42, "traffic up"}, {15, "traffic lower"}, {0, "traffic stopped"}} {
+		usage := int64(step.value * 1000)
+		want := expectedAverageValueReplicas(usage, targetMilli, current, minR, maxR)
+		t0 := g.Set(step.value)
+		s := e.waitDesiredChange(rec, t0, current, 60*time.Second)
+		t.Logf("%s: value → %v: HPA desiredReplicas %d → %d after %s (formula: ceil(%v/10) = %d)", step.what, step.value, current, s.desired, s.at.Sub(t0).Round(10*time.Millisecond), step.value, want)
+		recordLatency(fmt.Sprintf("AverageValue %d→%d", current, want), s.at.Sub(t0))
+		if s.desired != want {
+			t.Errorf("%s: desiredReplicas = %d, want %d; history:\n  %s", step.what, s.desired, want, rec.history(t0))
+		}
+		e.waitDeployment(ns, name, fmt.Sprintf("%d replicas ready", want), 60*time.Second, func(spec, ready int32) bool { return spec == want && ready == want })
+		current = want
+		// Settled: the status shows ceil(usage / currentReplicas) and the formula holds on every sync.
+		shown := averageValueShown(usage, current)
+		e.waitHPA(ns, name, fmt.Sprintf("status averageValue %dm with %d replicas", shown, current), 30*time.Second, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
+			m, ok := currentExternal(h)
+			return ok && m == shown && h.Status.CurrentReplicas == current
+		})
+		settled := time.Now()
+		time.Sleep(3 * time.Second) // three HPA syncs
+		h, err := e.getHPA(ns, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again := expectedAverageValueReplicas(usage, targetMilli, current, minR, maxR); h.Status.DesiredReplicas != again {
+			t.Errorf("%s: %s after settling desiredReplicas = %d, want %d (stable); history:\n  %s", step.what, time.Since(settled).Round(time.Second), h.Status.DesiredReplicas, again, rec.history(t0))
+		}
+	}
+	if current != 1 {
+		t.Errorf("after the traffic stopped: %d replicas, want 1", current)
+	}
+	t.Logf("HPA history:\n  %s", rec.history(time.Time{}))
+}
+
+// steadyState waits until the baseline gauge has filled a complete 10 s rollup
+// bucket, so the measured latency is that of an app that has been reporting for
+// a while (the newest complete bucket answers), not of a brand-new series (whose
+// open bucket answers at once).
+func steadyState(t *testing.T, gaugeStart time.Time) {
+	const rollup = 10 * time.Second
+	firstBucketEnd := gaugeStart.Truncate(rollup).Add(2 * rollup)
+	if d := time.Until(firstBucketEnd); d > 0 {
+		t.Logf("waiting %s until the baseline fills a complete %s bucket", d.Round(100*time.Millisecond), rollup)
+		time.Sleep(d + 200*time.Millisecond)
+	}
 }
 
 // Scenario 3: security of xmetrics' own endpoint.
@@ -404,9 +434,38 @@ func TestScenario4Resilience(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st0.Kubernetes == nil {
+		t.Fatalf("xmetrics' status has no kubernetes section: %v", st0.raw)
+	}
 	t.Logf("before the apiserver restart: hpaWatch %s; authenticationWatch %s", st0.Kubernetes.HPAWatch, st0.Kubernetes.AuthenticationWatch)
 
-	// --- kube-apiserver restart
+	// --- kube-apiserver restart, while the test watches xmetrics' status every
+	// 100 ms for the reference of the HPA made before it.
+	lost := make(chan string, 1)
+	stopWatching := make(chan struct{})
+	watched := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { watched <- n }()
+		for {
+			select {
+			case <-stopWatching:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			st, err := e.status()
+			if err != nil {
+				continue // xmetrics does not depend on the apiserver to answer this; logged below if it never answers
+			}
+			n++
+			if !contains(st.references()["s4_before"], "hpa:s4/before") {
+				select {
+				case lost <- fmt.Sprintf("%v at %s", st.references(), time.Now().Format(time.RFC3339Nano)):
+				default:
+				}
+			}
+		}
+	}()
 	t0 := time.Now()
 	if err := c.RestartAPIServer(); err != nil {
 		t.Fatal(err)
@@ -418,9 +477,20 @@ func TestScenario4Resilience(t *testing.T) {
 	e.waitReference("s4_after", "hpa:s4/after", 60*time.Second)
 	t.Logf("HPA created after the restart is in xmetrics' references %s after its creation (%s after the restart began)", time.Since(created).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	recordTiming("scenario 4: apiserver restart → new HPA in status references %s", time.Since(t0).Round(100*time.Millisecond))
+	close(stopWatching)
+	polls := <-watched
+	select {
+	case l := <-lost:
+		t.Errorf("during the apiserver restart xmetrics' status lost hpa:s4/before: %s", l)
+	default:
+		t.Logf("hpa:s4/before stayed in xmetrics' references through the apiserver restart (%d status reads)", polls)
+	}
 	st1, err := e.status()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st1.Kubernetes == nil {
+		t.Fatalf("xmetrics' status has no kubernetes section: %v", st1.raw)
 	}
 	refs := st1.references()
 	if !contains(refs["s4_before"], "hpa:s4/before") {
@@ -554,6 +624,33 @@ func TestScenario5NoDataCondition(t *testing.T) {
 	for _, want := range []string{query, "no series matches", metric} {
 		if !strings.Contains(cond.Message, want) {
 			t.Errorf("ScalingActive message does not contain %q: %s", want, cond.Message)
+		}
+	}
+
+	// A name nothing was ever sent under, without a selector (the HPA then sends no labelSelector).
+	const name2, metric2 = "web2", "s5_never_sent"
+	e.startDeployment(ns, name2, 1)
+	e.createHPA(ns, externalHPA(name2, name2, metric2, nil, autoscalingv2.AverageValueMetricType, "10", 1, 3))
+	e.waitReference(metric2, "hpa:"+ns+"/"+name2, 30*time.Second)
+	query2 := ""
+	if st, err := e.status(); err == nil {
+		for _, m := range st.Metrics {
+			if m.MetricName == metric2 {
+				query2 = m.Query
+			}
+		}
+	}
+	if query2 == "" {
+		t.Fatalf("no query for %s in xmetrics' status", metric2)
+	}
+	e.waitHPA(ns, name2, "ScalingActive=False (metric never sent)", 60*time.Second, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
+		cond = findCondition(h, autoscalingv2.ScalingActive)
+		return cond != nil && cond.Status == corev1.ConditionFalse && strings.Contains(cond.Message, "external metrics API")
+	})
+	t.Logf("HPA %s/%s ScalingActive=%s reason=%s message=%q", ns, name2, cond.Status, cond.Reason, cond.Message)
+	for _, want := range []string{query2, "no series matches"} {
+		if !strings.Contains(cond.Message, want) {
+			t.Errorf("ScalingActive message of %s does not contain %q: %s", name2, want, cond.Message)
 		}
 	}
 	recordTiming("scenario 5 %s", time.Since(start).Round(100*time.Millisecond))

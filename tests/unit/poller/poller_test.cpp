@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <future>
+#include <thread>
 
 #include "support/fake_backend.hpp"
 
@@ -133,6 +134,36 @@ TEST_F(PollerTest, ManyFirstFetchesKeepEveryEarlierValue) {
     ASSERT_NE(snapshot->find(entries[i]->key), nullptr) << i;
     EXPECT_EQ(snapshot->find(entries[i]->key)->sample->value, i);
   }
+}
+
+}  // namespace
+}  // namespace xmetrics::poller
+
+namespace xmetrics::poller {
+namespace {
+
+TEST(PollerRetry, AMetricWithoutAValueIsFetchedAgainLongBeforeTheNextRefresh) {
+  testing::FakeBackend backend;
+  store::ValueStore values;
+  catalog::Catalog catalog{{query::Aggregator::kAvg, 30}, 600s};
+  Poller poller{catalog,
+                backend,
+                values,
+                {.refreshPeriod = 3600s, .firstRetry = std::chrono::milliseconds(10)}};
+  auto e = catalog.ensureInline("late", {}, core::Clock::now());
+  poller.start();  // the first cycle finds no data (e.g. right after a restart)
+  for (int i = 0; i < 200 && !values.snapshot()->find(e->key); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_NE(values.snapshot()->find(e->key), nullptr);
+  EXPECT_FALSE(values.snapshot()->find(e->key)->sample);
+  backend.set(e->query, core::Sample{5, core::Clock::now()});  // the data arrives
+  for (int i = 0; i < 300 && !values.snapshot()->find(e->key)->sample; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  poller.stop();
+  ASSERT_TRUE(values.snapshot()->find(e->key)->sample) << "not retried within 3 s";
+  EXPECT_EQ(values.snapshot()->find(e->key)->sample->value, 5);
 }
 
 }  // namespace

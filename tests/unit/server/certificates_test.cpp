@@ -1,9 +1,8 @@
 #include "server/certificates.hpp"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-
 #include <openssl/pem.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 
