@@ -137,6 +137,10 @@ std::expected<std::string, std::string> httpsGet(const Endpoint& endpoint, const
                              ": " + message);
     }
     return res.body();
+  } catch (const boost::system::system_error& e) {
+    // code().message(): what() also carries Boost's source location, which helps nobody here.
+    return std::unexpected("cannot reach xmetrics at " + endpoint.server + ": " +
+                           e.code().message());
   } catch (const std::exception& e) {
     return std::unexpected("cannot reach xmetrics at " + endpoint.server + ": " + e.what());
   }
@@ -164,37 +168,40 @@ std::string seconds(const boost::json::object& o, std::string_view key) {
 }
 
 void printTable(const boost::json::object& report) {
-  struct Row {
-    std::string metric, selector, query, value, age, valid, fetched;
-  };
-  std::vector<Row> rows{{"METRIC", "SELECTOR", "QUERY", "VALUE", "AGE", "VALID", "LAST FETCH"}};
+  // Columns: METRIC SELECTOR QUERY VALUE AGE VALID LAST FETCH USED BY.
+  using Row = std::array<std::string, 8>;
+  std::vector<Row> rows{
+      {"METRIC", "SELECTOR", "QUERY", "VALUE", "AGE", "VALID", "LAST FETCH", "USED BY"}};
   std::vector<std::string> errors;
   for (const auto& m : report.at("metrics").as_array()) {
     const auto& o = m.as_object();
     std::string value = "-";
-    if (o.contains("value"))
+    if (o.contains("value")) {
       value = str(o, "value") + " (" + number(o, "valueNumber") +
               (o.contains("unit") ? " " + str(o, "unit") : "") + ")";
+    }
+    std::string usedBy;
+    if (auto* refs = o.if_contains("references"); refs && refs->is_array()) {
+      for (const auto& r : refs->as_array()) {
+        if (r.is_string()) usedBy += (usedBy.empty() ? "" : ",") + std::string(r.as_string());
+      }
+    }
     bool valid = o.at("valid").as_bool();
     rows.push_back({str(o, "metricName"),
                     str(o, "selector").empty() ? "<none>" : str(o, "selector"), str(o, "query"),
                     value, seconds(o, "ageSeconds"), valid ? "yes" : "NO",
-                    seconds(o, "lastFetchAgeSeconds") + " ago"});
+                    seconds(o, "lastFetchAgeSeconds") + " ago", usedBy.empty() ? "-" : usedBy});
     if (!valid) errors.push_back(str(o, "metricName") + ": " + str(o, "error"));
   }
-  std::array<std::size_t, 7> width{};
+  std::array<std::size_t, 8> width{};
   for (const auto& r : rows) {
-    const std::string* cells[] = {&r.metric, &r.selector, &r.query,  &r.value,
-                                  &r.age,    &r.valid,    &r.fetched};
-    for (std::size_t i = 0; i < 7; ++i) width[i] = std::max(width[i], cells[i]->size());
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
   }
   for (const auto& r : rows) {
-    const std::string* cells[] = {&r.metric, &r.selector, &r.query,  &r.value,
-                                  &r.age,    &r.valid,    &r.fetched};
     std::string line;
-    for (std::size_t i = 0; i < 7; ++i) {
-      line += *cells[i];
-      if (i + 1 < 7) line += std::string(width[i] - cells[i]->size() + 2, ' ');
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
     }
     std::cout << line << "\n";
   }
