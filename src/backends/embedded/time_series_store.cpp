@@ -129,6 +129,9 @@ class Interner {
 };
 
 // What a series was fed with; it decides the per-bucket summary kept.
+// How long an idle counter still reads as 0 (the Datadog Agent's dogstatsd_expiry_seconds default).
+constexpr std::chrono::seconds kCountExpiry{300};
+
 enum class SeriesKind : uint8_t { kCount, kGauge, kSet, kHistogram, kDistribution };
 
 SeriesKind kindOf(ingest::MetricType type) {
@@ -219,6 +222,11 @@ struct Series {
   bool alive = false;
   std::vector<uint32_t> tags;  // interned, sorted, unique
   int64_t lastSeen = 0;        // epoch seconds of the newest ingest
+  // Counts only: the first and newest native bucket that received a point. Between them, and for
+  // kCountExpiry after the newest, an empty bucket is a rate of 0 — as the Datadog Agent keeps
+  // reporting an idle counter as 0 — so a rate falls to 0 when traffic stops.
+  uint32_t firstCountBucket = 0;
+  uint32_t lastCountBucket = 0;
   // Ring of native buckets: slot i holds bucket ids[i] (0 = empty; bucket 0 is 1970, always
   // beyond retention), its data in values[i] (counts, gauges, sets) or histograms[i].
   std::unique_ptr<uint32_t[]> ids;
@@ -486,6 +494,10 @@ struct TimeSeriesStore::Impl {
     Series* s = seriesFor(m, kind);
     if (s == nullptr) return;
     s->lastSeen = std::max(s->lastSeen, received);
+    if (kind == SeriesKind::kCount) {
+      if (s->firstCountBucket == 0 || bucket < s->firstCountBucket) s->firstCountBucket = bucket;
+      s->lastCountBucket = std::max(s->lastCountBucket, bucket);
+    }
     double weight = (m.sampleRate > 0 && m.sampleRate <= 1) ? 1 / m.sampleRate : 1;
 
     switch (kind) {
@@ -567,8 +579,14 @@ struct TimeSeriesStore::Impl {
                                query::TimeAggregator method) const {
     std::optional<double> acc;
     std::size_t n = 0;
+    const int64_t zeroUntil =
+        static_cast<int64_t>(c.series->lastCountBucket) + kCountExpiry.count() / resolution;
     for (int64_t b = first; b <= last; ++b) {
       auto value = read(*c.series, static_cast<uint32_t>(b), c.stat);
+      if (!value && c.stat == Stat::kRate && c.series->firstCountBucket != 0 &&
+          b >= c.series->firstCountBucket && b <= zeroUntil) {
+        value = 0.0;
+      }
       if (!value) continue;
       ++n;
       if (!acc) {

@@ -440,3 +440,23 @@ TEST(TimeSeriesStore, IngestAndEvaluateRunConcurrently) {
 
 }  // namespace
 }  // namespace xmetrics::backends::embedded
+
+namespace xmetrics::backends::embedded {
+namespace {
+
+// As the Datadog Agent reports an idle counter as 0 (dogstatsd_expiry_seconds, 300 s), a rate falls
+// to 0 when traffic stops, so an HPA scales back down instead of holding the last busy rate.
+TEST(TimeSeriesStore, ACounterThatStopsReadsZeroThenExpires) {
+  TimeSeriesStore store;
+  for (int i = 0; i < 30; ++i) store.ingest(metric("requests", MetricType::kCount, {1}), at(1));
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:requests{*}", at(10)).value, 3.0);
+  // Traffic stopped after the first bucket: the newest complete bucket is an idle one.
+  auto idle = valueOf(store, "sum:requests{*}", at(25));
+  EXPECT_DOUBLE_EQ(idle.value, 0.0);
+  EXPECT_EQ(idle.time, at(10));
+  // Long after the counter went quiet (> 300 s), there is no data rather than a made-up 0.
+  errorOf(store, "sum:requests{*}", at(700), seconds(300));
+}
+
+}  // namespace
+}  // namespace xmetrics::backends::embedded
