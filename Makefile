@@ -45,7 +45,8 @@ integration: setup-test build
 e2e: setup-test build
 	XMETRICS_BINARY=$(abspath $(BUILD))/xmetrics tests/e2e/run.sh
 
-bench: setup-test build
+bench:
+	@scripts/setup bench
 	bench/run-all
 
 fuzz: setup-test
