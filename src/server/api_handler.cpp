@@ -1,5 +1,6 @@
 #include "server/api_handler.hpp"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -247,7 +248,13 @@ void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
         statusError(404, "NotFound", "xmetrics publishes no OpenAPI document at " + path, version));
   }
   if (path == "/xmetrics/v1/status") {
-    return slot->respond(jsonResponse(200, boost::json::serialize(statusReport()), version));
+    std::string body = boost::json::serialize(statusReport());
+    bool large = body.size() > (1u << 20);
+    slot->respond(jsonResponse(200, std::move(body), version));
+    // Over thousands of metrics the report's JSON tree is tens of MB of small blocks that glibc
+    // would otherwise keep: hand them back, so one status call does not raise RSS for good.
+    if (large) ::malloc_trim(0);
+    return;
   }
   if (isExternalMetricPath(parts)) {
     return externalMetric(parts[4], parts[5], request.selector, version, std::move(slot));
