@@ -180,7 +180,8 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& entry = *entries[i];
     auto value = std::make_shared<store::MetricValue>();
-    if (auto old = previous->find(entry.key)) *value = *old;
+    auto old = previous->find(entry.key);
+    if (old) *value = *old;
     value->metricName = entry.metricName;
     value->selector = entry.selector.canonical();
     value->query = entry.query;
@@ -198,7 +199,12 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
                                   std::to_string(result->value) + ") for " + entry.query
                             : result.error();
     }
-    value->body = store::renderValueList(*value);
+    // Most refreshes find the same point again: keep its body instead of rendering it anew.
+    bool samePoint = old && old->body.size() > 0 && old->sample && value->sample &&
+                     old->sample->value == value->sample->value &&
+                     old->sample->time == value->sample->time && old->labels == value->labels &&
+                     old->metricName == value->metricName;
+    if (!samePoint) value->body = store::renderValueList(*value);
     noteOutcome(entries[i], value->sample.has_value());
     fresh[entry.key] = std::move(value);
   }

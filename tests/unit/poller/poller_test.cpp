@@ -168,3 +168,25 @@ TEST(PollerRetry, AMetricWithoutAValueIsFetchedAgainLongBeforeTheNextRefresh) {
 
 }  // namespace
 }  // namespace xmetrics::poller
+
+namespace xmetrics::poller {
+namespace {
+
+TEST_F(PollerTest, ABodyIsRenderedAgainOnlyWhenItsPointChanges) {
+  auto e = catalog.ensureInline("requests", {}, now);
+  backend.set(e->query, core::Sample{1.5, now - 10s});
+  poller.refreshAll();
+  auto first = values.snapshot()->find(e->key)->body;
+  now += 30s;
+  poller.refreshAll();  // the same point again: the same body
+  EXPECT_EQ(values.snapshot()->find(e->key)->body, first);
+  backend.set(e->query, core::Sample{2, now - 10s});
+  now += 30s;
+  poller.refreshAll();
+  auto changed = values.snapshot()->find(e->key)->body;
+  EXPECT_NE(changed, first);
+  EXPECT_NE(changed.find("\"value\":\"2\""), std::string::npos) << changed;
+}
+
+}  // namespace
+}  // namespace xmetrics::poller
