@@ -89,6 +89,14 @@ int runServe(const config::ServeOptions& options) {
   if (kubernetes) {
     kubernetes->start(authenticator, baseAuthentication, *caPem, catalog, poller);
   }
+  // The watches call into the authenticator, catalog and poller: on any early return below they
+  // must stop before those are destroyed (the link itself was declared before them).
+  struct StopWatchesOnExit {
+    KubernetesLink* link;
+    ~StopWatchesOnExit() {
+      if (link) link->stop();
+    }
+  } stopWatches{kubernetes.get()};
 
   auto extraStatus = [&]() {
     boost::json::object extra;
