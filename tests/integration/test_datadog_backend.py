@@ -2,21 +2,13 @@
 import json
 import os
 import time
-import urllib.parse
 
 import pytest
 
 from conftest import wait_for
 from fake_datadog import FakeDatadog
 
-BASE = "/apis/external.metrics.k8s.io/v1beta1"
-
-
-def metric_path(name, selector=None, namespace="default"):
-    path = f"{BASE}/namespaces/{namespace}/{name}"
-    if selector is not None:
-        path += "?labelSelector=" + urllib.parse.quote(selector, safe="")
-    return path
+from test_external_metrics import metric_path  # noqa: E402  (one definition of the paths)
 
 
 def read_items(xmetrics, name, selector=None):
