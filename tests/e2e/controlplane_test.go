@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -47,20 +46,8 @@ func TestControlPlaneStarts(t *testing.T) {
 
 	// A Deployment: the kcm makes a ReplicaSet and pods; the test plays the kubelet.
 	replicas := int32(2)
-	labels := map[string]string{"app": "web"}
-	_, err = c.Client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "app", Image: "registry.invalid/never-pulled:1",
-				}}},
-			},
-		},
-	}, metav1.CreateOptions{})
+	_, err = c.Client.AppsV1().Deployments(ns).Create(ctx, neverPulledDeployment("web", replicas),
+		metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

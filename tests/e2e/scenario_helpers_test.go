@@ -493,8 +493,23 @@ func (e *xmEnv) startDeployment(ns, name string, replicas int32) {
 	if err := c.EnsureNamespace(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
+	_, err := c.Client.AppsV1().Deployments(ns).Create(ctx, neverPulledDeployment(name, replicas),
+		metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.KeepPodsReady(ns, "app="+name, 0)
+	mustWait(t, fmt.Sprintf("deployment %s/%s %d/%d ready", ns, name, replicas, replicas), 60*time.Second, func() (bool, error) {
+		d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && d.Status.ReadyReplicas == replicas && d.Status.Replicas == replicas, Retry(err)
+	})
+}
+
+// neverPulledDeployment is a Deployment labelled app=<name> whose image is never pulled: there is no
+// kubelet, so the tests mark its pods Ready themselves.
+func neverPulledDeployment(name string, replicas int32) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
-	_, err := c.Client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
@@ -506,15 +521,7 @@ func (e *xmEnv) startDeployment(ns, name string, replicas int32) {
 				}}},
 			},
 		},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
 	}
-	c.KeepPodsReady(ns, "app="+name, 0)
-	mustWait(t, fmt.Sprintf("deployment %s/%s %d/%d ready", ns, name, replicas, replicas), 60*time.Second, func() (bool, error) {
-		d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-		return err == nil && d.Status.ReadyReplicas == replicas && d.Status.Replicas == replicas, Retry(err)
-	})
 }
 
 // externalHPA is an autoscaling/v2 HPA on one External metric, scaling the
