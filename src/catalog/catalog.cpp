@@ -5,59 +5,210 @@
 #include "store/value_store.hpp"
 
 namespace xmetrics::catalog {
+namespace {
 
-Catalog::Catalog(InlineQueryOptions options, std::chrono::seconds inactiveAfter,
-                 std::size_t maxRequested)
-    : options_(options), inactiveAfter_(inactiveAfter), maxRequested_(maxRequested) {}
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
 
-CatalogEntryPtr Catalog::ensureInline(std::string_view metricName,
-                                      const core::LabelSelector& selector,
-                                      core::Clock::time_point now) {
-  std::lock_guard lock(mutex_);
-  if (entries_.size() >= maxRequested_ + references_.size() &&
-      !entries_.contains(store::metricKey(metricName, selector.canonical()))) {
-    return nullptr;
+const char* ruleText(Rule rule) {
+  switch (rule) {
+    case Rule::kReference:
+      return "rule 1: datadogmetric@ reference";
+    case Rule::kNamed:
+      return "rule 2: named like the metric";
+    case Rule::kExternalName:
+      return "rule 3: externalMetricName and inline query";
+    case Rule::kInline:
+      return "rule 4: inline";
   }
-  auto entry = findOrCreateLocked(metricName, selector, now, nullptr);
-  entry->touch(now);
+  return "";
+}
+
+}  // namespace
+
+std::string CatalogEntry::resolution() const {
+  if (rule == Rule::kInline) return object.empty() ? "inline" : "autogen " + object;
+  return "datadogmetric " + object + " (" + ruleText(rule) + ")";
+}
+
+bool CatalogEntry::sameResolution(const CatalogEntry& other) const {
+  return rule == other.rule && object == other.object && query == other.query &&
+         window == other.window && maxAge == other.maxAge && errorCode == other.errorCode &&
+         error == other.error;
+}
+
+Catalog::Catalog(CatalogOptions options) : options_(std::move(options)) {}
+
+std::string Catalog::inlineQueryOf(const std::string& metricName,
+                                   const core::LabelSelector& selector) const {
+  const auto& o = options_.inlineQuery;
+  std::optional<std::string> translated;
+  if (o.translate) translated = o.translate(metricName, selector);
+  return translated ? std::move(*translated)
+                    : query::inlineQuery(metricName, selector, o.aggregator, o.rollupSeconds);
+}
+
+void Catalog::fromObject(CatalogEntry& entry, Rule rule, const DatadogMetric& object) const {
+  entry.rule = rule;
+  entry.object = object.id();
+  if (!object.invalidReason.empty()) {
+    entry.errorCode = 422;
+    entry.error = "DatadogMetric " + object.id() + " is invalid: " + object.invalidReason +
+                  "; fix its spec (kubectl edit datadogmetric -n " + object.ns + " " + object.name +
+                  ")";
+    return;
+  }
+  entry.query = object.query;
+  entry.maxAge = object.maxAge.value_or(options_.maxAge);
+  entry.window = std::min(std::max(object.timeWindow.value_or(entry.maxAge), options_.bucketSize),
+                          options_.maxWindow);
+}
+
+CatalogEntryPtr Catalog::resolveLocked(const Demand& demand) const {
+  auto entry = std::make_shared<CatalogEntry>();
+  entry->key = store::metricKey(demand.ns, demand.metricName, demand.selector.canonical());
+  entry->ns = demand.ns;
+  entry->metricName = demand.metricName;
+  entry->selector = demand.selector;
+  entry->registeredAt = demand.registeredAt;
+  entry->demand = demand.stamp;
+  entry->maxAge = options_.maxAge;
+  entry->window = std::min(std::max(options_.maxAge, options_.bucketSize), options_.maxWindow);
+  const std::string& m = demand.metricName;
+
+  // Rule 1.
+  if (m.starts_with(kReferencePrefix)) {
+    entry->rule = Rule::kReference;
+    if (!options_.useDatadogMetrics) {
+      entry->errorCode = 404;
+      entry->error =
+          "metric \"" + m +
+          "\" names a DatadogMetric, but DatadogMetric support is off: start xmetrics with "
+          "--use-datadogmetric-crd=true (DD_EXTERNAL_METRICS_PROVIDER_USE_DATADOGMETRIC_CRD)";
+      return entry;
+    }
+    auto reference = parseReference(m);
+    if (!reference) {
+      entry->errorCode = 400;
+      entry->error = reference.error() + "; fix the HPA's metric name";
+      return entry;
+    }
+    std::string id = reference->ns + "/" + reference->name;
+    auto it = objects_.find(id);
+    if (it == objects_.end()) {
+      entry->object = id;
+      entry->errorCode = 404;
+      entry->error = "DatadogMetric " + id + " not found: create a DatadogMetric named \"" +
+                     reference->name + "\" in namespace \"" + reference->ns +
+                     "\", or fix the HPA's metric name";
+      return entry;
+    }
+    fromObject(*entry, Rule::kReference, it->second);
+    return entry;
+  }
+
+  if (options_.useDatadogMetrics) {
+    // Rule 2: what users mean when they name the HPA's metric after the object.
+    if (isObjectName(m)) {
+      if (auto it = objects_.find(demand.ns + "/" + m); it != objects_.end()) {
+        fromObject(*entry, Rule::kNamed, it->second);
+        return entry;
+      }
+    }
+  }
+  std::string inlineQuery = inlineQueryOf(m, demand.selector);
+  if (options_.useDatadogMetrics) {
+    // Rule 3.
+    if (auto it = byExternalName_.find(m); it != byExternalName_.end()) {
+      for (const DatadogMetric* object : it->second) {
+        if (object->query == inlineQuery) {
+          fromObject(*entry, Rule::kExternalName, *object);
+          return entry;
+        }
+      }
+    }
+  }
+  // Rule 4.
+  entry->rule = Rule::kInline;
+  entry->query = std::move(inlineQuery);
+  if (options_.useDatadogMetrics && options_.autogen) {
+    entry->object = options_.autogenNamespace + "/" + autogenName(entry->query);
+  }
   return entry;
 }
 
-CatalogEntryPtr Catalog::findOrCreateLocked(std::string_view metricName,
-                                            const core::LabelSelector& selector,
-                                            core::Clock::time_point now, bool* created) {
-  std::string key = store::metricKey(metricName, selector.canonical());
-  if (created) *created = false;
-  if (auto it = entries_.find(key); it != entries_.end()) return it->second;
-  if (created) *created = true;
-  auto entry = std::make_shared<CatalogEntry>();
-  entry->key = key;
-  entry->metricName = key.substr(0, key.find('\x1f'));
-  entry->selector = selector;
-  std::optional<std::string> translated;
-  if (options_.translate) translated = options_.translate(entry->metricName, selector);
-  entry->query = translated ? std::move(*translated)
-                            : query::inlineQuery(entry->metricName, selector, options_.aggregator,
-                                                 options_.rollupSeconds);
-  entry->resolution = "inline";
-  entry->registeredAt = now;
-  entries_.emplace(key, entry);
+Catalog::Demand& Catalog::demandLocked(const std::string& key, std::string_view ns,
+                                       std::string_view metricName,
+                                       const core::LabelSelector& selector,
+                                       core::Clock::time_point now) {
+  auto it = demands_.find(key);
+  if (it != demands_.end()) return it->second;
+  return demands_
+      .emplace(key, Demand{std::string(ns), lowercase(metricName), selector,
+                           std::make_shared<std::atomic<int64_t>>(0), now})
+      .first->second;
+}
+
+bool Catalog::heldLocked(const std::string& key) const {
+  return references_.contains(key) || alwaysActive_.contains(key);
+}
+
+CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName,
+                                const core::LabelSelector& selector, core::Clock::time_point now) {
+  std::string key = store::metricKey(ns, metricName, selector.canonical());
+  std::lock_guard lock(mutex_);
+  if (auto it = entries_.find(key); it != entries_.end()) {
+    it->second->touch(now);
+    return it->second;
+  }
+  if (entries_.size() >= options_.maxRequested + references_.size() + alwaysActive_.size()) {
+    return nullptr;
+  }
+  auto& demand = demandLocked(key, ns, metricName, selector, now);
+  auto entry = resolveLocked(demand);
+  entry->touch(now);
+  entries_[key] = entry;
   return entry;
+}
+
+std::vector<CatalogEntryPtr> Catalog::recomputeLocked() {
+  std::vector<CatalogEntryPtr> changed;
+  for (const auto& [key, demand] : demands_) {
+    auto next = resolveLocked(demand);
+    auto it = entries_.find(key);
+    if (it != entries_.end() && it->second->sameResolution(*next)) continue;
+    entries_[key] = next;
+    changed.push_back(std::move(next));
+  }
+  return changed;
 }
 
 std::vector<CatalogEntryPtr> Catalog::setReferences(const std::vector<Reference>& references,
                                                     core::Clock::time_point now) {
-  std::vector<CatalogEntryPtr> added;
   std::lock_guard lock(mutex_);
   std::unordered_map<std::string, std::vector<std::string>> next;
+  std::vector<CatalogEntryPtr> added;
   for (const auto& r : references) {
-    bool created = false;
-    auto entry = findOrCreateLocked(r.metricName, r.selector, now, &created);
-    // New to polling: just created, or known only as a direct request that has expired.
+    std::string key = store::metricKey(r.ns, r.metricName, r.selector.canonical());
+    auto& owners = next[key];
+    owners.push_back(r.owner);
+    if (owners.size() > 1) continue;
+    auto& demand = demandLocked(key, r.ns, r.metricName, r.selector, now);
+    auto it = entries_.find(key);
+    // New to polling: never seen, or known only as a direct request that has expired.
     bool polledBefore =
-        references_.contains(entry->key) || now - entry->lastRequested() <= inactiveAfter_;
-    if ((created || !polledBefore) && !next.contains(entry->key)) added.push_back(entry);
-    next[entry->key].push_back(r.owner);
+        it != entries_.end() &&
+        (heldLocked(key) || now - it->second->lastRequested() <= options_.inactiveAfter);
+    if (it == entries_.end()) {
+      auto entry = resolveLocked(demand);
+      entries_[key] = entry;
+      added.push_back(std::move(entry));
+    } else if (!polledBefore) {
+      added.push_back(it->second);
+    }
   }
   for (auto& [key, owners] : next) {
     std::ranges::sort(owners);
@@ -65,6 +216,32 @@ std::vector<CatalogEntryPtr> Catalog::setReferences(const std::vector<Reference>
   }
   references_ = std::move(next);
   return added;
+}
+
+std::vector<CatalogEntryPtr> Catalog::setDatadogMetrics(std::vector<DatadogMetric> objects,
+                                                        core::Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  objects_.clear();
+  byExternalName_.clear();
+  for (auto& o : objects) {
+    std::string id = o.id();
+    objects_.insert_or_assign(std::move(id), std::move(o));
+  }
+  std::unordered_map<std::string, std::string> alwaysActive;
+  for (const auto& [id, o] : objects_) {
+    if (!o.autogen && !o.externalMetricName.empty()) {
+      byExternalName_[o.externalMetricName].push_back(&o);
+    }
+    if (o.alwaysActive) {
+      // Polled under its reference name in its own namespace, as a request for it would be.
+      std::string name = std::string(kReferencePrefix) + o.ns + ":" + o.name;
+      std::string key = store::metricKey(o.ns, name, "");
+      demandLocked(key, o.ns, name, core::LabelSelector(), now);  // resolved just below
+      alwaysActive.emplace(key, id);
+    }
+  }
+  alwaysActive_ = std::move(alwaysActive);
+  return recomputeLocked();
 }
 
 std::vector<std::string> Catalog::referencesOf(const std::string& key) const {
@@ -76,13 +253,70 @@ std::vector<std::string> Catalog::referencesOf(const std::string& key) const {
 std::vector<CatalogEntryPtr> Catalog::wanted(core::Clock::time_point now) {
   std::vector<CatalogEntryPtr> out;
   std::lock_guard lock(mutex_);
-  // A metric stays while an HPA names it, or while someone asked for it recently.
+  // A metric stays while an HPA names it, while its object is always-active, or while someone
+  // asked for it recently.
   std::erase_if(entries_, [&](const auto& kv) {
-    return !references_.contains(kv.first) && now - kv.second->lastRequested() > inactiveAfter_;
+    bool drop = !heldLocked(kv.first) && now - kv.second->lastRequested() > options_.inactiveAfter;
+    if (drop) demands_.erase(kv.first);
+    return drop;
   });
+  // Demands whose entry went (never the case today, but keep the two maps one function).
+  std::erase_if(demands_, [&](const auto& kv) { return !entries_.contains(kv.first); });
   out.reserve(entries_.size());
   for (const auto& [key, entry] : entries_) out.push_back(entry);
   return out;
+}
+
+std::vector<CatalogEntryPtr> Catalog::entries() const {
+  std::lock_guard lock(mutex_);
+  std::vector<CatalogEntryPtr> out;
+  out.reserve(entries_.size());
+  for (const auto& [key, entry] : entries_) out.push_back(entry);
+  return out;
+}
+
+std::vector<DatadogMetric> Catalog::datadogMetrics() const {
+  std::lock_guard lock(mutex_);
+  std::vector<DatadogMetric> out;
+  out.reserve(objects_.size());
+  for (const auto& [id, o] : objects_) out.push_back(o);
+  return out;
+}
+
+std::map<std::string, std::vector<std::string>> Catalog::objectReferences() const {
+  std::lock_guard lock(mutex_);
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [key, owners] : references_) {
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second->object.empty()) continue;
+    auto& list = out[it->second->object];
+    list.insert(list.end(), owners.begin(), owners.end());
+  }
+  for (auto& [id, owners] : out) {
+    std::ranges::sort(owners);
+    owners.erase(std::unique(owners.begin(), owners.end()), owners.end());
+  }
+  return out;
+}
+
+std::vector<std::string> Catalog::describe() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> lines;
+  for (const auto& [key, e] : entries_) {
+    std::string line = e->ns + " " + e->metricName + "{" + e->selector.canonical() + "} -> " +
+                       e->resolution() + " query=" + e->query +
+                       " window=" + std::to_string(e->window.count()) +
+                       " maxAge=" + std::to_string(e->maxAge.count());
+    if (e->errorCode) line += " error=" + std::to_string(e->errorCode) + ":" + e->error;
+    if (auto it = references_.find(key); it != references_.end()) {
+      line += " owners=";
+      for (const auto& o : it->second) line += o + ";";
+    }
+    if (alwaysActive_.contains(key)) line += " always-active";
+    lines.push_back(std::move(line));
+  }
+  std::ranges::sort(lines);
+  return lines;
 }
 
 std::size_t Catalog::size() const {

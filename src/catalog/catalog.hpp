@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -10,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "catalog/datadog_metric.hpp"
 #include "core/label_selector.hpp"
 #include "core/sample.hpp"
 #include "query/datadog_query.hpp"
@@ -24,16 +26,57 @@ struct InlineQueryOptions {
   std::function<std::optional<std::string>(std::string_view, const core::LabelSelector&)> translate;
 };
 
-// How a requested (metric, selector) was resolved, and who wants it.
+struct CatalogOptions {
+  InlineQueryOptions inlineQuery;
+  // A metric only requested directly (no HPA names it) is dropped this long after its last request.
+  std::chrono::seconds inactiveAfter{600};
+  // Bounds the metrics registered by direct requests (HPA references are not counted against it):
+  // an authenticated caller inventing names must not grow memory without end.
+  std::size_t maxRequested = 10'000;
+  bool useDatadogMetrics = false;  // DD_EXTERNAL_METRICS_PROVIDER_USE_DATADOGMETRIC_CRD
+  bool autogen = true;             // DD_EXTERNAL_METRICS_PROVIDER_ENABLE_DATADOGMETRIC_AUTOGEN
+  std::string autogenNamespace = "xmetrics";  // where autogen objects live
+  // The window rule: a query looks back max(timeWindow or maxAge, bucketSize), at most maxWindow.
+  std::chrono::seconds maxAge{120};
+  std::chrono::seconds bucketSize{300};
+  std::chrono::seconds maxWindow{86400};
+};
+
+// Which resolution rule applied to a request (docs/datadogmetric.md). The first that matches wins.
+enum class Rule {
+  kReference = 1,     // the name is datadogmetric@<ns>:<name>
+  kNamed = 2,         // a DatadogMetric named like the metric exists in the request's namespace
+  kExternalName = 3,  // a DatadogMetric with spec.externalMetricName = name and the inline query
+  kInline = 4,        // the inline query of (name, selector); through an autogen object in CRD mode
+};
+
+// How a requested (namespace, metric, selector) was resolved, and who wants it. Immutable: a
+// change of resolution makes a new entry under the same key.
 struct CatalogEntry {
-  std::string key;         // store::metricKey(metricName, selector.canonical())
+  std::string key;         // store::metricKey(ns, metricName, selector.canonical())
+  std::string ns;          // the namespace the request (or the HPA) is in
   std::string metricName;  // lowercased
   core::LabelSelector selector;
-  std::string query;       // what the backend is asked
-  std::string resolution;  // which rule applied: "inline" (later: datadogmetric, autogen)
+
+  Rule rule = Rule::kInline;
+  std::string object;  // "ns/name" of the DatadogMetric serving it (the autogen one for kInline in
+                       // CRD mode); empty for plain inline
+  std::string query;   // what the backend is asked; empty when `errorCode` is set
+  std::chrono::seconds window{300};
+  std::chrono::seconds maxAge{120};
+  // Set when the request cannot be served (object missing or invalid): the value is this error,
+  // and the backend is not called. `errorCode` is the HTTP status to answer with.
+  int errorCode = 0;
+  std::string error;
+
   core::Clock::time_point registeredAt;
   // Stamped by the request path on every hit; the catalog expires entries whose stamp is old.
   store::DemandStamp demand = std::make_shared<std::atomic<int64_t>>(0);
+
+  // "inline", "autogen xmetrics/dcaautogen-…", "datadogmetric ns/name (rule 2: named like the
+  // metric)": what `xmetrics status` shows.
+  std::string resolution() const;
+  bool sameResolution(const CatalogEntry& other) const;
 
   void touch(core::Clock::time_point now) const { store::stampDemand(demand, now); }
   core::Clock::time_point lastRequested() const {
@@ -42,54 +85,87 @@ struct CatalogEntry {
 };
 using CatalogEntryPtr = std::shared_ptr<const CatalogEntry>;
 
-// Demand -> resolved queries. In standalone mode the demand is the inline metrics requested
-// recently; the set is a function of those requests alone, so nothing in it can outlive its reason
-// to exist. Thread-safe.
+// Demand -> resolved queries. The set of entries is a pure function of the DatadogMetric objects
+// that exist now, the HPA references that exist now and the metrics requested recently: every
+// change recomputes the resolution of every wanted metric, so nothing in it can point at an object
+// that no longer exists, and a new object takes over the moment the watch delivers it (the Cluster
+// Agent's sticky autogen mapping needed a restart). Thread-safe.
 class Catalog {
  public:
-  // `maxRequested` bounds the metrics registered by direct requests (HPA references are not counted
-  // against it): an authenticated caller inventing names must not grow memory without end.
-  Catalog(InlineQueryOptions options, std::chrono::seconds inactiveAfter,
-          std::size_t maxRequested = 10'000);
+  explicit Catalog(CatalogOptions options);
 
-  // Registers (metric, selector) if new and returns its entry; nullptr when it is new and
+  // Registers (ns, metric, selector) if new and returns its entry; nullptr when it is new and
   // `maxRequested` metrics are already registered. Called from the request path on a miss.
-  CatalogEntryPtr ensureInline(std::string_view metricName, const core::LabelSelector& selector,
-                               core::Clock::time_point now);
+  CatalogEntryPtr ensure(std::string_view ns, std::string_view metricName,
+                         const core::LabelSelector& selector, core::Clock::time_point now);
 
-  // An External metric some HPA names: `owner` is "hpa:<namespace>/<name>".
+  // An External metric some HPA names: `owner` is "hpa:<namespace>/<name>", `ns` the HPA's.
   struct Reference {
+    std::string ns;
     std::string metricName;
     core::LabelSelector selector;
     std::string owner;
   };
-  // Replaces every HPA reference with the current set (a function of the HPAs that exist now) and
-  // returns the entries that were not wanted before, so they can be fetched at once: an HPA's first
-  // request then finds a warm value.
+  // Replaces every HPA reference with the current set and returns the entries that are new to
+  // polling or resolve differently now, so they can be fetched at once.
   std::vector<CatalogEntryPtr> setReferences(const std::vector<Reference>& references,
                                              core::Clock::time_point now);
+
+  // Replaces the DatadogMetric objects with the current set (CRD mode) and returns the entries that
+  // are new or resolve differently now.
+  std::vector<CatalogEntryPtr> setDatadogMetrics(std::vector<DatadogMetric> objects,
+                                                 core::Clock::time_point now);
 
   // Who references a metric ("hpa:ns/name", sorted); empty for metrics only requested directly.
   std::vector<std::string> referencesOf(const std::string& key) const;
 
-  // The metrics to poll now: every referenced one, and those requested within `inactiveAfter`
-  // (older requests are dropped first).
+  // The metrics to poll now: every referenced one, always-active objects, and those requested
+  // within `inactiveAfter` (older requests are dropped first).
   std::vector<CatalogEntryPtr> wanted(core::Clock::time_point now);
 
+  // Every entry and the objects, as they are now (the status writer's and tests' view).
+  std::vector<CatalogEntryPtr> entries() const;
+  std::vector<DatadogMetric> datadogMetrics() const;
+  // HPA owners of every entry served through each object: "ns/name" -> sorted owners.
+  std::map<std::string, std::vector<std::string>> objectReferences() const;
+
+  // One line per entry (key, resolution, query, window, error, owners), sorted: two catalogs built
+  // from the same objects and requests describe alike however they got there.
+  std::vector<std::string> describe() const;
+
   std::size_t size() const;
-  std::size_t maxRequested() const { return maxRequested_; }
+  std::size_t maxRequested() const { return options_.maxRequested; }
+  const CatalogOptions& options() const { return options_; }
 
  private:
-  InlineQueryOptions options_;
-  std::chrono::seconds inactiveAfter_;
-  std::size_t maxRequested_;
-  mutable std::mutex mutex_;
-  CatalogEntryPtr findOrCreateLocked(std::string_view metricName,
-                                     const core::LabelSelector& selector,
-                                     core::Clock::time_point now, bool* created);
+  // Why a key is wanted. Kept apart from the resolution so any change can resolve it again.
+  struct Demand {
+    std::string ns;
+    std::string metricName;
+    core::LabelSelector selector;
+    store::DemandStamp stamp;
+    core::Clock::time_point registeredAt;
+  };
+  CatalogEntryPtr resolveLocked(const Demand& demand) const;
+  std::string inlineQueryOf(const std::string& metricName,
+                            const core::LabelSelector& selector) const;
+  void fromObject(CatalogEntry& entry, Rule rule, const DatadogMetric& object) const;
+  // Demand for `key`, created if new.
+  Demand& demandLocked(const std::string& key, std::string_view ns, std::string_view metricName,
+                       const core::LabelSelector& selector, core::Clock::time_point now);
+  bool heldLocked(const std::string& key) const;
+  // Resolves every demand again; returns the entries that are new or changed.
+  std::vector<CatalogEntryPtr> recomputeLocked();
 
-  std::unordered_map<std::string, CatalogEntryPtr> entries_;
-  std::unordered_map<std::string, std::vector<std::string>> references_;  // key -> owners
+  CatalogOptions options_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, Demand> demands_;                       // by key
+  std::unordered_map<std::string, std::vector<std::string>> references_;  // key -> HPA owners
+  std::unordered_map<std::string, std::string> alwaysActive_;             // key -> object id
+  std::map<std::string, DatadogMetric> objects_;                          // by "ns/name"
+  // Non-autogen objects by spec.externalMetricName, in id order (rule 3).
+  std::unordered_map<std::string, std::vector<const DatadogMetric*>> byExternalName_;
+  std::unordered_map<std::string, CatalogEntryPtr> entries_;  // by key
 };
 
 }  // namespace xmetrics::catalog

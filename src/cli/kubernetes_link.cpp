@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "catalog/datadog_metric.hpp"
 #include "kube/authentication_config.hpp"
 #include "kube/hpa_references.hpp"
 
@@ -22,13 +23,24 @@ std::expected<std::optional<kube::KubeConfig>, std::string> clusterConfig(
   return std::optional<kube::KubeConfig>();
 }
 
+std::string ownNamespace(const config::ServeOptions& options,
+                         const std::optional<kube::KubeConfig>& cluster) {
+  if (!options.ns.empty()) return options.ns;
+  if (cluster && kube::runningInCluster() && options.kubeconfig.empty() &&
+      !cluster->namespace_.empty()) {
+    return cluster->namespace_;
+  }
+  return "xmetrics";
+}
+
 KubernetesLink::KubernetesLink(kube::KubeConfig config) : client_(std::move(config)) {}
 
 KubernetesLink::~KubernetesLink() { stop(); }
 
 void KubernetesLink::start(auth::Authenticator& authenticator, auth::AuthenticationConfig base,
                            std::string localCaPem, catalog::Catalog& catalog,
-                           poller::Poller& poller) {
+                           poller::Poller& poller, store::ValueStore& values,
+                           const config::ServeOptions& options) {
   authentication_ = std::make_unique<kube::Informer>(
       client_, "/api/v1/namespaces/kube-system/configmaps",
       "metadata.name=extension-apiserver-authentication",
@@ -70,16 +82,49 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
         }
       },
       "hpas");
+  if (options.useDatadogMetricCrd) {
+    catalog::TemplateContext context{.clusterName = options.clusterName};
+    datadogMetrics_ = std::make_unique<kube::Informer>(
+        client_, "/apis/datadoghq.com/v1alpha1/datadogmetrics", "",
+        [this, &catalog, &poller, context](const kube::ObjectMap& objects) {
+          std::vector<catalog::DatadogMetric> parsed;
+          parsed.reserve(objects.size());
+          for (const auto& [key, object] : objects) {
+            parsed.push_back(catalog::parseDatadogMetric(object, context));
+          }
+          datadogMetricObjects_.store(std::make_shared<const kube::ObjectMap>(objects));
+          // A new, changed or deleted object re-resolves every metric at once; what resolves
+          // differently is fetched now, not at the next refresh.
+          for (const auto& entry :
+               catalog.setDatadogMetrics(std::move(parsed), core::Clock::now())) {
+            spdlog::info(
+                "component=crd event=resolution_changed namespace={} metric={} selector=\"{}\" "
+                "resolution=\"{}\" query=\"{}\"",
+                entry->ns, entry->metricName, entry->selector.canonical(), entry->resolution(),
+                entry->query);
+            poller.fetchNow(entry, [] {});
+          }
+        },
+        "datadogmetrics");
+    controller_ = std::make_unique<crd::DatadogMetricController>(
+        client_, catalog, values, [this] { return datadogMetricObjects_.load(); },
+        crd::ControllerOptions{.autogenExpiry = options.autogenExpiry});
+  }
   authentication_->start();
   hpas_->start();
+  if (datadogMetrics_) datadogMetrics_->start();
+  if (controller_) controller_->start();
 }
 
 void KubernetesLink::stop() {
   // Both watches wind down together: each notices within about a second (libcurl's progress tick).
+  if (controller_) controller_->stop();
   if (hpas_) hpas_->requestStop();
   if (authentication_) authentication_->requestStop();
+  if (datadogMetrics_) datadogMetrics_->requestStop();
   if (hpas_) hpas_->stop();
   if (authentication_) authentication_->stop();
+  if (datadogMetrics_) datadogMetrics_->stop();
 }
 
 std::string KubernetesLink::notReadyReason() const {
@@ -89,6 +134,10 @@ std::string KubernetesLink::notReadyReason() const {
   }
   if (hpas_ && !hpas_->stats().synced)
     return "the HorizontalPodAutoscalers have not been listed yet";
+  if (datadogMetrics_ && !datadogMetrics_->stats().synced) {
+    return "the DatadogMetrics have not been listed yet (is the datadogmetrics.datadoghq.com CRD "
+           "installed, and may xmetrics list them?)";
+  }
   return "";
 }
 
@@ -105,10 +154,23 @@ boost::json::object KubernetesLink::status() const {
     o["lastError"] = s.lastError;
     return o;
   };
+  auto controllerStatus = [this]() {
+    boost::json::object o;
+    if (!controller_) return o;
+    auto s = controller_->stats();
+    o["statusWrites"] = s.statusWrites;
+    o["statusWriteErrors"] = s.statusWriteErrors;
+    o["autogenCreated"] = s.created;
+    o["autogenDeleted"] = s.deleted;
+    o["lastError"] = s.lastError;
+    return o;
+  };
   return {{"server", client_.config().server},
           {"authenticationLoaded", authenticationLoaded_.load()},
           {"hpaWatch", describe(hpas_.get())},
-          {"authenticationWatch", describe(authentication_.get())}};
+          {"authenticationWatch", describe(authentication_.get())},
+          {"datadogMetricWatch", describe(datadogMetrics_.get())},
+          {"datadogMetricController", controllerStatus()}};
 }
 
 }  // namespace xmetrics::cli

@@ -8,10 +8,12 @@
 #include "auth/authenticator.hpp"
 #include "catalog/catalog.hpp"
 #include "config/serve_options.hpp"
+#include "crd/datadog_metric_controller.hpp"
 #include "kube/access_reviews.hpp"
 #include "kube/informer.hpp"
 #include "kube/kube_client.hpp"
 #include "poller/poller.hpp"
+#include "store/value_store.hpp"
 
 namespace xmetrics::cli {
 
@@ -19,8 +21,13 @@ namespace xmetrics::cli {
 std::expected<std::optional<kube::KubeConfig>, std::string> clusterConfig(
     const config::ServeOptions& options);
 
+// The namespace autogen DatadogMetrics go to: --namespace, else the pod's, else "xmetrics".
+std::string ownNamespace(const config::ServeOptions& options,
+                         const std::optional<kube::KubeConfig>& cluster);
+
 // Everything xmetrics does with a cluster: delegated authentication and authorization, the
-// authentication ConfigMap (the CAs rotate) and the HPA watch that tells the catalog what to poll.
+// authentication ConfigMap (the CAs rotate), the HPA watch that tells the catalog what to poll and,
+// in CRD mode, the DatadogMetric watch and the controller writing their status.
 class KubernetesLink {
  public:
   explicit KubernetesLink(kube::KubeConfig config);
@@ -29,10 +36,11 @@ class KubernetesLink {
   auth::TokenReviewer& tokenReviewer() { return tokenReviewer_; }
   auth::AccessReviewer& accessReviewer() { return accessReviewer_; }
 
-  // Starts both watches. `base` is the authentication config without the cluster's part (static
+  // Starts the watches. `base` is the authentication config without the cluster's part (static
   // tokens, the local CA as `localCaPem`).
   void start(auth::Authenticator& authenticator, auth::AuthenticationConfig base,
-             std::string localCaPem, catalog::Catalog& catalog, poller::Poller& poller);
+             std::string localCaPem, catalog::Catalog& catalog, poller::Poller& poller,
+             store::ValueStore& values, const config::ServeOptions& options);
   void stop();
 
   // Empty once the authentication settings and the HPAs were read; else what is missing.
@@ -45,7 +53,11 @@ class KubernetesLink {
   kube::KubeAccessReviewer accessReviewer_{client_};
   std::unique_ptr<kube::Informer> authentication_;
   std::unique_ptr<kube::Informer> hpas_;
+  std::unique_ptr<kube::Informer> datadogMetrics_;  // CRD mode only
+  std::unique_ptr<crd::DatadogMetricController> controller_;
   std::atomic<bool> authenticationLoaded_{false};
+  // The DatadogMetric objects as last delivered (their status included), for the controller.
+  std::atomic<std::shared_ptr<const kube::ObjectMap>> datadogMetricObjects_;
 };
 
 }  // namespace xmetrics::cli

@@ -76,18 +76,30 @@ int runServe(const config::ServeOptions& options) {
   auto backend = makeBackend(options, timeSeries);
   if (!backend) return fail(backend.error());
 
+  if (options.useDatadogMetricCrd && !kubernetes) {
+    spdlog::warn(
+        "--use-datadogmetric-crd is ignored without a cluster (no --kubeconfig, not in a pod): "
+        "every metric resolves inline");
+  }
   store::ValueStore values;
-  catalog::Catalog catalog({*query::parseAggregator(options.aggregator), options.rollupSeconds,
-                            [&b = **backend](std::string_view m, const core::LabelSelector& s) {
-                              return b.translateInline(m, s);
-                            }},
-                           options.inactiveAfter, options.maxMetrics);
-  poller::Poller poller(catalog, **backend, values,
-                        {.refreshPeriod = options.refreshPeriod,
-                         .window = std::max(options.maxAge, options.bucketSize)});
+  catalog::Catalog catalog({
+      .inlineQuery = {*query::parseAggregator(options.aggregator), options.rollupSeconds,
+                      [&b = **backend](std::string_view m, const core::LabelSelector& s) {
+                        return b.translateInline(m, s);
+                      }},
+      .inactiveAfter = options.inactiveAfter,
+      .maxRequested = options.maxMetrics,
+      // Without a cluster there are no objects to watch: every name resolves inline.
+      .useDatadogMetrics = options.useDatadogMetricCrd && kubernetes != nullptr,
+      .autogen = options.datadogMetricAutogen,
+      .autogenNamespace = ownNamespace(options, *cluster),
+      .maxAge = options.maxAge,
+      .bucketSize = options.bucketSize,
+  });
+  poller::Poller poller(catalog, **backend, values, {.refreshPeriod = options.refreshPeriod});
   poller.start();
   if (kubernetes) {
-    kubernetes->start(authenticator, baseAuthentication, *caPem, catalog, poller);
+    kubernetes->start(authenticator, baseAuthentication, *caPem, catalog, poller, values, options);
   }
   // The watches call into the authenticator, catalog and poller: on any early return below they
   // must stop before those are destroyed (the link itself was declared before them).

@@ -168,10 +168,10 @@ std::string seconds(const boost::json::object& o, std::string_view key) {
 }
 
 void printTable(const boost::json::object& report) {
-  // Columns: METRIC SELECTOR QUERY VALUE AGE VALID LAST FETCH USED BY.
-  using Row = std::array<std::string, 8>;
-  std::vector<Row> rows{
-      {"METRIC", "SELECTOR", "QUERY", "VALUE", "AGE", "VALID", "LAST FETCH", "USED BY"}};
+  // RESOLUTION says which catalog rule chose the query (inline, autogen, or a DatadogMetric).
+  using Row = std::array<std::string, 10>;
+  std::vector<Row> rows{{"NAMESPACE", "METRIC", "SELECTOR", "RESOLUTION", "QUERY", "VALUE", "AGE",
+                         "VALID", "LAST FETCH", "USED BY"}};
   std::vector<std::string> errors;
   for (const auto& m : report.at("metrics").as_array()) {
     const auto& o = m.as_object();
@@ -187,13 +187,16 @@ void printTable(const boost::json::object& report) {
       }
     }
     bool valid = o.at("valid").as_bool();
-    rows.push_back({str(o, "metricName"),
-                    str(o, "selector").empty() ? "<none>" : str(o, "selector"), str(o, "query"),
-                    value, seconds(o, "ageSeconds"), valid ? "yes" : "NO",
+    rows.push_back({str(o, "namespace"), str(o, "metricName"),
+                    str(o, "selector").empty() ? "<none>" : str(o, "selector"),
+                    str(o, "resolution"), str(o, "query").empty() ? "-" : str(o, "query"), value,
+                    seconds(o, "ageSeconds"), valid ? "yes" : "NO",
                     seconds(o, "lastFetchAgeSeconds") + " ago", usedBy.empty() ? "-" : usedBy});
-    if (!valid) errors.push_back(str(o, "metricName") + ": " + str(o, "error"));
+    if (!valid) {
+      errors.push_back(str(o, "namespace") + "/" + str(o, "metricName") + ": " + str(o, "error"));
+    }
   }
-  std::array<std::size_t, 8> width{};
+  std::array<std::size_t, 10> width{};
   for (const auto& r : rows) {
     for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
   }

@@ -29,6 +29,21 @@ Apply stringSetting(std::string ServeOptions::*field) {
   };
 }
 
+Apply boolSetting(bool ServeOptions::*field) {
+  return [field](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
+    std::string lower;
+    for (char c : v) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == "true" || lower == "1") {
+      o.*field = true;
+    } else if (lower == "false" || lower == "0") {
+      o.*field = false;
+    } else {
+      return "must be true or false";
+    }
+    return std::nullopt;
+  };
+}
+
 Apply oneOf(std::string ServeOptions::*field, std::vector<std::string> allowed) {
   return [field, allowed](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
     for (const auto& a : allowed) {
@@ -167,6 +182,34 @@ const std::vector<SettingImpl>& table() {
          o.maxMetrics = *n;
          return std::nullopt;
        }},
+      {{"use-datadogmetric-crd",
+        {"DD_EXTERNAL_METRICS_PROVIDER_USE_DATADOGMETRIC_CRD"},
+        "watch DatadogMetric objects: datadogmetric@<ns>:<name> and objects named like the metric "
+        "resolve to their query, and their status is written",
+        "false"},
+       boolSetting(&O::useDatadogMetricCrd)},
+      {{"datadogmetric-autogen",
+        {"DD_EXTERNAL_METRICS_PROVIDER_ENABLE_DATADOGMETRIC_AUTOGEN"},
+        "with use-datadogmetric-crd, create a dcaautogen-* DatadogMetric for each inline metric an "
+        "HPA names",
+        "true"},
+       boolSetting(&O::datadogMetricAutogen)},
+      {{"autogen-expiry",
+        {},
+        "delete an autogen DatadogMetric after no HPA named it for this long",
+        "3h"},
+       durationSetting(&O::autogenExpiry, std::chrono::seconds(1))},
+      {{"namespace",
+        {"DD_KUBE_RESOURCES_NAMESPACE"},
+        "xmetrics' own namespace, where autogen DatadogMetrics are created (default: the pod's, "
+        "else xmetrics)",
+        ""},
+       stringSetting(&O::ns)},
+      {{"cluster-name",
+        {"DD_CLUSTER_NAME"},
+        "the value of %%tag_kube_cluster_name%% in DatadogMetric queries",
+        ""},
+       stringSetting(&O::clusterName)},
       {{"datadog-site",
         {"DD_SITE"},
         "Datadog site; the API is https://api.<site>",
@@ -271,38 +314,6 @@ const std::vector<Setting>& serveSettings() {
     return out;
   }();
   return settings;
-}
-
-std::expected<std::chrono::seconds, std::string> parseDuration(std::string_view text) {
-  auto bad = [&] {
-    return std::unexpected("\"" + std::string(text) +
-                           "\" is not a duration (use seconds like 30, or 30s, 2m, 1h30m)");
-  };
-  if (text.empty()) return bad();
-  if (auto n = parseNumber<double>(text)) {
-    if (*n < 0 || !std::isfinite(*n)) return bad();
-    return std::chrono::seconds(static_cast<int64_t>(std::llround(*n)));
-  }
-  double total = 0;
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    double n = 0;
-    auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), n);
-    if (ec != std::errc() || n < 0) return bad();
-    rest.remove_prefix(static_cast<std::size_t>(ptr - rest.data()));
-    double unit = 0;
-    if (rest.starts_with("ms")) {
-      unit = 0.001;
-      rest.remove_prefix(2);
-    } else if (!rest.empty() && (rest[0] == 's' || rest[0] == 'm' || rest[0] == 'h')) {
-      unit = rest[0] == 's' ? 1 : rest[0] == 'm' ? 60 : 3600;
-      rest.remove_prefix(1);
-    } else {
-      return bad();
-    }
-    total += n * unit;
-  }
-  return std::chrono::seconds(static_cast<int64_t>(std::llround(total)));
 }
 
 std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/time_format.hpp"
+
 namespace xmetrics::config {
 
 // Everything `xmetrics serve` can be told. Each field is settable by flag, by the YAML file given
@@ -34,6 +36,13 @@ struct ServeOptions {
   std::chrono::seconds firstFetchTimeout{5};
   std::chrono::seconds inactiveAfter{600};
   std::size_t maxMetrics = 10'000;  // metrics registered by direct requests (not HPA references)
+
+  // DatadogMetric objects (docs/datadogmetric.md).
+  bool useDatadogMetricCrd = false;
+  bool datadogMetricAutogen = true;
+  std::chrono::seconds autogenExpiry{3 * 3600};
+  std::string ns;  // empty: the pod's namespace, else "xmetrics"
+  std::string clusterName;
 
   // --backend datadog. Keys are never logged; prefer the environment or the *-file settings.
   std::string datadogSite = "datadoghq.com";
@@ -78,8 +87,7 @@ struct SettingSources {
 std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
     const SettingSources& sources);
 
-// "30", "30s", "2m", "1h30m", "1.5m" -> seconds. Plain numbers are seconds, as the DD_* variables
-// are.
-std::expected<std::chrono::seconds, std::string> parseDuration(std::string_view text);
+// Durations of settings: see core::parseDuration.
+using core::parseDuration;
 
 }  // namespace xmetrics::config

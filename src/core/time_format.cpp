@@ -1,5 +1,7 @@
 #include "core/time_format.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <ctime>
 
 namespace xmetrics::core {
@@ -11,6 +13,55 @@ std::string rfc3339(Clock::time_point t) {
   char buffer[32];
   std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
   return std::string(buffer, n);
+}
+
+std::expected<std::chrono::seconds, std::string> parseDuration(std::string_view text) {
+  auto bad = [&] {
+    return std::unexpected("\"" + std::string(text) +
+                           "\" is not a duration (use seconds like 30, or 30s, 2m, 1h30m)");
+  };
+  if (text.empty()) return bad();
+  {
+    double n = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec == std::errc() && ptr == text.data() + text.size()) {
+      if (n < 0 || !std::isfinite(n)) return bad();
+      return std::chrono::seconds(static_cast<int64_t>(std::llround(n)));
+    }
+  }
+  double total = 0;
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    double n = 0;
+    auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), n);
+    if (ec != std::errc() || n < 0) return bad();
+    rest.remove_prefix(static_cast<std::size_t>(ptr - rest.data()));
+    double unit = 0;
+    if (rest.starts_with("ms")) {
+      unit = 0.001;
+      rest.remove_prefix(2);
+    } else if (!rest.empty() && (rest[0] == 's' || rest[0] == 'm' || rest[0] == 'h')) {
+      unit = rest[0] == 's' ? 1 : rest[0] == 'm' ? 60 : 3600;
+      rest.remove_prefix(1);
+    } else {
+      return bad();
+    }
+    total += n * unit;
+  }
+  return std::chrono::seconds(static_cast<int64_t>(std::llround(total)));
+}
+
+std::optional<Clock::time_point> parseRfc3339(std::string_view text) {
+  std::tm utc{};
+  std::string copy(text);
+  const char* end = strptime(copy.c_str(), "%Y-%m-%dT%H:%M:%S", &utc);
+  if (!end) return std::nullopt;
+  if (*end == '.') {
+    ++end;
+    while (*end >= '0' && *end <= '9') ++end;
+  }
+  if (std::string_view(end) != "Z") return std::nullopt;
+  return Clock::from_time_t(timegm(&utc));
 }
 
 }  // namespace xmetrics::core

@@ -87,7 +87,7 @@ std::vector<catalog::Catalog::Reference> hpaReferences(const ObjectMap& hpas,
         }
         continue;
       }
-      out.push_back({name, *selector, "hpa:" + key});
+      out.push_back({key.substr(0, key.find('/')), name, *selector, "hpa:" + key});
     }
   }
   return out;

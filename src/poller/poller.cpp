@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <limits>
 #include <unordered_map>
 
 namespace xmetrics::poller {
@@ -136,13 +137,20 @@ void Poller::refreshAll() {
 
 void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entries, bool fullCycle) {
   auto now = clock_();
-  // Identical queries (two HPAs, two selectors that translate alike) are fetched once.
+  // Identical queries over the same window (two HPAs, two namespaces, two selectors that translate
+  // alike) are fetched once. Entries that cannot resolve are not fetched at all.
+  static constexpr std::size_t kNotFetched = std::numeric_limits<std::size_t>::max();
   std::vector<backends::BackendQuery> queries;
   std::unordered_map<std::string, std::size_t> queryIndex;
-  std::vector<std::size_t> entryQuery(entries.size());
+  std::vector<std::size_t> entryQuery(entries.size(), kNotFetched);
   for (std::size_t i = 0; i < entries.size(); ++i) {
-    auto [it, inserted] = queryIndex.try_emplace(entries[i]->query, queries.size());
-    if (inserted) queries.push_back({entries[i]->query, options_.window});
+    const auto& entry = *entries[i];
+    if (entry.errorCode) continue;
+    std::string dedupeKey = entry.query;
+    dedupeKey += '\x1f';
+    dedupeKey += std::to_string(entry.window.count());
+    auto [it, inserted] = queryIndex.try_emplace(std::move(dedupeKey), queries.size());
+    if (inserted) queries.push_back({entry.query, entry.window});
     entryQuery[i] = it->second;
   }
   std::vector<backends::BackendResult> results;
@@ -181,14 +189,28 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
     const auto& entry = *entries[i];
     auto value = std::make_shared<store::MetricValue>();
     auto old = previous->find(entry.key);
-    if (old) *value = *old;
+    // A point is kept across failed fetches only while it answers the same question.
+    if (old && old->query == entry.query && !entry.errorCode) *value = *old;
+    value->ns = entry.ns;
     value->metricName = entry.metricName;
     value->selector = entry.selector.canonical();
     value->query = entry.query;
     value->backend = std::string(backend_.name());
+    value->resolution = entry.resolution();
+    value->object = entry.object;
+    value->maxAge = entry.maxAge;
+    value->errorCode = entry.errorCode;
     value->labels = equalityLabels(entry.selector);
     value->lastFetch = now;
     value->demand = entry.demand;
+    if (entry.errorCode) {
+      value->error = entry.error;
+      value->sample.reset();
+      value->body.clear();
+      noteOutcome(entries[i], true);  // nothing to retry until the objects change
+      fresh[entry.key] = std::move(value);
+      continue;
+    }
     const auto& result = results[entryQuery[i]];
     if (result && std::isfinite(result->value)) {
       value->sample = *result;

@@ -18,9 +18,7 @@ namespace xmetrics::poller {
 
 struct PollerOptions {
   std::chrono::seconds refreshPeriod{30};  // DD_EXTERNAL_METRICS_PROVIDER_REFRESH_PERIOD
-  // How far back each query looks: max(maxAge, 300 s bucket) as the Cluster Agent does.
-  std::chrono::seconds window{300};
-  std::size_t batchSize = 35;  // queries per backend call
+  std::size_t batchSize = 35;              // queries per backend call
   // A metric without a value (its last fetch failed: no data yet, backend error) is fetched again
   // after this, doubling up to the refresh period: a restart or a late first data point is served
   // within seconds instead of a whole period later.

@@ -11,6 +11,7 @@
 #include <boost/url.hpp>
 #include <set>
 
+#include "catalog/datadog_metric.hpp"
 #include "core/quantity.hpp"
 #include "core/time_format.hpp"
 #include "server/status_error.hpp"
@@ -374,7 +375,7 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
         version));
   }
   auto canonical = selector->canonical();
-  auto key = store::metricKey(metric, canonical);
+  auto key = store::metricKey(ns, metric, canonical);
   auto now = core::Clock::now();
   auto snapshot = values_.snapshot();
   if (auto value = snapshot->find(key)) {
@@ -384,7 +385,7 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
 
   // First request for this metric: register it and wait (bounded) for a synchronous first fetch, so
   // the very first answer is a value rather than "unknown".
-  auto entry = catalog_.ensureInline(metric, *selector, now);
+  auto entry = catalog_.ensure(ns, metric, *selector, now);
   if (!entry) {
     return slot->respond(statusError(
         429, "TooManyRequests",
@@ -442,23 +443,38 @@ HttpResponse ApiHandler::answer(const std::string& key, std::string_view ns,
         describe(ns, metric, selector) + " has not been fetched yet; ask again shortly", version);
   }
   auto now = core::Clock::now();
-  std::string where = " (query \"" + value->query + "\", backend " + value->backend + ")";
-  if (!value->sample) {
-    return statusError(404, "NotFound",
-                       "unable to get " + describe(ns, metric, selector) + where + ": " +
-                           value->error +
-                           "; check that the metric name and tags match what is sent",
+  if (value->errorCode) {
+    // The name resolved to no usable DatadogMetric: the error names the object and the fix.
+    const char* reason = value->errorCode == 404   ? "NotFound"
+                         : value->errorCode == 400 ? "BadRequest"
+                                                   : "Invalid";
+    return statusError(value->errorCode, reason,
+                       "unable to get " + describe(ns, metric, selector) + ": " + value->error,
                        version);
   }
+  std::string where = " (query \"" + value->query + "\", backend " + value->backend +
+                      (value->object.empty() ? "" : ", DatadogMetric " + value->object) + ")";
+  if (!value->sample) {
+    std::string hint = "; check that the metric name and tags match what is sent";
+    // In CRD mode an object named like the metric would take over at once (rule 2).
+    if (value->resolution.starts_with("autogen") && catalog::isObjectName(value->metricName)) {
+      hint += ", or create a DatadogMetric named \"" + value->metricName + "\" in namespace \"" +
+              value->ns + "\" to serve it from that object's query";
+    }
+    return statusError(
+        404, "NotFound",
+        "unable to get " + describe(ns, metric, selector) + where + ": " + value->error + hint,
+        version);
+  }
   auto age = ageSeconds(now, value->sample->time);
-  if (age > options_.maxAge.count()) {
+  if (age > value->maxAge.count()) {
     std::string cause = value->error.empty() ? "the backend has no newer point"
                                              : "last fetch failed: " + value->error;
     return statusError(503, "ServiceUnavailable",
                        "stale value for " + describe(ns, metric, selector) + where +
                            ": the newest data point is " + std::to_string(age) + "s old (" +
                            core::rfc3339(value->sample->time) + "), older than max-age " +
-                           std::to_string(options_.maxAge.count()) + "s; " + cause,
+                           std::to_string(value->maxAge.count()) + "s; " + cause,
                        version);
   }
   return jsonResponse(200, value->body, version);
@@ -473,23 +489,24 @@ boost::json::object ApiHandler::statusReport() const {
   snapshot->forEach(
       [&](const std::string&, const store::MetricValuePtr& value) { sorted.push_back(value); });
   std::ranges::sort(sorted, [](const auto& a, const auto& b) {
-    return std::tie(a->metricName, a->selector) < std::tie(b->metricName, b->selector);
+    return std::tie(a->metricName, a->selector, a->ns) <
+           std::tie(b->metricName, b->selector, b->ns);
   });
   for (const auto& v : sorted) {
-    boost::json::object m{{"metricName", v->metricName},
-                          {"selector", v->selector},
-                          {"query", v->query},
-                          {"resolution", "inline"},
-                          {"backend", v->backend}};
+    boost::json::object m{{"namespace", v->ns},          {"metricName", v->metricName},
+                          {"selector", v->selector},     {"query", v->query},
+                          {"resolution", v->resolution}, {"backend", v->backend}};
+    if (!v->object.empty()) m["datadogMetric"] = v->object;
     boost::json::array references;
-    for (const auto& r : catalog_.referencesOf(store::metricKey(v->metricName, v->selector))) {
+    for (const auto& r :
+         catalog_.referencesOf(store::metricKey(v->ns, v->metricName, v->selector))) {
       references.emplace_back(r);
     }
     m["references"] = std::move(references);
     bool valid = false;
     if (v->sample) {
       auto age = ageSeconds(now, v->sample->time);
-      valid = age <= options_.maxAge.count();
+      valid = age <= v->maxAge.count();
       m["value"] = core::formatQuantity(v->sample->value);
       m["valueNumber"] = v->sample->value;
       if (!v->sample->unit.empty()) m["unit"] = v->sample->unit;
@@ -499,7 +516,7 @@ boost::json::object ApiHandler::statusReport() const {
     m["valid"] = valid;
     if (!valid) {
       m["error"] = v->sample ? (v->error.empty() ? "stale: older than max-age " +
-                                                       std::to_string(options_.maxAge.count()) + "s"
+                                                       std::to_string(v->maxAge.count()) + "s"
                                                  : v->error)
                              : v->error;
     }

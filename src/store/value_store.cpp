@@ -8,12 +8,15 @@
 
 namespace xmetrics::store {
 
-std::string metricKey(std::string_view metricName, std::string_view canonicalSelector) {
+std::string metricKey(std::string_view ns, std::string_view metricName,
+                      std::string_view canonicalSelector) {
   std::string key;
-  key.reserve(metricName.size() + 1 + canonicalSelector.size());
+  key.reserve(metricName.size() + 2 + canonicalSelector.size() + ns.size());
   for (char c : metricName) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  key += '\x1f';  // cannot appear in a metric name or a selector
+  key += '\x1f';  // cannot appear in a metric name, a selector or a namespace
   key += canonicalSelector;
+  key += '\x1f';
+  key += ns;
   return key;
 }
 

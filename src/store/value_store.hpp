@@ -14,8 +14,11 @@ namespace xmetrics::store {
 
 // The one canonical key of a served metric, used by the catalog, the poller and the request path
 // alike: the metric name lowercased (the HPA lowercases it in the URL; the Cluster Agent hashed
-// both cases in different places and lost metrics with capitals) plus the canonical label selector.
-std::string metricKey(std::string_view metricName, std::string_view canonicalSelector);
+// both cases in different places and lost metrics with capitals), the canonical label selector and
+// the namespace asked in (a DatadogMetric named like the metric resolves per namespace). Identical
+// queries from several namespaces are still fetched once: the poller deduplicates queries.
+std::string metricKey(std::string_view ns, std::string_view metricName,
+                      std::string_view canonicalSelector);
 
 // When a metric was last asked for, in nanoseconds since the system clock's epoch. Shared between
 // the catalog entry that wants the metric and its published value: the request path stamps it on
@@ -28,11 +31,18 @@ inline void stampDemand(const DemandStamp& stamp, core::Clock::time_point now) {
 
 // The published state of one metric. Immutable once published.
 struct MetricValue {
-  std::string metricName;  // as served in `metricName` (lowercased)
-  std::string selector;    // canonical label selector
-  std::string query;       // the backend query it resolved to
-  std::string backend;     // which backend answers it
-  core::Labels labels;     // served as `metricLabels`: the selector's equality requirements
+  std::string ns;                    // the namespace it is requested in
+  std::string metricName;            // as served in `metricName` (lowercased)
+  std::string selector;              // canonical label selector
+  std::string query;                 // the backend query it resolved to
+  std::string backend;               // which backend answers it
+  std::string resolution;            // which catalog rule applied (CatalogEntry::resolution())
+  std::string object;                // the DatadogMetric serving it ("ns/name"), if any
+  std::chrono::seconds maxAge{120};  // older samples are served as errors
+  // Non-zero when the metric cannot be resolved (DatadogMetric missing or invalid): `error` says
+  // why and this is the HTTP status to answer with; there is no sample.
+  int errorCode = 0;
+  core::Labels labels;  // served as `metricLabels`: the selector's equality requirements
   std::optional<core::Sample> sample;  // the newest good data point, kept across failed fetches
   std::string error;                   // the last fetch's error; empty when it succeeded
   core::Clock::time_point lastFetch;   // when the poller last asked the backend

@@ -85,6 +85,9 @@ func ManifestsDir() string {
 	return p
 }
 
+// DatadogMetricCRD is the CustomResourceDefinition of deploy/manifests/05-datadogmetric-crd.yaml.
+const DatadogMetricCRD = "datadogmetrics.datadoghq.com"
+
 // xmEnv is a cluster with xmetrics registered as v1beta1.external.metrics.k8s.io.
 type xmEnv struct {
 	t   *testing.T
@@ -104,22 +107,30 @@ func (e *xmEnv) with(t *testing.T) *xmEnv {
 	return &c
 }
 
-// startXmetricsEnv starts a cluster, applies deploy/manifests/00-namespace.yaml and
-// 10-rbac.yaml as they are, checks the other manifests with a server-side dry run,
-// runs xmetrics with its service account's token (so every permission it uses comes
-// from 10-rbac.yaml), waits for /readyz (both watches synced), creates the Service
-// (30-service.yaml as ExternalName "localhost") and the APIService (40-apiservice.yaml
-// with the loopback port and caBundle), and waits for Available=True.
+// startXmetricsEnv starts a cluster, applies deploy/manifests/00-namespace.yaml,
+// 05-datadogmetric-crd.yaml (waiting for Established) and 10-rbac.yaml as they are,
+// checks the other manifests with a server-side dry run, runs xmetrics with its
+// service account's token (so every permission it uses comes from 10-rbac.yaml),
+// waits for /readyz (both watches synced), creates the Service (30-service.yaml as
+// ExternalName "localhost") and the APIService (40-apiservice.yaml with the loopback
+// port and caBundle), and waits for Available=True.
 func startXmetricsEnv(t *testing.T, ctx context.Context, args ...string) *xmEnv {
 	t.Helper()
 	start := time.Now()
 	c := StartCluster(t)
 	e := &xmEnv{t: t, ctx: ctx, c: c}
 	dir := ManifestsDir()
-	for _, f := range []string{"00-namespace.yaml", "10-rbac.yaml"} {
+	for _, f := range []string{"00-namespace.yaml", "05-datadogmetric-crd.yaml", "10-rbac.yaml"} {
 		if out, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(dir, f)); err != nil {
 			t.Fatalf("apply %s: %v\n%s", f, err, out)
 		}
+	}
+	// Every scenario has the DatadogMetric CRD, as a cluster that follows deploy/manifests
+	// has. Established = its REST endpoint is served: before that xmetrics' DatadogMetric
+	// watch (--use-datadogmetric-crd) would get 404s and a kubectl apply of a DatadogMetric
+	// "no matches for kind".
+	if out, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd/"+DatadogMetricCRD); err != nil {
+		t.Fatalf("CRD %s from 05-datadogmetric-crd.yaml not Established: %v\n%s", DatadogMetricCRD, err, out)
 	}
 	// The manifests the test cannot apply as they are (no kubelet, no image; a
 	// loopback Service) must still be valid for this API server.
@@ -735,12 +746,12 @@ func (e *xmEnv) recordHPA(ns, name string) *hpaRecorder {
 	return r
 }
 
-// desiredChangeAfter returns the first sample at or after t whose desired replicas differ from `from`.
-func (r *hpaRecorder) desiredChangeAfter(t time.Time, from int32) (hpaSample, bool) {
+// firstAfter returns the first sample at or after t for which match holds.
+func (r *hpaRecorder) firstAfter(t time.Time, match func(hpaSample) bool) (hpaSample, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, s := range r.samples {
-		if !s.at.Before(t) && s.desired != from {
+		if !s.at.Before(t) && match(s) {
 			return s, true
 		}
 	}

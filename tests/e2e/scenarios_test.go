@@ -728,14 +728,22 @@ func (e *xmEnv) waitReference(metric, ref string, timeout time.Duration) {
 // waitDesiredChange waits until the recorder saw desiredReplicas differ from `from` after t0.
 func (e *xmEnv) waitDesiredChange(rec *hpaRecorder, t0 time.Time, from int32, timeout time.Duration) hpaSample {
 	e.t.Helper()
+	return e.waitSample(rec, t0, fmt.Sprintf("HPA desiredReplicas still %d %s after the DogStatsD change", from, timeout), timeout,
+		func(s hpaSample) bool { return s.desired != from })
+}
+
+// waitSample waits until the recorder saw a sample after t0 for which match holds;
+// on timeout it fails with `failure` and the history since t0.
+func (e *xmEnv) waitSample(rec *hpaRecorder, t0 time.Time, failure string, timeout time.Duration, match func(hpaSample) bool) hpaSample {
+	e.t.Helper()
 	var s hpaSample
 	err := WaitFor(func() (bool, error) {
 		var ok bool
-		s, ok = rec.desiredChangeAfter(t0, from)
+		s, ok = rec.firstAfter(t0, match)
 		return ok, nil
 	}, timeout)
 	if err != nil {
-		e.t.Fatalf("HPA desiredReplicas still %d %s after the DogStatsD change: %v; history:\n  %s", from, timeout, err, rec.history(t0))
+		e.t.Fatalf("%s: %v; history:\n  %s", failure, err, rec.history(t0))
 	}
 	return s
 }

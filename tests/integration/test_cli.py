@@ -18,21 +18,24 @@ def test_status_table_and_json_show_value_age_and_validity(xmetrics, request):
                      "?labelSelector=env%3Dcli")
     res = run_status(xmetrics, binary)
     assert res.returncode == 0, res.stderr
-    line = next(l for l in res.stdout.splitlines() if l.startswith("cli.gauge"))
-    assert "env=cli" in line and "avg:cli.gauge{env:cli}.rollup(30)" in line
+    assert res.stdout.split()[:4] == ["NAMESPACE", "METRIC", "SELECTOR", "RESOLUTION"]
+    line = next(l for l in res.stdout.splitlines() if l.split()[:2] == ["default", "cli.gauge"])
+    assert "env=cli" in line and " inline " in line
+    assert "avg:cli.gauge{env:cli}.rollup(30)" in line
     assert "42 (42)" in line and " yes " in line
     assert "backend embedded: reachable" in res.stdout
     xmetrics.send("cli.counter:20|c|#env:cli")
     xmetrics.get_raw("/apis/external.metrics.k8s.io/v1beta1/namespaces/default/cli.counter"
                      "?labelSelector=env%3Dcli")
     res = run_status(xmetrics, binary)
-    line = next(l for l in res.stdout.splitlines() if l.startswith("cli.counter"))
+    line = next(l for l in res.stdout.splitlines() if l.split()[:2] == ["default", "cli.counter"])
     assert " per second)" in line  # counts are rates, and the table says so
 
     res = run_status(xmetrics, binary, "-o", "json")
     report = json.loads(res.stdout)
     m = next(m for m in report["metrics"] if m["metricName"] == "cli.gauge")
     assert m["value"] == "42" and m["valid"] is True and m["ageSeconds"] >= 0
+    assert m["namespace"] == "default" and m["resolution"] == "inline"
 
 
 def test_status_with_a_token_and_without_credentials(xmetrics, request):

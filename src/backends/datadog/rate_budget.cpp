@@ -80,14 +80,17 @@ void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint
     limit_ = *headers.limit;
     period_ = std::chrono::seconds(*headers.period);
     remaining_ = *headers.remaining;
-    resetAt_ = now + std::chrono::seconds(*headers.reset);
+    // The header counts whole seconds and is truncated: the window really ends up to a second
+    // later. Assuming the earliest end sends the next window's first calls into this one (429s
+    // under load), so assume the latest.
+    resetAt_ = now + std::chrono::seconds(*headers.reset + 1);
     if (!headers.name.empty()) name_ = headers.name;
   } else if (known_ && remaining_ > 0) {
     --remaining_;  // an answer without headers still counted against the budget
   }
   if (status == 429) {
     // Wait for the announced reset; without one, a period (or 10 s when nothing is known).
-    auto wait = headers.reset         ? std::chrono::seconds(std::max<int64_t>(1, *headers.reset))
+    auto wait = headers.reset ? std::chrono::seconds(std::max<int64_t>(1, *headers.reset + 1))
                 : period_.count() > 0 ? period_
                                       : std::chrono::seconds(10);
     blockedUntil_ = std::max(blockedUntil_, now + wait);

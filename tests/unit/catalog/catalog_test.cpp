@@ -10,25 +10,25 @@ using namespace std::chrono_literals;
 core::Clock::time_point at(int64_t s) { return core::Clock::time_point(std::chrono::seconds(s)); }
 
 TEST(Catalog, EquivalentRequestsShareOneEntry) {
-  Catalog c({query::Aggregator::kAvg, 30}, 600s);
-  auto a = c.ensureInline("Requests", *core::LabelSelector::parse("b=2,a=1"), at(0));
-  auto b = c.ensureInline("requests", *core::LabelSelector::parse("a==1, b=2"), at(1));
+  Catalog c({.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s});
+  auto a = c.ensure("default", "Requests", *core::LabelSelector::parse("b=2,a=1"), at(0));
+  auto b = c.ensure("default", "requests", *core::LabelSelector::parse("a==1, b=2"), at(1));
   EXPECT_EQ(a, b);
   EXPECT_EQ(c.size(), 1u);
   EXPECT_EQ(a->metricName, "requests");
   EXPECT_EQ(a->query, "avg:requests{a:1,b:2}.rollup(30)");
-  EXPECT_EQ(a->resolution, "inline");
+  EXPECT_EQ(a->resolution(), "inline");
 }
 
 TEST(Catalog, UsesTheConfiguredAggregatorAndRollup) {
-  Catalog c({query::Aggregator::kMax, 60}, 600s);
-  EXPECT_EQ(c.ensureInline("m", {}, at(0))->query, "max:m{*}.rollup(60)");
+  Catalog c({.inlineQuery = {query::Aggregator::kMax, 60}, .inactiveAfter = 600s});
+  EXPECT_EQ(c.ensure("default", "m", {}, at(0))->query, "max:m{*}.rollup(60)");
 }
 
 TEST(Catalog, ForgetsMetricsNotRequestedForInactiveAfter) {
-  Catalog c({query::Aggregator::kAvg, 30}, 600s);
-  c.ensureInline("a", {}, at(0));
-  c.ensureInline("b", {}, at(0))->touch(at(500));
+  Catalog c({.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s});
+  c.ensure("default", "a", {}, at(0));
+  c.ensure("default", "b", {}, at(0))->touch(at(500));
   EXPECT_EQ(c.wanted(at(600)).size(), 2u);
   auto left = c.wanted(at(700));
   ASSERT_EQ(left.size(), 1u);
@@ -42,14 +42,15 @@ namespace xmetrics::catalog {
 namespace {
 
 TEST(CatalogReferences, HpaReferencedMetricsNeverExpireAndNewOnesAreReported) {
-  Catalog c({query::Aggregator::kAvg, 30}, 600s);
+  Catalog c({.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s});
   auto sel = *core::LabelSelector::parse("app=web");
-  auto added = c.setReferences({{"queue", sel, "hpa:a/one"}, {"queue", sel, "hpa:b/two"}}, at(0));
+  auto added =
+      c.setReferences({{"a", "queue", sel, "hpa:a/one"}, {"a", "queue", sel, "hpa:b/two"}}, at(0));
   ASSERT_EQ(added.size(), 1u);
   EXPECT_EQ(c.referencesOf(added[0]->key), (std::vector<std::string>{"hpa:a/one", "hpa:b/two"}));
   EXPECT_EQ(c.wanted(at(10'000)).size(), 1u);  // referenced: kept although never requested
   // Same set again: nothing new to fetch.
-  EXPECT_TRUE(c.setReferences({{"queue", sel, "hpa:a/one"}}, at(10'001)).empty());
+  EXPECT_TRUE(c.setReferences({{"a", "queue", sel, "hpa:a/one"}}, at(10'001)).empty());
   // The last HPA goes away: the metric ages out like any direct request.
   c.setReferences({}, at(10'002));
   EXPECT_TRUE(c.referencesOf(added[0]->key).empty());

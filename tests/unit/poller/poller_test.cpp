@@ -20,16 +20,14 @@ core::LabelSelector selector(std::string_view text) { return *core::LabelSelecto
 struct PollerTest : ::testing::Test {
   testing::FakeBackend backend;
   store::ValueStore values;
-  catalog::Catalog catalog{{query::Aggregator::kAvg, 30}, 600s};
+  catalog::Catalog catalog{{.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s}};
   core::Clock::time_point now = at(1'800'000'000);
   Poller poller{
-      catalog, backend, values, {.refreshPeriod = 30s, .window = 300s, .batchSize = 2}, [this] {
-        return now;
-      }};
+      catalog, backend, values, {.refreshPeriod = 30s, .batchSize = 2}, [this] { return now; }};
 };
 
 TEST_F(PollerTest, PublishesEveryWantedMetricWithItsRenderedBody) {
-  auto e = catalog.ensureInline("requests", selector("app=web"), now);
+  auto e = catalog.ensure("default", "requests", selector("app=web"), now);
   backend.set(e->query, core::Sample{2.5, now - 10s});
   poller.refreshAll();
   auto v = values.snapshot()->find(e->key);
@@ -44,10 +42,10 @@ TEST_F(PollerTest, PublishesEveryWantedMetricWithItsRenderedBody) {
 
 TEST_F(PollerTest, IdenticalQueriesAreFetchedOnceAndBatched) {
   // "app=web" and "app==web" are one selector; three distinct queries in batches of two.
-  catalog.ensureInline("a", selector("app=web"), now);
-  catalog.ensureInline("a", selector("app==web"), now);
-  catalog.ensureInline("b", {}, now);
-  catalog.ensureInline("c", {}, now);
+  catalog.ensure("default", "a", selector("app=web"), now);
+  catalog.ensure("default", "a", selector("app==web"), now);
+  catalog.ensure("default", "b", {}, now);
+  catalog.ensure("default", "c", {}, now);
   poller.refreshAll();
   auto calls = backend.calls();
   ASSERT_EQ(calls.size(), 2u);
@@ -56,7 +54,7 @@ TEST_F(PollerTest, IdenticalQueriesAreFetchedOnceAndBatched) {
 }
 
 TEST_F(PollerTest, AFailedFetchKeepsTheLastGoodSampleAndRecordsTheError) {
-  auto e = catalog.ensureInline("requests", {}, now);
+  auto e = catalog.ensure("default", "requests", {}, now);
   backend.set(e->query, core::Sample{7, now});
   poller.refreshAll();
   backend.set(e->query, std::unexpected(std::string("backend timed out")));
@@ -70,7 +68,7 @@ TEST_F(PollerTest, AFailedFetchKeepsTheLastGoodSampleAndRecordsTheError) {
 }
 
 TEST_F(PollerTest, NonFiniteValuesAreErrorsNotNumbers) {
-  auto e = catalog.ensureInline("requests", {}, now);
+  auto e = catalog.ensure("default", "requests", {}, now);
   backend.set(e->query, core::Sample{std::nan(""), now});
   poller.refreshAll();
   auto v = values.snapshot()->find(e->key);
@@ -79,7 +77,7 @@ TEST_F(PollerTest, NonFiniteValuesAreErrorsNotNumbers) {
 }
 
 TEST_F(PollerTest, MetricsNobodyAsksForStopBeingPolled) {
-  auto e = catalog.ensureInline("old", {}, now);
+  auto e = catalog.ensure("default", "old", {}, now);
   poller.refreshAll();
   EXPECT_NE(values.snapshot()->find(e->key), nullptr);
   now += 601s;
@@ -89,7 +87,7 @@ TEST_F(PollerTest, MetricsNobodyAsksForStopBeingPolled) {
 }
 
 TEST_F(PollerTest, AServedValueStampsDemandSoItStaysPolled) {
-  auto e = catalog.ensureInline("hot", {}, now);
+  auto e = catalog.ensure("default", "hot", {}, now);
   poller.refreshAll();
   now += 500s;
   store::stampDemand(values.snapshot()->find(e->key)->demand, now);  // what the request path does
@@ -100,7 +98,7 @@ TEST_F(PollerTest, AServedValueStampsDemandSoItStaysPolled) {
 
 TEST_F(PollerTest, FetchNowAnswersANewMetricAheadOfTheCycle) {
   poller.start();
-  auto e = catalog.ensureInline("fresh", {}, now);
+  auto e = catalog.ensure("default", "fresh", {}, now);
   backend.set(e->query, core::Sample{1, now});
   std::promise<void> fetched;
   poller.fetchNow(e, [&] { fetched.set_value(); });
@@ -120,7 +118,7 @@ TEST_F(PollerTest, ManyFirstFetchesKeepEveryEarlierValue) {
   poller.start();
   std::vector<catalog::CatalogEntryPtr> entries;
   for (int i = 0; i < 1500; ++i) {  // past kMaxRecent, so the levels fold at least twice
-    auto e = catalog.ensureInline("m" + std::to_string(i), {}, now);
+    auto e = catalog.ensure("default", "m" + std::to_string(i), {}, now);
     backend.set(e->query, core::Sample{static_cast<double>(i), now});
     std::promise<void> fetched;
     poller.fetchNow(e, [&] { fetched.set_value(); });
@@ -145,12 +143,12 @@ namespace {
 TEST(PollerRetry, AMetricWithoutAValueIsFetchedAgainLongBeforeTheNextRefresh) {
   testing::FakeBackend backend;
   store::ValueStore values;
-  catalog::Catalog catalog{{query::Aggregator::kAvg, 30}, 600s};
+  catalog::Catalog catalog{{.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s}};
   Poller poller{catalog,
                 backend,
                 values,
                 {.refreshPeriod = 3600s, .firstRetry = std::chrono::milliseconds(10)}};
-  auto e = catalog.ensureInline("late", {}, core::Clock::now());
+  auto e = catalog.ensure("default", "late", {}, core::Clock::now());
   poller.start();  // the first cycle finds no data (e.g. right after a restart)
   for (int i = 0; i < 200 && !values.snapshot()->find(e->key); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -173,7 +171,7 @@ namespace xmetrics::poller {
 namespace {
 
 TEST_F(PollerTest, ABodyIsRenderedAgainOnlyWhenItsPointChanges) {
-  auto e = catalog.ensureInline("requests", {}, now);
+  auto e = catalog.ensure("default", "requests", {}, now);
   backend.set(e->query, core::Sample{1.5, now - 10s});
   poller.refreshAll();
   auto first = values.snapshot()->find(e->key)->body;

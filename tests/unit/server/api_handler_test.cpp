@@ -40,7 +40,7 @@ class CapturingSlot final : public ResponseSlot {
 struct ApiHandlerTest : ::testing::Test {
   testing::FakeBackend backend;
   store::ValueStore values;
-  catalog::Catalog catalog{{query::Aggregator::kAvg, 30}, 600s};
+  catalog::Catalog catalog{{.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s}};
   poller::Poller poller{catalog, backend, values, {.refreshPeriod = 30s}};
   testing::TestCertificates certs{"api-handler"};
   auth::Authenticator authenticator{

@@ -13,11 +13,12 @@ core::Clock::time_point at(int64_t unixSeconds) {
 }
 
 TEST(MetricKey, IsCaseInsensitiveOnTheNameOnly) {
-  EXPECT_EQ(metricKey("Shop.Visits", "env=Prod"), metricKey("shop.visits", "env=Prod"));
-  EXPECT_NE(metricKey("shop.visits", "env=Prod"), metricKey("shop.visits", "env=prod"));
-  EXPECT_NE(metricKey("a", "b=c"), metricKey("a\x1f"
-                                             "b",
-                                             "=c"));
+  EXPECT_EQ(metricKey("ns", "Shop.Visits", "env=Prod"), metricKey("ns", "shop.visits", "env=Prod"));
+  EXPECT_NE(metricKey("ns", "shop.visits", "env=Prod"), metricKey("ns", "shop.visits", "env=prod"));
+  EXPECT_NE(metricKey("ns", "a", "b=c"), metricKey("ns",
+                                                   "a\x1f"
+                                                   "b",
+                                                   "=c"));
 }
 
 TEST(RenderValueList, IsTheExactShapeTheHpaDecodes) {

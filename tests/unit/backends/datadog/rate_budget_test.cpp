@@ -39,10 +39,12 @@ TEST(RateBudget, SpreadsWhatIsLeftEvenlyUntilTheReset) {
   RateBudget b;
   TimePoint t0{};
   ASSERT_EQ(*b.reserve(t0, 30s), 0s);
-  b.observe(headers(10, 60, 6, 60), 200, t0);  // 6 calls left for 60 s: one every 10 s
+  // 6 calls left, reset announced in 60 s, so at most 61 s away (the header is truncated).
+  b.observe(headers(10, 60, 6, 60), 200, t0);
   EXPECT_EQ(*b.reserve(t0, 30s), 0s);
-  EXPECT_EQ(*b.reserve(t0, 30s), 10s);  // the first of the 6 goes now, the next 60 s / 6 later
-  EXPECT_EQ(*b.reserve(t0, 30s), 20s);
+  auto spacing = std::chrono::nanoseconds(61s) / 6;
+  EXPECT_EQ(*b.reserve(t0, 30s), spacing);  // the first of the 6 goes now, the next 61 s / 6 later
+  EXPECT_EQ(*b.reserve(t0, 30s), 2 * spacing);
 }
 
 TEST(RateBudget, NeverSendsMoreThanTheLimitPerPeriod) {
@@ -70,12 +72,39 @@ TEST(RateBudget, NeverSendsMoreThanTheLimitPerPeriod) {
   EXPECT_GE(perWindow.size(), 8u);
 }
 
+TEST(RateBudget, NeverSendsMoreThanTheLimitWhenTheAnnouncedResetIsTruncated) {
+  // The server's window starts at a fraction of a second and X-RateLimit-Reset is whole seconds,
+  // rounded down (as the API and the test server send it): taking it at face value would send
+  // the next window's first calls up to a second early, into the current window.
+  RateBudget b;
+  const auto period = 3s;
+  const int64_t limit = 4;
+  TimePoint now{};
+  TimePoint windowStart = now + 700ms - period;
+  int64_t used = 0;
+  std::map<int64_t, int> perWindow;
+  for (int call = 0; call < 40; ++call) {
+    auto wait = b.reserve(now, 3600s);
+    ASSERT_TRUE(wait);
+    now += *wait;
+    while (now >= windowStart + period) {
+      windowStart += period;
+      used = 0;
+    }
+    ++used;
+    ++perWindow[windowStart.time_since_epoch().count()];
+    auto reset = std::chrono::duration_cast<std::chrono::seconds>(windowStart + period - now);
+    b.observe(headers(limit, 3, limit - used, reset.count()), 200, now);
+  }
+  for (const auto& [start, calls] : perWindow) EXPECT_LE(calls, limit) << "window " << start;
+}
+
 TEST(RateBudget, ASpentBudgetWaitsForTheResetOrFailsWhenThatIsTooFar) {
   RateBudget b;
   TimePoint t0{};
   ASSERT_TRUE(b.reserve(t0, 30s));
   b.observe(headers(100, 3600, 0, 20), 200, t0);
-  EXPECT_EQ(*b.reserve(t0, 30s), 20s);
+  EXPECT_EQ(*b.reserve(t0, 30s), 21s);  // the announced 20 s are truncated: up to 21
   b.release();
   RateBudget far;
   ASSERT_TRUE(far.reserve(t0, 30s));
@@ -83,7 +112,7 @@ TEST(RateBudget, ASpentBudgetWaitsForTheResetOrFailsWhenThatIsTooFar) {
   auto r = far.reserve(t0, 30s);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().find("100 calls per 3600s"), std::string::npos) << r.error();
-  EXPECT_NE(r.error().find("1800s"), std::string::npos) << r.error();
+  EXPECT_NE(r.error().find("1801s"), std::string::npos) << r.error();
 }
 
 TEST(RateBudget, A429BlocksUntilTheAnnouncedReset) {
@@ -91,8 +120,8 @@ TEST(RateBudget, A429BlocksUntilTheAnnouncedReset) {
   TimePoint t0{};
   ASSERT_TRUE(b.reserve(t0, 30s));
   b.observe(headers(10, 10, 9, 3), 429, t0);  // the recorded 429: remaining 9 but reset in 3 s
-  EXPECT_EQ(*b.reserve(t0, 30s), 3s);
-  EXPECT_EQ(b.snapshot(t0).blockedForSeconds, 3);
+  EXPECT_EQ(*b.reserve(t0, 30s), 4s);         // 3 s truncated: up to 4
+  EXPECT_EQ(b.snapshot(t0).blockedForSeconds, 4);
 }
 
 TEST(RateBudget, AssumesAFullBudgetOnceThePeriodHasRolledOver) {
