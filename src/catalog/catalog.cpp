@@ -30,23 +30,42 @@ const char* ruleText(Rule rule) {
 }  // namespace
 
 std::string CatalogEntry::resolution() const {
-  if (rule == Rule::kInline) return object.empty() ? "inline" : "autogen " + object;
+  if (rule == Rule::kInline) {
+    std::string how = configured ? "configured" : "inline";
+    return object.empty() ? how : how + ", autogen " + object;
+  }
   return "datadogmetric " + object + " (" + ruleText(rule) + ")";
 }
 
 bool CatalogEntry::sameResolution(const CatalogEntry& other) const {
   return rule == other.rule && object == other.object && query == other.query &&
-         window == other.window && maxAge == other.maxAge && errorCode == other.errorCode &&
-         error == other.error;
+         backend == other.backend && configured == other.configured && window == other.window &&
+         maxAge == other.maxAge && errorCode == other.errorCode && error == other.error;
 }
 
 Catalog::Catalog(CatalogOptions options) : options_(std::move(options)) {}
 
-std::string Catalog::inlineQueryOf(const std::string& metricName,
+bool Catalog::backendRuns(const std::string& name) const {
+  return name.empty() || name == options_.defaultBackend ||
+         std::ranges::find(options_.backends, name) != options_.backends.end();
+}
+
+const ConfiguredMetric* Catalog::configuredFor(const std::string& ns,
+                                               const std::string& metricName) const {
+  const ConfiguredMetric* any = nullptr;
+  for (const auto& c : options_.configured) {
+    if (c.name != metricName) continue;
+    if (c.ns == ns) return &c;  // a namespace's own entry wins over a catch-all one
+    if (c.ns.empty() && !any) any = &c;
+  }
+  return any;
+}
+
+std::string Catalog::inlineQueryOf(const std::string& backend, const std::string& metricName,
                                    const core::LabelSelector& selector) const {
   const auto& o = options_.inlineQuery;
   std::optional<std::string> translated;
-  if (o.translate) translated = o.translate(metricName, selector);
+  if (o.translate) translated = o.translate(backend, metricName, selector);
   return translated ? std::move(*translated)
                     : query::inlineQuery(metricName, selector, o.aggregator, o.rollupSeconds);
 }
@@ -59,6 +78,14 @@ void Catalog::fromObject(CatalogEntry& entry, Rule rule, const DatadogMetric& ob
     entry.error = "DatadogMetric " + object.id() + " is invalid: " + object.invalidReason +
                   "; fix its spec (kubectl edit datadogmetric -n " + object.ns + " " + object.name +
                   ")";
+    return;
+  }
+  entry.backend = object.backend.empty() ? options_.defaultBackend : object.backend;
+  if (!backendRuns(entry.backend)) {
+    entry.errorCode = 422;
+    entry.error = "DatadogMetric " + object.id() + " asks for backend \"" + entry.backend +
+                  "\" (annotation " + std::string(kBackendAnnotation) +
+                  "), which is not running; enable it with --backends or fix the annotation";
     return;
   }
   entry.query = object.query;
@@ -77,6 +104,7 @@ CatalogEntryPtr Catalog::resolveLocked(const Demand& demand) const {
   entry->demand = demand.stamp;
   entry->maxAge = options_.maxAge;
   entry->window = std::min(std::max(options_.maxAge, options_.bucketSize), options_.maxWindow);
+  entry->backend = options_.defaultBackend;
   const std::string& m = demand.metricName;
 
   // Rule 1.
@@ -119,7 +147,7 @@ CatalogEntryPtr Catalog::resolveLocked(const Demand& demand) const {
       }
     }
   }
-  std::string inlineQuery = inlineQueryOf(m, demand.selector);
+  std::string inlineQuery = inlineQueryOf(options_.defaultBackend, m, demand.selector);
   if (options_.useDatadogMetrics) {
     // Rule 3.
     if (auto it = byExternalName_.find(m); it != byExternalName_.end()) {
@@ -131,10 +159,19 @@ CatalogEntryPtr Catalog::resolveLocked(const Demand& demand) const {
       }
     }
   }
-  // Rule 4.
+  // Rule 4, as configured when the `metrics` setting names the metric.
   entry->rule = Rule::kInline;
   entry->query = std::move(inlineQuery);
-  if (options_.useDatadogMetrics && options_.autogen) {
+  if (const ConfiguredMetric* c = configuredFor(demand.ns, m)) {
+    entry->configured = true;
+    if (!c->backend.empty()) entry->backend = c->backend;
+    entry->query = c->query.empty() ? inlineQueryOf(entry->backend, m, demand.selector) : c->query;
+    entry->maxAge = c->maxAge.value_or(options_.maxAge);
+    entry->window = std::min(std::max(c->timeWindow.value_or(entry->maxAge), options_.bucketSize),
+                             options_.maxWindow);
+  }
+  // Autogen objects mirror what the Cluster Agent would generate: inline Datadog queries only.
+  if (options_.useDatadogMetrics && options_.autogen && !entry->configured) {
     entry->object = options_.autogenNamespace + "/" + autogenName(entry->query);
   }
   return entry;
@@ -304,7 +341,7 @@ std::vector<std::string> Catalog::describe() const {
   std::vector<std::string> lines;
   for (const auto& [key, e] : entries_) {
     std::string line = e->ns + " " + e->metricName + "{" + e->selector.canonical() + "} -> " +
-                       e->resolution() + " query=" + e->query +
+                       e->resolution() + " backend=" + e->backend + " query=" + e->query +
                        " window=" + std::to_string(e->window.count()) +
                        " maxAge=" + std::to_string(e->maxAge.count());
     if (e->errorCode) line += " error=" + std::to_string(e->errorCode) + ":" + e->error;

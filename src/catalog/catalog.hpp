@@ -22,8 +22,22 @@ namespace xmetrics::catalog {
 struct InlineQueryOptions {
   query::Aggregator aggregator = query::Aggregator::kAvg;  // DD_EXTERNAL_METRICS_AGGREGATOR
   int rollupSeconds = 30;                                  // DD_EXTERNAL_METRICS_PROVIDER_ROLLUP
-  // The backend's own translation (Backend::translateInline); empty or nullopt: the Datadog form.
-  std::function<std::optional<std::string>(std::string_view, const core::LabelSelector&)> translate;
+  // The named backend's own translation (Backend::translateInline); empty or nullopt: the Datadog
+  // form.
+  std::function<std::optional<std::string>(std::string_view backend, std::string_view metric,
+                                           const core::LabelSelector&)>
+      translate;
+};
+
+// A metric the operator names in the `metrics` setting: which backend answers it and, optionally,
+// with which query (e.g. PromQL). Without a query the backend translates the request's selector.
+struct ConfiguredMetric {
+  std::string name;     // lowercased
+  std::string ns;       // only requests in this namespace; empty: any
+  std::string backend;  // empty: the default backend
+  std::string query;    // empty: the inline query in that backend's language
+  std::optional<std::chrono::seconds> maxAge;
+  std::optional<std::chrono::seconds> timeWindow;
 };
 
 struct CatalogOptions {
@@ -40,6 +54,12 @@ struct CatalogOptions {
   std::chrono::seconds maxAge{120};
   std::chrono::seconds bucketSize{300};
   std::chrono::seconds maxWindow{86400};
+  // Backends: the default one, and every one that is running (a name outside this set is an
+  // error naming the setting). Empty `backends`: only the default. An empty name means the
+  // poller's default backend.
+  std::string defaultBackend;
+  std::vector<std::string> backends;
+  std::vector<ConfiguredMetric> configured;
 };
 
 // Which resolution rule applied to a request (docs/datadogmetric.md). The first that matches wins.
@@ -47,7 +67,8 @@ enum class Rule {
   kReference = 1,     // the name is datadogmetric@<ns>:<name>
   kNamed = 2,         // a DatadogMetric named like the metric exists in the request's namespace
   kExternalName = 3,  // a DatadogMetric with spec.externalMetricName = name and the inline query
-  kInline = 4,        // the inline query of (name, selector); through an autogen object in CRD mode
+  kInline = 4,        // the inline query of (name, selector) — or as the `metrics` setting says;
+                      // through an autogen object in CRD mode
 };
 
 // How a requested (namespace, metric, selector) was resolved, and who wants it. Immutable: a
@@ -59,9 +80,11 @@ struct CatalogEntry {
   core::LabelSelector selector;
 
   Rule rule = Rule::kInline;
-  std::string object;  // "ns/name" of the DatadogMetric serving it (the autogen one for kInline in
-                       // CRD mode); empty for plain inline
-  std::string query;   // what the backend is asked; empty when `errorCode` is set
+  std::string object;   // "ns/name" of the DatadogMetric serving it (the autogen one for kInline in
+                        // CRD mode); empty for plain inline
+  std::string query;    // what the backend is asked; empty when `errorCode` is set
+  std::string backend;  // which backend is asked
+  bool configured = false;  // kInline from the `metrics` setting
   std::chrono::seconds window{300};
   std::chrono::seconds maxAge{120};
   // Set when the request cannot be served (object missing or invalid): the value is this error,
@@ -147,8 +170,10 @@ class Catalog {
     core::Clock::time_point registeredAt;
   };
   CatalogEntryPtr resolveLocked(const Demand& demand) const;
-  std::string inlineQueryOf(const std::string& metricName,
+  std::string inlineQueryOf(const std::string& backend, const std::string& metricName,
                             const core::LabelSelector& selector) const;
+  bool backendRuns(const std::string& name) const;
+  const ConfiguredMetric* configuredFor(const std::string& ns, const std::string& metricName) const;
   void fromObject(CatalogEntry& entry, Rule rule, const DatadogMetric& object) const;
   // Demand for `key`, created if new.
   Demand& demandLocked(const std::string& key, std::string_view ns, std::string_view metricName,

@@ -30,7 +30,7 @@ std::string lowercase(std::string_view s) {
 }  // namespace
 
 std::expected<std::string, std::string> resolveTemplateVariables(std::string_view query,
-                                                                  const TemplateContext& context) {
+                                                                 const TemplateContext& context) {
   std::string out;
   std::size_t pos = 0;
   while (true) {
@@ -38,8 +38,8 @@ std::expected<std::string, std::string> resolveTemplateVariables(std::string_vie
     if (open == std::string_view::npos) break;
     auto close = query.find("%%", open + 2);
     if (close == std::string_view::npos) {
-      return std::unexpected("unterminated template variable at position " +
-                             std::to_string(open) + " (variables look like %%env_NAME%%)");
+      return std::unexpected("unterminated template variable at position " + std::to_string(open) +
+                             " (variables look like %%env_NAME%%)");
     }
     out.append(query.substr(pos, open - pos));
     std::string variable(query.substr(open + 2, close - open - 2));
@@ -82,6 +82,7 @@ DatadogMetric parseDatadogMetric(const boost::json::object& object,
     m.name = str(*meta, "name");
     if (auto* annotations = objectAt(*meta, "annotations")) {
       m.alwaysActive = lowercase(str(*annotations, kAlwaysActiveAnnotation)) == "true";
+      m.backend = lowercase(str(*annotations, kBackendAnnotation));
     }
   }
   const boost::json::object empty;

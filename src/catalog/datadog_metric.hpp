@@ -20,7 +20,9 @@ struct DatadogMetric {
   std::optional<std::chrono::seconds> maxAge;
   std::optional<std::chrono::seconds> timeWindow;
   bool alwaysActive = false;  // annotation external-metrics.datadoghq.com/always-active: "true"
-  bool autogen = false;       // created by the autogen rule (dcaautogen-* with externalMetricName)
+  std::string
+      backend;  // annotation xmetrics.io/backend: which backend runs the query; empty: default
+  bool autogen = false;  // created by the autogen rule (dcaautogen-* with externalMetricName)
   // Why the object cannot be used (bad duration, unresolvable template variable, no query);
   // empty when it is usable. Served as the metric's error.
   std::string invalidReason;
@@ -31,7 +33,7 @@ struct DatadogMetric {
 
 // Resolves `%%tag_kube_cluster_name%%` and `%%env_<VAR>%%` in queries.
 struct TemplateContext {
-  std::string clusterName;  // empty: unknown
+  std::string clusterName;                                            // empty: unknown
   std::function<std::optional<std::string>(const std::string&)> env;  // nullptr: std::getenv
 };
 
@@ -39,6 +41,7 @@ inline constexpr std::string_view kAutogenPrefix = "dcaautogen-";
 inline constexpr std::string_view kAlwaysActiveAnnotation =
     "external-metrics.datadoghq.com/always-active";
 inline constexpr std::string_view kReferencePrefix = "datadogmetric@";
+inline constexpr std::string_view kBackendAnnotation = "xmetrics.io/backend";
 
 // Reads one object as the watch delivers it. Never fails: a spec xmetrics cannot use yields an
 // object with `invalidReason` set, so the metric says why instead of vanishing.
@@ -46,7 +49,7 @@ DatadogMetric parseDatadogMetric(const boost::json::object& object, const Templa
 
 // Replaces every template variable; the error names the variable and how to provide it.
 std::expected<std::string, std::string> resolveTemplateVariables(std::string_view query,
-                                                                  const TemplateContext& context);
+                                                                 const TemplateContext& context);
 
 // `datadogmetric@<ns>:<name>` -> {ns, name}. The error says what the accepted form is. Only call it
 // for names with the prefix.

@@ -26,7 +26,7 @@ std::expected<backends::BackendPtr, std::string> makeDatadogBackend(
         std::tuple{&appKey, "an application key", "DD_APP_KEY or --datadog-app-key-file"}}) {
     auto value = key->get();
     if (!value || value->empty()) {
-      return std::unexpected(std::string("--backend datadog needs ") + what + ": set " + fix +
+      return std::unexpected(std::string("the datadog backend needs ") + what + ": set " + fix +
                              (value ? "" : " (" + value.error() + ")"));
     }
   }
@@ -61,13 +61,13 @@ std::expected<backends::BackendPtr, std::string> makeDatadogBackend(
 }  // namespace
 
 std::expected<backends::BackendPtr, std::string> makeBackend(
-    const config::ServeOptions& options,
+    const config::ServeOptions& options, std::string_view name,
     std::shared_ptr<backends::embedded::TimeSeriesStore> timeSeries) {
-  if (options.backend == "embedded") {
+  if (name == "embedded") {
     return std::make_unique<backends::embedded::EmbeddedBackend>(std::move(timeSeries));
   }
-  if (options.backend == "datadog") return makeDatadogBackend(options);
-  if (options.backend == "prometheus") {
+  if (name == "datadog") return makeDatadogBackend(options);
+  if (name == "prometheus") {
     if (!options.prometheusUrl.starts_with("http://") &&
         !options.prometheusUrl.starts_with("https://")) {
       return std::unexpected("--prometheus-url \"" + options.prometheusUrl +
@@ -83,7 +83,7 @@ std::expected<backends::BackendPtr, std::string> makeBackend(
             .aggregation = options.prometheusAggregation},
         [client](const http::Request& r) { return client->send(r); });
   }
-  return std::unexpected("--backend \"" + options.backend + "\" is not available in this build");
+  return std::unexpected("backend \"" + std::string(name) + "\" is not available in this build");
 }
 
 }  // namespace xmetrics::cli

@@ -10,10 +10,10 @@
 
 namespace xmetrics::cli {
 
-// Builds the backend `--backend` names. `timeSeries` is the embedded store the DogStatsD listener
-// feeds. The error names the setting to fix.
+// Builds the backend named `name` (embedded, datadog, prometheus) from its settings. `timeSeries`
+// is the embedded store the DogStatsD listener feeds. The error names the setting to fix.
 std::expected<backends::BackendPtr, std::string> makeBackend(
-    const config::ServeOptions& options,
+    const config::ServeOptions& options, std::string_view name,
     std::shared_ptr<backends::embedded::TimeSeriesStore> timeSeries);
 
 }  // namespace xmetrics::cli

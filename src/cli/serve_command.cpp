@@ -73,8 +73,27 @@ int runServe(const config::ServeOptions& options) {
         *timeSeries, ingest::DogStatsdListenerOptions{.address = options.dogstatsdAddress});
     if (auto started = dogstatsd->start(); !started) return fail(started.error());
   }
-  auto backend = makeBackend(options, timeSeries);
-  if (!backend) return fail(backend.error());
+  // The default backend first: it answers every metric that does not choose another.
+  std::vector<backends::BackendPtr> backendsOwned;
+  std::vector<backends::Backend*> running;
+  std::vector<std::string> backendNames{options.backend};
+  backendNames.insert(backendNames.end(), options.backends.begin(), options.backends.end());
+  for (const auto& name : backendNames) {
+    auto backend = makeBackend(options, name, timeSeries);
+    if (!backend) return fail(backend.error());
+    running.push_back(backend->get());
+    backendsOwned.push_back(std::move(*backend));
+  }
+  auto backendNamed = [&running](std::string_view name) -> backends::Backend* {
+    for (auto* b : running) {
+      if (b->name() == name) return b;
+    }
+    return nullptr;
+  };
+  std::vector<catalog::ConfiguredMetric> configured;
+  for (const auto& m : options.metrics) {
+    configured.push_back({m.name, m.ns, m.backend, m.query, m.maxAge, m.timeWindow});
+  }
 
   if (options.useDatadogMetricCrd && !kubernetes) {
     spdlog::warn(
@@ -84,8 +103,10 @@ int runServe(const config::ServeOptions& options) {
   store::ValueStore values;
   catalog::Catalog catalog({
       .inlineQuery = {*query::parseAggregator(options.aggregator), options.rollupSeconds,
-                      [&b = **backend](std::string_view m, const core::LabelSelector& s) {
-                        return b.translateInline(m, s);
+                      [backendNamed](std::string_view backend, std::string_view m,
+                                     const core::LabelSelector& s) -> std::optional<std::string> {
+                        auto* b = backendNamed(backend);
+                        return b ? b->translateInline(m, s) : std::nullopt;
                       }},
       .inactiveAfter = options.inactiveAfter,
       .maxRequested = options.maxMetrics,
@@ -95,8 +116,11 @@ int runServe(const config::ServeOptions& options) {
       .autogenNamespace = ownNamespace(options, *cluster),
       .maxAge = options.maxAge,
       .bucketSize = options.bucketSize,
+      .defaultBackend = options.backend,
+      .backends = backendNames,
+      .configured = std::move(configured),
   });
-  poller::Poller poller(catalog, **backend, values, {.refreshPeriod = options.refreshPeriod});
+  poller::Poller poller(catalog, running, values, {.refreshPeriod = options.refreshPeriod});
   poller.start();
   if (kubernetes) {
     kubernetes->start(authenticator, baseAuthentication, *caPem, catalog, poller, values, options);
@@ -152,10 +176,12 @@ int runServe(const config::ServeOptions& options) {
       return fail("--write-kubeconfig: " + written.error());
     }
   }
+  std::string moreBackends;
+  for (const auto& b : options.backends) moreBackends += (moreBackends.empty() ? "" : ",") + b;
   spdlog::info(
-      "xmetrics serving url={} backend={} dogstatsd={} threads={} refresh_period={}s "
-      "max_age={}s cluster={} write_kubeconfig={}",
-      url, (*backend)->name(),
+      "xmetrics serving url={} backend={} more_backends={} dogstatsd={} threads={} "
+      "refresh_period={}s max_age={}s cluster={} write_kubeconfig={}",
+      url, options.backend, moreBackends.empty() ? "-" : moreBackends,
       dogstatsd ? options.dogstatsdAddress.substr(0, options.dogstatsdAddress.rfind(':')) + ":" +
                       std::to_string(dogstatsd->port())
                 : "off",

@@ -210,16 +210,27 @@ void printTable(const boost::json::object& report) {
   }
   if (rows.size() == 1) std::cout << "(no metrics requested yet)\n";
   for (const auto& e : errors) std::cout << "error: " << e << "\n";
-  const auto& backend = report.at("backend").as_object();
-  std::cout << "\nbackend " << str(backend, "name") << ": "
-            << (backend.at("reachable").as_bool() ? "reachable" : "UNREACHABLE");
-  if (!str(backend, "lastError").empty())
-    std::cout << " (last error: " << str(backend, "lastError") << ")";
+  // Every running backend, the default first (older servers only report "backend").
+  boost::json::array backends;
+  if (auto* list = report.if_contains("backends"); list && list->is_array()) {
+    backends = list->as_array();
+  } else {
+    backends.push_back(report.at("backend"));
+  }
   std::cout << "\n";
-  if (auto d = backend.find("details"); d != backend.end() && d->value().is_object()) {
-    for (const auto& [k, v] : d->value().as_object()) {
-      std::cout << "  " << std::string(k) << ": "
-                << (v.is_string() ? std::string(v.as_string()) : "") << "\n";
+  for (std::size_t i = 0; i < backends.size(); ++i) {
+    const auto& backend = backends[i].as_object();
+    std::cout << "backend " << str(backend, "name")
+              << (i == 0 && backends.size() > 1 ? " (default)" : "") << ": "
+              << (backend.at("reachable").as_bool() ? "reachable" : "UNREACHABLE");
+    if (!str(backend, "lastError").empty())
+      std::cout << " (last error: " << str(backend, "lastError") << ")";
+    std::cout << "\n";
+    if (auto d = backend.find("details"); d != backend.end() && d->value().is_object()) {
+      for (const auto& [k, v] : d->value().as_object()) {
+        std::cout << "  " << std::string(k) << ": "
+                  << (v.is_string() ? std::string(v.as_string()) : "") << "\n";
+      }
     }
   }
   const auto& poller = report.at("poller").as_object();

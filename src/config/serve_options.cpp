@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -42,6 +43,56 @@ Apply boolSetting(bool ServeOptions::*field) {
     }
     return std::nullopt;
   };
+}
+
+// The `metrics` setting: a list of {name, backend, query, namespace, maxAge, timeWindow}.
+std::optional<std::string> parseMetricSettings(std::string_view text, ServeOptions& o) {
+  o.metrics.clear();
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return std::string("not YAML/JSON: ") + e.what();
+  }
+  if (!root || root.IsNull()) return std::nullopt;
+  if (!root.IsSequence()) return "expected a list of {name, backend, query, ...}";
+  std::size_t index = 0;
+  for (const auto& item : root) {
+    std::string where = "item " + std::to_string(index++);
+    if (!item.IsMap()) return where + ": expected a map like {name: m, backend: prometheus}";
+    ServeOptions::MetricSetting m;
+    for (const auto& kv : item) {
+      auto key = kv.first.as<std::string>();
+      if (!kv.second.IsScalar()) return where + ": \"" + key + "\" must be a single value";
+      auto value = kv.second.as<std::string>();
+      if (key == "name") {
+        for (char c : value)
+          m.name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      } else if (key == "namespace") {
+        m.ns = value;
+      } else if (key == "backend") {
+        if (value != "embedded" && value != "datadog" && value != "prometheus") {
+          return where + ": backend \"" + value + "\" is not one of embedded, datadog, prometheus";
+        }
+        m.backend = value;
+      } else if (key == "query") {
+        m.query = value;
+      } else if (key == "maxAge" || key == "timeWindow") {
+        auto d = core::parseDuration(value);
+        if (!d) return where + ": " + key + ": " + d.error();
+        (key == "maxAge" ? m.maxAge : m.timeWindow) = *d;
+      } else {
+        return where + ": unknown field \"" + key +
+               "\" (fields: name, namespace, backend, query, maxAge, timeWindow)";
+      }
+    }
+    if (m.name.empty()) return where + ": \"name\" is required";
+    if (m.backend.empty() && m.query.empty()) {
+      return where + " (" + m.name + "): give a backend, a query, or both";
+    }
+    o.metrics.push_back(std::move(m));
+  }
+  return std::nullopt;
 }
 
 Apply oneOf(std::string ServeOptions::*field, std::vector<std::string> allowed) {
@@ -106,8 +157,42 @@ const std::vector<SettingImpl>& table() {
         "account is used without it",
         ""},
        stringSetting(&O::kubeconfig)},
-      {{"backend", {}, "metrics backend", "embedded"},
+      {{"backend", {}, "the default metrics backend", "embedded"},
        oneOf(&O::backend, {"embedded", "datadog", "prometheus"})},
+      {{"backends",
+        {},
+        "more backends to run alongside the default one, comma-separated; metrics choose one "
+        "with the metrics setting or a DatadogMetric's xmetrics.io/backend annotation",
+        ""},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         o.backends.clear();
+         std::string item;
+         auto flush = [&]() -> std::optional<std::string> {
+           auto begin = item.find_first_not_of(' '), end = item.find_last_not_of(' ');
+           std::string name = begin == std::string::npos ? "" : item.substr(begin, end - begin + 1);
+           item.clear();
+           if (name.empty()) return std::nullopt;
+           if (name != "embedded" && name != "datadog" && name != "prometheus") {
+             return "\"" + name + "\" is not one of embedded, datadog, prometheus";
+           }
+           if (std::ranges::find(o.backends, name) == o.backends.end()) o.backends.push_back(name);
+           return std::nullopt;
+         };
+         for (char c : v) {
+           if (c != ',') {
+             item += c;
+           } else if (auto e = flush()) {
+             return e;
+           }
+         }
+         return flush();
+       }},
+      {{"metrics",
+        {},
+        "per-metric backend and query, a YAML/JSON list of {name, backend, query, namespace, "
+        "maxAge, timeWindow}; in the config file a YAML list",
+        ""},
+       parseMetricSettings},
       {{"dogstatsd-address",
         {},
         "UDP host:port of the DogStatsD listener (empty: off)",
@@ -334,6 +419,14 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
             if (!known) {
               errors.push_back("--config " + sources.configFile + ": unknown setting \"" + key +
                                "\" (see `xmetrics serve --help` for the names)");
+            } else if (key == "metrics" && kv.second.IsSequence()) {
+              // The one structured setting: handed on as flow-style YAML text, as a flag carries
+              // it.
+              YAML::Emitter flow;
+              flow.SetSeqFormat(YAML::Flow);
+              flow.SetMapFormat(YAML::Flow);
+              flow << kv.second;
+              fromFile[key] = flow.c_str();
             } else if (!kv.second.IsScalar()) {
               errors.push_back("--config " + sources.configFile + ": \"" + key +
                                "\" must be a single value");
@@ -398,6 +491,17 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
                      "s) is shorter than refresh-period (" +
                      std::to_string(options.refreshPeriod.count()) +
                      "s): every value would go stale between refreshes; raise max-age");
+  }
+  std::erase(options.backends, options.backend);  // the default runs anyway
+  auto runs = [&](const std::string& name) {
+    return name == options.backend ||
+           std::ranges::find(options.backends, name) != options.backends.end();
+  };
+  for (const auto& m : options.metrics) {
+    if (!m.backend.empty() && !runs(m.backend)) {
+      errors.push_back("metrics: " + m.name + " asks for backend \"" + m.backend +
+                       "\", which is not running: add it to backends (or make it the backend)");
+    }
   }
   if (!errors.empty()) return std::unexpected(std::move(errors));
   return options;

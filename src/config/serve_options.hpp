@@ -23,7 +23,18 @@ struct ServeOptions {
   std::string writeKubeconfig;  // empty: don't write one
   std::string tokenAuthFile;
   std::string kubeconfig;  // Kubernetes mode outside a pod; in a pod the service account is used
-  std::string backend = "embedded";
+  std::string backend = "embedded";   // the default backend
+  std::vector<std::string> backends;  // more backends running alongside it (--backends)
+  // The `metrics` setting: per-metric backend choice and explicit queries (docs/backends.md).
+  struct MetricSetting {
+    std::string name;  // lowercased
+    std::string ns;
+    std::string backend;
+    std::string query;
+    std::optional<std::chrono::seconds> maxAge;
+    std::optional<std::chrono::seconds> timeWindow;
+  };
+  std::vector<MetricSetting> metrics;
   std::string dogstatsdAddress = "127.0.0.1:8125";
   std::chrono::seconds refreshPeriod{30};
   std::chrono::seconds maxAge{120};

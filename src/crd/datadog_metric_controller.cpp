@@ -142,8 +142,8 @@ void DatadogMetricController::writeStatuses(const kube::ObjectMap& objects,
       continue;
     }
     if (!takeWriteToken()) break;  // the rest waits for the next pass
-    auto result = client_.mergePatch(objectPath(id) + "/status",
-                                     boost::json::object{{"status", desired}});
+    auto result =
+        client_.mergePatch(objectPath(id) + "/status", boost::json::object{{"status", desired}});
     std::lock_guard lock(mutex_);
     if (result) {
       ++stats_.statusWrites;
@@ -194,7 +194,8 @@ void DatadogMetricController::manageAutogen(const kube::ObjectMap& objects,
         spdlog::info("component=crd event=autogen_created object={} query=\"{}\"", id,
                      entry->query);
       } else {
-        stats_.lastError = "creating autogen DatadogMetric " + id + ": " + result.error().describe();
+        stats_.lastError =
+            "creating autogen DatadogMetric " + id + ": " + result.error().describe();
         spdlog::warn("component=crd event=autogen_create_failed object={} error=\"{}\"", id,
                      result.error().describe());
       }
@@ -217,8 +218,8 @@ void DatadogMetricController::manageAutogen(const kube::ObjectMap& objects,
       spdlog::info("component=crd event=autogen_deleted object={} inactive_since={}", metric.id(),
                    core::rfc3339(*since));
     } else {
-      stats_.lastError = "deleting autogen DatadogMetric " + metric.id() + ": " +
-                         result.error().describe();
+      stats_.lastError =
+          "deleting autogen DatadogMetric " + metric.id() + ": " + result.error().describe();
     }
   }
 }

@@ -49,8 +49,8 @@ boost::json::object desiredStatus(const StatusInputs& in) {
   std::string error = value ? value->error : std::string();
   if (in.object && !in.object->invalidReason.empty()) error = in.object->invalidReason;
   bool fresh = hasSample && error.empty() &&
-               in.now - value->sample->time <= std::chrono::duration_cast<core::Clock::duration>(
-                                                   value->maxAge);
+               in.now - value->sample->time <=
+                   std::chrono::duration_cast<core::Clock::duration>(value->maxAge);
   if (hasSample && error.empty() && !fresh) {
     error = "outdated result: the newest data point (" + core::rfc3339(value->sample->time) +
             ") is older than maxAge " + std::to_string(value->maxAge.count()) + "s";
@@ -76,12 +76,12 @@ boost::json::object desiredStatus(const StatusInputs& in) {
   condition("Active", in.active, "", "", "");
   condition("Valid", fresh, "", fresh ? "" : error, "");
   // Updated carries the data point's time, so `kubectl get datadogmetric` shows how old it is.
-  std::string pointTime =
-      hasSample ? core::rfc3339(value->sample->time) : stringAt(conditionOf(in.current, "Updated"),
-                                                                "lastUpdateTime");
+  std::string pointTime = hasSample
+                              ? core::rfc3339(value->sample->time)
+                              : stringAt(conditionOf(in.current, "Updated"), "lastUpdateTime");
   condition("Updated", hasSample, "", "", pointTime);
-  condition("Error", !error.empty(), error.empty() ? "" : "Unable to fetch data from Datadog", error,
-            "");
+  condition("Error", !error.empty(), error.empty() ? "" : "Unable to fetch data from Datadog",
+            error, "");
 
   boost::json::object status;
   std::string references;

@@ -20,10 +20,10 @@ core::Labels equalityLabels(const core::LabelSelector& selector) {
 
 }  // namespace
 
-Poller::Poller(catalog::Catalog& catalog, backends::Backend& backend, store::ValueStore& store,
-               PollerOptions options, ClockFn clock)
+Poller::Poller(catalog::Catalog& catalog, std::vector<backends::Backend*> backends,
+               store::ValueStore& store, PollerOptions options, ClockFn clock)
     : catalog_(catalog),
-      backend_(backend),
+      backends_(std::move(backends)),
       store_(store),
       options_(options),
       clock_(std::move(clock)) {
@@ -44,7 +44,10 @@ void Poller::stop() {
     // Pending first fetches are dropped, not answered: their waiters hold their own deadlines.
     abandoned.swap(urgent_);
   }
-  if (thread_.joinable()) backend_.cancel();  // a paced refresh could otherwise hold us for minutes
+  // A paced refresh could otherwise hold us for minutes.
+  if (thread_.joinable()) {
+    for (auto* backend : backends_) backend->cancel();
+  }
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -137,48 +140,69 @@ void Poller::refreshAll() {
 
 void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entries, bool fullCycle) {
   auto now = clock_();
-  // Identical queries over the same window (two HPAs, two namespaces, two selectors that translate
-  // alike) are fetched once. Entries that cannot resolve are not fetched at all.
+  // Identical queries over the same window and backend (two HPAs, two namespaces, two selectors
+  // that translate alike) are fetched once. Entries that cannot resolve are not fetched at all.
+  struct Planned {
+    std::vector<backends::BackendQuery> queries;
+    std::vector<backends::BackendResult> results;
+  };
+  std::vector<Planned> plan(backends_.size());
   static constexpr std::size_t kNotFetched = std::numeric_limits<std::size_t>::max();
-  std::vector<backends::BackendQuery> queries;
   std::unordered_map<std::string, std::size_t> queryIndex;
-  std::vector<std::size_t> entryQuery(entries.size(), kNotFetched);
+  std::vector<std::pair<std::size_t, std::size_t>> entryQuery(entries.size(), {kNotFetched, 0});
+  std::vector<std::string> unknownBackend(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& entry = *entries[i];
     if (entry.errorCode) continue;
-    std::string dedupeKey = entry.query;
+    std::size_t b = 0;
+    if (!entry.backend.empty()) {
+      while (b < backends_.size() && backends_[b]->name() != entry.backend) ++b;
+      if (b == backends_.size()) {
+        unknownBackend[i] = "backend \"" + entry.backend + "\" is not running (--backends)";
+        continue;
+      }
+    }
+    std::string dedupeKey = std::to_string(b);
+    dedupeKey += '\x1f';
+    dedupeKey += entry.query;
     dedupeKey += '\x1f';
     dedupeKey += std::to_string(entry.window.count());
-    auto [it, inserted] = queryIndex.try_emplace(std::move(dedupeKey), queries.size());
-    if (inserted) queries.push_back({entry.query, entry.window});
-    entryQuery[i] = it->second;
+    auto [it, inserted] = queryIndex.try_emplace(std::move(dedupeKey), plan[b].queries.size());
+    if (inserted) plan[b].queries.push_back({entry.query, entry.window});
+    entryQuery[i] = {b, it->second};
   }
-  std::vector<backends::BackendResult> results;
-  results.reserve(queries.size());
   uint64_t calls = 0;
-  // A backend that batches itself gets the whole refresh at once, to pace and parallelise it.
-  std::size_t chunk =
-      backend_.batchesItself() ? std::max<std::size_t>(1, queries.size()) : options_.batchSize;
-  for (std::size_t start = 0; start < queries.size(); start += chunk) {
-    std::size_t n = std::min(chunk, queries.size() - start);
-    {
-      std::lock_guard lock(mutex_);
-      status_.fetchingSince = std::chrono::steady_clock::now();
+  std::size_t queryCount = 0;
+  for (std::size_t b = 0; b < backends_.size(); ++b) {
+    auto& backend = *backends_[b];
+    auto& queries = plan[b].queries;
+    auto& results = plan[b].results;
+    queryCount += queries.size();
+    results.reserve(queries.size());
+    // A backend that batches itself gets the whole refresh at once, to pace and parallelise it.
+    std::size_t chunk =
+        backend.batchesItself() ? std::max<std::size_t>(1, queries.size()) : options_.batchSize;
+    for (std::size_t start = 0; start < queries.size(); start += chunk) {
+      std::size_t n = std::min(chunk, queries.size() - start);
+      {
+        std::lock_guard lock(mutex_);
+        status_.fetchingSince = std::chrono::steady_clock::now();
+      }
+      auto batch = backend.fetch(std::span(queries).subspan(start, n), now);
+      {
+        std::lock_guard lock(mutex_);
+        status_.fetchingSince.reset();
+        status_.lastTick = std::chrono::steady_clock::now();
+      }
+      ++calls;
+      if (batch.size() != n) {
+        // A backend bug must not shift answers onto the wrong metrics.
+        batch.assign(n, std::unexpected(std::string("backend ") + std::string(backend.name()) +
+                                        " answered " + std::to_string(batch.size()) +
+                                        " results for " + std::to_string(n) + " queries"));
+      }
+      for (auto& r : batch) results.push_back(std::move(r));
     }
-    auto batch = backend_.fetch(std::span(queries).subspan(start, n), now);
-    {
-      std::lock_guard lock(mutex_);
-      status_.fetchingSince.reset();
-      status_.lastTick = std::chrono::steady_clock::now();
-    }
-    ++calls;
-    if (batch.size() != n) {
-      // A backend bug must not shift answers onto the wrong metrics.
-      batch.assign(n, std::unexpected(std::string("backend ") + std::string(backend_.name()) +
-                                      " answered " + std::to_string(batch.size()) +
-                                      " results for " + std::to_string(n) + " queries"));
-    }
-    for (auto& r : batch) results.push_back(std::move(r));
   }
 
   auto previous = store_.snapshot();
@@ -195,7 +219,7 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
     value->metricName = entry.metricName;
     value->selector = entry.selector.canonical();
     value->query = entry.query;
-    value->backend = std::string(backend_.name());
+    value->backend = entry.backend.empty() ? std::string(backends_.front()->name()) : entry.backend;
     value->resolution = entry.resolution();
     value->object = entry.object;
     value->maxAge = entry.maxAge;
@@ -211,7 +235,14 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
       fresh[entry.key] = std::move(value);
       continue;
     }
-    const auto& result = results[entryQuery[i]];
+    if (!unknownBackend[i].empty()) {
+      value->error = unknownBackend[i];
+      noteOutcome(entries[i], value->sample.has_value());
+      fresh[entry.key] = std::move(value);
+      continue;
+    }
+    const auto& [backendIndex, queryIndexOfEntry] = entryQuery[i];
+    const auto& result = plan[backendIndex].results[queryIndexOfEntry];
     if (result && std::isfinite(result->value)) {
       value->sample = *result;
       value->error.clear();
@@ -250,7 +281,7 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
   std::lock_guard lock(mutex_);
   status_.backendCalls += calls;
   if (fullCycle) {
-    status_.queries = queries.size();
+    status_.queries = queryCount;
   } else {
     status_.firstFetches += entries.size();
   }

@@ -45,9 +45,15 @@ struct PollerStatus {
 class Poller {
  public:
   using ClockFn = std::function<core::Clock::time_point()>;
+  // `backends`: every running backend, the default first; each entry names the one that answers it.
+  Poller(
+      catalog::Catalog& catalog, std::vector<backends::Backend*> backends, store::ValueStore& store,
+      PollerOptions options, ClockFn clock = [] { return core::Clock::now(); });
   Poller(
       catalog::Catalog& catalog, backends::Backend& backend, store::ValueStore& store,
-      PollerOptions options, ClockFn clock = [] { return core::Clock::now(); });
+      PollerOptions options, ClockFn clock = [] { return core::Clock::now(); })
+      : Poller(catalog, std::vector<backends::Backend*>{&backend}, store, options,
+               std::move(clock)) {}
   ~Poller();
 
   void start();
@@ -61,7 +67,8 @@ class Poller {
   void refreshAll();
 
   PollerStatus status() const;
-  const backends::Backend& backend() const { return backend_; }
+  const backends::Backend& backend() const { return *backends_.front(); }  // the default
+  const std::vector<backends::Backend*>& backends() const { return backends_; }
 
  private:
   void run();
@@ -72,7 +79,7 @@ class Poller {
   std::chrono::steady_clock::time_point nextRetry() const;
 
   catalog::Catalog& catalog_;
-  backends::Backend& backend_;
+  std::vector<backends::Backend*> backends_;
   store::ValueStore& store_;
   PollerOptions options_;
   ClockFn clock_;

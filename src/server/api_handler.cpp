@@ -524,20 +524,28 @@ boost::json::object ApiHandler::statusReport() const {
     m["lastFetchAgeSeconds"] = ageSeconds(now, v->lastFetch);
     metrics.push_back(std::move(m));
   }
-  auto health = poller_.backend().health();
-  boost::json::object backend{{"name", poller_.backend().name()},
-                              {"reachable", health.reachable},
-                              {"lastError", health.lastError},
-                              {"calls", health.calls}};
-  if (!health.details.empty()) {
-    boost::json::object details;
-    for (const auto& [k, v] : health.details) details[k] = v;
-    backend["details"] = std::move(details);
-  }
+  auto describeBackend = [](const backends::Backend& b) {
+    auto health = b.health();
+    boost::json::object o{{"name", b.name()},
+                          {"reachable", health.reachable},
+                          {"lastError", health.lastError},
+                          {"calls", health.calls}};
+    if (!health.details.empty()) {
+      boost::json::object details;
+      for (const auto& [k, v] : health.details) details[k] = v;
+      o["details"] = std::move(details);
+    }
+    return o;
+  };
+  // "backend" is the default one; "backends" every running one, the default first.
+  auto backend = describeBackend(poller_.backend());
+  boost::json::array backendList;
+  for (const auto* b : poller_.backends()) backendList.push_back(describeBackend(*b));
   boost::json::object report{
       {"time", core::rfc3339(now)},
       {"metrics", std::move(metrics)},
       {"backend", std::move(backend)},
+      {"backends", std::move(backendList)},
       {"poller",
        boost::json::object{
            {"refreshPeriodSeconds", options_.refreshPeriod.count()},

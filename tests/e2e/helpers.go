@@ -151,6 +151,21 @@ func KubectlPath() string {
 	return "kubectl"
 }
 
+// HelmPath is $HELM, else helm on PATH, else the one scripts/setup builds into
+// build/bin (Debian has no helm package).
+func HelmPath() string {
+	if p := os.Getenv("HELM"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("helm"); err == nil {
+		return p
+	}
+	if p, err := filepath.Abs(filepath.Join("..", "..", "build", "bin", "helm")); err == nil {
+		return p
+	}
+	return "helm"
+}
+
 // APIServiceRegistration points an aggregated group version at a server on loopback.
 type APIServiceRegistration struct {
 	Group, Version   string

@@ -3,7 +3,7 @@
 # k8s.io/kubernetes module pinned in go.mod) and embedded etcd, all on 127.0.0.1.
 #   tests/e2e/run.sh                 every test
 #   tests/e2e/run.sh -run TestX -v   extra arguments go to `go test`
-# Env: XMETRICS_BINARY (default build/xmetrics), KUBECTL, XMETRICS_E2E_BIN_DIR,
+# Env: XMETRICS_BINARY (default build/xmetrics), KUBECTL, HELM, XMETRICS_E2E_BIN_DIR,
 #      XMETRICS_E2E_KEEP=1 keeps each cluster's files (logs, kubeconfigs) in $TMPDIR.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -16,6 +16,9 @@ fi
 export XMETRICS_BINARY="${XMETRICS_BINARY:-$repo/build/xmetrics}"
 if [[ -z "${KUBECTL:-}" ]] && ! command -v kubectl >/dev/null && [[ -x "$repo/build/bin/kubectl" ]]; then
   export KUBECTL="$repo/build/bin/kubectl"
+fi
+if [[ -z "${HELM:-}" ]] && ! command -v helm >/dev/null && [[ -x "$repo/build/bin/helm" ]]; then
+  export HELM="$repo/build/bin/helm"
 fi
 
 # Build kube-apiserver and kube-controller-manager first (cached by go.mod/go.sum/Go

@@ -118,7 +118,6 @@ func startXmetricsEnv(t *testing.T, ctx context.Context, args ...string) *xmEnv 
 	t.Helper()
 	start := time.Now()
 	c := StartCluster(t)
-	e := &xmEnv{t: t, ctx: ctx, c: c}
 	dir := ManifestsDir()
 	for _, f := range []string{"00-namespace.yaml", "05-datadogmetric-crd.yaml", "10-rbac.yaml"} {
 		if out, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(dir, f)); err != nil {
@@ -139,12 +138,26 @@ func startXmetricsEnv(t *testing.T, ctx context.Context, args ...string) *xmEnv 
 			t.Fatalf("server-side dry run of %s: %v\n%s", f, err, out)
 		}
 	}
-	kc, err := c.ServiceAccountKubeconfig(ctx, XmetricsNamespace, "xmetrics")
+	e := launchXmetricsEnv(t, ctx, c, XmetricsNamespace, "xmetrics", XmetricsOptions{Args: args})
+	e.register()
+	t.Logf("xmetrics ready and registered %s after start", time.Since(start).Round(time.Millisecond))
+	return e
+}
+
+// launchXmetricsEnv runs xmetrics (opts) with a token of the service account
+// saNamespace/saName, so every permission it uses comes from that account's RBAC,
+// and waits for /readyz. opts.ServiceNamespace/ServiceName name the Service the
+// serving certificate is for (default xmetrics/xmetrics).
+func launchXmetricsEnv(t *testing.T, ctx context.Context, c *Cluster, saNamespace, saName string, opts XmetricsOptions) *xmEnv {
+	t.Helper()
+	e := &xmEnv{t: t, ctx: ctx, c: c}
+	kc, err := c.ServiceAccountKubeconfig(ctx, saNamespace, saName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Kubeconfig = kc
-	e.x = StartXmetricsWith(t, c, XmetricsOptions{Kubeconfig: kc, Args: args})
+	opts.Kubeconfig = kc
+	e.x = StartXmetricsWith(t, c, opts)
 	t.Cleanup(func() {
 		if t.Failed() {
 			e.dumpXmetricsState()
@@ -153,21 +166,29 @@ func startXmetricsEnv(t *testing.T, ctx context.Context, args ...string) *xmEnv 
 	e.admin = e.clientCertClient("e2e-admin", "system:masters")
 	e.anon = e.tlsClient(nil, nil)
 	e.waitReady(60 * time.Second)
-	e.register()
-	t.Logf("xmetrics ready and registered %s after start", time.Since(start).Round(time.Millisecond))
 	return e
 }
 
-// register creates the Service and APIService from deploy/manifests, patched for
-// loopback: the Service becomes type ExternalName "localhost" (no selector, its
-// https port the real one), the APIService gets xmetrics' port and the caBundle.
+// register creates the Service and APIService of deploy/manifests (30-service.yaml,
+// 40-apiservice.yaml), patched for loopback (registerLoopback).
 func (e *xmEnv) register() {
+	e.t.Helper()
+	var svc corev1.Service
+	decodeManifest(e.t, "30-service.yaml", &svc)
+	var api apiregv1.APIService
+	decodeManifest(e.t, "40-apiservice.yaml", &api)
+	e.registerLoopback("deploy/manifests", &svc, &api)
+}
+
+// registerLoopback creates svc and api (from `from`, for messages) patched for
+// loopback: the Service becomes type ExternalName "localhost" (no selector, its
+// https port the real one), the APIService gets xmetrics' port and the caBundle;
+// then waits for Available=True.
+func (e *xmEnv) registerLoopback(from string, svc *corev1.Service, api *apiregv1.APIService) {
 	t, ctx, c, x := e.t, e.ctx, e.c, e.x
 	t.Helper()
-	var svc corev1.Service
-	decodeManifest(t, "30-service.yaml", &svc)
 	if svc.Namespace != x.ServiceNamespace || svc.Name != x.ServiceName {
-		t.Fatalf("30-service.yaml is %s/%s, the serving certificate is for %s.%s.svc", svc.Namespace, svc.Name, x.ServiceName, x.ServiceNamespace)
+		t.Fatalf("the Service of %s is %s/%s, the serving certificate is for %s.%s.svc", from, svc.Namespace, svc.Name, x.ServiceName, x.ServiceNamespace)
 	}
 	svc.Spec.Type = corev1.ServiceTypeExternalName
 	svc.Spec.ExternalName = "localhost"
@@ -178,21 +199,19 @@ func (e *xmEnv) register() {
 			svc.Spec.Ports[i].TargetPort = intstr.FromInt32(int32(x.Port))
 		}
 	}
-	if _, err := c.Client.CoreV1().Services(svc.Namespace).Create(ctx, &svc, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create service from 30-service.yaml: %v", err)
+	if _, err := c.Client.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create service from %s: %v", from, err)
 	}
 
-	var api apiregv1.APIService
-	decodeManifest(t, "40-apiservice.yaml", &api)
 	if api.Spec.Service == nil || api.Spec.Service.Name != svc.Name || api.Spec.Service.Namespace != svc.Namespace {
-		t.Fatalf("40-apiservice.yaml does not point at the Service of 30-service.yaml: %+v", api.Spec.Service)
+		t.Fatalf("the APIService of %s does not point at its Service %s/%s: %+v", from, svc.Namespace, svc.Name, api.Spec.Service)
 	}
 	port := int32(x.Port)
 	api.Spec.Service.Port = &port
 	api.Spec.CABundle = x.CABundle
 	registered := time.Now()
-	if _, err := c.Aggregator.ApiregistrationV1().APIServices().Create(ctx, &api, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create apiservice from 40-apiservice.yaml: %v", err)
+	if _, err := c.Aggregator.ApiregistrationV1().APIServices().Create(ctx, api, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create apiservice from %s: %v", from, err)
 	}
 	cond, err := c.WaitAPIServiceAvailable(ctx, api.Name, 60*time.Second)
 	if err != nil {

@@ -125,3 +125,60 @@ def test_empty_and_nan_results_are_errors_that_say_so(start_xmetrics, prometheus
     assert status == 404 and "Prometheus returned no series" in body, body
     status, _, body = get(xm, "ratio", "kind=broken")
     assert status == 404 and "Prometheus returned NaN" in body, body
+
+
+def test_several_backends_with_a_per_metric_choice_and_explicit_promql(start_xmetrics, prometheus,
+                                                                        tmp_path):
+    """Embedded stays the default; one metric is answered by Prometheus with an explicit PromQL
+    query and another by Prometheus's own inline translation, all from one config file."""
+    url, query = prometheus
+    config = tmp_path / "xmetrics.yaml"
+    config.write_text(f"""backend: embedded
+backends: prometheus
+prometheus-url: {url}
+metrics:
+  - name: emails.waiting
+    backend: prometheus
+    query: max(queue_depth{{queue="emails"}}) * 2
+  - name: queue_depth
+    backend: prometheus
+""")
+    xm = start_xmetrics("--config", str(config))
+    before = xm.status()["dogstatsd"]["metrics"]
+    xm.send("local.gauge:7|g|#env:it")
+    xm.wait_ingested(before + 1)
+
+    expected = query('max(queue_depth{queue="emails"}) * 2')[0]["value"][1]
+    status, _, body = get(xm, "emails.waiting")
+    assert status == 200, body
+    assert json.loads(body)["items"][0]["value"] == expected == "24"
+    status, _, body = get(xm, "queue_depth", "env=prod")
+    assert status == 200, body
+    assert json.loads(body)["items"][0]["value"] == "42"  # sum over emails and sms
+    status, _, body = get(xm, "local.gauge", "env=it")
+    assert status == 200, body
+    assert json.loads(body)["items"][0]["value"] == "7"
+
+    report = xm.status()
+    by_name = {m["metricName"]: m for m in report["metrics"]}
+    assert by_name["emails.waiting"]["backend"] == "prometheus"
+    assert by_name["emails.waiting"]["resolution"] == "configured"
+    assert by_name["emails.waiting"]["query"] == 'max(queue_depth{queue="emails"}) * 2'
+    assert by_name["queue_depth"]["query"] == 'sum(queue_depth{env="prod"})'
+    assert by_name["local.gauge"]["backend"] == "embedded"
+    assert by_name["local.gauge"]["resolution"] == "inline"
+    assert [b["name"] for b in report["backends"]] == ["embedded", "prometheus"]
+    assert report["backend"]["name"] == "embedded"
+
+
+def test_a_metric_choosing_a_backend_that_is_not_running_stops_the_start(start_xmetrics, tmp_path):
+    config = tmp_path / "xmetrics.yaml"
+    config.write_text("""metrics:
+  - name: emails.waiting
+    backend: prometheus
+    query: up
+""")
+    with pytest.raises(AssertionError) as failure:
+        start_xmetrics("--config", str(config))
+    message = str(failure.value)
+    assert "emails.waiting" in message and "not running" in message and "backends" in message

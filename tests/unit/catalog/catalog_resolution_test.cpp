@@ -123,21 +123,20 @@ TEST(CatalogResolution, AManualObjectTakesOverFromAutogenAtOnceAndDeletionHandsB
   // The incident: the HPA came first, then the real object. No restart, no sticky mapping.
   Catalog c(crdMode());
   auto sel = core::LabelSelector();
-  auto added = c.setReferences({{"shop", "proxy-dynamic-min-replicas", sel, "hpa:shop/proxy"}},
-                               at(0));
+  auto added =
+      c.setReferences({{"shop", "proxy-dynamic-min-replicas", sel, "hpa:shop/proxy"}}, at(0));
   ASSERT_EQ(added.size(), 1u);
   EXPECT_EQ(added[0]->rule, Rule::kInline);
   std::string autogenId = added[0]->object;
-  c.setDatadogMetrics({object("xmetrics", autogenId.substr(9), added[0]->query,
-                              "proxy-dynamic-min-replicas")},
-                      at(1));
+  c.setDatadogMetrics(
+      {object("xmetrics", autogenId.substr(9), added[0]->query, "proxy-dynamic-min-replicas")},
+      at(1));
 
   auto manual = object("shop", "proxy-dynamic-min-replicas", "max:proxy.min{*}");
-  auto changed =
-      c.setDatadogMetrics({object("xmetrics", autogenId.substr(9), added[0]->query,
-                                  "proxy-dynamic-min-replicas"),
-                           manual},
-                          at(2));
+  auto changed = c.setDatadogMetrics(
+      {object("xmetrics", autogenId.substr(9), added[0]->query, "proxy-dynamic-min-replicas"),
+       manual},
+      at(2));
   ASSERT_EQ(changed.size(), 1u);
   EXPECT_EQ(changed[0]->key, added[0]->key);
   EXPECT_EQ(changed[0]->rule, Rule::kNamed);
@@ -170,7 +169,7 @@ TEST(CatalogResolution, AlwaysActiveObjectsArePolledWithoutAnHpa) {
 
 // A tiny universe so that random steps collide often: few namespaces, names and queries.
 struct World {
-  std::map<std::string, DatadogMetric> objects;                // by id
+  std::map<std::string, DatadogMetric> objects;                 // by id
   std::map<std::string, std::vector<Catalog::Reference>> hpas;  // by "ns/name"
 
   std::vector<DatadogMetric> objectList() const {
@@ -209,9 +208,13 @@ class Steps {
   }
 
   Catalog::Reference randomReference(const std::string& hpaId) {
-    static const std::vector<std::string> metrics = {
-        "proxy-min", "requests", "queue", "datadogmetric@shop:proxy-min",
-        "datadogmetric@blog:requests", "datadogmetric@bad_ns:name", "datadogmetric@Shop:Proxy-Min"};
+    static const std::vector<std::string> metrics = {"proxy-min",
+                                                     "requests",
+                                                     "queue",
+                                                     "datadogmetric@shop:proxy-min",
+                                                     "datadogmetric@blog:requests",
+                                                     "datadogmetric@bad_ns:name",
+                                                     "datadogmetric@Shop:Proxy-Min"};
     static const std::vector<std::string> selectors = {"", "app=web", "app in (web,api)"};
     return {hpaId.substr(0, hpaId.find('/')), pick(metrics), selector(pick(selectors)),
             "hpa:" + hpaId};
@@ -223,10 +226,10 @@ class Steps {
   std::mt19937 rng_;
 };
 
-std::vector<std::string> rebuilt(const World& world, const CatalogOptions& options,
-                                 const std::vector<std::tuple<std::string, std::string, std::string>>&
-                                     requests,
-                                 core::Clock::time_point now) {
+std::vector<std::string> rebuilt(
+    const World& world, const CatalogOptions& options,
+    const std::vector<std::tuple<std::string, std::string, std::string>>& requests,
+    core::Clock::time_point now) {
   Catalog fresh(options);
   fresh.setDatadogMetrics(world.objectList(), now);
   fresh.setReferences(world.references(), now);
@@ -295,6 +298,60 @@ TEST(CatalogProperty, IncrementalCatalogEqualsTheOneRebuiltFromTheSameObjects) {
           << "seed " << seed << " step " << step;
     }
   }
+}
+
+}  // namespace
+}  // namespace xmetrics::catalog
+
+namespace xmetrics::catalog {
+namespace {
+
+TEST(CatalogConfigured, TheMetricsSettingChoosesBackendAndQueryPerMetricAndNamespace) {
+  CatalogOptions options{
+      .inlineQuery = {query::Aggregator::kAvg, 30,
+                      [](std::string_view backend, std::string_view m,
+                         const core::LabelSelector&) -> std::optional<std::string> {
+                        if (backend != "prometheus") return std::nullopt;
+                        return "sum(" + std::string(m) + ")";
+                      }},
+      .useDatadogMetrics = true,
+      .defaultBackend = "embedded",
+      .backends = {"embedded", "prometheus"},
+      .configured = {{.name = "emails",
+                      .backend = "prometheus",
+                      .query = "max(queue{q=\"e\"})",
+                      .maxAge = std::chrono::seconds(600)},
+                     {.name = "emails", .ns = "blog", .backend = "prometheus"}}};
+  Catalog c(options);
+  auto shop = c.ensure("shop", "Emails", {}, at(0));
+  EXPECT_EQ(shop->backend, "prometheus");
+  EXPECT_EQ(shop->query, "max(queue{q=\"e\"})");
+  EXPECT_EQ(shop->maxAge, 600s);
+  EXPECT_EQ(shop->window, 600s);
+  EXPECT_EQ(shop->resolution(), "configured");  // no autogen object for a configured query
+  auto blog = c.ensure("blog", "emails", {}, at(0));
+  EXPECT_EQ(blog->query, "sum(emails)");  // the namespace's own entry, translated by its backend
+  auto other = c.ensure("shop", "other", {}, at(0));
+  EXPECT_EQ(other->backend, "embedded");
+  EXPECT_EQ(other->query, "avg:other{*}.rollup(30)");
+}
+
+TEST(CatalogConfigured, ADatadogMetricChoosesItsBackendByAnnotation) {
+  Catalog c({.useDatadogMetrics = true,
+             .defaultBackend = "datadog",
+             .backends = {"datadog", "prometheus"}});
+  auto prom = object("shop", "promq", "sum(up)");
+  prom.backend = "prometheus";
+  auto bad = object("shop", "badq", "sum(up)");
+  bad.backend = "graphite";
+  c.setDatadogMetrics({prom, bad}, at(0));
+  auto e = c.ensure("shop", "datadogmetric@shop:promq", {}, at(0));
+  EXPECT_EQ(e->backend, "prometheus");
+  EXPECT_EQ(e->query, "sum(up)");
+  auto b = c.ensure("shop", "datadogmetric@shop:badq", {}, at(0));
+  EXPECT_EQ(b->errorCode, 422);
+  EXPECT_NE(b->error.find("\"graphite\""), std::string::npos);
+  EXPECT_NE(b->error.find("xmetrics.io/backend"), std::string::npos);
 }
 
 }  // namespace

@@ -78,8 +78,8 @@ TEST(DatadogMetric, BadDurationsAndAMissingQueryAreReasonsNotCrashes) {
                               context());
   EXPECT_NE(m.invalidReason.find("spec.maxAge"), std::string::npos);
   EXPECT_NE(m.invalidReason.find("spec.query is empty"), std::string::npos);
-  auto noSpec = parseDatadogMetric(object(R"json({"metadata": {"namespace": "a", "name": "b"}})json"),
-                                   context());
+  auto noSpec = parseDatadogMetric(
+      object(R"json({"metadata": {"namespace": "a", "name": "b"}})json"), context());
   EXPECT_NE(noSpec.invalidReason.find("spec.query is empty"), std::string::npos);
 }
 
@@ -88,8 +88,9 @@ TEST(DatadogMetric, ReferencesFollowTheClusterAgentsPattern) {
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->ns, "shop");
   EXPECT_EQ(ok->name, "checkout-rps");
-  for (const char* bad : {"datadogmetric@shop", "datadogmetric@:x", "datadogmetric@Shop:x",
-                          "datadogmetric@shop:x.y", "datadogmetric@shop:-x", "datadogmetric@a:b:c"}) {
+  for (const char* bad :
+       {"datadogmetric@shop", "datadogmetric@:x", "datadogmetric@Shop:x", "datadogmetric@shop:x.y",
+        "datadogmetric@shop:-x", "datadogmetric@a:b:c"}) {
     auto r = parseReference(bad);
     ASSERT_FALSE(r) << bad;
     EXPECT_NE(r.error().find("datadogmetric@<namespace>:<name>"), std::string::npos);

@@ -109,3 +109,47 @@ TEST(ServeSettings, EverySettingAndVariableIsDocumented) {
 
 }  // namespace
 }  // namespace xmetrics::config
+
+namespace xmetrics::config {
+namespace {
+
+TEST(ResolveServeOptions, MetricsAndBackendsFromAFileOrAFlag) {
+  std::string path = ::testing::TempDir() + "/xmetrics-metrics.yaml";
+  {
+    std::ofstream f(path);
+    f << "backend: embedded\nbackends: prometheus, datadog\nmetrics:\n"
+         "  - {name: Emails, backend: prometheus, query: 'max(q{a=\"b\"})', maxAge: 5m}\n"
+         "  - name: queue\n    namespace: shop\n    backend: datadog\n";
+  }
+  auto o = resolveServeOptions({.env = {{"DD_API_KEY", "x"}}, .configFile = path});
+  ASSERT_TRUE(o) << o.error()[0];
+  EXPECT_EQ(o->backends, (std::vector<std::string>{"prometheus", "datadog"}));
+  ASSERT_EQ(o->metrics.size(), 2u);
+  EXPECT_EQ(o->metrics[0].name, "emails");
+  EXPECT_EQ(o->metrics[0].query, "max(q{a=\"b\"})");
+  EXPECT_EQ(o->metrics[0].maxAge, seconds(300));
+  EXPECT_EQ(o->metrics[1].ns, "shop");
+
+  auto flag = resolveServeOptions(
+      {.flags = {{"backends", "prometheus"},
+                 {"metrics", R"([{"name": "m", "backend": "prometheus", "query": "up"}])"}}});
+  ASSERT_TRUE(flag);
+  EXPECT_EQ(flag->metrics[0].query, "up");
+}
+
+TEST(ResolveServeOptions, MetricsErrorsNameTheItemAndTheFix) {
+  auto notRunning =
+      resolveServeOptions({.flags = {{"metrics", R"([{"name": "m", "backend": "prometheus"}])"}}});
+  ASSERT_FALSE(notRunning);
+  EXPECT_NE(notRunning.error()[0].find("not running"), std::string::npos) << notRunning.error()[0];
+  for (const char* bad :
+       {R"([{"backend": "prometheus"}])", R"([{"name": "m", "colour": "x"}])", R"([{"name": "m"}])",
+        R"({"name": "m"})", "[{name: m, backend: graphite}]"}) {
+    auto r = resolveServeOptions({.flags = {{"backends", "prometheus"}, {"metrics", bad}}});
+    EXPECT_FALSE(r) << bad;
+  }
+  EXPECT_FALSE(resolveServeOptions({.flags = {{"backends", "embedded,graphite"}}}));
+}
+
+}  // namespace
+}  // namespace xmetrics::config

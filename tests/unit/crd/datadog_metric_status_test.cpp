@@ -72,7 +72,8 @@ TEST(DatadogMetricStatus, ErrorsAndStaleValuesAreInvalidWithTheReason) {
   EXPECT_EQ(text(error, "reason"), "Unable to fetch data from Datadog");
   EXPECT_EQ(text(error, "message"), "no serie was found for this query");
 
-  auto stale = desiredStatus({.object = &dm, .active = true, .value = value(1, at(0)), .now = at(500)});
+  auto stale =
+      desiredStatus({.object = &dm, .active = true, .value = value(1, at(0)), .now = at(500)});
   EXPECT_EQ(text(condition(stale, "Valid"), "status"), "False");
   EXPECT_NE(text(condition(stale, "Error"), "message").find("outdated result"), std::string::npos);
 
@@ -85,13 +86,20 @@ TEST(DatadogMetricStatus, ErrorsAndStaleValuesAreInvalidWithTheReason) {
 
 TEST(DatadogMetricStatus, TransitionTimesMoveOnlyOnFlips) {
   auto dm = object();
-  auto first = desiredStatus({.object = &dm, .active = true, .value = value(5, at(100)), .now = at(110)});
-  auto second = desiredStatus(
-      {.object = &dm, .current = &first, .active = true, .value = value(6, at(130)), .now = at(140)});
+  auto first =
+      desiredStatus({.object = &dm, .active = true, .value = value(5, at(100)), .now = at(110)});
+  auto second = desiredStatus({.object = &dm,
+                               .current = &first,
+                               .active = true,
+                               .value = value(6, at(130)),
+                               .now = at(140)});
   EXPECT_EQ(text(condition(second, "Valid"), "lastTransitionTime"), core::rfc3339(at(110)));
   EXPECT_EQ(text(condition(second, "Active"), "lastTransitionTime"), core::rfc3339(at(110)));
-  auto inactive = desiredStatus(
-      {.object = &dm, .current = &second, .active = false, .value = value(6, at(130)), .now = at(150)});
+  auto inactive = desiredStatus({.object = &dm,
+                                 .current = &second,
+                                 .active = false,
+                                 .value = value(6, at(130)),
+                                 .now = at(150)});
   EXPECT_EQ(text(condition(inactive, "Active"), "status"), "False");
   EXPECT_EQ(text(condition(inactive, "Active"), "lastTransitionTime"), core::rfc3339(at(150)));
   EXPECT_EQ(text(condition(inactive, "Valid"), "lastTransitionTime"), core::rfc3339(at(110)));
@@ -99,11 +107,12 @@ TEST(DatadogMetricStatus, TransitionTimesMoveOnlyOnFlips) {
 
 TEST(DatadogMetricStatus, OnlyTheDataPointMovingIsAFreshnessChange) {
   auto dm = object();
-  auto a = desiredStatus({.object = &dm, .active = true, .value = value(5, at(100)), .now = at(110)});
-  auto b = desiredStatus({.object = &dm, .current = &a, .active = true, .value = value(5, at(130)),
-                          .now = at(140)});
-  auto c = desiredStatus({.object = &dm, .current = &b, .active = true, .value = value(9, at(160)),
-                          .now = at(170)});
+  auto a =
+      desiredStatus({.object = &dm, .active = true, .value = value(5, at(100)), .now = at(110)});
+  auto b = desiredStatus(
+      {.object = &dm, .current = &a, .active = true, .value = value(5, at(130)), .now = at(140)});
+  auto c = desiredStatus(
+      {.object = &dm, .current = &b, .active = true, .value = value(9, at(160)), .now = at(170)});
   EXPECT_EQ(compareStatus(&a, a), StatusChange::kNone);
   EXPECT_EQ(compareStatus(&a, b), StatusChange::kFreshness);
   EXPECT_EQ(compareStatus(&b, c), StatusChange::kSignificant);

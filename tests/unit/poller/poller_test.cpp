@@ -188,3 +188,41 @@ TEST_F(PollerTest, ABodyIsRenderedAgainOnlyWhenItsPointChanges) {
 
 }  // namespace
 }  // namespace xmetrics::poller
+
+namespace xmetrics::poller {
+namespace {
+
+TEST(PollerBackends, EachEntryIsAskedOfTheBackendItNamesAndAnUnknownOneIsAnError) {
+  testing::FakeBackend embedded("embedded"), prometheus("prometheus");
+  store::ValueStore values;
+  catalog::Catalog catalog(
+      {.defaultBackend = "embedded",
+       .backends = {"embedded", "prometheus"},
+       .configured = {{.name = "promq", .backend = "prometheus", .query = "sum(rate(x[1m]))"},
+                      {.name = "ghost", .backend = "datadog"}}});
+  auto now = core::Clock::now();
+  Poller poller(catalog, std::vector<backends::Backend*>{&embedded, &prometheus}, values,
+                {.refreshPeriod = 30s}, [&] { return now; });
+  auto local = catalog.ensure("default", "local", {}, now);
+  auto promq = catalog.ensure("default", "promq", {}, now);
+  auto ghost = catalog.ensure("default", "ghost", {}, now);
+  embedded.set(local->query, core::Sample{1, now});
+  prometheus.set("sum(rate(x[1m]))", core::Sample{2, now});
+  poller.refreshAll();
+  auto snapshot = values.snapshot();
+  EXPECT_EQ(snapshot->find(local->key)->sample->value, 1);
+  EXPECT_EQ(snapshot->find(local->key)->backend, "embedded");
+  EXPECT_EQ(snapshot->find(promq->key)->sample->value, 2);
+  EXPECT_EQ(snapshot->find(promq->key)->backend, "prometheus");
+  ASSERT_EQ(prometheus.calls().size(), 1u);
+  EXPECT_EQ(prometheus.calls()[0], (std::vector<std::string>{"sum(rate(x[1m]))"}));
+  for (const auto& call : embedded.calls()) {
+    for (const auto& q : call) EXPECT_NE(q, "sum(rate(x[1m]))");
+  }
+  auto g = snapshot->find(ghost->key);
+  EXPECT_FALSE(g->sample);
+  EXPECT_NE(g->error.find("backend \"datadog\" is not running"), std::string::npos) << g->error;
+}
+
+}  // namespace
+}  // namespace xmetrics::poller

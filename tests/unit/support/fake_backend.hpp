@@ -10,6 +10,7 @@ namespace xmetrics::testing {
 // A backend told what to answer per query; records every call. Unknown queries get an error.
 class FakeBackend final : public backends::Backend {
  public:
+  explicit FakeBackend(std::string name = "fake") : name_(std::move(name)) {}
   void set(const std::string& query, backends::BackendResult result) {
     std::lock_guard lock(mutex_);
     answers_[query] = std::move(result);
@@ -34,10 +35,11 @@ class FakeBackend final : public backends::Backend {
     }
     return out;
   }
-  std::string_view name() const override { return "fake"; }
+  std::string_view name() const override { return name_; }
   backends::BackendHealth health() const override { return {}; }
 
  private:
+  std::string name_;
   mutable std::mutex mutex_;
   std::map<std::string, backends::BackendResult> answers_;
   std::vector<std::vector<std::string>> calls_;

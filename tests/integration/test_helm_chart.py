@@ -1,0 +1,456 @@
+"""The Helm chart deploy/helm/xmetrics: `helm lint`, and `helm template` with several value sets, each
+rendering parsed and checked. deploy/manifests/ is the reference: with the defaults the chart must render
+the same objects (names, RBAC rules, Deployment, Service, APIService), and in CRD mode the same CRD. The
+Deployment's args and env are also given to the real binary, against the fake Datadog API, to show the
+flags and DD_* variables the chart writes are the ones xmetrics reads.
+
+helm is $HELM, else `helm` on PATH, else build/bin/helm (scripts/setup test builds it there).
+"""
+import base64
+import glob
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import REPO
+from fake_datadog import FakeDatadog
+from test_external_metrics import metric_path  # noqa: E402  (one definition of the paths)
+
+CHART = os.path.join(REPO, "deploy", "helm", "xmetrics")
+MANIFESTS = os.path.join(REPO, "deploy", "manifests")
+HELM = os.environ.get("HELM") or shutil.which("helm") or os.path.join(REPO, "build", "bin", "helm")
+
+# The value sets linted and rendered below.
+DATADOG_EXISTING_SECRET = {
+    "backend": "datadog",
+    "datadog": {"existingSecret": "datadog-keys", "site": "datadoghq.eu", "chunkSize": 20,
+                "maxParallelQueries": 4, "timeout": "5s", "endpointBackoff": "1m"},
+    "refreshPeriod": "15s", "rollup": 60, "aggregator": "max", "logLevel": "debug",
+}
+CRD_MODE = {"useDatadogMetricCrd": True, "clusterName": "prod-eu",
+            "datadogMetric": {"autogenExpiry": "1h"}}
+VALUE_SETS = {
+    "defaults": {},
+    "datadog-existing-secret": DATADOG_EXISTING_SECRET,
+    "datadog-keys-as-files": {"backend": "datadog",
+                              "datadog": {"existingSecret": "datadog-keys", "keysAsFiles": True}},
+    "crd-mode": CRD_MODE,
+    "replicas-3": {"replicaCount": 3},
+    "prometheus": {"backend": "prometheus",
+                   "prometheus": {"url": "http://prometheus-server.monitoring:80",
+                                  "aggregation": "avg",
+                                  "bearerTokenSecret": {"name": "prom-token"},
+                                  "caConfigMap": {"name": "prom-ca"}}},
+}
+
+
+@pytest.fixture(scope="module")
+def helm_env(tmp_path_factory):
+    if not os.path.exists(HELM) and not shutil.which(HELM):
+        pytest.fail(f"helm not found ({HELM}): run scripts/setup test, or set HELM")
+    home = tmp_path_factory.mktemp("helm-home")
+    # Helm's own cache/config/data out of the user's home: the tests touch nothing there.
+    return {**os.environ, "HELM_CACHE_HOME": str(home / "cache"),
+            "HELM_CONFIG_HOME": str(home / "config"), "HELM_DATA_HOME": str(home / "data")}
+
+
+@pytest.fixture
+def helm(helm_env, tmp_path):
+    """helm(*args, values=None) runs helm with the values written to a file (-f)."""
+    counter = [0]
+
+    def run(*args, values=None, check=True):
+        cmd = [HELM, *args]
+        if values is not None:
+            counter[0] += 1
+            path = tmp_path / f"values-{counter[0]}.yaml"
+            path.write_text(yaml.safe_dump(values))
+            cmd += ["-f", str(path)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=helm_env)
+        if check and res.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr}")
+        return res
+    return run
+
+
+@pytest.fixture
+def render(helm):
+    """render(values, release, namespace) -> (objects, text) of `helm template`."""
+    def run(values=None, release="xmetrics", namespace="xmetrics"):
+        res = helm("template", release, CHART, "--namespace", namespace, values=values or {})
+        objs = [d for d in yaml.safe_load_all(res.stdout) if d]
+        return objs, res.stdout
+    return run
+
+
+def load_manifests():
+    objs = []
+    for path in sorted(glob.glob(os.path.join(MANIFESTS, "*.yaml"))):
+        with open(path) as f:
+            objs += [d for d in yaml.safe_load_all(f) if d]
+    return objs
+
+
+def key(obj):
+    return obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")
+
+
+def find(objs, kind, name=None):
+    return [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def one(objs, kind, name=None):
+    found = find(objs, kind, name)
+    assert len(found) == 1, f"want one {kind} {name or ''}, got {[key(o) for o in found]}"
+    return found[0]
+
+
+def container(objs):
+    dep = one(objs, "Deployment")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def env_of(objs):
+    return {e["name"]: e for e in container(objs).get("env", [])}
+
+
+def rbac_of(objs):
+    """(kind, name, namespace) -> rules of a role, or (roleRef, subjects) of a binding."""
+    out = {}
+    for o in objs:
+        if o["kind"] in ("ClusterRole", "Role"):
+            out[key(o)] = o["rules"]
+        elif o["kind"] in ("ClusterRoleBinding", "RoleBinding"):
+            out[key(o)] = (o["roleRef"], o["subjects"])
+    return out
+
+
+LEADER_ELECTION = {
+    ("Role", "xmetrics:leader-election", "xmetrics"): [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+         "verbs": ["get", "create", "update"]}],
+    ("RoleBinding", "xmetrics:leader-election", "xmetrics"): (
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "xmetrics:leader-election"},
+        [{"kind": "ServiceAccount", "name": "xmetrics", "namespace": "xmetrics"}]),
+}
+DATADOGMETRICS_RBAC = {("ClusterRole", "xmetrics:datadogmetrics", None),
+                       ("ClusterRoleBinding", "xmetrics:datadogmetrics", None)}
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_helm_lint_passes(helm, name):
+    res = helm("lint", "--strict", CHART, values=VALUE_SETS[name])
+    assert "0 chart(s) failed" in res.stdout, res.stdout
+
+
+def test_the_chart_crd_is_the_manifest_crd():
+    """One source of truth: the chart's copy must be byte-identical to deploy/manifests."""
+    with open(os.path.join(MANIFESTS, "05-datadogmetric-crd.yaml"), "rb") as f:
+        manifest = f.read()
+    with open(os.path.join(CHART, "files", "datadogmetric-crd.yaml"), "rb") as f:
+        chart = f.read()
+    assert chart == manifest, (
+        "deploy/helm/xmetrics/files/datadogmetric-crd.yaml differs from "
+        "deploy/manifests/05-datadogmetric-crd.yaml: cp deploy/manifests/05-datadogmetric-crd.yaml "
+        "deploy/helm/xmetrics/files/datadogmetric-crd.yaml")
+
+
+def test_defaults_render_the_plain_manifests(render):
+    objs, _ = render()
+    manifests = load_manifests()
+    # Same objects, less the Namespace (helm's --create-namespace) and what only CRD mode installs,
+    # plus the Role for leader election.
+    want = {key(o) for o in manifests
+            if o["kind"] not in ("Namespace", "CustomResourceDefinition")} - DATADOGMETRICS_RBAC
+    want |= set(LEADER_ELECTION)
+    assert {key(o) for o in objs} == want
+
+    assert rbac_of(objs) == {k: v for k, v in rbac_of(manifests).items()
+                             if k not in DATADOGMETRICS_RBAC} | LEADER_ELECTION
+
+    dep, mdep = one(objs, "Deployment"), one(manifests, "Deployment")
+    assert dep["spec"]["replicas"] == mdep["spec"]["replicas"] == 1
+    pod, mpod = dep["spec"]["template"]["spec"], mdep["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == mpod["serviceAccountName"] == "xmetrics"
+    assert pod["volumes"] == mpod["volumes"]
+    c, (mc,) = container(objs), mpod["containers"]
+    for field in ("name", "image", "ports", "readinessProbe", "livenessProbe", "resources",
+                  "volumeMounts"):
+        assert c[field] == mc[field], field
+    assert c["args"][: len(mc["args"])] == mc["args"]
+    assert c["args"][len(mc["args"]):] == ["--namespace=xmetrics", "--backend=embedded"]
+    assert "env" not in c and "env" not in mc
+    # The selector picks exactly the pods of the Deployment.
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert dep["spec"]["selector"]["matchLabels"] == labels
+
+    svc, msvc = one(objs, "Service"), one(manifests, "Service")
+    assert svc["spec"]["ports"] == msvc["spec"]["ports"]
+    assert svc["spec"]["selector"] == labels
+
+    api, mapi = one(objs, "APIService"), one(manifests, "APIService")
+    assert mapi["spec"].pop("caBundle") == ""  # empty = absent; the chart leaves it out
+    assert api["spec"] == mapi["spec"]
+
+    for kind in ("Secret", "PodDisruptionBudget", "CustomResourceDefinition"):
+        assert not find(objs, kind), kind
+
+
+def test_everything_follows_the_release_name_and_namespace(render):
+    objs, _ = render(release="adapter", namespace="monitoring")
+    for o in objs:
+        ns = o["metadata"].get("namespace")
+        if o["kind"] == "RoleBinding" and o["metadata"]["name"].endswith(
+                ":extension-apiserver-authentication-reader"):
+            assert ns == "kube-system"
+        elif o["kind"] in ("ClusterRole", "ClusterRoleBinding", "APIService"):
+            assert ns is None, key(o)
+        else:
+            assert ns == "monitoring", key(o)
+        if o["kind"] != "APIService":
+            assert o["metadata"]["name"].startswith("adapter-xmetrics"), key(o)
+        for s in o.get("subjects", []):
+            if s["name"] != "horizontal-pod-autoscaler":
+                assert s == {"kind": "ServiceAccount", "name": "adapter-xmetrics",
+                             "namespace": "monitoring"}
+    assert "--namespace=monitoring" in container(objs)["args"]
+    api = one(objs, "APIService", "v1beta1.external.metrics.k8s.io")
+    assert api["spec"]["service"] == {"name": "adapter-xmetrics", "namespace": "monitoring",
+                                      "port": 443}
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "adapter-xmetrics"
+    assert pod["volumes"][0]["secret"]["secretName"] == "adapter-xmetrics-serving-cert"
+
+
+def test_datadog_backend_with_an_existing_secret(render):
+    objs, text = render(DATADOG_EXISTING_SECRET)
+    c = container(objs)
+    args = c["args"]
+    for a in ("--backend=datadog", "--refresh-period=15s", "--rollup=60", "--aggregator=max",
+              "--log-level=debug", "--datadog-timeout=5s", "--datadog-endpoint-backoff=1m"):
+        assert a in args, a
+    assert not [a for a in args if "key" in a], args  # keys never as flags (they show in ps)
+    env = env_of(objs)
+    assert env["DD_API_KEY"] == {"name": "DD_API_KEY", "valueFrom": {
+        "secretKeyRef": {"name": "datadog-keys", "key": "api-key"}}}
+    assert env["DD_APP_KEY"] == {"name": "DD_APP_KEY", "valueFrom": {
+        "secretKeyRef": {"name": "datadog-keys", "key": "app-key"}}}
+    assert env["DD_SITE"]["value"] == "datadoghq.eu"
+    assert env["DD_EXTERNAL_METRICS_PROVIDER_CHUNK_SIZE"]["value"] == "20"
+    assert env["DD_EXTERNAL_METRICS_PROVIDER_MAX_PARALLEL_QUERIES"]["value"] == "4"
+    # Only the Secret's name appears: no Secret object, no key material, no volume for keys.
+    assert not find(objs, "Secret")
+    assert not [key(o) for o in objs if "data" in o or "stringData" in o]
+    assert "datadog-keys" not in json.dumps(one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"])
+
+    # Other key names in the existing Secret.
+    objs, _ = render({**DATADOG_EXISTING_SECRET, "datadog": {
+        "existingSecret": "dd", "apiKeySecretKey": "DD_API", "appKeySecretKey": "DD_APP"}})
+    env = env_of(objs)
+    assert env["DD_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "dd", "key": "DD_API"}
+    assert env["DD_APP_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "dd", "key": "DD_APP"}
+
+
+def test_datadog_keys_as_files_mount_the_secret(render):
+    objs, _ = render(VALUE_SETS["datadog-keys-as-files"])
+    c = container(objs)
+    assert "--datadog-api-key-file=/var/run/xmetrics/datadog/api-key" in c["args"]
+    assert "--datadog-app-key-file=/var/run/xmetrics/datadog/app-key" in c["args"]
+    assert "DD_API_KEY" not in env_of(objs) and "DD_APP_KEY" not in env_of(objs)
+    assert {"name": "datadog-keys", "mountPath": "/var/run/xmetrics/datadog",
+            "readOnly": True} in c["volumeMounts"]
+    vol = next(v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+               if v["name"] == "datadog-keys")
+    assert vol["secret"] == {"secretName": "datadog-keys", "items": [
+        {"key": "api-key", "path": "api-key"}, {"key": "app-key", "path": "app-key"}]}
+    assert not find(objs, "Secret")
+
+
+def test_keys_given_as_values_go_only_into_the_secret_the_chart_creates(render):
+    api_key, app_key = "0123456789abcdef-api-key-sentinel", "fedcba9876543210-app-key-sentinel"
+    objs, _ = render({"backend": "datadog", "datadog": {"apiKey": api_key, "appKey": app_key}},
+                     release="xm", namespace="monitoring")
+    secret = one(objs, "Secret", "xm-xmetrics-datadog-keys")
+    assert secret["metadata"]["namespace"] == "monitoring"
+    assert base64.b64decode(secret["data"]["api-key"]).decode() == api_key
+    assert base64.b64decode(secret["data"]["app-key"]).decode() == app_key
+    for o in objs:
+        if o is secret:
+            continue
+        text = yaml.safe_dump(o)
+        for k in (api_key, app_key):
+            assert k not in text and base64.b64encode(k.encode()).decode() not in text, key(o)
+    env = env_of(objs)
+    assert env["DD_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "xm-xmetrics-datadog-keys",
+                                                              "key": "api-key"}
+    assert env["DD_APP_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "xm-xmetrics-datadog-keys",
+                                                              "key": "app-key"}
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"backend": "datadog"}, "backend datadog needs its keys"),
+    ({"backend": "datadog", "datadog": {"apiKey": "only-the-api-key-sentinel"}},
+     "backend datadog needs its keys"),
+    ({"backend": "datadog", "datadog": {"existingSecret": "dd", "apiKey": "both-sources-sentinel"}},
+     "set either existingSecret or apiKey/appKey, not both"),
+    ({"backend": "prometheus"}, "backend prometheus needs prometheus.url"),
+    ({"backend": "graphite"}, "backend"),
+    ({"useDatadogMetricCRD": True}, "useDatadogMetricCRD"),  # a typo is an error, not ignored
+    ({"apiService": {"caBundle": "Zm9v", "insecureSkipTLSVerify": True}},
+     "caBundle and insecureSkipTLSVerify=true cannot both be set"),
+])
+def test_invalid_values_fail_with_a_message_that_shows_no_key(helm, values, message):
+    res = helm("template", "xmetrics", CHART, values=values, check=False)
+    assert res.returncode != 0
+    assert message in res.stderr, res.stderr
+    assert "sentinel" not in res.stdout + res.stderr
+
+
+def test_crd_mode_installs_the_manifest_crd_and_its_rbac(render):
+    objs, _ = render(CRD_MODE)
+    manifests = load_manifests()
+    args = container(objs)["args"]
+    assert "--use-datadogmetric-crd=true" in args
+    assert "--autogen-expiry=1h" in args and "--cluster-name=prod-eu" in args
+    assert not [a for a in args if a.startswith("--datadogmetric-autogen")]  # default true
+
+    crd = one(objs, "CustomResourceDefinition", "datadogmetrics.datadoghq.com")
+    mcrd = one(manifests, "CustomResourceDefinition")
+    assert crd["apiVersion"] == mcrd["apiVersion"]
+    assert crd["spec"] == mcrd["spec"]
+    # Uninstalling the release must not delete the CRD (and with it every DatadogMetric).
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+    # RBAC: exactly that of 10-rbac.yaml, plus leader election.
+    assert rbac_of(objs) == rbac_of(manifests) | LEADER_ELECTION
+
+    # A cluster that has Datadog's CRD already: CRD mode without installing it.
+    objs, _ = render({**CRD_MODE, "datadogMetric": {"installCRD": False, "autogen": False}})
+    assert not find(objs, "CustomResourceDefinition")
+    args = container(objs)["args"]
+    assert "--use-datadogmetric-crd=true" in args and "--datadogmetric-autogen=false" in args
+    assert find(objs, "ClusterRole", "xmetrics:datadogmetrics")
+
+
+def test_replicas_3_get_a_pod_disruption_budget(render):
+    objs, _ = render({"replicaCount": 3})
+    dep = one(objs, "Deployment")
+    assert dep["spec"]["replicas"] == 3
+    pdb = one(objs, "PodDisruptionBudget", "xmetrics")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["metadata"]["namespace"] == "xmetrics"
+    assert pdb["spec"] == {"minAvailable": 1, "selector": dep["spec"]["selector"]}
+
+    assert not find(render({"replicaCount": 3, "podDisruptionBudget": {"enabled": False}})[0],
+                    "PodDisruptionBudget")
+    assert find(render({"podDisruptionBudget": {"enabled": True}})[0], "PodDisruptionBudget")
+    objs, _ = render({"replicaCount": 5, "podDisruptionBudget": {"maxUnavailable": 2}})
+    assert one(objs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 2
+    assert "minAvailable" not in one(objs, "PodDisruptionBudget")["spec"]
+
+
+def test_prometheus_backend(render):
+    objs, _ = render(VALUE_SETS["prometheus"])
+    c = container(objs)
+    for a in ("--backend=prometheus", "--prometheus-url=http://prometheus-server.monitoring:80",
+              "--prometheus-aggregation=avg",
+              "--prometheus-bearer-token-file=/var/run/xmetrics/prometheus-token/token",
+              "--prometheus-ca-file=/var/run/xmetrics/prometheus-ca/ca.crt"):
+        assert a in c["args"], a
+    assert "env" not in c
+    vols = {v["name"]: v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert vols["prometheus-token"]["secret"]["secretName"] == "prom-token"
+    assert vols["prometheus-ca"]["configMap"]["name"] == "prom-ca"
+
+
+def test_apiservice_options(render):
+    api = one(render({"apiService": {"caBundle": "Q0EgUEVN"}})[0], "APIService")
+    assert api["spec"]["caBundle"] == "Q0EgUEVN" and "insecureSkipTLSVerify" not in api["spec"]
+    api = one(render({"apiService": {"insecureSkipTLSVerify": True}})[0], "APIService")
+    assert api["spec"]["insecureSkipTLSVerify"] is True and "caBundle" not in api["spec"]
+    assert not find(render({"apiService": {"create": False}})[0], "APIService")
+
+
+def test_dogstatsd_off_and_extra_settings(render):
+    objs, _ = render({"dogstatsd": {"enabled": False}, "extraArgs": ["--max-metrics=20000"],
+                      "extraEnv": [{"name": "DD_CLUSTER_NAME", "value": "eu"}],
+                      "servingCert": {"secretName": "my-cert"}})
+    c = container(objs)
+    assert "--dogstatsd-address=" in c["args"] and "--max-metrics=20000" in c["args"]
+    assert [p["name"] for p in c["ports"]] == ["https"]
+    assert [p["name"] for p in one(objs, "Service")["spec"]["ports"]] == ["https"]
+    assert env_of(objs)["DD_CLUSTER_NAME"]["value"] == "eu"
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["secret"]["secretName"] == "my-cert"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The rendered args and env, given to the real binary
+
+
+def chart_command(objs, key_files=None, keys=None):
+    """The container's args and env as the binary would get them on loopback: the four flags of the
+    pod's network and files dropped (the fixture sets its own), secretKeyRef env resolved from `keys`
+    (secret key -> value, as the kubelet would), mounted key files mapped into key_files."""
+    c = container(objs)
+    args = []
+    for a in c["args"][1:]:  # "serve" is the fixture's
+        if a.split("=")[0] in ("--bind-address", "--secure-port", "--cert-dir", "--dogstatsd-address"):
+            continue
+        if key_files:
+            a = a.replace("/var/run/xmetrics/datadog", str(key_files))
+        args.append(a)
+    env = {}
+    for e in c.get("env", []):
+        if "valueFrom" in e:
+            env[e["name"]] = keys[e["valueFrom"]["secretKeyRef"]["key"]]
+        else:
+            env[e["name"]] = e["value"]
+    return args, env
+
+
+@pytest.fixture
+def fake_datadog():
+    servers = []
+
+    def start(**kwargs):
+        s = FakeDatadog(**kwargs)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+@pytest.mark.parametrize("keys_as_files", [False, True])
+def test_the_rendered_deployment_drives_the_binary(render, start_xmetrics, fake_datadog, tmp_path,
+                                                   keys_as_files):
+    dd = fake_datadog()
+    dd.values["helm.chart.metric"] = 7
+    objs, _ = render({"backend": "datadog", "aggregator": "max", "rollup": 60,
+                      "useDatadogMetricCrd": True, "logFormat": "text",
+                      "datadog": {"existingSecret": "datadog-keys", "endpoint": dd.url,
+                                  "timeout": "2s", "endpointBackoff": "1s",
+                                  "keysAsFiles": keys_as_files}})
+    (tmp_path / "api-key").write_text(dd.api_key)
+    (tmp_path / "app-key").write_text(dd.app_key)
+    args, env = chart_command(objs, key_files=tmp_path,
+                              keys={"api-key": dd.api_key, "app-key": dd.app_key})
+    assert ("DD_API_KEY" in env) != keys_as_files
+    assert env["DD_EXTERNAL_METRICS_PROVIDER_ENDPOINT"] == dd.url
+    xm = start_xmetrics(*args, env=env)
+    res = xm.get_raw(metric_path("helm.chart.metric", "app=web"))
+    assert json.loads(res.stdout)["items"][0]["value"] == "7"
+    queries = [q for c in dd.query_calls() for q in c["queries"]]
+    assert "max:helm.chart.metric{app:web}.rollup(60)" in queries, queries
+    status = xm.status()
+    assert status["backend"]["name"] == "datadog", status["backend"]
