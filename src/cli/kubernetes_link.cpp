@@ -1,6 +1,10 @@
 #include "cli/kubernetes_link.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <random>
 
 #include "catalog/datadog_metric.hpp"
 #include "kube/authentication_config.hpp"
@@ -108,7 +112,8 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
         "datadogmetrics");
     controller_ = std::make_unique<crd::DatadogMetricController>(
         client_, catalog, values, [this] { return datadogMetricObjects_.load(); },
-        crd::ControllerOptions{.autogenExpiry = options.autogenExpiry});
+        crd::ControllerOptions{.autogenExpiry = options.autogenExpiry,
+                               .isLeader = [this] { return isLeader(); }});
   }
   authentication_->start();
   hpas_->start();
@@ -116,7 +121,52 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
   if (controller_) controller_->start();
 }
 
+void KubernetesLink::startLeaderElection(const config::ServeOptions& options, std::string peerUrl) {
+  if (!options.leaderElection || elector_) return;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const char* podName = std::getenv("POD_NAME");
+  // Unique even for two processes on one host (tests): a restarted replica is a new candidate.
+  std::random_device random;
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "%08x", random());
+  peerUrl_ = peerUrl;
+  elector_ = std::make_unique<kube::LeaderElector>(
+      client_, kube::LeaderElectionOptions{
+                   .ns = ownNamespace(options, client_.config()),
+                   .leaseName = options.leaderLeaseName,
+                   .identity = std::string(podName && *podName ? podName : host) + "_" + suffix,
+                   .leaseDuration = options.leaderLeaseDuration,
+                   .renewDeadline = options.leaderRenewDeadline,
+                   .retryPeriod = options.leaderRetryPeriod,
+                   .peerUrl = std::move(peerUrl)});
+  elector_->start();
+}
+
+std::string KubernetesLink::leaderPeerUrl() const {
+  if (!elector_) return peerUrl_;
+  auto s = elector_->status();
+  return s.holder.empty() ? "" : s.peerUrl;
+}
+
+boost::json::object KubernetesLink::leaderStatus() const {
+  if (!elector_) return {{"enabled", false}, {"isLeader", true}};
+  auto s = elector_->status();
+  const auto& o = elector_->options();
+  return {{"enabled", true},
+          {"isLeader", s.isLeader},
+          {"identity", o.identity},
+          {"holder", s.holder},
+          {"peerUrl", s.peerUrl},
+          {"lease", o.ns + "/" + o.leaseName},
+          {"leaseDurationSeconds", o.leaseDuration.count()},
+          {"takeovers", s.transitions},
+          {"lastError", s.lastError}};
+}
+
 void KubernetesLink::stop() {
+  // Released first, so another replica takes over while this one winds down.
+  if (elector_) elector_->stop();
   // Both watches wind down together: each notices within about a second (libcurl's progress tick).
   if (controller_) controller_->stop();
   if (hpas_) hpas_->requestStop();

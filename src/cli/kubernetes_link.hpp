@@ -12,6 +12,7 @@
 #include "kube/access_reviews.hpp"
 #include "kube/informer.hpp"
 #include "kube/kube_client.hpp"
+#include "kube/leader_election.hpp"
 #include "poller/poller.hpp"
 #include "store/value_store.hpp"
 
@@ -43,6 +44,15 @@ class KubernetesLink {
              store::ValueStore& values, const config::ServeOptions& options);
   void stop();
 
+  // Leader election (--leader-election): started once this replica's peer URL is known. Without
+  // it this replica always leads.
+  void startLeaderElection(const config::ServeOptions& options, std::string peerUrl);
+  bool isLeader() const { return !elector_ || elector_->isLeader(); }
+  bool leaderElectionEnabled() const { return elector_ != nullptr; }
+  // The current leader's advertised URL; empty while none is known.
+  std::string leaderPeerUrl() const;
+  boost::json::object leaderStatus() const;
+
   // Empty once the authentication settings and the HPAs were read; else what is missing.
   std::string notReadyReason() const;
   boost::json::object status() const;
@@ -55,6 +65,8 @@ class KubernetesLink {
   std::unique_ptr<kube::Informer> hpas_;
   std::unique_ptr<kube::Informer> datadogMetrics_;  // CRD mode only
   std::unique_ptr<crd::DatadogMetricController> controller_;
+  std::unique_ptr<kube::LeaderElector> elector_;
+  std::string peerUrl_;
   std::atomic<bool> authenticationLoaded_{false};
   // The DatadogMetric objects as last delivered (their status included), for the controller.
   std::atomic<std::shared_ptr<const kube::ObjectMap>> datadogMetricObjects_;

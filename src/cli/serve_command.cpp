@@ -10,8 +10,10 @@
 #include "cli/backend_factory.hpp"
 #include "cli/commands.hpp"
 #include "cli/kubernetes_link.hpp"
+#include "http/http_client.hpp"
 #include "ingest/dogstatsd_listener.hpp"
 #include "poller/poller.hpp"
+#include "replication/value_replication.hpp"
 #include "server/api_handler.hpp"
 #include "server/certificates.hpp"
 #include "server/https_server.hpp"
@@ -120,7 +122,22 @@ int runServe(const config::ServeOptions& options) {
       .backends = backendNames,
       .configured = std::move(configured),
   });
-  poller::Poller poller(catalog, running, values, {.refreshPeriod = options.refreshPeriod});
+  // High availability: a follower mirrors the leader over HTTPS, authenticated by the client
+  // certificate every replica shares (one cert dir, one Secret) and trusting their shared CA.
+  replication::LeaderClient leaderClient(
+      http::TlsOptions{.caFile = certs->caCertificate,
+                       .clientCertFile = certs->clientCertificate,
+                       .clientKeyFile = certs->clientKey});
+  poller::Poller poller(
+      catalog, running, values,
+      {.refreshPeriod = options.refreshPeriod,
+       .isLeader = [&kubernetes] { return !kubernetes || kubernetes->isLeader(); },
+       .follow = [&kubernetes, &leaderClient](const replication::ReplicateRequest& request)
+           -> std::expected<replication::ReplicatedValues, std::string> {
+         std::string url = kubernetes ? kubernetes->leaderPeerUrl() : "";
+         if (url.empty()) return std::unexpected(std::string("no leader elected yet"));
+         return leaderClient.exchange(url, request);
+       }});
   poller.start();
   if (kubernetes) {
     kubernetes->start(authenticator, baseAuthentication, *caPem, catalog, poller, values, options);
@@ -152,13 +169,16 @@ int runServe(const config::ServeOptions& options) {
                             {"dropped", s.dropped}};
     }
     if (kubernetes) extra["kubernetes"] = kubernetes->status();
+    extra["leader"] = kubernetes ? kubernetes->leaderStatus()
+                                 : boost::json::object{{"enabled", false}, {"isLeader", true}};
     return extra;
   };
   server::ApiHandler handler(
       {.maxAge = options.maxAge,
        .firstFetchTimeout = options.firstFetchTimeout,
        .refreshPeriod = options.refreshPeriod,
-       .notReadyReason = [&]() { return kubernetes ? kubernetes->notReadyReason() : ""; }},
+       .notReadyReason = [&]() { return kubernetes ? kubernetes->notReadyReason() : ""; },
+       .isLeader = [&kubernetes] { return !kubernetes || kubernetes->isLeader(); }},
       authenticator, authorizer, values, catalog, poller, extraStatus);
   server::HttpsServer https({.bindAddress = options.bindAddress,
                              .port = options.securePort,
@@ -171,6 +191,20 @@ int runServe(const config::ServeOptions& options) {
                          ? "[" + options.bindAddress + "]"
                          : options.bindAddress;
   std::string url = "https://" + host + ":" + std::to_string(https.port());
+  if (options.leaderElection) {
+    if (!kubernetes) {
+      spdlog::warn("--leader-election is ignored without a cluster: this process always leads");
+    } else {
+      std::string peerUrl = options.peerUrl;
+      if (peerUrl.empty()) {
+        const char* podIp = std::getenv("POD_IP");
+        std::string peerHost = podIp && *podIp ? podIp : "127.0.0.1";
+        if (peerHost.find(':') != std::string::npos) peerHost = "[" + peerHost + "]";
+        peerUrl = "https://" + peerHost + ":" + std::to_string(https.port());
+      }
+      kubernetes->startLeaderElection(options, peerUrl);
+    }
+  }
   if (!options.writeKubeconfig.empty()) {
     if (auto written = server::writeKubeconfig(options.writeKubeconfig, url, *certs); !written) {
       return fail("--write-kubeconfig: " + written.error());

@@ -295,6 +295,34 @@ const std::vector<SettingImpl>& table() {
         "the value of %%tag_kube_cluster_name%% in DatadogMetric queries",
         ""},
        stringSetting(&O::clusterName)},
+      {{"leader-election",
+        {"DD_LEADER_ELECTION"},
+        "run several replicas: the holder of a coordination.k8s.io Lease polls the backends and "
+        "writes DatadogMetric status; the others mirror its values",
+        "false"},
+       boolSetting(&O::leaderElection)},
+      {{"leader-lease-name",
+        {"DD_LEADER_LEASE_NAME"},
+        "the Lease, in namespace",
+        "xmetrics-leader"},
+       stringSetting(&O::leaderLeaseName)},
+      {{"leader-lease-duration",
+        {"DD_LEADER_LEASE_DURATION"},
+        "a leader not renewing for this long is replaced",
+        "15s"},
+       durationSetting(&O::leaderLeaseDuration, std::chrono::seconds(2))},
+      {{"leader-renew-deadline",
+        {},
+        "a leader that could not renew for this long steps down (less than the lease duration)",
+        "10s"},
+       durationSetting(&O::leaderRenewDeadline, std::chrono::seconds(1))},
+      {{"leader-retry-period", {}, "how often the Lease is renewed or tried", "2s"},
+       durationSetting(&O::leaderRetryPeriod, std::chrono::seconds(1))},
+      {{"peer-url",
+        {},
+        "the URL other replicas reach this one at (published on the Lease while leading)",
+        "https://$POD_IP:<secure-port>, else https://127.0.0.1:<port>"},
+       stringSetting(&O::peerUrl)},
       {{"datadog-site",
         {"DD_SITE"},
         "Datadog site; the API is https://api.<site>",
@@ -491,6 +519,15 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
                      "s) is shorter than refresh-period (" +
                      std::to_string(options.refreshPeriod.count()) +
                      "s): every value would go stale between refreshes; raise max-age");
+  }
+  if (options.leaderElection && (options.leaderRenewDeadline >= options.leaderLeaseDuration ||
+                                 options.leaderRetryPeriod >= options.leaderRenewDeadline)) {
+    errors.push_back(
+        "leader election needs leader-retry-period (" +
+        std::to_string(options.leaderRetryPeriod.count()) + "s) < leader-renew-deadline (" +
+        std::to_string(options.leaderRenewDeadline.count()) + "s) < leader-lease-duration (" +
+        std::to_string(options.leaderLeaseDuration.count()) +
+        "s): otherwise two replicas could lead at once");
   }
   std::erase(options.backends, options.backend);  // the default runs anyway
   auto runs = [&](const std::string& name) {

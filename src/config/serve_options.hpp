@@ -55,6 +55,14 @@ struct ServeOptions {
   std::string ns;  // empty: the pod's namespace, else "xmetrics"
   std::string clusterName;
 
+  // High availability (docs/high-availability.md).
+  bool leaderElection = false;
+  std::string leaderLeaseName = "xmetrics-leader";
+  std::chrono::seconds leaderLeaseDuration{15};
+  std::chrono::seconds leaderRenewDeadline{10};
+  std::chrono::seconds leaderRetryPeriod{2};
+  std::string peerUrl;  // empty: https://$POD_IP:<secure-port>, else https://127.0.0.1:<port>
+
   // --backend datadog. Keys are never logged; prefer the environment or the *-file settings.
   std::string datadogSite = "datadoghq.com";
   std::string datadogEndpoint;   // base URL; empty: https://api.<datadogSite>

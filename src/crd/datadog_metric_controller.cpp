@@ -95,6 +95,12 @@ bool DatadogMetricController::takeWriteToken() {
 }
 
 void DatadogMetricController::reconcile() {
+  if (options_.isLeader && !options_.isLeader()) {
+    // Another replica writes; when this one leads again it starts from what the objects say.
+    written_.clear();
+    creating_.clear();
+    return;
+  }
   auto objects = objects_();
   if (!objects) return;  // not listed yet: nothing is known to be missing
   auto now = core::Clock::now();

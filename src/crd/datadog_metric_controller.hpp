@@ -26,6 +26,8 @@ struct ControllerOptions {
   // flips (Valid, Active, Error, references, value) are written at once.
   std::chrono::seconds freshnessInterval{60};
   std::chrono::milliseconds tick{1000};
+  // Only the leader writes; empty: always.
+  std::function<bool()> isLeader;
 };
 
 struct ControllerStats {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 #include <unordered_map>
 
 namespace xmetrics::poller {
@@ -67,15 +68,38 @@ PollerStatus Poller::status() const {
 
 void Poller::run() {
   auto nextRefresh = std::chrono::steady_clock::now();
+  auto nextFollow = std::chrono::steady_clock::now();
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    auto wakeAt = std::min(nextRefresh, nextRetry());
+    bool leader = leading();
+    auto wakeAt = leader ? std::min(nextRefresh, nextRetry()) : nextFollow;
+    if (!leader && !followWaiting_.empty()) {
+      // A first request waits for the leader's value: ask again soon.
+      wakeAt = std::min(wakeAt, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+    }
     wake_.wait_until(lock, wakeAt, [&] { return stopping_ || !urgent_.empty(); });
     if (stopping_) break;
     status_.lastTick = std::chrono::steady_clock::now();
     auto urgent = std::move(urgent_);
     urgent_.clear();
     lock.unlock();
+    if (!leading()) {
+      followLeader(std::move(urgent));
+      nextFollow = std::chrono::steady_clock::now() + options_.followPeriod;
+      // Whenever this replica takes over, its first refresh starts at once: the values it holds
+      // came from the old leader and must not wait a whole period to be refreshed.
+      nextRefresh = std::chrono::steady_clock::now();
+      lock.lock();
+      status_.following = true;
+      continue;
+    }
+    {
+      std::lock_guard statusLock(mutex_);
+      status_.following = false;
+    }
+    // Requests that waited for the old leader are now ours to fetch.
+    for (auto& w : followWaiting_) urgent.emplace_back(std::move(w.entry), std::move(w.done));
+    followWaiting_.clear();
     if (!urgent.empty()) {
       std::vector<catalog::CatalogEntryPtr> entries;
       entries.reserve(urgent.size());
@@ -96,6 +120,78 @@ void Poller::run() {
     }
     lock.lock();
   }
+  // Requests still waiting for the leader are answered by their own deadlines.
+  followWaiting_.clear();
+}
+
+void Poller::followLeader(
+    std::vector<std::pair<catalog::CatalogEntryPtr, std::function<void()>>> urgent) {
+  auto steadyNow = std::chrono::steady_clock::now();
+  for (auto& [entry, done] : urgent) followWaiting_.push_back({entry, std::move(done), steadyNow});
+  replication::ReplicateRequest request{.generation = leaderGeneration_};
+  auto now = clock_();
+  // Demand: what waits for a first value, and what was requested here since the last exchange (so
+  // the leader keeps polling metrics only this replica is asked for).
+  std::set<std::string> sent;
+  auto add = [&](const catalog::CatalogEntry& e) {
+    if (sent.insert(e.key).second) {
+      request.demand.push_back({e.ns, e.metricName, e.selector.canonical()});
+    }
+  };
+  for (const auto& w : followWaiting_) add(*w.entry);
+  for (const auto& e : catalog_.entries()) {
+    if (e->lastRequested() > demandSentUpTo_) add(*e);
+  }
+  auto result = options_.follow ? options_.follow(request)
+                                : std::unexpected(std::string("no leader to follow"));
+  if (result) {
+    demandSentUpTo_ = now;
+    leaderGeneration_ = result->generation;
+    if (result->values) publishReplica(std::move(*result->values));
+  }
+  {
+    std::lock_guard lock(mutex_);
+    ++status_.followExchanges;
+    if (result) {
+      status_.followError.clear();
+      status_.lastFollow = now;
+    } else {
+      status_.followError = result.error();
+    }
+  }
+  auto snapshot = store_.snapshot();
+  std::erase_if(followWaiting_, [&](Waiting& w) {
+    // The request's own deadline (first-fetch-timeout) answers it if the leader is slow; after 10 s
+    // it is dropped here.
+    bool answered = snapshot->find(w.entry->key) != nullptr ||
+                    std::chrono::steady_clock::now() - w.since > std::chrono::seconds(10);
+    if (answered) w.done();
+    return answered;
+  });
+}
+
+void Poller::publishReplica(std::vector<store::MetricValue> values) {
+  auto previous = store_.snapshot();
+  std::unordered_map<std::string, store::DemandStamp> demand;
+  for (const auto& e : catalog_.entries()) demand.emplace(e->key, e->demand);
+  auto map = std::make_shared<store::ValueMap>();
+  map->reserve(values.size());
+  for (auto& v : values) {
+    auto key = store::metricKey(v.ns, v.metricName, v.selector);
+    auto value = std::make_shared<store::MetricValue>(std::move(v));
+    if (auto it = demand.find(key); it != demand.end()) value->demand = it->second;
+    auto old = previous->find(key);
+    bool samePoint = old && !old->body.empty() && old->sample && value->sample &&
+                     old->sample->value == value->sample->value &&
+                     old->sample->time == value->sample->time && old->labels == value->labels &&
+                     old->metricName == value->metricName;
+    value->body = samePoint ? old->body : store::renderValueList(*value);
+    (*map)[key] = std::move(value);
+  }
+  store::ValueSnapshot next;
+  next.base = std::move(map);
+  next.publishedAt = clock_();
+  store_.publish(std::move(next));
 }
 
 void Poller::noteOutcome(const catalog::CatalogEntryPtr& entry, bool hasValue) {

@@ -12,6 +12,7 @@
 
 #include "backends/backend.hpp"
 #include "catalog/catalog.hpp"
+#include "replication/value_replication.hpp"
 #include "store/value_store.hpp"
 
 namespace xmetrics::poller {
@@ -23,6 +24,14 @@ struct PollerOptions {
   // after this, doubling up to the refresh period: a restart or a late first data point is served
   // within seconds instead of a whole period later.
   std::chrono::milliseconds firstRetry{1000};
+  // High availability. While isLeader() is false the poller asks no backend: it mirrors the
+  // leader through `follow` every followPeriod (sooner while a first request waits), sending what
+  // this replica was asked for. Empty isLeader: always the leader.
+  std::function<bool()> isLeader;
+  std::function<std::expected<replication::ReplicatedValues, std::string>(
+      const replication::ReplicateRequest&)>
+      follow;
+  std::chrono::milliseconds followPeriod{1000};
 };
 
 struct PollerStatus {
@@ -37,6 +46,11 @@ struct PollerStatus {
   // When the backend call now in progress began; nullopt between calls. A paced or slow backend
   // call is the poller working, not hanging.
   std::optional<std::chrono::steady_clock::time_point> fetchingSince;
+  // Follower side of high availability.
+  bool following = false;
+  uint64_t followExchanges = 0;
+  std::string followError;             // the last exchange's error; empty when it worked
+  core::Clock::time_point lastFollow;  // last successful exchange with the leader
 };
 
 // Owns all backend traffic: refreshes every wanted metric each period, deduplicating identical
@@ -72,6 +86,10 @@ class Poller {
 
  private:
   void run();
+  // One exchange with the leader: sends demand, publishes its values, answers waiting requests.
+  void followLeader(std::vector<std::pair<catalog::CatalogEntryPtr, std::function<void()>>> urgent);
+  void publishReplica(std::vector<store::MetricValue> values);
+  bool leading() const { return !options_.isLeader || options_.isLeader(); }
   void fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entries, bool fullCycle);
   // Schedules (or clears) the early retry of a metric after a fetch.
   void noteOutcome(const catalog::CatalogEntryPtr& entry, bool hasValue);
@@ -94,6 +112,15 @@ class Poller {
     std::chrono::milliseconds delay;
   };
   std::unordered_map<std::string, Retry> retries_;  // by metric key; poller thread only
+  // Follower state; poller thread only.
+  struct Waiting {
+    catalog::CatalogEntryPtr entry;
+    std::function<void()> done;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::vector<Waiting> followWaiting_;
+  uint64_t leaderGeneration_ = 0;
+  core::Clock::time_point demandSentUpTo_;
   PollerStatus status_;
   std::thread thread_;
 };

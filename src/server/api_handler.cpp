@@ -14,6 +14,7 @@
 #include "catalog/datadog_metric.hpp"
 #include "core/quantity.hpp"
 #include "core/time_format.hpp"
+#include "replication/value_replication.hpp"
 #include "server/status_error.hpp"
 
 namespace xmetrics::server {
@@ -53,6 +54,7 @@ struct ApiHandler::Parsed {
   std::string path;
   std::vector<std::string> parts;  // decoded path segments
   std::string selector;            // labelSelector, decoded
+  std::string body;                // POST /xmetrics/v1/replicate only
 };
 
 namespace {
@@ -172,6 +174,7 @@ void ApiHandler::handle(const HttpRequest& request, const PeerCertificate& peer,
   parsed->version = request.version();
   parsed->method = request.method();
   parsed->methodText = std::string(request.method_string());
+  if (request.method() == http::verb::post) parsed->body = request.body();
   auto url = boost::urls::parse_origin_form(request.target());
   if (!url) {
     return slot->respond(statusError(
@@ -227,6 +230,9 @@ void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
   const unsigned version = request.version;
   const std::string& path = request.path;
   const auto& parts = request.parts;
+  if (path == replication::kReplicatePath && request.method == http::verb::post) {
+    return slot->respond(replicate(request.body, version));
+  }
   if (request.method != http::verb::get && request.method != http::verb::head) {
     auto response = statusError(405, "MethodNotAllowed",
                                 request.methodText + " is not supported on " + path +
@@ -289,7 +295,9 @@ HttpResponse ApiHandler::health(std::string_view path, unsigned version) const {
       status.fetchingSince ? now - *status.fetchingSince <= liveLimit * 10 : sinceTick <= liveLimit;
   // Readiness waits for the first complete refresh, so a fresh replica never serves "not fetched".
   std::string notReady = options_.notReadyReason ? options_.notReadyReason() : "";
-  bool ready = live && status.cycles > 0 && notReady.empty();
+  // A follower is ready once it holds the leader's values.
+  bool refreshed = status.cycles > 0 || status.lastFollow.time_since_epoch().count() != 0;
+  bool ready = live && refreshed && notReady.empty();
   bool ok = path == "/readyz" ? ready : live;
   std::string check =
       path == "/readyz" ? "first refresh cycle complete and poller ticking" : "poller ticking";
@@ -433,6 +441,27 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
   });
 }
 
+HttpResponse ApiHandler::replicate(const std::string& body, unsigned version) {
+  if (options_.isLeader && !options_.isLeader()) {
+    return statusError(503, "ServiceUnavailable",
+                       "this replica is not the leader; read the Lease for the current one",
+                       version);
+  }
+  auto request = replication::decodeRequest(body);
+  if (!request) return statusError(400, "BadRequest", "replicate: " + request.error(), version);
+  auto now = core::Clock::now();
+  auto snapshot = values_.snapshot();
+  // What followers were asked for is wanted here too: registered (and fetched at once when new)
+  // exactly as a request to this replica would be.
+  for (const auto& d : request->demand) {
+    auto selector = core::LabelSelector::parse(d.selector);
+    if (!selector || !isValidMetricName(d.metricName)) continue;
+    auto entry = catalog_.ensure(d.ns, d.metricName, *selector, now);
+    if (entry && !snapshot->find(entry->key)) poller_.fetchNow(entry, [] {});
+  }
+  return jsonResponse(200, replication::encodeSnapshot(*snapshot, request->generation), version);
+}
+
 HttpResponse ApiHandler::answer(const std::string& key, std::string_view ns,
                                 std::string_view metric, std::string_view selector,
                                 unsigned version) const {
@@ -556,6 +585,12 @@ boost::json::object ApiHandler::statusReport() const {
            {"queries", poller.queries},
            {"backendCalls", poller.backendCalls},
            {"firstFetches", poller.firstFetches},
+           {"following", poller.following},
+           {"followExchanges", poller.followExchanges},
+           {"followError", poller.followError},
+           {"lastFollow", poller.lastFollow.time_since_epoch().count() == 0
+                              ? std::string()
+                              : core::rfc3339(poller.lastFollow)},
        }},
   };
   if (extraStatus_) {

@@ -24,6 +24,8 @@ struct ApiHandlerOptions {
   // Beyond the poller: what else must be in place before serving (e.g. the cluster's authentication
   // settings were read). Returns why not, or empty when ready.
   std::function<std::string()> notReadyReason;
+  // High availability: only the leader answers followers' /xmetrics/v1/replicate. Empty: always.
+  std::function<bool()> isLeader;
 };
 
 // Routes every request. Reads only published snapshots; never calls a backend. Paths:
@@ -60,6 +62,7 @@ class ApiHandler final : public RequestHandler {
   HttpResponse discovery(std::string_view path, unsigned version) const;
   void externalMetric(std::string_view ns, std::string_view metric, std::string_view selectorText,
                       unsigned version, ResponseSlotPtr slot);
+  HttpResponse replicate(const std::string& body, unsigned version);
   HttpResponse answer(const std::string& key, std::string_view ns, std::string_view metric,
                       std::string_view selector, unsigned version) const;
 

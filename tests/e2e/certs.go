@@ -24,7 +24,13 @@ type CertAuthority struct {
 	KeyPEM  []byte
 }
 
-// NewCertAuthority creates a self-signed CA valid for a day.
+// certValidity is how long every certificate of the tests is valid. More than 30 days:
+// xmetrics reissues (with its own SANs, xmetrics.xmetrics.svc…) a certificate in
+// --cert-dir that expires within 30 days, which would replace the launcher's serving
+// certificate for <service>.<namespace>.svc.
+const certValidity = 90 * 24 * time.Hour
+
+// NewCertAuthority creates a self-signed CA valid for certValidity.
 func NewCertAuthority(commonName string) (*CertAuthority, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -35,7 +41,7 @@ func NewCertAuthority(commonName string) (*CertAuthority, error) {
 		SerialNumber:          randomSerial(),
 		Subject:               pkix.Name{CommonName: commonName},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
+		NotAfter:              now.Add(certValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -83,7 +89,7 @@ func (ca *CertAuthority) Issue(req CertRequest) (certPEM, keyPEM []byte, err err
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: req.CommonName, Organization: req.Organizations},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
+		NotAfter:     now.Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  usage,
 		DNSNames:     req.DNSNames,

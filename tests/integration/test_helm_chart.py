@@ -40,6 +40,7 @@ VALUE_SETS = {
                               "datadog": {"existingSecret": "datadog-keys", "keysAsFiles": True}},
     "crd-mode": CRD_MODE,
     "replicas-3": {"replicaCount": 3},
+    "config-file": {"config": {"inactive-after": "15m", "max-metrics": 20000}},
     "prometheus": {"backend": "prometheus",
                    "prometheus": {"url": "http://prometheus-server.monitoring:80",
                                   "aggregation": "avg",
@@ -231,7 +232,7 @@ def test_everything_follows_the_release_name_and_namespace(render):
 
 
 def test_datadog_backend_with_an_existing_secret(render):
-    objs, text = render(DATADOG_EXISTING_SECRET)
+    objs, _ = render(DATADOG_EXISTING_SECRET)
     c = container(objs)
     args = c["args"]
     for a in ("--backend=datadog", "--refresh-period=15s", "--rollup=60", "--aggregator=max",
@@ -379,6 +380,21 @@ def test_apiservice_options(render):
     assert not find(render({"apiService": {"create": False}})[0], "APIService")
 
 
+def test_config_becomes_a_config_file(render):
+    objs, _ = render({"config": {"inactive-after": "15m", "max-metrics": 20000}})
+    cm = one(objs, "ConfigMap", "xmetrics-config")
+    assert yaml.safe_load(cm["data"]["xmetrics.yaml"]) == {"inactive-after": "15m", "max-metrics": 20000}
+    c = container(objs)
+    assert "--config=/etc/xmetrics/xmetrics.yaml" in c["args"]
+    assert {"name": "config", "mountPath": "/etc/xmetrics", "readOnly": True} in c["volumeMounts"]
+    pod = one(objs, "Deployment")["spec"]["template"]
+    assert {"name": "config", "configMap": {"name": "xmetrics-config"}} in pod["spec"]["volumes"]
+    # A changed config rolls the pods.
+    checksum = pod["metadata"]["annotations"]["checksum/config"]
+    objs, _ = render({"config": {"inactive-after": "20m", "max-metrics": 20000}})
+    assert one(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/config"] != checksum
+
+
 def test_dogstatsd_off_and_extra_settings(render):
     objs, _ = render({"dogstatsd": {"enabled": False}, "extraArgs": ["--max-metrics=20000"],
                       "extraEnv": [{"name": "DD_CLUSTER_NAME", "value": "eu"}],
@@ -396,17 +412,19 @@ def test_dogstatsd_off_and_extra_settings(render):
 # The rendered args and env, given to the real binary
 
 
-def chart_command(objs, key_files=None, keys=None):
+def chart_command(objs, files, keys):
     """The container's args and env as the binary would get them on loopback: the four flags of the
     pod's network and files dropped (the fixture sets its own), secretKeyRef env resolved from `keys`
-    (secret key -> value, as the kubelet would), mounted key files mapped into key_files."""
+    (secret key -> value, as the kubelet would), the mounted key files and config file mapped into
+    the directory `files` (the ConfigMap's xmetrics.yaml written there)."""
     c = container(objs)
+    for cm in find(objs, "ConfigMap"):
+        (files / "xmetrics.yaml").write_text(cm["data"]["xmetrics.yaml"])
     args = []
     for a in c["args"][1:]:  # "serve" is the fixture's
         if a.split("=")[0] in ("--bind-address", "--secure-port", "--cert-dir", "--dogstatsd-address"):
             continue
-        if key_files:
-            a = a.replace("/var/run/xmetrics/datadog", str(key_files))
+        a = a.replace("/var/run/xmetrics/datadog", str(files)).replace("/etc/xmetrics", str(files))
         args.append(a)
     env = {}
     for e in c.get("env", []):
@@ -438,13 +456,14 @@ def test_the_rendered_deployment_drives_the_binary(render, start_xmetrics, fake_
     dd.values["helm.chart.metric"] = 7
     objs, _ = render({"backend": "datadog", "aggregator": "max", "rollup": 60,
                       "useDatadogMetricCrd": True, "logFormat": "text",
+                      "config": {"inactive-after": "15m", "max-metrics": 500},
                       "datadog": {"existingSecret": "datadog-keys", "endpoint": dd.url,
                                   "timeout": "2s", "endpointBackoff": "1s",
                                   "keysAsFiles": keys_as_files}})
     (tmp_path / "api-key").write_text(dd.api_key)
     (tmp_path / "app-key").write_text(dd.app_key)
-    args, env = chart_command(objs, key_files=tmp_path,
-                              keys={"api-key": dd.api_key, "app-key": dd.app_key})
+    args, env = chart_command(objs, tmp_path, keys={"api-key": dd.api_key, "app-key": dd.app_key})
+    assert f"--config={tmp_path}/xmetrics.yaml" in args
     assert ("DD_API_KEY" in env) != keys_as_files
     assert env["DD_EXTERNAL_METRICS_PROVIDER_ENDPOINT"] == dd.url
     xm = start_xmetrics(*args, env=env)

@@ -1,0 +1,170 @@
+#include "replication/value_replication.hpp"
+
+#include <boost/json.hpp>
+#include <cmath>
+
+namespace xmetrics::replication {
+namespace {
+
+std::string str(const boost::json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+int64_t integer(const boost::json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  if (!v) return 0;
+  if (v->is_int64()) return v->as_int64();
+  if (v->is_uint64()) return static_cast<int64_t>(v->as_uint64());
+  return 0;
+}
+
+// Times travel as nanoseconds since the epoch: exact, and both sides use the system clock.
+int64_t nanos(core::Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+core::Clock::time_point fromNanos(int64_t n) {
+  return core::Clock::time_point(
+      std::chrono::duration_cast<core::Clock::duration>(std::chrono::nanoseconds(n)));
+}
+
+boost::json::object encodeValue(const store::MetricValue& v) {
+  boost::json::object o{{"namespace", v.ns},
+                        {"metricName", v.metricName},
+                        {"selector", v.selector},
+                        {"query", v.query},
+                        {"backend", v.backend},
+                        {"resolution", v.resolution},
+                        {"object", v.object},
+                        {"maxAgeSeconds", v.maxAge.count()},
+                        {"errorCode", v.errorCode},
+                        {"error", v.error},
+                        {"lastFetch", nanos(v.lastFetch)},
+                        {"lastSuccess", nanos(v.lastSuccess)}};
+  boost::json::object labels;
+  for (const auto& [k, val] : v.labels) labels[k] = val;
+  o["labels"] = std::move(labels);
+  if (v.sample) {
+    o["sample"] = {{"value", v.sample->value},
+                   {"time", nanos(v.sample->time)},
+                   {"unit", v.sample->unit}};
+  }
+  return o;
+}
+
+std::expected<store::MetricValue, std::string> decodeValue(const boost::json::value& item) {
+  if (!item.is_object()) return std::unexpected("a value is not an object");
+  const auto& o = item.as_object();
+  store::MetricValue v;
+  v.ns = str(o, "namespace");
+  v.metricName = str(o, "metricName");
+  v.selector = str(o, "selector");
+  v.query = str(o, "query");
+  v.backend = str(o, "backend");
+  v.resolution = str(o, "resolution");
+  v.object = str(o, "object");
+  v.maxAge = std::chrono::seconds(integer(o, "maxAgeSeconds"));
+  v.errorCode = static_cast<int>(integer(o, "errorCode"));
+  v.error = str(o, "error");
+  v.lastFetch = fromNanos(integer(o, "lastFetch"));
+  v.lastSuccess = fromNanos(integer(o, "lastSuccess"));
+  if (v.metricName.empty()) return std::unexpected("a value has no metricName");
+  if (auto* labels = o.if_contains("labels"); labels && labels->is_object()) {
+    for (const auto& [k, val] : labels->as_object()) {
+      if (val.is_string()) v.labels[k] = std::string(val.as_string());
+    }
+  }
+  if (auto* s = o.if_contains("sample"); s && s->is_object()) {
+    const auto& so = s->as_object();
+    auto* value = so.if_contains("value");
+    if (!value || !value->is_number()) return std::unexpected("a sample has no numeric value");
+    double number = value->to_number<double>();
+    if (!std::isfinite(number)) return std::unexpected("a sample is not finite");
+    v.sample = core::Sample{number, fromNanos(integer(so, "time")), str(so, "unit")};
+  }
+  return v;
+}
+
+}  // namespace
+
+std::string encodeRequest(const ReplicateRequest& request) {
+  boost::json::array demand;
+  for (const auto& d : request.demand) {
+    demand.push_back({{"namespace", d.ns}, {"metricName", d.metricName}, {"selector", d.selector}});
+  }
+  return boost::json::serialize(
+      boost::json::object{{"generation", request.generation}, {"demand", std::move(demand)}});
+}
+
+std::expected<ReplicateRequest, std::string> decodeRequest(std::string_view body) {
+  boost::system::error_code ec;
+  auto parsed = boost::json::parse(body, ec);
+  if (ec || !parsed.is_object()) return std::unexpected("the body is not a JSON object");
+  const auto& o = parsed.as_object();
+  ReplicateRequest r;
+  r.generation = static_cast<uint64_t>(integer(o, "generation"));
+  if (auto* demand = o.if_contains("demand"); demand && demand->is_array()) {
+    for (const auto& d : demand->as_array()) {
+      if (!d.is_object()) return std::unexpected("a demand item is not an object");
+      const auto& dobj = d.as_object();
+      r.demand.push_back({str(dobj, "namespace"), str(dobj, "metricName"), str(dobj, "selector")});
+    }
+  }
+  return r;
+}
+
+std::string encodeSnapshot(const store::ValueSnapshot& snapshot, uint64_t followerGeneration) {
+  boost::json::object out{{"generation", snapshot.generation}};
+  if (snapshot.generation != followerGeneration) {
+    boost::json::array values;
+    values.reserve(snapshot.size());
+    snapshot.forEach([&](const std::string&, const store::MetricValuePtr& v) {
+      values.push_back(encodeValue(*v));
+    });
+    out["values"] = std::move(values);
+  }
+  return boost::json::serialize(out);
+}
+
+std::expected<ReplicatedValues, std::string> decodeSnapshot(std::string_view body) {
+  boost::system::error_code ec;
+  auto parsed = boost::json::parse(body, ec);
+  if (ec || !parsed.is_object()) return std::unexpected("the leader's answer is not a JSON object");
+  const auto& o = parsed.as_object();
+  ReplicatedValues r;
+  r.generation = static_cast<uint64_t>(integer(o, "generation"));
+  if (auto* values = o.if_contains("values")) {
+    if (!values->is_array()) return std::unexpected("the leader's values are not a list");
+    std::vector<store::MetricValue> list;
+    list.reserve(values->as_array().size());
+    for (const auto& item : values->as_array()) {
+      auto v = decodeValue(item);
+      if (!v) return std::unexpected("the leader sent a bad value: " + v.error());
+      list.push_back(std::move(*v));
+    }
+    r.values = std::move(list);
+  }
+  return r;
+}
+
+LeaderClient::LeaderClient(http::TlsOptions tls) : http_(std::move(tls)) {}
+
+std::expected<ReplicatedValues, std::string> LeaderClient::exchange(
+    const std::string& leaderUrl, const ReplicateRequest& request) {
+  http::Request r{.method = "POST",
+                  .url = leaderUrl + std::string(kReplicatePath),
+                  .headers = {{"Content-Type", "application/json"}},
+                  .body = encodeRequest(request),
+                  .timeout = std::chrono::milliseconds(5000),
+                  .connectTimeout = std::chrono::milliseconds(2000)};
+  auto response = http_.send(r);
+  if (!response) return std::unexpected("leader " + leaderUrl + ": " + response.error());
+  if (response->status != 200) {
+    return std::unexpected("leader " + leaderUrl + " answered " +
+                           std::to_string(response->status) + ": " +
+                           response->body.substr(0, 300));
+  }
+  return decodeSnapshot(response->body);
+}
+
+}  // namespace xmetrics::replication
