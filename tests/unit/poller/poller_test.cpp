@@ -226,3 +226,65 @@ TEST(PollerBackends, EachEntryIsAskedOfTheBackendItNamesAndAnUnknownOneIsAnError
 
 }  // namespace
 }  // namespace xmetrics::poller
+
+namespace xmetrics::poller {
+namespace {
+
+// A follower asks no backend: it sends what it was asked for to the leader and serves the leader's
+// values; when it becomes the leader it refreshes at once.
+TEST(PollerFollower, MirrorsTheLeaderAndForwardsDemandThenTakesOver) {
+  testing::FakeBackend backend;
+  store::ValueStore values;
+  catalog::Catalog catalog({});
+  std::atomic<bool> leader{false};
+  std::mutex mutex;
+  std::vector<replication::ReplicateRequest> requests;
+  auto now = core::Clock::now();
+  Poller poller(catalog, backend, values,
+                {.refreshPeriod = 3600s,
+                 .isLeader = [&] { return leader.load(); },
+                 .follow = [&](const replication::ReplicateRequest& r)
+                     -> std::expected<replication::ReplicatedValues, std::string> {
+                   std::lock_guard lock(mutex);
+                   requests.push_back(r);
+                   store::MetricValue v;
+                   v.ns = "shop";
+                   v.metricName = "requests";
+                   v.selector = "";
+                   v.query = "avg:requests{*}.rollup(30)";
+                   v.sample = core::Sample{42, now};
+                   return replication::ReplicatedValues{
+                       .generation = 11, .values = std::vector<store::MetricValue>{v}};
+                 },
+                 .followPeriod = 50ms});
+  auto entry = catalog.ensure("shop", "requests", {}, now);
+  backend.set(entry->query, core::Sample{1, now});
+  poller.start();
+  std::promise<void> answered;
+  poller.fetchNow(entry, [&] { answered.set_value(); });
+  ASSERT_EQ(answered.get_future().wait_for(5s), std::future_status::ready);
+  auto v = values.snapshot()->find(entry->key);
+  ASSERT_TRUE(v && v->sample);
+  EXPECT_EQ(v->sample->value, 42);  // the leader's value, not this replica's backend
+  EXPECT_NE(v->body.find("\"42\""), std::string::npos);
+  EXPECT_TRUE(backend.calls().empty());
+  {
+    std::lock_guard lock(mutex);
+    ASSERT_FALSE(requests.empty());
+    ASSERT_FALSE(requests[0].demand.empty());
+    EXPECT_EQ(requests[0].demand[0].ns, "shop");
+    EXPECT_EQ(requests[0].demand[0].metricName, "requests");
+    EXPECT_EQ(requests.back().generation, requests.size() > 1 ? 11u : 0u);
+  }
+  EXPECT_TRUE(poller.status().following);
+
+  leader = true;
+  for (int i = 0; i < 100 && poller.status().cycles == 0; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_GE(poller.status().cycles, 1u);  // the takeover refreshes at once, not a period later
+  EXPECT_EQ(values.snapshot()->find(entry->key)->sample->value, 1);
+  EXPECT_FALSE(backend.calls().empty());
+  poller.stop();
+}
+
+}  // namespace
+}  // namespace xmetrics::poller

@@ -1,0 +1,97 @@
+#include "replication/value_replication.hpp"
+
+#include <gtest/gtest.h>
+
+namespace xmetrics::replication {
+namespace {
+
+using namespace std::chrono_literals;
+
+store::ValueSnapshot snapshotWith(std::vector<store::MetricValue> values, uint64_t generation) {
+  auto map = std::make_shared<store::ValueMap>();
+  for (auto& v : values) {
+    auto key = store::metricKey(v.ns, v.metricName, v.selector);
+    (*map)[key] = std::make_shared<store::MetricValue>(std::move(v));
+  }
+  store::ValueSnapshot s;
+  s.base = map;
+  s.generation = generation;
+  return s;
+}
+
+TEST(ValueReplication, ValuesSurviveTheTripExactly) {
+  store::MetricValue good;
+  good.ns = "shop";
+  good.metricName = "requests";
+  good.selector = "app=web";
+  good.query = "avg:requests{app:web}.rollup(30)";
+  good.backend = "datadog";
+  good.resolution = "datadogmetric shop/requests (rule 2: named like the metric)";
+  good.object = "shop/requests";
+  good.maxAge = 300s;
+  good.labels = {{"app", "web"}};
+  good.sample = core::Sample{0.1 + 0.2, core::Clock::time_point(1'795'000'000'123'456'789ns), "s"};
+  good.lastFetch = core::Clock::time_point(1'795'000'001'000'000'000ns);
+  store::MetricValue missing;
+  missing.ns = "shop";
+  missing.metricName = "datadogmetric@shop:gone";
+  missing.errorCode = 404;
+  missing.error = "DatadogMetric shop/gone not found";
+
+  auto body = encodeSnapshot(snapshotWith({good, missing}, 7), 3);
+  auto decoded = decodeSnapshot(body);
+  ASSERT_TRUE(decoded) << decoded.error();
+  EXPECT_EQ(decoded->generation, 7u);
+  ASSERT_TRUE(decoded->values);
+  ASSERT_EQ(decoded->values->size(), 2u);
+  for (const auto& v : *decoded->values) {
+    if (v.metricName == "requests") {
+      ASSERT_TRUE(v.sample);
+      EXPECT_EQ(v.sample->value, 0.1 + 0.2);  // bit-exact: what the leader serves
+      EXPECT_EQ(v.sample->time, good.sample->time);
+      EXPECT_EQ(v.sample->unit, "s");
+      EXPECT_EQ(v.lastFetch, good.lastFetch);
+      EXPECT_EQ(v.labels, good.labels);
+      EXPECT_EQ(v.maxAge, 300s);
+      EXPECT_EQ(v.resolution, good.resolution);
+      EXPECT_EQ(v.object, "shop/requests");
+      EXPECT_EQ(store::renderValueList(v), store::renderValueList(good));
+    } else {
+      EXPECT_FALSE(v.sample);
+      EXPECT_EQ(v.errorCode, 404);
+      EXPECT_EQ(v.error, missing.error);
+    }
+  }
+}
+
+TEST(ValueReplication, AnUnchangedGenerationSendsNoValues) {
+  store::MetricValue v;
+  v.metricName = "m";
+  auto decoded = decodeSnapshot(encodeSnapshot(snapshotWith({v}, 5), 5));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->generation, 5u);
+  EXPECT_FALSE(decoded->values);
+}
+
+TEST(ValueReplication, RequestsCarryTheDemand) {
+  ReplicateRequest r{.generation = 9, .demand = {{"shop", "requests", "app=web"}, {"a", "b", ""}}};
+  auto decoded = decodeRequest(encodeRequest(r));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->generation, 9u);
+  ASSERT_EQ(decoded->demand.size(), 2u);
+  EXPECT_EQ(decoded->demand[0].ns, "shop");
+  EXPECT_EQ(decoded->demand[0].selector, "app=web");
+}
+
+TEST(ValueReplication, GarbageIsAnErrorNotACrash) {
+  EXPECT_FALSE(decodeSnapshot("not json"));
+  EXPECT_FALSE(decodeSnapshot(R"({"generation": 1, "values": 3})"));
+  EXPECT_FALSE(decodeSnapshot(R"({"generation": 1, "values": [{"metricName": ""}]})"));
+  EXPECT_FALSE(decodeSnapshot(
+      R"({"generation": 1, "values": [{"metricName": "m", "sample": {"value": "x"}}]})"));
+  EXPECT_FALSE(decodeRequest("[1]"));
+  EXPECT_FALSE(decodeRequest(R"({"demand": [1]})"));
+}
+
+}  // namespace
+}  // namespace xmetrics::replication
