@@ -40,7 +40,25 @@ int run(int argc, char** argv) {
   status->add_option("-o,--output", statusOptions.output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
 
+  auto* flare = app.add_subcommand(
+      "flare", "collect status, config, logs, metrics, doctor and cluster objects in a .tar.gz");
+  FlareOptions flareOptions;
+  flare
+      ->add_option("--kubeconfig", flareOptions.kubeconfig,
+                   "kubeconfig written by `serve --write-kubeconfig` (reaches xmetrics)")
+      ->envname("XMETRICS_KUBECONFIG");
+  flare->add_option("--server", flareOptions.server,
+                    "https://host:port (overrides the kubeconfig)");
+  flare->add_option("--token", flareOptions.token, "bearer token instead of the client certificate")
+      ->envname("XMETRICS_TOKEN");
+  flare->add_option("--cluster-kubeconfig", flareOptions.clusterKubeconfig,
+                    "the cluster's kubeconfig: collects the Deployment, APIService, HPAs, "
+                    "DatadogMetrics, Lease and doctor's report");
+  flare->add_option("--namespace", flareOptions.ns, "xmetrics' namespace");
+  flare->add_option("-o,--output", flareOptions.output, "archive path");
+
   CLI11_PARSE(app, argc, argv);
+  if (flare->parsed()) return runFlare(flareOptions);
 
   if (serve->parsed()) {
     for (const auto& s : config::serveSettings()) {

@@ -141,18 +141,23 @@ void KubernetesLink::startLeaderElection(const config::ServeOptions& options, st
                    .retryPeriod = options.leaderRetryPeriod,
                    .peerUrl = std::move(peerUrl)});
   elector_->start();
+  electorRunning_.store(elector_.get(), std::memory_order_release);
 }
 
 std::string KubernetesLink::leaderPeerUrl() const {
-  if (!elector_) return peerUrl_;
-  auto s = elector_->status();
+  const auto* elector = electorRunning_.load(std::memory_order_acquire);
+  if (!elector) return electionExpected_ ? "" : peerUrl_;
+  auto s = elector->status();
   return s.holder.empty() ? "" : s.peerUrl;
 }
 
 boost::json::object KubernetesLink::leaderStatus() const {
-  if (!elector_) return {{"enabled", false}, {"isLeader", true}};
-  auto s = elector_->status();
-  const auto& o = elector_->options();
+  const auto* elector = electorRunning_.load(std::memory_order_acquire);
+  if (!elector) {
+    return {{"enabled", electionExpected_.load()}, {"isLeader", isLeader()}};
+  }
+  auto s = elector->status();
+  const auto& o = elector->options();
   return {{"enabled", true},
           {"isLeader", s.isLeader},
           {"identity", o.identity},

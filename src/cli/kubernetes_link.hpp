@@ -47,8 +47,15 @@ class KubernetesLink {
   // Leader election (--leader-election): started once this replica's peer URL is known. Without
   // it this replica always leads.
   void startLeaderElection(const config::ServeOptions& options, std::string peerUrl);
-  bool isLeader() const { return !elector_ || elector_->isLeader(); }
-  bool leaderElectionEnabled() const { return elector_ != nullptr; }
+  // Called before the poller and the watches start when --leader-election is on: until the
+  // elector runs, this replica does not lead (it would otherwise poll the backends, and write
+  // DatadogMetric status, as a second leader for a moment on every start).
+  void expectLeaderElection() { electionExpected_.store(true, std::memory_order_release); }
+  bool isLeader() const {
+    const auto* elector = electorRunning_.load(std::memory_order_acquire);
+    return elector ? elector->isLeader() : !electionExpected_.load(std::memory_order_acquire);
+  }
+  bool leaderElectionEnabled() const { return electorRunning_.load() != nullptr; }
   // The current leader's advertised URL; empty while none is known.
   std::string leaderPeerUrl() const;
   boost::json::object leaderStatus() const;
@@ -66,6 +73,10 @@ class KubernetesLink {
   std::unique_ptr<kube::Informer> datadogMetrics_;  // CRD mode only
   std::unique_ptr<crd::DatadogMetricController> controller_;
   std::unique_ptr<kube::LeaderElector> elector_;
+  // elector_ once started: the poller, server and controller threads read it concurrently with
+  // startLeaderElection on the main thread.
+  std::atomic<const kube::LeaderElector*> electorRunning_{nullptr};
+  std::atomic<bool> electionExpected_{false};
   std::string peerUrl_;
   std::atomic<bool> authenticationLoaded_{false};
   // The DatadogMetric objects as last delivered (their status included), for the controller.

@@ -1,6 +1,7 @@
 #include "cli/logging.hpp"
 
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -34,10 +35,21 @@ class JsonFormatter final : public spdlog::formatter {
   }
 };
 
+// The last lines logged, for /xmetrics/v1/logs and `xmetrics flare` (a pod's earlier logs may be
+// gone by the time someone looks).
+std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> recent;
+
 }  // namespace
 
+std::vector<std::string> recentLogLines() {
+  return recent ? recent->last_formatted() : std::vector<std::string>{};
+}
+
 void setupLogging(const std::string& format, const std::string& level) {
-  auto logger = spdlog::stderr_logger_mt("xmetrics");
+  auto stderrSink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  recent = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(2000);
+  auto logger =
+      std::make_shared<spdlog::logger>("xmetrics", spdlog::sinks_init_list{stderrSink, recent});
   if (format == "json") {
     logger->set_formatter(std::make_unique<JsonFormatter>());
   } else {

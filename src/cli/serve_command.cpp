@@ -10,6 +10,7 @@
 #include "cli/backend_factory.hpp"
 #include "cli/commands.hpp"
 #include "cli/kubernetes_link.hpp"
+#include "cli/logging.hpp"
 #include "http/http_client.hpp"
 #include "ingest/dogstatsd_listener.hpp"
 #include "poller/poller.hpp"
@@ -62,6 +63,7 @@ int runServe(const config::ServeOptions& options) {
   if (!cluster) return fail(cluster.error());
   std::unique_ptr<KubernetesLink> kubernetes;
   if (*cluster) kubernetes = std::make_unique<KubernetesLink>(**cluster);
+  if (kubernetes && options.leaderElection) kubernetes->expectLeaderElection();
   // Standalone: the local CA and the token file. In a cluster its CAs and TokenReview join them.
   auth::AuthenticationConfig baseAuthentication{.clientCa = *localCa, .tokens = std::move(tokens)};
   auth::Authenticator authenticator(baseAuthentication,
@@ -178,7 +180,16 @@ int runServe(const config::ServeOptions& options) {
        .firstFetchTimeout = options.firstFetchTimeout,
        .refreshPeriod = options.refreshPeriod,
        .notReadyReason = [&]() { return kubernetes ? kubernetes->notReadyReason() : ""; },
-       .isLeader = [&kubernetes] { return !kubernetes || kubernetes->isLeader(); }},
+       .isLeader = [&kubernetes] { return !kubernetes || kubernetes->isLeader(); },
+       .configReport =
+           [&options] {
+             boost::json::array settings;
+             for (const auto& e : options.effective) {
+               settings.push_back({{"name", e.name}, {"value", e.value}, {"source", e.source}});
+             }
+             return boost::json::value{{"settings", std::move(settings)}};
+           },
+       .recentLogs = recentLogLines},
       authenticator, authorizer, values, catalog, poller, extraStatus);
   server::HttpsServer https({.bindAddress = options.bindAddress,
                              .port = options.securePort,

@@ -420,6 +420,11 @@ const std::vector<SettingImpl>& table() {
 
 }  // namespace
 
+bool isSecretSetting(std::string_view name) {
+  // datadog-endpoints may carry per-endpoint keys in its JSON form.
+  return name == "datadog-api-key" || name == "datadog-app-key" || name == "datadog-endpoints";
+}
+
 const std::vector<Setting>& serveSettings() {
   static const std::vector<Setting> settings = [] {
     std::vector<Setting> out;
@@ -488,7 +493,14 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
         }
       }
     }
-    if (!chosen) continue;
+    auto shown = [&](const std::string& value) {
+      return isSecretSetting(s.setting.name) && !value.empty() ? std::string("<redacted>") : value;
+    };
+    if (!chosen) {
+      options.effective.push_back({s.setting.name, s.setting.defaultText, "default"});
+      continue;
+    }
+    options.effective.push_back({s.setting.name, shown(chosen->first), chosen->second});
     given.insert(s.setting.name);
     if (auto error = s.apply(chosen->first, options)) {
       errors.push_back(chosen->second + " = \"" + chosen->first + "\": " + *error);

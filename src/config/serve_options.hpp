@@ -81,7 +81,17 @@ struct ServeOptions {
   std::string prometheusCaFile;
   bool prometheusInsecureSkipVerify = false;
   std::string prometheusAggregation = "sum";
+
+  // Every setting as resolved, for /xmetrics/v1/config and `xmetrics flare`: the value (secrets
+  // replaced by "<redacted>") and where it came from (flag, environment variable, file, default).
+  struct EffectiveSetting {
+    std::string name, value, source;
+  };
+  std::vector<EffectiveSetting> effective;
 };
+
+// Settings whose values are credentials: never shown, logged or written to a flare.
+bool isSecretSetting(std::string_view name);
 
 struct Setting {
   std::string name;              // flag and YAML key, e.g. "secure-port"

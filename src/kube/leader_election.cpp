@@ -16,8 +16,7 @@ std::string microTime(std::chrono::system_clock::time_point t) {
   gmtime_r(&seconds, &utc);
   char buffer[48];
   std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(buffer + n, sizeof buffer - n, ".%06lldZ",
-                static_cast<long long>(us % 1'000'000));
+  std::snprintf(buffer + n, sizeof buffer - n, ".%06lldZ", static_cast<long long>(us % 1'000'000));
   return buffer;
 }
 
@@ -41,8 +40,7 @@ LeaderElector::LeaderElector(KubeClient& client, LeaderElectionOptions options, 
 LeaderElector::~LeaderElector() { stop(); }
 
 std::string LeaderElector::leasePath() const {
-  return "/apis/coordination.k8s.io/v1/namespaces/" + options_.ns + "/leases/" +
-         options_.leaseName;
+  return "/apis/coordination.k8s.io/v1/namespaces/" + options_.ns + "/leases/" + options_.leaseName;
 }
 
 void LeaderElector::start() {
@@ -100,9 +98,8 @@ boost::json::object LeaderElector::leaseBody(const boost::json::object* current,
     spec["acquireTime"] = now;
     spec["leaseTransitions"] = currentSpec ? transitions + 1 : 0;
   } else {
-    spec["acquireTime"] = str(currentSpec, "acquireTime").empty()
-                              ? now
-                              : str(currentSpec, "acquireTime");
+    spec["acquireTime"] =
+        str(currentSpec, "acquireTime").empty() ? now : str(currentSpec, "acquireTime");
     spec["leaseTransitions"] = transitions;
   }
   boost::json::object metadata{{"name", options_.leaseName}, {"namespace", options_.ns}};
@@ -138,9 +135,9 @@ bool LeaderElector::tryAcquireOrRenew() {
 
   auto current = client_.get(leasePath());
   if (!current && current.error().status == 404) {
-    auto created = client_.post(
-        "/apis/coordination.k8s.io/v1/namespaces/" + options_.ns + "/leases",
-        leaseBody(nullptr, true));
+    auto created =
+        client_.post("/apis/coordination.k8s.io/v1/namespaces/" + options_.ns + "/leases",
+                     leaseBody(nullptr, true));
     if (!created) return fail("creating Lease: " + created.error().describe());
     lastRenew_ = steadyNow;
     {
@@ -180,8 +177,7 @@ bool LeaderElector::tryAcquireOrRenew() {
   }
 
   bool mine = holder == options_.identity;
-  bool expired = holder.empty() ||
-                 steadyNow - observedAt_ > std::chrono::seconds(durationSeconds);
+  bool expired = holder.empty() || steadyNow - observedAt_ > std::chrono::seconds(durationSeconds);
   if (!mine && !expired) {
     setLeading(false);
     std::lock_guard lock(mutex_);

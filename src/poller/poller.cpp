@@ -84,13 +84,16 @@ void Poller::run() {
     urgent_.clear();
     lock.unlock();
     if (!leading()) {
+      {
+        std::lock_guard statusLock(mutex_);
+        status_.following = true;
+      }
       followLeader(std::move(urgent));
       nextFollow = std::chrono::steady_clock::now() + options_.followPeriod;
       // Whenever this replica takes over, its first refresh starts at once: the values it holds
       // came from the old leader and must not wait a whole period to be refreshed.
       nextRefresh = std::chrono::steady_clock::now();
       lock.lock();
-      status_.following = true;
       continue;
     }
     {

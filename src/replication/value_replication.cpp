@@ -45,9 +45,8 @@ boost::json::object encodeValue(const store::MetricValue& v) {
   for (const auto& [k, val] : v.labels) labels[k] = val;
   o["labels"] = std::move(labels);
   if (v.sample) {
-    o["sample"] = {{"value", v.sample->value},
-                   {"time", nanos(v.sample->time)},
-                   {"unit", v.sample->unit}};
+    o["sample"] = {
+        {"value", v.sample->value}, {"time", nanos(v.sample->time)}, {"unit", v.sample->unit}};
   }
   return o;
 }
@@ -160,9 +159,8 @@ std::expected<ReplicatedValues, std::string> LeaderClient::exchange(
   auto response = http_.send(r);
   if (!response) return std::unexpected("leader " + leaderUrl + ": " + response.error());
   if (response->status != 200) {
-    return std::unexpected("leader " + leaderUrl + " answered " +
-                           std::to_string(response->status) + ": " +
-                           response->body.substr(0, 300));
+    return std::unexpected("leader " + leaderUrl + " answered " + std::to_string(response->status) +
+                           ": " + response->body.substr(0, 300));
   }
   return decodeSnapshot(response->body);
 }

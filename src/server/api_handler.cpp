@@ -263,6 +263,22 @@ void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
     if (large) ::malloc_trim(0);
     return;
   }
+  if (path == "/xmetrics/v1/config" && options_.configReport) {
+    return slot->respond(
+        jsonResponse(200, boost::json::serialize(options_.configReport()), version));
+  }
+  if (path == "/xmetrics/v1/logs" && options_.recentLogs) {
+    std::string text;
+    for (const auto& line : options_.recentLogs()) {
+      text += line;
+      if (!line.ends_with('\n')) text += '\n';
+    }
+    HttpResponse response{http::status::ok, version};
+    response.set(http::field::content_type, "text/plain; charset=utf-8");
+    response.body() = std::move(text);
+    response.prepare_payload();
+    return slot->respond(std::move(response));
+  }
   if (isExternalMetricPath(parts)) {
     return externalMetric(parts[4], parts[5], request.selector, version, std::move(slot));
   }

@@ -26,6 +26,10 @@ struct ApiHandlerOptions {
   std::function<std::string()> notReadyReason;
   // High availability: only the leader answers followers' /xmetrics/v1/replicate. Empty: always.
   std::function<bool()> isLeader;
+  // /xmetrics/v1/config (effective settings, secrets redacted) and /xmetrics/v1/logs (recent
+  // lines): what `xmetrics flare` collects. Empty: 404.
+  std::function<boost::json::value()> configReport;
+  std::function<std::vector<std::string>()> recentLogs;
 };
 
 // Routes every request. Reads only published snapshots; never calls a backend. Paths:

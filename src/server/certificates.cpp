@@ -7,6 +7,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -192,15 +193,34 @@ std::expected<CertificateFiles, std::string> ensureCertificates(const Certificat
   if (::stat(dir.c_str(), &st) != 0) {
     return std::unexpected("cannot read --cert-dir " + dir.string() + ": " + std::strerror(errno));
   }
+  CertificateFiles files{(dir / "ca.crt").string(),           (dir / "ca.key").string(),
+                         (dir / "tls.crt").string(),          (dir / "tls.key").string(),
+                         (dir / "client-admin.crt").string(), (dir / "client-admin.key").string()};
+  // A read-only mount (a Kubernetes Secret volume, whose directory kubelet makes 0777) cannot be
+  // planted into from here: its content is whatever the Secret's owner put there. Use it as is;
+  // nothing can be generated into it, so every file must be present.
+  struct statvfs filesystem {};
+  if (::statvfs(dir.c_str(), &filesystem) == 0 && (filesystem.f_flag & ST_RDONLY) != 0) {
+    std::string missing;
+    for (const auto* f : {&files.caCertificate, &files.caKey, &files.servingCertificate,
+                          &files.servingKey, &files.clientCertificate, &files.clientKey}) {
+      if (!fs::exists(*f))
+        missing += (missing.empty() ? "" : ", ") + fs::path(*f).filename().string();
+    }
+    if (!missing.empty()) {
+      return std::unexpected("--cert-dir " + dir.string() +
+                             " is read-only (a mounted Secret?) and lacks " + missing +
+                             ": the Secret must hold ca.crt, ca.key, tls.crt, tls.key, "
+                             "client-admin.crt and client-admin.key (docs/high-availability.md)");
+    }
+    return files;
+  }
   if (st.st_uid != ::geteuid() || (st.st_mode & 022) != 0) {
     return std::unexpected("--cert-dir " + dir.string() +
                            " is owned by another user or writable by others; use a private "
                            "directory (mode 0700) so nobody else can plant a CA there");
   }
   ::chmod(dir.c_str(), 0700);
-  CertificateFiles files{(dir / "ca.crt").string(),           (dir / "ca.key").string(),
-                         (dir / "tls.crt").string(),          (dir / "tls.key").string(),
-                         (dir / "client-admin.crt").string(), (dir / "client-admin.key").string()};
 
   KeyPtr caKey;
   CertPtr caCert;

@@ -1,7 +1,8 @@
 package e2e
 
 // The Helm chart deploy/helm/xmetrics on a real control plane: `helm template` renders
-// it (release "xm" in namespace "monitoring", CRD mode, 2 replicas), the test applies
+// it (release "xm" in namespace "monitoring", CRD mode, 2 replicas with leader election),
+// the test applies
 // what it rendered as a cluster install would and runs xmetrics with the identity and
 // the arguments the chart gives it:
 //
@@ -14,9 +15,10 @@ package e2e
 //     args (less the four flags of the pod's network and files, which the launcher
 //     sets for loopback), its serving certificate for <fullname>.<namespace>.svc.
 //
-// Then an HPA reads a DogStatsD gauge through the chart's APIService and scales on
-// it, and xmetrics creates the autogen DatadogMetric in the release namespace and
-// writes its status: every permission that took comes from the chart's RBAC.
+// Then xmetrics must hold the leader Lease in the release namespace, an HPA reads a
+// DogStatsD gauge through the chart's APIService and scales on it, and xmetrics
+// creates the autogen DatadogMetric in the release namespace and writes its status:
+// every permission that took comes from the chart's RBAC.
 //
 //	tests/e2e/run.sh -run TestHelm -v
 
@@ -37,6 +39,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
@@ -245,12 +248,19 @@ clusterName: xm-e2e
 		t.Fatalf("Deployment %s: %d containers", dep.Name, len(dep.Spec.Template.Spec.Containers))
 	}
 	ctr := dep.Spec.Template.Spec.Containers[0]
+	// The env as the kubelet would set it for a pod named podName on loopback.
+	const podName = fullname + "-e2e"
+	fields := map[string]string{"metadata.name": podName, "status.podIP": "127.0.0.1"}
 	var env []string
 	for _, e := range ctr.Env {
-		if e.ValueFrom != nil {
+		switch {
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.FieldRef != nil && fields[e.ValueFrom.FieldRef.FieldPath] != "":
+			env = append(env, e.Name+"="+fields[e.ValueFrom.FieldRef.FieldPath])
+		default:
 			t.Fatalf("env %s from %+v: the embedded backend needs no Secret", e.Name, e.ValueFrom)
 		}
-		env = append(env, e.Name+"="+e.Value)
 	}
 	args := chartServeArgs(t, ctr)
 	t.Logf("xmetrics serve args from the chart: %q", args)
@@ -258,6 +268,23 @@ clusterName: xm-e2e
 		Args: args, Env: env, ServiceNamespace: svc.Namespace, ServiceName: svc.Name,
 	})
 	e.registerLoopback("the chart", &svc, &api)
+
+	// Leader election (the chart's default): this replica holds the Lease in the release
+	// namespace, through the chart's leases Role.
+	var holder string
+	if err := WaitFor(func() (bool, error) {
+		l, err := c.Client.CoordinationV1().Leases(ns).Get(ctx, "xmetrics-leader", metav1.GetOptions{})
+		if err != nil {
+			return false, Retry(err)
+		}
+		if l.Spec.HolderIdentity != nil {
+			holder = *l.Spec.HolderIdentity
+		}
+		return strings.HasPrefix(holder, podName+"_"), nil
+	}, 30*time.Second); err != nil {
+		t.Fatalf("Lease %s/xmetrics-leader: holder %q, want %s_…: %v", ns, holder, podName, err)
+	}
+	t.Logf("Lease %s/xmetrics-leader held by %s", ns, holder)
 
 	// An HPA reads a DogStatsD gauge through the chart's APIService: 30 against a target
 	// of 10 from 1 ready pod = 3 replicas.

@@ -110,6 +110,21 @@ func (p *process) stop(grace time.Duration) {
 	}
 }
 
+// kill sends SIGKILL and waits (up to 10 s) for the process to end. Safe to call when not running.
+func (p *process) kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil || done == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
 // pid of the running process, 0 if none.
 func (p *process) pid() int {
 	p.mu.Lock()

@@ -98,6 +98,9 @@ type xmEnv struct {
 	Kubeconfig string       // xmetrics' own: a token of the xmetrics/xmetrics service account
 	admin      *http.Client // client certificate from the cluster CA, group system:masters
 	anon       *http.Client // no client certificate
+	// ServicePort is the port the Service and APIService point at (registerLoopback);
+	// 0: xmetrics' own. Another when something (a load balancer) stands in front of it.
+	ServicePort int
 }
 
 // with returns a copy of e that reports to t (a subtest).
@@ -117,6 +120,18 @@ func (e *xmEnv) with(t *testing.T) *xmEnv {
 func startXmetricsEnv(t *testing.T, ctx context.Context, args ...string) *xmEnv {
 	t.Helper()
 	start := time.Now()
+	c := startManifestsCluster(t, ctx)
+	e := launchXmetricsEnv(t, ctx, c, XmetricsNamespace, "xmetrics", XmetricsOptions{Args: args})
+	e.register()
+	t.Logf("xmetrics ready and registered %s after start", time.Since(start).Round(time.Millisecond))
+	return e
+}
+
+// startManifestsCluster starts a cluster and applies what startXmetricsEnv applies of
+// deploy/manifests before running xmetrics: the namespace, the CRD (Established) and the
+// RBAC as they are, the Deployment, Service and APIService as a server-side dry run.
+func startManifestsCluster(t *testing.T, ctx context.Context) *Cluster {
+	t.Helper()
 	c := StartCluster(t)
 	dir := ManifestsDir()
 	for _, f := range []string{"00-namespace.yaml", "05-datadogmetric-crd.yaml", "10-rbac.yaml"} {
@@ -138,10 +153,7 @@ func startXmetricsEnv(t *testing.T, ctx context.Context, args ...string) *xmEnv 
 			t.Fatalf("server-side dry run of %s: %v\n%s", f, err, out)
 		}
 	}
-	e := launchXmetricsEnv(t, ctx, c, XmetricsNamespace, "xmetrics", XmetricsOptions{Args: args})
-	e.register()
-	t.Logf("xmetrics ready and registered %s after start", time.Since(start).Round(time.Millisecond))
-	return e
+	return c
 }
 
 // launchXmetricsEnv runs xmetrics (opts) with a token of the service account
@@ -187,6 +199,10 @@ func (e *xmEnv) register() {
 func (e *xmEnv) registerLoopback(from string, svc *corev1.Service, api *apiregv1.APIService) {
 	t, ctx, c, x := e.t, e.ctx, e.c, e.x
 	t.Helper()
+	servicePort := x.Port
+	if e.ServicePort != 0 {
+		servicePort = e.ServicePort
+	}
 	if svc.Namespace != x.ServiceNamespace || svc.Name != x.ServiceName {
 		t.Fatalf("the Service of %s is %s/%s, the serving certificate is for %s.%s.svc", from, svc.Namespace, svc.Name, x.ServiceName, x.ServiceNamespace)
 	}
@@ -195,8 +211,8 @@ func (e *xmEnv) registerLoopback(from string, svc *corev1.Service, api *apiregv1
 	svc.Spec.Selector = nil
 	for i := range svc.Spec.Ports {
 		if svc.Spec.Ports[i].Name == "https" {
-			svc.Spec.Ports[i].Port = int32(x.Port)
-			svc.Spec.Ports[i].TargetPort = intstr.FromInt32(int32(x.Port))
+			svc.Spec.Ports[i].Port = int32(servicePort)
+			svc.Spec.Ports[i].TargetPort = intstr.FromInt32(int32(servicePort))
 		}
 	}
 	if _, err := c.Client.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
@@ -206,7 +222,7 @@ func (e *xmEnv) registerLoopback(from string, svc *corev1.Service, api *apiregv1
 	if api.Spec.Service == nil || api.Spec.Service.Name != svc.Name || api.Spec.Service.Namespace != svc.Namespace {
 		t.Fatalf("the APIService of %s does not point at its Service %s/%s: %+v", from, svc.Namespace, svc.Name, api.Spec.Service)
 	}
-	port := int32(x.Port)
+	port := int32(servicePort)
 	api.Spec.Service.Port = &port
 	api.Spec.CABundle = x.CABundle
 	registered := time.Now()
@@ -358,9 +374,23 @@ type xmStatus struct {
 		Error      string   `json:"error"`
 	} `json:"metrics"`
 	Poller struct {
-		RefreshPeriodSeconds int   `json:"refreshPeriodSeconds"`
-		Cycles               int64 `json:"cycles"`
+		RefreshPeriodSeconds int    `json:"refreshPeriodSeconds"`
+		Cycles               int64  `json:"cycles"`
+		BackendCalls         int64  `json:"backendCalls"`
+		Following            bool   `json:"following"`       // a follower mirroring the leader
+		FollowExchanges      int64  `json:"followExchanges"` // with the leader's /xmetrics/v1/replicate
+		FollowError          string `json:"followError"`
+		LastFollow           string `json:"lastFollow"`
 	} `json:"poller"`
+	Leader struct {
+		Enabled   bool   `json:"enabled"`
+		IsLeader  bool   `json:"isLeader"`
+		Identity  string `json:"identity"` // this replica's, on the Lease
+		Holder    string `json:"holder"`   // the Lease's holderIdentity as last read
+		PeerURL   string `json:"peerUrl"`
+		Takeovers int64  `json:"takeovers"`
+		LastError string `json:"lastError"`
+	} `json:"leader"`
 	Kubernetes *struct {
 		AuthenticationLoaded bool       `json:"authenticationLoaded"`
 		HPAWatch             watchStats `json:"hpaWatch"`
@@ -457,7 +487,7 @@ func (e *xmEnv) readMetric(ns, metric, selector string) (*externalMetricList, er
 // DogStatsD: a gauge an "app" keeps sending
 
 type gauge struct {
-	x     *Xmetrics
+	xs    []*Xmetrics // every datagram goes to each (replicas with their own stores)
 	name  string
 	tags  string
 	mu    sync.Mutex
@@ -467,7 +497,12 @@ type gauge struct {
 
 // startGauge sends "name:value|g|#tags" now and every interval until the test ends.
 func startGauge(t *testing.T, x *Xmetrics, name, tags string, value float64, interval time.Duration) *gauge {
-	g := &gauge{x: x, name: name, tags: tags, value: value}
+	return startGaugeTo(t, []*Xmetrics{x}, name, tags, value, interval)
+}
+
+// startGaugeTo is startGauge sending every datagram to each of xs.
+func startGaugeTo(t *testing.T, xs []*Xmetrics, name, tags string, value float64, interval time.Duration) *gauge {
+	g := &gauge{xs: xs, name: name, tags: tags, value: value}
 	g.send()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -499,7 +534,9 @@ func (g *gauge) line() string {
 func (g *gauge) send() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	_ = g.x.SendDogStatsD(g.line()) // errors while xmetrics restarts are expected
+	for _, x := range g.xs {
+		_ = x.SendDogStatsD(g.line()) // errors while xmetrics restarts are expected
+	}
 	g.sent++
 }
 

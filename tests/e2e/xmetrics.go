@@ -36,6 +36,9 @@ type XmetricsOptions struct {
 	ServiceNamespace, ServiceName string
 	Env                           []string      // extra KEY=VALUE
 	ReadyTimeout                  time.Duration // default 30 s: until GET /healthz answers 200
+	// ShareCertsWith runs this xmetrics on the cert dir of another one instead of a new
+	// one: same CA, serving and client certificates, as replicas mounting one Secret.
+	ShareCertsWith *Xmetrics
 }
 
 // Xmetrics is a running xmetrics binary on loopback.
@@ -134,13 +137,21 @@ func newXmetrics(t testing.TB, c *Cluster, opts XmetricsOptions) (*Xmetrics, err
 		return nil, err
 	}
 	x.Dir = dir
-	x.CertDir = filepath.Join(dir, "certs")
 	x.LogPath = filepath.Join(dir, "xmetrics.log")
-	if err := os.MkdirAll(x.CertDir, 0o700); err != nil {
-		return nil, err
-	}
-	if err := x.writeCerts(); err != nil {
-		return nil, err
+	if o := opts.ShareCertsWith; o != nil {
+		if o.ServiceNamespace != x.ServiceNamespace || o.ServiceName != x.ServiceName {
+			return nil, fmt.Errorf("sharing the certificates of %s.%s.svc with %s.%s.svc", o.ServiceName, o.ServiceNamespace, x.ServiceName, x.ServiceNamespace)
+		}
+		x.CertDir, x.CAFile, x.CABundle = o.CertDir, o.CAFile, o.CABundle
+		x.ClientCertFile, x.ClientKeyFile = o.ClientCertFile, o.ClientKeyFile
+	} else {
+		x.CertDir = filepath.Join(dir, "certs")
+		if err := os.MkdirAll(x.CertDir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := x.writeCerts(); err != nil {
+			return nil, err
+		}
 	}
 
 	if x.Port, err = FreeTCPPort(); err != nil {
@@ -275,6 +286,9 @@ func (x *Xmetrics) WaitHealthy(timeout time.Duration) error {
 
 // Stop ends xmetrics (SIGTERM, SIGKILL after 10 s).
 func (x *Xmetrics) Stop() { x.proc.stop(10 * time.Second) }
+
+// Kill ends xmetrics with SIGKILL (no shutdown: a crash, an OOM kill) and waits for it to exit.
+func (x *Xmetrics) Kill() { x.proc.kill() }
 
 // Restart stops and starts xmetrics with the same port, certificates and flags.
 func (x *Xmetrics) Restart() error {

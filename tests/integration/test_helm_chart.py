@@ -131,6 +131,7 @@ def rbac_of(objs):
     return out
 
 
+# What deploy/manifests/10-rbac.yaml grants for leader election; checked explicitly.
 LEADER_ELECTION = {
     ("Role", "xmetrics:leader-election", "xmetrics"): [
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
@@ -168,27 +169,29 @@ def test_defaults_render_the_plain_manifests(render):
     objs, _ = render()
     manifests = load_manifests()
     # Same objects, less the Namespace (helm's --create-namespace) and what only CRD mode installs,
-    # plus the Role for leader election.
+    # plus a PodDisruptionBudget for the replicas.
     want = {key(o) for o in manifests
             if o["kind"] not in ("Namespace", "CustomResourceDefinition")} - DATADOGMETRICS_RBAC
-    want |= set(LEADER_ELECTION)
+    want |= {("PodDisruptionBudget", "xmetrics", "xmetrics")}
     assert {key(o) for o in objs} == want
 
-    assert rbac_of(objs) == {k: v for k, v in rbac_of(manifests).items()
-                             if k not in DATADOGMETRICS_RBAC} | LEADER_ELECTION
+    rbac = rbac_of(objs)
+    assert rbac == {k: v for k, v in rbac_of(manifests).items() if k not in DATADOGMETRICS_RBAC}
+    for k, v in LEADER_ELECTION.items():  # leases in the release namespace, for leader election
+        assert rbac[k] == v, k
 
     dep, mdep = one(objs, "Deployment"), one(manifests, "Deployment")
-    assert dep["spec"]["replicas"] == mdep["spec"]["replicas"] == 1
+    assert dep["spec"]["replicas"] == mdep["spec"]["replicas"] == 2
     pod, mpod = dep["spec"]["template"]["spec"], mdep["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == mpod["serviceAccountName"] == "xmetrics"
     assert pod["volumes"] == mpod["volumes"]
     c, (mc,) = container(objs), mpod["containers"]
-    for field in ("name", "image", "ports", "readinessProbe", "livenessProbe", "resources",
+    for field in ("name", "image", "env", "ports", "readinessProbe", "livenessProbe", "resources",
                   "volumeMounts"):
         assert c[field] == mc[field], field
     assert c["args"][: len(mc["args"])] == mc["args"]
+    assert "--leader-election=true" in mc["args"]
     assert c["args"][len(mc["args"]):] == ["--namespace=xmetrics", "--backend=embedded"]
-    assert "env" not in c and "env" not in mc
     # The selector picks exactly the pods of the Deployment.
     labels = dep["spec"]["template"]["metadata"]["labels"]
     assert dep["spec"]["selector"]["matchLabels"] == labels
@@ -201,7 +204,7 @@ def test_defaults_render_the_plain_manifests(render):
     assert mapi["spec"].pop("caBundle") == ""  # empty = absent; the chart leaves it out
     assert api["spec"] == mapi["spec"]
 
-    for kind in ("Secret", "PodDisruptionBudget", "CustomResourceDefinition"):
+    for kind in ("Secret", "CustomResourceDefinition", "ConfigMap"):
         assert not find(objs, kind), kind
 
 
@@ -330,8 +333,8 @@ def test_crd_mode_installs_the_manifest_crd_and_its_rbac(render):
     # Uninstalling the release must not delete the CRD (and with it every DatadogMetric).
     assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
 
-    # RBAC: exactly that of 10-rbac.yaml, plus leader election.
-    assert rbac_of(objs) == rbac_of(manifests) | LEADER_ELECTION
+    # RBAC: exactly that of 10-rbac.yaml.
+    assert rbac_of(objs) == rbac_of(manifests)
 
     # A cluster that has Datadog's CRD already: CRD mode without installing it.
     objs, _ = render({**CRD_MODE, "datadogMetric": {"installCRD": False, "autogen": False}})
@@ -352,7 +355,9 @@ def test_replicas_3_get_a_pod_disruption_budget(render):
 
     assert not find(render({"replicaCount": 3, "podDisruptionBudget": {"enabled": False}})[0],
                     "PodDisruptionBudget")
-    assert find(render({"podDisruptionBudget": {"enabled": True}})[0], "PodDisruptionBudget")
+    assert not find(render({"replicaCount": 1})[0], "PodDisruptionBudget")
+    assert find(render({"replicaCount": 1, "podDisruptionBudget": {"enabled": True}})[0],
+                "PodDisruptionBudget")
     objs, _ = render({"replicaCount": 5, "podDisruptionBudget": {"maxUnavailable": 2}})
     assert one(objs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 2
     assert "minAvailable" not in one(objs, "PodDisruptionBudget")["spec"]
@@ -366,10 +371,27 @@ def test_prometheus_backend(render):
               "--prometheus-bearer-token-file=/var/run/xmetrics/prometheus-token/token",
               "--prometheus-ca-file=/var/run/xmetrics/prometheus-ca/ca.crt"):
         assert a in c["args"], a
-    assert "env" not in c
+    assert not [e for e in c["env"] if e["name"].startswith("DD_")]
     vols = {v["name"]: v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
     assert vols["prometheus-token"]["secret"]["secretName"] == "prom-token"
     assert vols["prometheus-ca"]["configMap"]["name"] == "prom-ca"
+
+
+def test_leader_election(render):
+    objs, _ = render({"leaderElection": {"leaseName": "xm-lease", "leaseDuration": "20s",
+                                         "renewDeadline": "12s", "retryPeriod": "3s"}})
+    args = container(objs)["args"]
+    for a in ("--leader-election=true", "--leader-lease-name=xm-lease", "--leader-lease-duration=20s",
+              "--leader-renew-deadline=12s", "--leader-retry-period=3s"):
+        assert a in args, a
+    env = env_of(objs)
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+
+    objs, _ = render({"replicaCount": 1, "leaderElection": {"enabled": False}})
+    c = container(objs)
+    assert not [a for a in c["args"] if a.startswith("--leader")]
+    assert "env" not in c
 
 
 def test_apiservice_options(render):
@@ -415,7 +437,7 @@ def test_dogstatsd_off_and_extra_settings(render):
 def chart_command(objs, files, keys):
     """The container's args and env as the binary would get them on loopback: the four flags of the
     pod's network and files dropped (the fixture sets its own), secretKeyRef env resolved from `keys`
-    (secret key -> value, as the kubelet would), the mounted key files and config file mapped into
+    (secret key -> value) and fieldRef env from a made-up pod, as the kubelet would, the mounted key files and config file mapped into
     the directory `files` (the ConfigMap's xmetrics.yaml written there)."""
     c = container(objs)
     for cm in find(objs, "ConfigMap"):
@@ -426,10 +448,13 @@ def chart_command(objs, files, keys):
             continue
         a = a.replace("/var/run/xmetrics/datadog", str(files)).replace("/etc/xmetrics", str(files))
         args.append(a)
+    fields = {"metadata.name": "xmetrics-helm-test-pod", "status.podIP": "127.0.0.1"}
     env = {}
     for e in c.get("env", []):
-        if "valueFrom" in e:
+        if "secretKeyRef" in e.get("valueFrom", {}):
             env[e["name"]] = keys[e["valueFrom"]["secretKeyRef"]["key"]]
+        elif "fieldRef" in e.get("valueFrom", {}):
+            env[e["name"]] = fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             env[e["name"]] = e["value"]
     return args, env
