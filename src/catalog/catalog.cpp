@@ -281,6 +281,12 @@ std::vector<CatalogEntryPtr> Catalog::setDatadogMetrics(std::vector<DatadogMetri
   return recomputeLocked();
 }
 
+std::vector<CatalogEntryPtr> Catalog::setConfigured(std::vector<ConfiguredMetric> configured) {
+  std::lock_guard lock(mutex_);
+  options_.configured = std::move(configured);
+  return recomputeLocked();
+}
+
 std::vector<std::string> Catalog::referencesOf(const std::string& key) const {
   std::lock_guard lock(mutex_);
   auto it = references_.find(key);

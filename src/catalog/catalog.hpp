@@ -139,6 +139,10 @@ class Catalog {
   std::vector<CatalogEntryPtr> setDatadogMetrics(std::vector<DatadogMetric> objects,
                                                  core::Clock::time_point now);
 
+  // Replaces the `metrics` setting (the config file changed) and returns the entries that resolve
+  // differently now.
+  std::vector<CatalogEntryPtr> setConfigured(std::vector<ConfiguredMetric> configured);
+
   // Who references a metric ("hpa:ns/name", sorted); empty for metrics only requested directly.
   std::vector<std::string> referencesOf(const std::string& key) const;
 

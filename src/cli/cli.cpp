@@ -76,7 +76,7 @@ int run(int argc, char** argv) {
       return 2;
     }
     setupLogging(options->logFormat, options->logLevel);
-    return runServe(*options);
+    return runServe(*options, sources);
   }
   return runStatus(statusOptions);
 }

@@ -7,7 +7,8 @@
 namespace xmetrics::cli {
 
 // `xmetrics serve`: runs until SIGTERM/SIGINT. Returns the process exit code.
-int runServe(const config::ServeOptions& options);
+// `sources` are kept to resolve the settings again when the --config file changes.
+int runServe(const config::ServeOptions& options, const config::SettingSources& sources);
 
 struct StatusOptions {
   std::string kubeconfig;        // the file `serve --write-kubeconfig` wrote

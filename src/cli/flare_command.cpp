@@ -34,12 +34,13 @@ void redactInPlace(boost::json::value& v) {
     }
   }
   // Container env: {name, value} pairs whose name says credential.
-  if (auto* name = o.if_contains("name"); name && name->is_string() && o.contains("value") &&
-                                         looksSecret(name->as_string())) {
+  if (auto* name = o.if_contains("name");
+      name && name->is_string() && o.contains("value") && looksSecret(name->as_string())) {
     o["value"] = "<redacted>";
   }
   // A Secret's payload never travels, whatever it is called.
-  if (auto* kind = o.if_contains("kind"); kind && kind->is_string() && kind->as_string() == "Secret") {
+  if (auto* kind = o.if_contains("kind");
+      kind && kind->is_string() && kind->as_string() == "Secret") {
     o.erase("data");
     o.erase("stringData");
   }
@@ -89,11 +90,11 @@ int runFlare(const FlareOptions& options) {
       endpoint = *loaded;
     }
     if (!options.server.empty()) endpoint.server = options.server;
-    for (const auto& [path, file] : std::vector<std::pair<std::string, std::string>>{
-             {"/xmetrics/v1/status", "status.json"},
-             {"/xmetrics/v1/config", "config.json"},
-             {"/xmetrics/v1/logs", "logs.txt"},
-             {"/metrics", "metrics.txt"}}) {
+    for (const auto& [path, file] :
+         std::vector<std::pair<std::string, std::string>>{{"/xmetrics/v1/status", "status.json"},
+                                                          {"/xmetrics/v1/config", "config.json"},
+                                                          {"/xmetrics/v1/logs", "logs.txt"},
+                                                          {"/metrics", "metrics.txt"}}) {
       auto body = httpsGet(endpoint, options.token, path);
       if (body) {
         files.emplace_back(file, std::move(*body));
@@ -141,8 +142,8 @@ int runFlare(const FlareOptions& options) {
         std::size_t n;
         while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) doctor.append(buffer, n);
         int status = ::pclose(pipe);
-        files.emplace_back("doctor.txt", doctor + "\n(exit status " +
-                                             std::to_string(WEXITSTATUS(status)) + ")\n");
+        files.emplace_back(
+            "doctor.txt", doctor + "\n(exit status " + std::to_string(WEXITSTATUS(status)) + ")\n");
       } else {
         note("doctor.txt", "could not run xmetrics doctor");
       }
@@ -151,12 +152,12 @@ int runFlare(const FlareOptions& options) {
     note("cluster", "no --cluster-kubeconfig: Kubernetes objects and doctor not collected");
   }
 
-  files.emplace_back("README.txt",
-                     "xmetrics flare, " + core::rfc3339(core::Clock::now()) +
-                         "\nSecrets are redacted: settings holding keys show <redacted>; env values "
-                         "named like credentials and Secret payloads are removed.\n\n"
-                         "Not collected:\n" +
-                         (problems.empty() ? std::string("(nothing)\n") : problems));
+  files.emplace_back(
+      "README.txt", "xmetrics flare, " + core::rfc3339(core::Clock::now()) +
+                        "\nSecrets are redacted: settings holding keys show <redacted>; env values "
+                        "named like credentials and Secret payloads are removed.\n\n"
+                        "Not collected:\n" +
+                        (problems.empty() ? std::string("(nothing)\n") : problems));
   std::string output = options.output;
   if (output.empty()) {
     char stamp[32];

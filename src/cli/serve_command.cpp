@@ -11,6 +11,7 @@
 #include "cli/commands.hpp"
 #include "cli/kubernetes_link.hpp"
 #include "cli/logging.hpp"
+#include "core/file_watch.hpp"
 #include "http/http_client.hpp"
 #include "ingest/dogstatsd_listener.hpp"
 #include "poller/poller.hpp"
@@ -35,7 +36,56 @@ int fail(const std::string& message) {
 
 }  // namespace
 
-int runServe(const config::ServeOptions& options) {
+namespace {
+
+std::vector<catalog::ConfiguredMetric> configuredMetrics(const config::ServeOptions& options) {
+  std::vector<catalog::ConfiguredMetric> out;
+  for (const auto& m : options.metrics) {
+    out.push_back({m.name, m.ns, m.backend, m.query, m.maxAge, m.timeWindow});
+  }
+  return out;
+}
+
+// What a changed --config file can change in a running process: the log level and the `metrics`
+// setting. Everything else is logged as needing a restart rather than half-applied.
+void applyConfigChange(config::ServeOptions& running, const config::SettingSources& sources,
+                       catalog::Catalog& catalog, poller::Poller& poller) {
+  auto next = config::resolveServeOptions(sources);
+  if (!next) {
+    // The running settings stay; the file says what to fix.
+    for (const auto& e : next.error()) {
+      spdlog::error("component=config event=reload_rejected file={} error=\"{}\"",
+                    sources.configFile, e);
+    }
+    return;
+  }
+  std::map<std::string, std::string> before;
+  for (const auto& e : running.effective) before[e.name] = e.value;
+  std::vector<std::string> needRestart;
+  for (const auto& e : next->effective) {
+    if (before[e.name] == e.value) continue;
+    if (e.name == "log-level") {
+      spdlog::set_level(spdlog::level::from_str(next->logLevel));
+      spdlog::info("component=config event=reloaded setting=log-level value={}", e.value);
+    } else if (e.name == "metrics") {
+      auto changed = catalog.setConfigured(configuredMetrics(*next));
+      spdlog::info("component=config event=reloaded setting=metrics entries={} re_resolved={}",
+                   next->metrics.size(), changed.size());
+      for (const auto& entry : changed) poller.fetchNow(entry, [] {});
+    } else {
+      needRestart.push_back(e.name);
+    }
+  }
+  for (const auto& name : needRestart) {
+    spdlog::warn("component=config event=needs_restart setting={} file={}", name,
+                 sources.configFile);
+  }
+  running = std::move(*next);
+}
+
+}  // namespace
+
+int runServe(const config::ServeOptions& options, const config::SettingSources& sources) {
   // Signals are taken synchronously by this thread; every thread started below inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
@@ -94,10 +144,6 @@ int runServe(const config::ServeOptions& options) {
     }
     return nullptr;
   };
-  std::vector<catalog::ConfiguredMetric> configured;
-  for (const auto& m : options.metrics) {
-    configured.push_back({m.name, m.ns, m.backend, m.query, m.maxAge, m.timeWindow});
-  }
 
   if (options.useDatadogMetricCrd && !kubernetes) {
     spdlog::warn(
@@ -122,7 +168,7 @@ int runServe(const config::ServeOptions& options) {
       .bucketSize = options.bucketSize,
       .defaultBackend = options.backend,
       .backends = backendNames,
-      .configured = std::move(configured),
+      .configured = configuredMetrics(options),
   });
   // High availability: a follower mirrors the leader over HTTPS, authenticated by the client
   // certificate every replica shares (one cert dir, one Secret) and trusting their shared CA.
@@ -202,6 +248,24 @@ int runServe(const config::ServeOptions& options) {
                          ? "[" + options.bindAddress + "]"
                          : options.bindAddress;
   std::string url = "https://" + host + ":" + std::to_string(https.port());
+  // Rotation without restart: new connections get the new serving certificate, open ones keep
+  // theirs (nothing is dropped). The --config file is re-read when it changes.
+  core::FileChangeWatcher certificateWatcher(
+      {certs->servingCertificate, certs->servingKey}, [&https, &certs] {
+        if (auto reloaded = https.reloadCertificates(); reloaded) {
+          spdlog::info("component=server event=certificate_reloaded file={}",
+                       certs->servingCertificate);
+        } else {
+          spdlog::error("component=server event=certificate_reload_failed error=\"{}\"",
+                        reloaded.error());
+        }
+      });
+  std::optional<core::FileChangeWatcher> configWatcher;
+  if (!sources.configFile.empty()) {
+    configWatcher.emplace(
+        std::vector<std::string>{sources.configFile},
+        [&, current = options]() mutable { applyConfigChange(current, sources, catalog, poller); });
+  }
   if (options.leaderElection) {
     if (!kubernetes) {
       spdlog::warn("--leader-election is ignored without a cluster: this process always leads");
