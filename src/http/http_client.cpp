@@ -133,6 +133,8 @@ struct HttpClient::Impl {
     if (tls.insecureSkipVerify) {
       curl().easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
       curl().easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    } else if (!tls.verifyHostname) {
+      curl().easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     curl().easy_setopt(h, CURLOPT_HEADERFUNCTION, &onHeader);
     curl().easy_setopt(h, CURLOPT_HEADERDATA, responseHeaders);

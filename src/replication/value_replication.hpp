@@ -47,6 +47,10 @@ std::expected<ReplicatedValues, std::string> decodeSnapshot(std::string_view bod
 // The follower's side: one exchange with the leader at `leaderUrl`. Authenticates with the
 // replicas' shared client certificate (same cert dir, i.e. the same Secret) and trusts their
 // shared CA. Thread-compatible (the poller thread uses it).
+//
+// The leader is recognised by its certificate's chain to that CA alone (only the replicas hold its
+// key), not by host name: its URL holds its pod IP, which the shared serving certificate (issued
+// for the Service's names) does not name.
 class LeaderClient {
  public:
   explicit LeaderClient(http::TlsOptions tls);
