@@ -43,20 +43,24 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
     waitingForReset = true;
   }
   Duration spacing{0};
+  // Worked out on copies and kept only when a call is booked: a refused call must leave the budget
+  // as announced (status shows "0 of N calls left", not the next period's full budget).
+  int64_t remaining = remaining_;
+  TimePoint resetAt = resetAt_;
   if (known_) {
-    if (slot >= resetAt_) {
+    if (slot >= resetAt) {
       // The period rolled over since the last answer: assume a full budget until told otherwise.
-      remaining_ = limit_;
-      resetAt_ = slot + period_;
+      remaining = limit_;
+      resetAt = slot + period_;
     }
-    if (remaining_ - inFlight_ <= 0) {
-      slot = std::max(slot, resetAt_);
+    if (remaining - inFlight_ <= 0) {
+      slot = std::max(slot, resetAt);
       waitingForReset = true;
-      remaining_ = limit_;
-      resetAt_ = slot + period_;
+      remaining = limit_;
+      resetAt = slot + period_;
     }
-    int64_t available = std::max<int64_t>(1, remaining_ - inFlight_);
-    spacing = (resetAt_ - slot) / available;
+    int64_t available = std::max<int64_t>(1, remaining - inFlight_);
+    spacing = (resetAt - slot) / available;
   }
   if (waitingForReset && slot - now > maxWait) {
     return std::unexpected("Datadog's rate limit" + (name_.empty() ? "" : " \"" + name_ + "\"") +
@@ -66,6 +70,8 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
                            " is spent; calls resume in " + std::to_string(ceilSeconds(slot - now)) +
                            "s");
   }
+  remaining_ = remaining;
+  resetAt_ = resetAt;
   nextSlot_ = slot + spacing;
   ++inFlight_;
   return slot - now;

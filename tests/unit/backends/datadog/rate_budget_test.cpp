@@ -47,6 +47,24 @@ TEST(RateBudget, SpreadsWhatIsLeftEvenlyUntilTheReset) {
   EXPECT_EQ(*b.reserve(t0, 30s), 2 * spacing);
 }
 
+TEST(RateBudget, ARefusedCallLeavesTheSpentBudgetAsAnnounced) {
+  // `xmetrics status` and `doctor` show the snapshot: a spent budget must read as spent.
+  RateBudget b;
+  TimePoint t0{};
+  ASSERT_EQ(*b.reserve(t0, 30s), 0s);
+  b.observe(headers(3, 86400, 0, 80000), 429, t0);
+  for (int i = 0; i < 2; ++i) {
+    auto refused = b.reserve(t0 + 1s, 30s);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().find("is spent; calls resume in 80000s"), std::string::npos)
+        << refused.error();
+  }
+  auto s = b.snapshot(t0 + 1s);
+  EXPECT_EQ(s.remaining, 0);
+  EXPECT_EQ(s.resetInSeconds, 80000);
+  EXPECT_EQ(s.blockedForSeconds, 80000);
+}
+
 TEST(RateBudget, NeverSendsMoreThanTheLimitPerPeriod) {
   // Simulates a server with a fixed window and counts calls per window while a client asks
   // for calls as fast as it is allowed to.
