@@ -4,7 +4,9 @@ namespace xmetrics::auth {
 
 std::string AccessRequest::describe() const {
   if (!resourceRequest) return verb + " " + path;
-  std::string s = verb + " " + group + "/" + resource;
+  std::string s = verb + " " + (group.empty() ? resource : group + "/" + resource);
+  if (!subresource.empty()) s += "/" + subresource;
+  if (!name.empty()) s += " \"" + name + "\"";
   if (!namespace_.empty()) s += " in namespace " + namespace_;
   return s;
 }
@@ -21,7 +23,8 @@ std::string Authorizer::cacheKey(const UserInfo& user, const AccessRequest& r) {
     for (const auto& v : values) key += v + ',';
   }
   key += '\x1f' + std::string(r.resourceRequest ? "r" : "n") + r.verb + '\x1f' + r.namespace_ +
-         '\x1f' + r.group + '\x1f' + r.version + '\x1f' + r.resource + '\x1f' + r.path;
+         '\x1f' + r.group + '\x1f' + r.version + '\x1f' + r.resource + '\x1f' + r.subresource +
+         '\x1f' + r.name + '\x1f' + r.path;
   return key;
 }
 

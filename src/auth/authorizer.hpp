@@ -21,7 +21,9 @@ struct AccessRequest {
   std::string group;
   std::string version;
   std::string resource;
-  std::string path;  // non-resource requests
+  std::string subresource;  // e.g. "status"; xmetrics' own requests have none
+  std::string name;         // one object (`doctor` asks about one ConfigMap); empty: any
+  std::string path;         // non-resource requests
 
   std::string describe() const;  // "list external.metrics.k8s.io/queue_len in namespace default"
 };

@@ -57,6 +57,36 @@ int run(int argc, char** argv) {
   flare->add_option("--namespace", flareOptions.ns, "xmetrics' namespace");
   flare->add_option("-o,--output", flareOptions.output, "archive path");
 
+  auto* doctor = app.add_subcommand(
+      "doctor", "check every link from an HPA to the backend: OK / WARN / FAIL, evidence, fix");
+  DoctorOptions doctorOptions;
+  doctor
+      ->add_option("--kubeconfig", doctorOptions.kubeconfig,
+                   "the cluster's kubeconfig (as for kubectl); in a pod the service account")
+      ->envname("KUBECONFIG");
+  doctor->add_option("--context", doctorOptions.context, "kubeconfig context (default: current)");
+  doctor->add_option("--namespace", doctorOptions.ns,
+                     "xmetrics' namespace: its Service, service account and Lease (default "
+                     "xmetrics)");
+  doctor->add_option("--service", doctorOptions.service,
+                     "namespace/name of the Service the APIService must point at (default "
+                     "<namespace>/xmetrics)");
+  doctor->add_option("--service-port", doctorOptions.servicePort,
+                     "the port the APIService must use (default: any port the Service exposes)");
+  doctor->add_option("--server", doctorOptions.server,
+                     "https://host:port where xmetrics answers (e.g. a kubectl port-forward); "
+                     "default: where kube-apiserver's aggregator dials it");
+  doctor->add_option("--xmetrics-kubeconfig", doctorOptions.xmetricsKubeconfig,
+                     "credentials for xmetrics itself (the file `serve --write-kubeconfig` wrote); "
+                     "default: the cluster kubeconfig's user");
+  doctor->add_option("--token", doctorOptions.token, "bearer token for xmetrics itself")
+      ->envname("XMETRICS_TOKEN");
+  doctor->add_option("--service-account", doctorOptions.serviceAccount,
+                     "namespace/name of the service account xmetrics runs as (default: read from "
+                     "its pods or Deployment)");
+  doctor->add_option("-o,--output", doctorOptions.output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+
   CLI11_PARSE(app, argc, argv);
   if (flare->parsed()) return runFlare(flareOptions);
 
@@ -78,6 +108,7 @@ int run(int argc, char** argv) {
     setupLogging(options->logFormat, options->logLevel);
     return runServe(*options, sources);
   }
+  if (doctor->parsed()) return runDoctor(doctorOptions);
   return runStatus(statusOptions);
 }
 

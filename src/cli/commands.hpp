@@ -37,4 +37,22 @@ int runFlare(const FlareOptions& options);
 // managedFields and last-applied-configuration removed.
 std::string redactForFlare(std::string_view json);
 
+struct DoctorOptions {
+  std::string kubeconfig;  // the cluster's (as for kubectl); in a pod the service account
+  std::string context;
+  std::string ns = "xmetrics";  // xmetrics' namespace: its Lease, Service, service account
+  std::string service;          // the Service the APIService must point at; default <ns>/xmetrics
+  int servicePort = 0;          // the port it must use; 0: any port the Service exposes
+  std::string server;           // reach xmetrics here instead of where the aggregator would
+  std::string xmetricsKubeconfig;  // credentials for xmetrics itself (serve --write-kubeconfig)
+  std::string token;               // bearer token for xmetrics itself
+  std::string serviceAccount;      // the identity xmetrics runs as, for the RBAC check
+  std::string output = "table";    // table | json
+};
+
+// `xmetrics doctor`: walks APIService → Service → certificate → discovery → RBAC → xmetrics →
+// backends → every HPA's External metrics, printing OK/WARN/FAIL with evidence and fixes.
+// Returns 0 when all is OK, 1 on any FAIL, 2 when the worst is a WARN.
+int runDoctor(const DoctorOptions& options);
+
 }  // namespace xmetrics::cli

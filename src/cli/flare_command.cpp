@@ -132,7 +132,8 @@ int runFlare(const FlareOptions& options) {
         }
       }
       std::string command = shellQuote(selfPath()) + " doctor -o json --kubeconfig " +
-                            shellQuote(options.clusterKubeconfig);
+                            shellQuote(options.clusterKubeconfig) + " --namespace " +
+                            shellQuote(options.ns);
       if (!options.kubeconfig.empty()) {
         command += " --xmetrics-kubeconfig " + shellQuote(options.kubeconfig);
       }

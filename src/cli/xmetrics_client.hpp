@@ -1,22 +1,59 @@
 #pragma once
 
+#include <chrono>
 #include <expected>
 #include <string>
+#include <vector>
+
+#include "kube/kube_config.hpp"
 
 namespace xmetrics::cli {
 
-// How the CLI commands (status, flare, doctor) reach a running `xmetrics serve`: its URL and the
-// credentials of the kubeconfig `serve --write-kubeconfig` wrote.
+// How the CLI commands (status, flare, doctor) reach a running `xmetrics serve`.
 struct Endpoint {
-  std::string server;
-  std::string caPem, certPem, keyPem;
+  std::string server;      // https://host:port
+  std::string caPem;       // CAs to trust; empty: the system store
+  std::string verifyName;  // the name the serving certificate must carry; empty: the URL's host
+  bool insecureSkipVerify = false;
+  std::string certPem, keyPem;  // client certificate, presented unless there is a token
+  std::string token;            // bearer token
 };
 
+// A kubeconfig's current context as an endpoint: server, CA, client certificate or token (files
+// named in it are read), by the same reader as the cluster client (kube::loadKubeconfig). For
+// status and flare, the file `serve --write-kubeconfig` wrote; for doctor, the cluster's
+// kubeconfig, whose credentials xmetrics accepts in cluster mode too.
 std::expected<Endpoint, std::string> loadKubeconfig(const std::string& path);
+// The same from a loaded config (in a pod: the service account's CA and token).
+std::expected<Endpoint, std::string> endpointFromKubeConfig(const kube::KubeConfig& config);
 
-// One HTTPS GET over TLS with the endpoint's CA and client certificate (or `token`), every step
-// bounded by a 10 s deadline. The error says what failed and, for a non-200, the Status message.
+struct XmetricsReply {
+  unsigned status = 0;
+  std::string body;
+  // The certificate chain the server presented, leaf first, PEM.
+  std::vector<std::string> peerChainPem;
+};
+
+// GET `target` (e.g. /xmetrics/v1/status). Any HTTP status is a reply; the error is a transport or
+// TLS failure, worded for users. Every step (connect, handshake, write, read) is bounded by
+// `stepTimeout`, so a server that accepts and never answers cannot hang the command.
+std::expected<XmetricsReply, std::string> xmetricsGet(
+    const Endpoint& endpoint, const std::string& target,
+    std::chrono::seconds stepTimeout = std::chrono::seconds(10));
+
+// GET `target` for its 200 body; `token`, when given, replaces the endpoint's credentials. Any
+// other status is an error carrying the Status message.
 std::expected<std::string, std::string> httpsGet(const Endpoint& endpoint, const std::string& token,
                                                  const std::string& target);
+
+// The `message` of a Kubernetes Status body, else the body itself (trimmed to 300 characters).
+std::string replyMessage(const XmetricsReply& reply);
+
+// The chain the server at `server` presents for SNI `serverName`, leaf first, PEM, without
+// verifying it and without sending anything else: a TLS handshake only, so no credential can reach
+// a server that turns out not to be trusted.
+std::expected<std::vector<std::string>, std::string> fetchServingChain(
+    const std::string& server, const std::string& serverName,
+    std::chrono::seconds timeout = std::chrono::seconds(5));
 
 }  // namespace xmetrics::cli

@@ -1,11 +1,14 @@
 #include "core/quantity.hpp"
 
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 namespace xmetrics::core {
 
@@ -132,6 +135,54 @@ std::string formatQuantity(double value) {
     result += std::to_string(exponent);
   }
   return result;
+}
+
+std::optional<double> parseQuantity(std::string_view text) {
+  std::size_t end = 0;
+  if (end < text.size() && (text[end] == '+' || text[end] == '-')) ++end;
+  bool digits = false;
+  while (end < text.size() &&
+         (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) {
+    digits = digits || text[end] != '.';
+    ++end;
+  }
+  if (!digits) return std::nullopt;
+  std::string number(text.substr(0, end));
+  if (number.front() == '+') number.erase(0, 1);
+  double mantissa = 0;
+  const auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), mantissa);
+  if (ec != std::errc{} || ptr != number.data() + number.size()) return std::nullopt;
+  const std::string_view suffix = text.substr(end);
+  static constexpr std::array<std::pair<std::string_view, double>, 16> kSuffixes{{
+      {"", 1},
+      {"n", 1e-9},
+      {"u", 1e-6},
+      {"m", 1e-3},
+      {"k", 1e3},
+      {"M", 1e6},
+      {"G", 1e9},
+      {"T", 1e12},
+      {"P", 1e15},
+      {"E", 1e18},
+      {"Ki", 1024.0},
+      {"Mi", 1024.0 * 1024},
+      {"Gi", 1024.0 * 1024 * 1024},
+      {"Ti", 1024.0 * 1024 * 1024 * 1024},
+      {"Pi", 1024.0 * 1024 * 1024 * 1024 * 1024},
+      {"Ei", 1024.0 * 1024 * 1024 * 1024 * 1024 * 1024},
+  }};
+  for (const auto& [name, factor] : kSuffixes) {
+    if (suffix == name) return mantissa * factor;
+  }
+  if (suffix.size() > 1 && (suffix[0] == 'e' || suffix[0] == 'E')) {
+    int exponent = 0;
+    const auto [eptr, eec] =
+        std::from_chars(suffix.data() + 1, suffix.data() + suffix.size(), exponent);
+    if (eec == std::errc{} && eptr == suffix.data() + suffix.size()) {
+      return mantissa * std::pow(10.0, exponent);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace xmetrics::core

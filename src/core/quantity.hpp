@@ -1,6 +1,8 @@
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace xmetrics::core {
 
@@ -12,5 +14,11 @@ namespace xmetrics::core {
 // rounded up to 1n as apimachinery rounds on parse. NaN and infinities have no Quantity form and
 // must be rejected before calling (they return "0").
 std::string formatQuantity(double value);
+
+// Reads a Kubernetes quantity as written in objects ("9", "500m", "1.5k", "2Ki", "1e3"): a signed
+// decimal number, then a DecimalSI suffix (n u m k M G T P E), a BinarySI one (Ki Mi Gi Ti Pi Ei)
+// or a decimal exponent. nullopt for anything else. Precision is a double's, enough for reading
+// HPA targets and explaining them; the API server's own arithmetic is in milli-units.
+std::optional<double> parseQuantity(std::string_view text);
 
 }  // namespace xmetrics::core

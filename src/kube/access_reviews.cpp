@@ -63,11 +63,14 @@ std::expected<auth::AccessDecision, std::string> KubeAccessReviewer::review(
   }
   spec["extra"] = std::move(extra);
   if (request.resourceRequest) {
-    spec["resourceAttributes"] = boost::json::object{{"namespace", request.namespace_},
-                                                     {"verb", request.verb},
-                                                     {"group", request.group},
-                                                     {"version", request.version},
-                                                     {"resource", request.resource}};
+    boost::json::object attributes{{"namespace", request.namespace_},
+                                   {"verb", request.verb},
+                                   {"group", request.group},
+                                   {"version", request.version},
+                                   {"resource", request.resource}};
+    if (!request.subresource.empty()) attributes["subresource"] = request.subresource;
+    if (!request.name.empty()) attributes["name"] = request.name;
+    spec["resourceAttributes"] = std::move(attributes);
   } else {
     spec["nonResourceAttributes"] =
         boost::json::object{{"path", request.path}, {"verb", request.verb}};

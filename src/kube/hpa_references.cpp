@@ -20,8 +20,9 @@ std::string str(const boost::json::object& o, std::string_view key) {
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
-// metav1.LabelSelector (matchLabels + matchExpressions) in the text form LabelSelector parses.
-std::expected<std::string, std::string> selectorText(const boost::json::object* selector) {
+}  // namespace
+
+std::expected<std::string, std::string> labelSelectorText(const boost::json::object* selector) {
   if (!selector) return std::string();
   std::string text;
   auto add = [&](const std::string& part) { text += (text.empty() ? "" : ",") + part; };
@@ -61,8 +62,6 @@ std::expected<std::string, std::string> selectorText(const boost::json::object* 
   return text;
 }
 
-}  // namespace
-
 std::vector<catalog::Catalog::Reference> hpaReferences(const ObjectMap& hpas,
                                                        std::vector<std::string>* problems) {
   std::vector<catalog::Catalog::Reference> out;
@@ -77,7 +76,7 @@ std::vector<catalog::Catalog::Reference> hpaReferences(const ObjectMap& hpas,
       if (!metric) continue;
       std::string name = str(*metric, "name");
       if (name.empty()) continue;
-      auto text = selectorText(objectAt(*metric, "selector"));
+      auto text = labelSelectorText(objectAt(*metric, "selector"));
       std::expected<core::LabelSelector, core::SelectorError> selector =
           text ? core::LabelSelector::parse(*text)
                : std::unexpected(core::SelectorError{0, text.error()});

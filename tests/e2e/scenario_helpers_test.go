@@ -119,9 +119,15 @@ func (e *xmEnv) with(t *testing.T) *xmEnv {
 // port and caBundle), and waits for Available=True.
 func startXmetricsEnv(t *testing.T, ctx context.Context, args ...string) *xmEnv {
 	t.Helper()
+	return startXmetricsEnvWith(t, ctx, XmetricsOptions{Args: args})
+}
+
+// startXmetricsEnvWith is startXmetricsEnv with launcher options (e.g. Env for backend keys).
+func startXmetricsEnvWith(t *testing.T, ctx context.Context, opts XmetricsOptions) *xmEnv {
+	t.Helper()
 	start := time.Now()
 	c := startManifestsCluster(t, ctx)
-	e := launchXmetricsEnv(t, ctx, c, XmetricsNamespace, "xmetrics", XmetricsOptions{Args: args})
+	e := launchXmetricsEnv(t, ctx, c, XmetricsNamespace, "xmetrics", opts)
 	e.register()
 	t.Logf("xmetrics ready and registered %s after start", time.Since(start).Round(time.Millisecond))
 	return e

@@ -75,3 +75,34 @@ TEST(FormatQuantity, NonFiniteValuesRenderAsZero) {
 
 }  // namespace
 }  // namespace xmetrics::core
+
+namespace xmetrics::core {
+namespace {
+
+TEST(ParseQuantityTest, ReadsTheFormsHpaTargetsAreWrittenIn) {
+  EXPECT_DOUBLE_EQ(*parseQuantity("9"), 9);
+  EXPECT_DOUBLE_EQ(*parseQuantity("500m"), 0.5);
+  EXPECT_DOUBLE_EQ(*parseQuantity("1.5k"), 1500);
+  EXPECT_DOUBLE_EQ(*parseQuantity("2Ki"), 2048);
+  EXPECT_DOUBLE_EQ(*parseQuantity("1e3"), 1000);
+  EXPECT_DOUBLE_EQ(*parseQuantity("-2500m"), -2.5);
+  EXPECT_DOUBLE_EQ(*parseQuantity("+.5"), 0.5);
+  EXPECT_DOUBLE_EQ(*parseQuantity("1500u"), 0.0015);
+}
+
+TEST(ParseQuantityTest, RefusesWhatIsNotAQuantity) {
+  EXPECT_FALSE(parseQuantity(""));
+  EXPECT_FALSE(parseQuantity("m"));
+  EXPECT_FALSE(parseQuantity("12x"));
+  EXPECT_FALSE(parseQuantity("1.2.3"));
+  EXPECT_FALSE(parseQuantity("5 m"));
+}
+
+TEST(ParseQuantityTest, ReadsBackWhatFormatQuantityWrites) {
+  for (double v : {0.25, 2472.0, 824.0, 3.334, 1e-6, 42e9}) {
+    EXPECT_DOUBLE_EQ(*parseQuantity(formatQuantity(v)), v) << formatQuantity(v);
+  }
+}
+
+}  // namespace
+}  // namespace xmetrics::core
