@@ -52,6 +52,18 @@ std::expected<std::string, std::string> resolveTemplateVariables(std::string_vie
       out += context.clusterName;
     } else if (variable.starts_with("env_") && variable.size() > 4) {
       std::string name = variable.substr(4);
+      // Whoever may create a DatadogMetric must not read xmetrics' credentials through it: the
+      // resolved query shows in status, logs, HPA conditions and the object's own status.
+      std::string upper;
+      for (char c : name) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      for (const char* word :
+           {"KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "ENDPOINTS", "PROXY"}) {
+        if (upper.find(word) != std::string::npos) {
+          return std::unexpected("%%" + variable + "%% is refused: " + name +
+                                 " looks like a credential, and a query's text is shown in "
+                                 "status and errors; use a variable holding a plain tag value");
+        }
+      }
       std::optional<std::string> value;
       if (context.env) {
         value = context.env(name);

@@ -14,12 +14,28 @@
 namespace xmetrics::cli {
 namespace {
 
+// Endpoint lists carry per-endpoint keys; proxy URLs carry user:password.
 bool looksSecret(std::string_view name) {
-  static const std::regex pattern("(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", std::regex::icase);
+  static const std::regex pattern("(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|ENDPOINTS|PROXY)",
+                                  std::regex::icase);
   return std::regex_search(name.begin(), name.end(), pattern);
 }
 
+// A container argument like --datadog-api-key=…, and user:password@ in any URL.
+std::string redactText(const std::string& text) {
+  static const std::regex flag(
+      "^(--?[A-Za-z0-9-]*(key|token|secret|password|credential|endpoints|proxy)[A-Za-z0-9-]*=).+$",
+      std::regex::icase);
+  static const std::regex userinfo("(://)[^/@\\s]+@");
+  std::string out = std::regex_replace(text, flag, "$1<redacted>");
+  return std::regex_replace(out, userinfo, "$1<redacted>@");
+}
+
 void redactInPlace(boost::json::value& v) {
+  if (v.is_string()) {
+    v = redactText(std::string(v.as_string()));
+    return;
+  }
   if (v.is_array()) {
     for (auto& item : v.as_array()) redactInPlace(item);
     return;

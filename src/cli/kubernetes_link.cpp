@@ -112,8 +112,11 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
         "datadogmetrics");
     controller_ = std::make_unique<crd::DatadogMetricController>(
         client_, catalog, values, [this] { return datadogMetricObjects_.load(); },
-        crd::ControllerOptions{.autogenExpiry = options.autogenExpiry,
-                               .isLeader = [this] { return isLeader(); }});
+        crd::ControllerOptions{
+            .autogenExpiry = options.autogenExpiry,
+            .isLeader = [this] { return isLeader(); },
+            .ready = [this,
+                      &poller] { return notReadyReason().empty() && poller.status().cycles > 0; }});
   }
   authentication_->start();
   hpas_->start();
@@ -148,7 +151,9 @@ std::string KubernetesLink::leaderPeerUrl() const {
   const auto* elector = electorRunning_.load(std::memory_order_acquire);
   if (!elector) return electionExpected_ ? "" : peerUrl_;
   auto s = elector->status();
-  return s.holder.empty() ? "" : s.peerUrl;
+  // Our own name on a Lease we no longer hold (a lapsed renewal) is nobody to follow.
+  if (s.holder.empty() || (s.holder == elector->options().identity && !s.isLeader)) return "";
+  return s.peerUrl;
 }
 
 boost::json::object KubernetesLink::leaderStatus() const {

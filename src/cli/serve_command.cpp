@@ -59,11 +59,12 @@ void applyConfigChange(config::ServeOptions& running, const config::SettingSourc
     }
     return;
   }
-  std::map<std::string, std::string> before;
-  for (const auto& e : running.effective) before[e.name] = e.value;
+  // Compared on the unredacted values: a changed key must not look unchanged behind <redacted>.
+  std::map<std::string, std::pair<std::string, std::size_t>> before;
+  for (const auto& e : running.effective) before[e.name] = {e.value, e.rawHash};
   std::vector<std::string> needRestart;
   for (const auto& e : next->effective) {
-    if (before[e.name] == e.value) continue;
+    if (before[e.name] == std::pair(e.value, e.rawHash)) continue;
     if (e.name == "log-level") {
       spdlog::set_level(spdlog::level::from_str(next->logLevel));
       spdlog::info("component=config event=reloaded setting=log-level value={}", e.value);

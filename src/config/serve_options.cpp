@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -494,13 +495,17 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
       }
     }
     auto shown = [&](const std::string& value) {
-      return isSecretSetting(s.setting.name) && !value.empty() ? std::string("<redacted>") : value;
+      if (isSecretSetting(s.setting.name) && !value.empty()) return std::string("<redacted>");
+      // user:password@ in a proxy or endpoint URL.
+      static const std::regex userinfo("(://)[^/@\\s]+@");
+      return std::regex_replace(value, userinfo, "$1<redacted>@");
     };
     if (!chosen) {
-      options.effective.push_back({s.setting.name, s.setting.defaultText, "default"});
+      options.effective.push_back({s.setting.name, s.setting.defaultText, "default", 0});
       continue;
     }
-    options.effective.push_back({s.setting.name, shown(chosen->first), chosen->second});
+    options.effective.push_back({s.setting.name, shown(chosen->first), chosen->second,
+                                 std::hash<std::string>{}(chosen->first)});
     given.insert(s.setting.name);
     if (auto error = s.apply(chosen->first, options)) {
       errors.push_back(chosen->second + " = \"" + chosen->first + "\": " + *error);

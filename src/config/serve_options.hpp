@@ -86,6 +86,8 @@ struct ServeOptions {
   // replaced by "<redacted>") and where it came from (flag, environment variable, file, default).
   struct EffectiveSetting {
     std::string name, value, source;
+    std::size_t rawHash =
+        0;  // of the unredacted text: tells a changed secret from an unchanged one
   };
   std::vector<EffectiveSetting> effective;
 };

@@ -11,6 +11,8 @@
 namespace xmetrics::crd {
 namespace {
 
+using namespace std::chrono_literals;
+
 constexpr std::string_view kApiPrefix = "/apis/datadoghq.com/v1alpha1/namespaces/";
 
 std::string objectPath(const std::string& id) {
@@ -94,6 +96,24 @@ bool DatadogMetricController::takeWriteToken() {
   return true;
 }
 
+bool DatadogMetricController::backingOff(const std::string& id,
+                                         std::chrono::steady_clock::time_point now) const {
+  auto it = failures_.find(id);
+  return it != failures_.end() && now < it->second.next;
+}
+
+void DatadogMetricController::failed(const std::string& id,
+                                     std::chrono::steady_clock::time_point now,
+                                     const std::string& what, const std::string& error) {
+  auto& b = failures_[id];
+  b.delay = std::min<std::chrono::seconds>(std::max<std::chrono::seconds>(b.delay * 2, 1s), 300s);
+  b.next = now + b.delay;
+  spdlog::warn("component=crd event={}_failed object={} retry_in={}s error=\"{}\"", what, id,
+               b.delay.count(), error);
+  std::lock_guard lock(mutex_);
+  stats_.lastError = what + " of DatadogMetric " + id + ": " + error;
+}
+
 void DatadogMetricController::reconcile() {
   if (options_.isLeader && !options_.isLeader()) {
     // Another replica writes; when this one leads again it starts from what the objects say.
@@ -101,6 +121,7 @@ void DatadogMetricController::reconcile() {
     creating_.clear();
     return;
   }
+  if (options_.ready && !options_.ready()) return;
   auto objects = objects_();
   if (!objects) return;  // not listed yet: nothing is known to be missing
   auto now = core::Clock::now();
@@ -147,18 +168,21 @@ void DatadogMetricController::writeStatuses(const kube::ObjectMap& objects,
         steadyNow - written->second.at < options_.freshnessInterval) {
       continue;
     }
+    if (backingOff(id, steadyNow)) continue;
     if (!takeWriteToken()) break;  // the rest waits for the next pass
     auto result =
         client_.mergePatch(objectPath(id) + "/status", boost::json::object{{"status", desired}});
-    std::lock_guard lock(mutex_);
     if (result) {
+      failures_.erase(id);
+      std::lock_guard lock(mutex_);
       ++stats_.statusWrites;
       written_[id] = {std::move(desired), steadyNow};
     } else {
-      ++stats_.statusWriteErrors;
-      stats_.lastError = "status of DatadogMetric " + id + ": " + result.error().describe();
-      spdlog::warn("component=crd event=status_write_failed object={} error=\"{}\"", id,
-                   result.error().describe());
+      {
+        std::lock_guard lock(mutex_);
+        ++stats_.statusWriteErrors;
+      }
+      failed(id, steadyNow, "status_write", result.error().describe());
     }
   }
   // Forget objects that are gone, so a recreated one is written afresh.
@@ -179,9 +203,10 @@ void DatadogMetricController::manageAutogen(const kube::ObjectMap& objects,
       if (entry->rule != catalog::Rule::kInline || entry->object.empty()) continue;
       const std::string& id = entry->object;
       if (!references.contains(id) || objects.contains(id) || creating_.contains(id) ||
-          !done.insert(id).second) {
+          backingOff(id, steadyNow) || !done.insert(id).second) {
         continue;
       }
+      if (!takeWriteToken()) break;
       auto slash = id.find('/');
       std::string ns = id.substr(0, slash), name = id.substr(slash + 1);
       boost::json::object body{
@@ -193,17 +218,15 @@ void DatadogMetricController::manageAutogen(const kube::ObjectMap& objects,
             {"labels", {{"app.kubernetes.io/managed-by", "xmetrics"}}}}},
           {"spec", {{"query", entry->query}, {"externalMetricName", entry->metricName}}}};
       auto result = client_.post(std::string(kApiPrefix) + ns + "/datadogmetrics", body);
-      std::lock_guard lock(mutex_);
       if (result || result.error().status == 409) {
-        if (result) ++stats_.created;
+        failures_.erase(id);
         creating_[id] = steadyNow;
         spdlog::info("component=crd event=autogen_created object={} query=\"{}\"", id,
                      entry->query);
+        std::lock_guard lock(mutex_);
+        if (result) ++stats_.created;
       } else {
-        stats_.lastError =
-            "creating autogen DatadogMetric " + id + ": " + result.error().describe();
-        spdlog::warn("component=crd event=autogen_create_failed object={} error=\"{}\"", id,
-                     result.error().describe());
+        failed(id, steadyNow, "autogen_create", result.error().describe());
       }
     }
   }
@@ -217,15 +240,17 @@ void DatadogMetricController::manageAutogen(const kube::ObjectMap& objects,
     if (raw == objects.end()) continue;
     auto since = inactiveSince(statusOf(raw->second));
     if (!since || now - *since < options_.autogenExpiry) continue;
+    if (backingOff(metric.id(), steadyNow)) continue;
+    if (!takeWriteToken()) break;
     auto result = client_.del(objectPath(metric.id()));
-    std::lock_guard lock(mutex_);
     if (result || result.error().status == 404) {
-      if (result) ++stats_.deleted;
+      failures_.erase(metric.id());
       spdlog::info("component=crd event=autogen_deleted object={} inactive_since={}", metric.id(),
                    core::rfc3339(*since));
+      std::lock_guard lock(mutex_);
+      if (result) ++stats_.deleted;
     } else {
-      stats_.lastError =
-          "deleting autogen DatadogMetric " + metric.id() + ": " + result.error().describe();
+      failed(metric.id(), steadyNow, "autogen_delete", result.error().describe());
     }
   }
 }

@@ -28,6 +28,9 @@ struct ControllerOptions {
   std::chrono::milliseconds tick{1000};
   // Only the leader writes; empty: always.
   std::function<bool()> isLeader;
+  // Nothing is written before the HPAs were listed and values fetched: a status computed from
+  // nothing would flip every object to inactive/invalid and back on each start. Empty: ready.
+  std::function<bool()> ready;
 };
 
 struct ControllerStats {
@@ -58,6 +61,12 @@ class DatadogMetricController {
   void writeStatuses(const kube::ObjectMap& objects, core::Clock::time_point now);
   void manageAutogen(const kube::ObjectMap& objects, core::Clock::time_point now);
   bool takeWriteToken();
+  // A create, delete or status write that failed (RBAC, missing namespace, no status subresource)
+  // waits 1 s doubling to 5 min before the object is tried again, so one misconfiguration cannot
+  // flood the API (and the client's shared rate limit) every second.
+  bool backingOff(const std::string& id, std::chrono::steady_clock::time_point now) const;
+  void failed(const std::string& id, std::chrono::steady_clock::time_point now,
+              const std::string& what, const std::string& error);
 
   kube::KubeClient& client_;
   catalog::Catalog& catalog_;
@@ -74,6 +83,11 @@ class DatadogMetricController {
   std::map<std::string, Written> written_;
   // Autogen objects created and not yet seen by the watch: not created twice.
   std::map<std::string, std::chrono::steady_clock::time_point> creating_;
+  struct Backoff {
+    std::chrono::steady_clock::time_point next;
+    std::chrono::seconds delay{0};
+  };
+  std::map<std::string, Backoff> failures_;  // by "ns/name"
   double tokens_ = 0;
   std::chrono::steady_clock::time_point lastRefill_;
 

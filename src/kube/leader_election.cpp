@@ -66,6 +66,13 @@ void LeaderElector::stop() {
   if (isLeader()) release();
 }
 
+bool LeaderElector::isLeader() const {
+  if (!leading_.load(std::memory_order_acquire)) return false;
+  auto renewed = std::chrono::steady_clock::time_point(
+      std::chrono::steady_clock::duration(lastRenew_.load(std::memory_order_acquire)));
+  return std::chrono::steady_clock::now() - renewed < options_.renewDeadline;
+}
+
 LeaderStatus LeaderElector::status() const {
   std::lock_guard lock(mutex_);
   auto s = status_;
@@ -125,10 +132,13 @@ bool LeaderElector::tryAcquireOrRenew() {
     }
     // A leader that could not renew for renewDeadline steps down before its lease can expire for
     // the others (renewDeadline < leaseDuration), so two replicas never both poll for long.
-    if (isLeader() && steadyNow - lastRenew_ > options_.renewDeadline) {
+    if (leading_ && !isLeader()) {
       spdlog::warn("component=leader event=renew_failed identity={} error=\"{}\"",
                    options_.identity, error);
       setLeading(false);
+      std::lock_guard lock(mutex_);
+      status_.holder.clear();  // not known any more; never "us"
+      status_.peerUrl.clear();
     }
     return isLeader();
   };
@@ -138,8 +148,11 @@ bool LeaderElector::tryAcquireOrRenew() {
     auto created =
         client_.post("/apis/coordination.k8s.io/v1/namespaces/" + options_.ns + "/leases",
                      leaseBody(nullptr, true));
-    if (!created) return fail("creating Lease: " + created.error().describe());
-    lastRenew_ = steadyNow;
+    if (!created) {
+      if (created.error().status == 409) return false;  // another replica created it first
+      return fail("creating Lease: " + created.error().describe());
+    }
+    lastRenew_ = steadyNow.time_since_epoch().count();
     {
       std::lock_guard lock(mutex_);
       status_.holder = options_.identity;
@@ -192,7 +205,7 @@ bool LeaderElector::tryAcquireOrRenew() {
     }
     return fail("writing Lease: " + written.error().describe());
   }
-  lastRenew_ = steadyNow;
+  lastRenew_ = steadyNow.time_since_epoch().count();
   if (written->is_object()) {
     const auto* newSpec = objectAt(&written->as_object(), "spec");
     observedHolder_ = options_.identity;
@@ -222,6 +235,11 @@ void LeaderElector::release() {
   spec["leaseDurationSeconds"] = 1;
   auto released = client_.put(leasePath(), body);
   setLeading(false);
+  {
+    std::lock_guard lock(mutex_);
+    status_.holder.clear();
+    status_.peerUrl.clear();
+  }
   spdlog::info("component=leader event=released identity={} ok={}", options_.identity,
                released.has_value());
 }

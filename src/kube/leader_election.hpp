@@ -49,7 +49,10 @@ class LeaderElector {
 
   void start();
   void stop();
-  bool isLeader() const { return leading_.load(std::memory_order_acquire); }
+  // Leading, and the last renewal is younger than the renew deadline: leadership lapses on time
+  // even while a renewal call hangs (kube-apiserver accepting and never answering), before any
+  // other replica may take over (renewDeadline < leaseDuration).
+  bool isLeader() const;
   LeaderStatus status() const;
   const LeaderElectionOptions& options() const { return options_; }
 
@@ -71,7 +74,7 @@ class LeaderElector {
   std::string observedHolder_;
   std::string observedRenewTime_;
   std::chrono::steady_clock::time_point observedAt_;
-  std::chrono::steady_clock::time_point lastRenew_;
+  std::atomic<std::chrono::steady_clock::rep> lastRenew_{0};  // steady_clock ticks
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

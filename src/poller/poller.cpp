@@ -142,22 +142,33 @@ void Poller::followLeader(
     }
   };
   for (const auto& w : followWaiting_) add(*w.entry);
-  for (const auto& e : catalog_.entries()) {
+  // Followers never refresh, so expire what nobody asked for here (as refreshAll does).
+  for (const auto& e : catalog_.wanted(now)) {
     if (e->lastRequested() > demandSentUpTo_) add(*e);
+  }
+  for (const auto& [key, mirrored] : mirrorDemand_) {
+    const auto& [stamp, demand] = mirrored;
+    auto last =
+        core::Clock::time_point(core::Clock::duration(stamp->load(std::memory_order_relaxed)));
+    if (last > demandSentUpTo_ && sent.insert(key).second) request.demand.push_back(demand);
   }
   auto result = options_.follow ? options_.follow(request)
                                 : std::unexpected(std::string("no leader to follow"));
   if (result) {
     demandSentUpTo_ = now;
     leaderGeneration_ = result->generation;
-    if (result->values) publishReplica(std::move(*result->values));
+    if (result->values) {
+      publishReplica(std::move(*result->values));
+      holdsLeaderValues_ = true;
+    }
   }
   {
     std::lock_guard lock(mutex_);
     ++status_.followExchanges;
     if (result) {
       status_.followError.clear();
-      status_.lastFollow = now;
+      // Readiness counts from the first exchange that brought values, not from any answer.
+      if (holdsLeaderValues_) status_.lastFollow = now;
     } else {
       status_.followError = result.error();
     }
@@ -179,10 +190,20 @@ void Poller::publishReplica(std::vector<store::MetricValue> values) {
   for (const auto& e : catalog_.entries()) demand.emplace(e->key, e->demand);
   auto map = std::make_shared<store::ValueMap>();
   map->reserve(values.size());
+  std::set<std::string> seen;
   for (auto& v : values) {
     auto key = store::metricKey(v.ns, v.metricName, v.selector);
+    replication::Demand asked{v.ns, v.metricName, v.selector};
     auto value = std::make_shared<store::MetricValue>(std::move(v));
-    if (auto it = demand.find(key); it != demand.end()) value->demand = it->second;
+    if (auto it = demand.find(key); it != demand.end()) {
+      value->demand = it->second;
+      mirrorDemand_.erase(key);
+    } else {
+      auto& mirrored = mirrorDemand_[key];
+      if (!mirrored.first) mirrored = {std::make_shared<std::atomic<int64_t>>(0), std::move(asked)};
+      value->demand = mirrored.first;
+    }
+    seen.insert(key);
     auto old = previous->find(key);
     bool samePoint = old && !old->body.empty() && old->sample && value->sample &&
                      old->sample->value == value->sample->value &&
@@ -191,6 +212,8 @@ void Poller::publishReplica(std::vector<store::MetricValue> values) {
     value->body = samePoint ? old->body : store::renderValueList(*value);
     (*map)[key] = std::move(value);
   }
+  // The leader dropped them: so do we.
+  std::erase_if(mirrorDemand_, [&](const auto& kv) { return !seen.contains(kv.first); });
   store::ValueSnapshot next;
   next.base = std::move(map);
   next.publishedAt = clock_();

@@ -68,6 +68,17 @@ TEST(DatadogMetric, AnUnresolvableVariableMakesTheObjectInvalidAndSaysWhy) {
   EXPECT_NE(noCluster.error().find("--cluster-name"), std::string::npos);
 
   EXPECT_FALSE(resolveTemplateVariables("avg:m{c:%%tag_host%%}", context()));
+  // Credentials never become part of a query (it is shown in status, logs and HPA conditions).
+  TemplateContext leaky{.clusterName = "c", .env = [](const std::string&) {
+                          return std::optional<std::string>("0f1e2d3c4b5a6978");
+                        }};
+  for (const char* var : {"DD_API_KEY", "dd_app_key", "GITHUB_TOKEN", "DB_PASSWORD", "MY_SECRET",
+                          "DD_EXTERNAL_METRICS_PROVIDER_ENDPOINTS", "DD_PROXY_HTTPS"}) {
+    auto r = resolveTemplateVariables(std::string("avg:m{k:%%env_") + var + "%%}", leaky);
+    ASSERT_FALSE(r) << var;
+    EXPECT_EQ(r.error().find("0f1e2d3c4b5a6978"), std::string::npos);
+    EXPECT_NE(r.error().find("looks like a credential"), std::string::npos);
+  }
   EXPECT_FALSE(resolveTemplateVariables("avg:m{c:%%env_X}", context()));
 }
 

@@ -31,6 +31,17 @@ TEST(FlareRedaction, CredentialLikeEnvValuesAndSecretPayloadsNeverTravel) {
   EXPECT_EQ(secret.find("c2VjcmV0"), std::string::npos);
   EXPECT_EQ(secret.find("stringData"), std::string::npos);
   EXPECT_EQ(redactForFlare("not json"), "<not JSON; left out>");
+
+  auto pod = redactForFlare(R"json({"spec": {"containers": [{
+    "args": ["serve", "--datadog-api-key=abc123", "--backend=datadog", "--datadog-proxy=http://u:pw1@proxy:3128"],
+    "env": [{"name": "DD_EXTERNAL_METRICS_PROVIDER_ENDPOINTS", "value": "[{\"api_key\": \"k2\"}]"},
+            {"name": "DD_PROXY_HTTPS", "value": "http://user:pw2@proxy:3128"},
+            {"name": "PROM_URL", "value": "https://admin:pw3@prom:9090"}]}]}})json");
+  for (const char* secret : {"abc123", "pw1", "k2", "pw2", "pw3"}) {
+    EXPECT_EQ(pod.find(secret), std::string::npos) << secret << " in " << pod;
+  }
+  EXPECT_NE(pod.find("--backend=datadog"), std::string::npos);
+  EXPECT_NE(pod.find("prom:9090"), std::string::npos);
 }
 
 }  // namespace

@@ -153,3 +153,30 @@ TEST(ResolveServeOptions, MetricsErrorsNameTheItemAndTheFix) {
 
 }  // namespace
 }  // namespace xmetrics::config
+
+namespace xmetrics::config {
+namespace {
+
+TEST(EffectiveSettings, SecretsAndUrlPasswordsAreRedactedButChangesStillShow) {
+  auto a = resolveServeOptions({.flags = {{"datadog-proxy", "http://bob:hunter2@proxy:3128"}},
+                                .env = {{"DD_API_KEY", "0f1e2d3c"}}});
+  auto b = resolveServeOptions({.env = {{"DD_API_KEY", "ffffffff"}}});
+  ASSERT_TRUE(a && b);
+  auto find = [](const ServeOptions& o, const std::string& name) {
+    for (const auto& e : o.effective) {
+      if (e.name == name) return e;
+    }
+    return ServeOptions::EffectiveSetting{};
+  };
+  EXPECT_EQ(find(*a, "datadog-api-key").value, "<redacted>");
+  EXPECT_EQ(find(*a, "datadog-api-key").source, "environment variable DD_API_KEY");
+  EXPECT_EQ(find(*a, "datadog-proxy").value, "http://<redacted>@proxy:3128");
+  EXPECT_NE(find(*a, "datadog-api-key").rawHash, find(*b, "datadog-api-key").rawHash);
+  for (const auto& e : a->effective) {
+    EXPECT_EQ(e.value.find("0f1e2d3c"), std::string::npos) << e.name;
+    EXPECT_EQ(e.value.find("hunter2"), std::string::npos) << e.name;
+  }
+}
+
+}  // namespace
+}  // namespace xmetrics::config
