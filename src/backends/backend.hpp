@@ -1,5 +1,7 @@
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <expected>
@@ -35,6 +37,42 @@ struct BackendHealth {
   // Facts for `xmetrics status`, in display order, e.g. {"endpoint https://api.datadoghq.com",
   // "ok; 1187 of 1200 calls left per 3600s, resets in 3500s"}. Never holds secrets.
   std::vector<std::pair<std::string, std::string>> details;
+  // For /metrics. Remote calls by how they ended (CallCounts::names); empty for in-process ones.
+  std::vector<std::pair<std::string_view, uint64_t>> callsByOutcome;
+  // The rate-limit budget each endpoint last announced; empty where none is announced.
+  struct RateLimit {
+    std::string endpoint;
+    int64_t limit = 0;         // calls per period
+    int64_t remaining = 0;     // calls left in the current period
+    int64_t resetSeconds = 0;  // until the period ends
+  };
+  std::vector<RateLimit> rateLimits;
+};
+
+// Remote calls by outcome, counted by the backends that make them. Thread-safe, lock-free.
+class CallCounts {
+ public:
+  enum Outcome : std::size_t {
+    kOk,           // answered
+    kRejected,     // the backend refused the query itself (400/422): only that query fails
+    kRateLimited,  // 429
+    kTimeout,      // no answer within the call's timeout
+    kError,        // anything else: transport, 5xx, 401/403, an answer that does not parse
+    kOutcomes
+  };
+  static constexpr std::array<std::string_view, kOutcomes> names = {
+      "ok", "rejected", "rate_limited", "timeout", "error"};
+  void add(Outcome outcome) { counts_[outcome].fetch_add(1, std::memory_order_relaxed); }
+  std::vector<std::pair<std::string_view, uint64_t>> snapshot() const {
+    std::vector<std::pair<std::string_view, uint64_t>> out;
+    for (std::size_t i = 0; i < kOutcomes; ++i) {
+      out.emplace_back(names[i], counts_[i].load(std::memory_order_relaxed));
+    }
+    return out;
+  }
+
+ private:
+  std::array<std::atomic<uint64_t>, kOutcomes> counts_{};
 };
 
 // The only thing the poller knows of a backend.

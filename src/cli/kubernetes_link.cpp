@@ -233,4 +233,38 @@ boost::json::object KubernetesLink::status() const {
           {"datadogMetricController", controllerStatus()}};
 }
 
+void KubernetesLink::writeMetrics(telemetry::ExpositionWriter& out) const {
+  using telemetry::MetricType;
+  auto& restarts = out.family("xmetrics_watch_restarts_total", MetricType::kCounter,
+                              "Watches of the cluster re-opened (timeouts, drops, errors), by "
+                              "watched resource.");
+  auto& events = out.family("xmetrics_watch_events_total", MetricType::kCounter,
+                            "Watch events received from the cluster, by watched resource.");
+  const std::pair<std::string_view, const kube::Informer*> informers[] = {
+      {"configmaps", authentication_.get()},
+      {"horizontalpodautoscalers", hpas_.get()},
+      {"datadogmetrics", datadogMetrics_.get()}};
+  for (const auto& [resource, informer] : informers) {
+    if (!informer) continue;
+    auto s = informer->stats();
+    restarts.sample({{"resource", resource}}, s.watchRestarts);
+    events.sample({{"resource", resource}}, s.events);
+  }
+  if (!controller_) return;
+  auto s = controller_->stats();
+  out.family("xmetrics_datadogmetric_status_writes_total", MetricType::kCounter,
+             "DatadogMetric status updates written (CRD mode).")
+      .sample({}, s.statusWrites);
+  out.family("xmetrics_datadogmetric_status_write_errors_total", MetricType::kCounter,
+             "DatadogMetric status updates the cluster refused or that failed (CRD mode).")
+      .sample({}, s.statusWriteErrors);
+  out.family("xmetrics_datadogmetric_autogen_created_total", MetricType::kCounter,
+             "dcaautogen-* DatadogMetrics created for HPAs' inline metrics (CRD mode).")
+      .sample({}, s.created);
+  out.family("xmetrics_datadogmetric_autogen_deleted_total", MetricType::kCounter,
+             "dcaautogen-* DatadogMetrics deleted after autogen-expiry without an HPA naming them "
+             "(CRD mode).")
+      .sample({}, s.deleted);
+}
+
 }  // namespace xmetrics::cli

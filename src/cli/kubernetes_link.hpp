@@ -15,6 +15,7 @@
 #include "kube/leader_election.hpp"
 #include "poller/poller.hpp"
 #include "store/value_store.hpp"
+#include "telemetry/exposition.hpp"
 
 namespace xmetrics::cli {
 
@@ -63,6 +64,8 @@ class KubernetesLink {
   // Empty once the authentication settings and the HPAs were read; else what is missing.
   std::string notReadyReason() const;
   boost::json::object status() const;
+  // The watches' restarts and events, and in CRD mode the controller's writes, for /metrics.
+  void writeMetrics(telemetry::ExpositionWriter& out) const;
 
  private:
   kube::KubeClient client_;

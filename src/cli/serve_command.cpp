@@ -11,6 +11,7 @@
 #include "cli/commands.hpp"
 #include "cli/kubernetes_link.hpp"
 #include "cli/logging.hpp"
+#include "cli/self_metrics.hpp"
 #include "core/file_watch.hpp"
 #include "http/http_client.hpp"
 #include "ingest/dogstatsd_listener.hpp"
@@ -222,12 +223,13 @@ int runServe(const config::ServeOptions& options, const config::SettingSources& 
                                  : boost::json::object{{"enabled", false}, {"isLeader", true}};
     return extra;
   };
+  auto isLeader = [&kubernetes] { return !kubernetes || kubernetes->isLeader(); };
   server::ApiHandler handler(
       {.maxAge = options.maxAge,
        .firstFetchTimeout = options.firstFetchTimeout,
        .refreshPeriod = options.refreshPeriod,
        .notReadyReason = [&]() { return kubernetes ? kubernetes->notReadyReason() : ""; },
-       .isLeader = [&kubernetes] { return !kubernetes || kubernetes->isLeader(); },
+       .isLeader = isLeader,
        .configReport =
            [&options] {
              boost::json::array settings;
@@ -236,7 +238,9 @@ int runServe(const config::ServeOptions& options, const config::SettingSources& 
              }
              return boost::json::value{{"settings", std::move(settings)}};
            },
-       .recentLogs = recentLogLines},
+       .recentLogs = recentLogLines,
+       .extraMetrics = selfMetrics(
+           {.dogstatsd = dogstatsd.get(), .kubernetes = kubernetes.get(), .isLeader = isLeader})},
       authenticator, authorizer, values, catalog, poller, extraStatus);
   server::HttpsServer https({.bindAddress = options.bindAddress,
                              .port = options.securePort,

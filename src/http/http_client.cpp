@@ -18,6 +18,8 @@ struct SlistDeleter {
 };
 using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
 
+constexpr std::string_view kTimeoutText = "Timeout was reached";
+
 // scheme://host[:port] of a URL: what an error may show (never the path's query or credentials).
 std::string originOf(const std::string& url) {
   auto start = url.find("://");
@@ -142,11 +144,19 @@ struct HttpClient::Impl {
   }
 
   static std::string failure(const Request& r, CURLcode code, const char* detail) {
-    std::string text = r.method + " " + originOf(r.url) + " failed: " + curl().easy_strerror(code);
+    // A timeout is spelled by us (as libcurl does) so that isTimeoutError() never depends on the
+    // wording of the libcurl that happens to be loaded.
+    std::string text =
+        r.method + " " + originOf(r.url) + " failed: " +
+        (code == CURLE_OPERATION_TIMEDOUT ? std::string(kTimeoutText) : curl().easy_strerror(code));
     if (detail && *detail) text += " (" + std::string(detail) + ")";
     return text;
   }
 };
+
+bool isTimeoutError(std::string_view error) {
+  return error.find(kTimeoutText) != std::string_view::npos;
+}
 
 HttpClient::HttpClient(TlsOptions tls) : impl_(std::make_unique<Impl>(std::move(tls))) {}
 HttpClient::~HttpClient() = default;

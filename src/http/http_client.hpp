@@ -50,6 +50,10 @@ struct Response {
   std::string body;
 };
 
+// True when `error`, a text from HttpClient::send, says the call ran out of time (the backends
+// count timeouts apart from other failures).
+bool isTimeoutError(std::string_view error);
+
 // Thread-safe. Keeps one connection pool (a libcurl share of connections, TLS sessions and DNS).
 class HttpClient {
  public:

@@ -279,6 +279,7 @@ void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
     response.prepare_payload();
     return slot->respond(std::move(response));
   }
+  if (path == "/metrics") return slot->respond(metricsResponse(version));
   if (isExternalMetricPath(parts)) {
     return externalMetric(parts[4], parts[5], request.selector, version, std::move(slot));
   }

@@ -12,7 +12,10 @@
 #include "catalog/catalog.hpp"
 #include "poller/poller.hpp"
 #include "server/https_server.hpp"
+#include "server/metrics_endpoint.hpp"
 #include "store/value_store.hpp"
+#include "telemetry/exposition.hpp"
+#include "telemetry/http_request_metrics.hpp"
 
 namespace xmetrics::server {
 
@@ -30,14 +33,17 @@ struct ApiHandlerOptions {
   // lines): what `xmetrics flare` collects. Empty: 404.
   std::function<boost::json::value()> configReport;
   std::function<std::vector<std::string>()> recentLogs;
+  // Families /metrics adds to the handler's own (requests, values, poller, backend).
+  telemetry::MetricsSource extraMetrics;
 };
 
 // Routes every request. Reads only published snapshots; never calls a backend. Paths:
 //   /healthz /livez /readyz                              open, no authentication
 //   /apis, /apis/external.metrics.k8s.io[/v1beta1]       discovery
 //   /apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}?labelSelector=...
-//   /openapi/v2, /openapi/v3                             404 (the aggregator then skips them
-//   quietly) /xmetrics/v1/status                                  what `xmetrics status` prints
+//   /openapi/v2, /openapi/v3                             documents without paths
+//   /xmetrics/v1/status                                  what `xmetrics status` prints
+//   /metrics                                             self-metrics, Prometheus text format
 class ApiHandler final : public RequestHandler {
  public:
   using ExtraStatus = std::function<boost::json::object()>;
@@ -49,6 +55,8 @@ class ApiHandler final : public RequestHandler {
   // RequestHandler
   void handle(const HttpRequest& request, const PeerCertificate& peer,
               ResponseSlotPtr slot) override;
+  void responded(const HttpRequest& request, unsigned status,
+                 std::chrono::steady_clock::duration elapsed) override;
 
   // Stops taking review work (later requests needing a TokenReview/SubjectAccessReview get 503) and
   // waits for the queued reviews to answer. Call while the server still runs, before stopping it.
@@ -56,6 +64,9 @@ class ApiHandler final : public RequestHandler {
 
   // The JSON behind /xmetrics/v1/status.
   boost::json::object statusReport() const;
+  // The text behind /metrics (metrics_endpoint.cpp).
+  std::string metricsExposition() const;
+  const telemetry::HttpRequestMetrics& requestMetrics() const { return requests_; }
 
  private:
   struct Parsed;  // what routing needs of a request, copyable into continuations
@@ -64,6 +75,7 @@ class ApiHandler final : public RequestHandler {
   void route(const Parsed& request, ResponseSlotPtr slot);
   HttpResponse health(std::string_view path, unsigned version) const;
   HttpResponse discovery(std::string_view path, unsigned version) const;
+  HttpResponse metricsResponse(unsigned version) const;
   void externalMetric(std::string_view ns, std::string_view metric, std::string_view selectorText,
                       unsigned version, ResponseSlotPtr slot);
   HttpResponse replicate(const std::string& body, unsigned version);
@@ -77,6 +89,7 @@ class ApiHandler final : public RequestHandler {
   catalog::Catalog& catalog_;
   poller::Poller& poller_;
   ExtraStatus extraStatus_;
+  telemetry::HttpRequestMetrics requests_{requestPathClasses()};
   // TokenReview and SubjectAccessReview calls block on the network: they run here, never on the
   // server threads.
   boost::asio::thread_pool reviews_{2};

@@ -129,6 +129,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void write(HttpResponse&& response) {
     response_ = std::move(response);
+    server_.handler.responded(request_, response_.result_int(),
+                              std::chrono::steady_clock::now() - requestRead_);
     response_.keep_alive(keepAlive_ && !server_.stopping.load(std::memory_order_relaxed));
     response_.prepare_payload();
     // HEAD: the headers of the GET answer, Content-Length included, and no body.
@@ -186,6 +188,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpRequest request_;
+  std::chrono::steady_clock::time_point requestRead_;
   HttpResponse response_;
   PeerCertificate peer_;
   bool keepAlive_ = true;
@@ -228,10 +231,13 @@ void Session::onRead(beast::error_code ec) {
           R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"malformed HTTP request: )" +
           ec.message() + R"(","reason":"BadRequest","code":400})";
       keepAlive_ = false;
+      request_ = {};  // the previous request's target must not be counted again
+      requestRead_ = std::chrono::steady_clock::now();
       return write(std::move(bad));
     }
     return;  // timeout or reset: nothing to answer
   }
+  requestRead_ = std::chrono::steady_clock::now();
   request_ = parser_->release();
   keepAlive_ = request_.keep_alive();
   isHead_ = request_.method() == http::verb::head;

@@ -40,6 +40,12 @@ class RequestHandler {
   // `slot` and answer later from any thread.
   virtual void handle(const HttpRequest& request, const PeerCertificate& peer,
                       ResponseSlotPtr slot) = 0;
+  // Called on the session's strand when the answer to `request` is handed to the connection, with
+  // the time since the request was read; for request metrics. Runs once per request on the server
+  // threads: must be cheap and must not block. A request that could not be parsed comes as an
+  // empty request.
+  virtual void responded(const HttpRequest& /*request*/, unsigned /*status*/,
+                         std::chrono::steady_clock::duration /*elapsed*/) {}
 };
 
 struct TlsFiles {

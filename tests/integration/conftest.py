@@ -91,8 +91,8 @@ class Xmetrics:
     def get_raw(self, path, check=True):
         return self.kubectl("get", "--raw", path, check=check)
 
-    def request(self, path, headers=None, client_cert=True):
-        """Raw HTTPS GET; returns (status, headers, body)."""
+    def request(self, path, headers=None, client_cert=True, decode=True):
+        """Raw HTTPS GET; returns (status, headers, body), the body as bytes unless `decode`."""
         import http.client
         ctx = ssl.create_default_context(cafile=self.ca_file)
         if client_cert:
@@ -101,7 +101,8 @@ class Xmetrics:
         try:
             conn.request("GET", path, headers=headers or {})
             res = conn.getresponse()
-            return res.status, dict(res.getheaders()), res.read().decode()
+            body = res.read()
+            return res.status, dict(res.getheaders()), body.decode() if decode else body
         finally:
             conn.close()
 

@@ -1,5 +1,7 @@
 """--backend prometheus against a real Prometheus (Debian's `prometheus`) scraping an endpoint this
-test serves; the value read through xmetrics matches what Prometheus computes."""
+test serves; the value read through xmetrics matches what Prometheus computes. And the same
+Prometheus scraping xmetrics' own /metrics, as a cluster's Prometheus would."""
+import contextlib
 import json
 import os
 import shutil
@@ -45,12 +47,12 @@ class Exporter(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.fixture(scope="module")
-def prometheus():
+@contextlib.contextmanager
+def running_prometheus(scrape_configs):
+    """A Prometheus scraping every second with `scrape_configs` (YAML list items); yields its URL
+    and a function running an instant query (None while it cannot answer)."""
     if not PROMETHEUS:
         pytest.skip("prometheus is not installed (scripts/setup test installs it)")
-    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
-    threading.Thread(target=exporter.serve_forever, daemon=True).start()
     workdir = tempfile.mkdtemp(prefix="xmetrics-prom-")
     config = os.path.join(workdir, "prometheus.yml")
     with open(config, "w") as f:
@@ -58,10 +60,7 @@ def prometheus():
   scrape_interval: 1s
   evaluation_interval: 1s
 scrape_configs:
-  - job_name: exporter
-    static_configs:
-      - targets: ["127.0.0.1:{exporter.server_address[1]}"]
-""")
+{scrape_configs}""")
     port = free_port()
     log = open(os.path.join(workdir, "prometheus.log"), "w")
     proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}",
@@ -79,8 +78,6 @@ scrape_configs:
             return None
 
     try:
-        wait_for(lambda: query("queue_depth"), timeout=30, interval=0.2,
-                 what="Prometheus to scrape the exporter")
         yield url, query
     finally:
         proc.terminate()
@@ -89,8 +86,25 @@ scrape_configs:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-        exporter.shutdown()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def prometheus():
+    if not PROMETHEUS:
+        pytest.skip("prometheus is not installed (scripts/setup test installs it)")
+    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
+    threading.Thread(target=exporter.serve_forever, daemon=True).start()
+    try:
+        with running_prometheus(f"""  - job_name: exporter
+    static_configs:
+      - targets: ["127.0.0.1:{exporter.server_address[1]}"]
+""") as (url, query):
+            wait_for(lambda: query("queue_depth"), timeout=30, interval=0.2,
+                     what="Prometheus to scrape the exporter")
+            yield url, query
+    finally:
+        exporter.shutdown()
 
 
 def get(xm, name, selector=None):
@@ -182,3 +196,25 @@ def test_a_metric_choosing_a_backend_that_is_not_running_stops_the_start(start_x
         start_xmetrics("--config", str(config))
     message = str(failure.value)
     assert "emails.waiting" in message and "not running" in message and "backends" in message
+
+
+def test_prometheus_scrapes_xmetrics_own_metrics_over_tls_with_a_token(start_xmetrics):
+    xm = start_xmetrics()
+    with running_prometheus(f"""  - job_name: xmetrics
+    scheme: https
+    tls_config:
+      ca_file: {xm.ca_file}
+    authorization:
+      credentials: {xm.token}
+    static_configs:
+      - targets: ["127.0.0.1:{xm.port}"]
+""") as (_, query):
+        up = wait_for(lambda: query('up{job="xmetrics"} == 1'), timeout=30, interval=0.2,
+                      what="Prometheus to scrape xmetrics")
+        assert up[0]["value"][1] == "1"
+        # Its own scrapes are counted, and the histogram arrived as one.
+        scrapes = wait_for(
+            lambda: query('xmetrics_http_requests_total{job="xmetrics",path="metrics",code="200"} > 1'),
+            timeout=30, interval=0.2, what="a second scrape to be counted")
+        assert float(scrapes[0]["value"][1]) > 1
+        assert query('xmetrics_http_request_duration_seconds_bucket{path="metrics",le="+Inf"}')

@@ -311,6 +311,8 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const BackendQuery> b
     auto response = transport_(request);
     ++calls_;
     if (!response) {
+      callCounts_.add(http::isTimeoutError(response.error()) ? CallCounts::kTimeout
+                                                             : CallCounts::kError);
       ep->budget.release();
       markFailure(*ep, response.error());
       continue;
@@ -320,6 +322,7 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const BackendQuery> b
     long status = response->status;
     if (status == 200) {
       auto parsed = parseQueryResponse(response->body, queries);
+      callCounts_.add(parsed ? CallCounts::kOk : CallCounts::kError);
       if (!parsed) {
         markFailure(*ep, ep->endpoint.url + ": " + parsed.error());
         continue;
@@ -328,6 +331,9 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const BackendQuery> b
       return {Kind::kOk, std::move(*parsed), {}};
     }
     std::string message = errorMessage(response->body);
+    callCounts_.add(status == 400 || status == 422 ? CallCounts::kRejected
+                    : status == 429                ? CallCounts::kRateLimited
+                                                   : CallCounts::kError);
     if (status == 400 || status == 422) {
       markSuccess(*ep);  // the endpoint works; the query does not
       return {Kind::kRejected, {}, message.empty() ? statusText(status) : message};
@@ -376,7 +382,9 @@ BackendHealth DatadogBackend::health() const {
     if (b.blockedForSeconds > 0)
       budget += ", rate limited for " + std::to_string(b.blockedForSeconds) + "s";
     h.details.emplace_back("endpoint " + e->endpoint.url, state + "; " + budget);
+    if (b.known) h.rateLimits.push_back({e->endpoint.url, b.limit, b.remaining, b.resetInSeconds});
   }
+  h.callsByOutcome = callCounts_.snapshot();
   h.details.emplace_back("rejected queries", std::to_string(rejected_.size()));
   return h;
 }

@@ -118,6 +118,7 @@ class DatadogBackend final : public Backend {
   std::string lastError_;
   core::Clock::time_point lastSuccess_, lastFailure_;
   std::atomic<uint64_t> calls_{0};
+  CallCounts callCounts_;
 };
 
 }  // namespace xmetrics::backends::datadog

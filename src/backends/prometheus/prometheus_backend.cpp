@@ -108,10 +108,15 @@ BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::t
     std::lock_guard lock(mutex_);
     ++calls_;
   }
-  if (!response) return fail("Prometheus " + response.error(), true);
+  if (!response) {
+    callCounts_.add(http::isTimeoutError(response.error()) ? CallCounts::kTimeout
+                                                           : CallCounts::kError);
+    return fail("Prometheus " + response.error(), true);
+  }
   boost::system::error_code ec;
   auto root = json::parse(response->body, ec);
   if (ec || !root.is_object()) {
+    callCounts_.add(CallCounts::kError);
     return fail("Prometheus " + options_.url + " answered " + std::to_string(response->status) +
                     " with something that is not its API's JSON: " + clip(response->body, 120),
                 true);
@@ -124,10 +129,14 @@ BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::t
   if (str(o, "status") != "success") {
     // 400/422: the query is wrong (only this metric fails); other codes: Prometheus is.
     bool queryError = response->status == 400 || response->status == 422;
+    callCounts_.add(queryError                ? CallCounts::kRejected
+                    : response->status == 429 ? CallCounts::kRateLimited
+                                              : CallCounts::kError);
     return fail("Prometheus rejected the query (" + std::to_string(response->status) + " " +
                     str(o, "errorType") + "): " + str(o, "error"),
                 !queryError);
   }
+  callCounts_.add(CallCounts::kOk);
   {
     std::lock_guard lock(mutex_);
     reachable_ = true;
@@ -187,6 +196,7 @@ BackendHealth PrometheusBackend::health() const {
   h.calls = calls_;
   h.details.emplace_back("url", options_.url);
   h.details.emplace_back("inline aggregation", options_.aggregation);
+  h.callsByOutcome = callCounts_.snapshot();
   return h;
 }
 

@@ -44,6 +44,7 @@ class PrometheusBackend final : public Backend {
   core::Clock::time_point lastSuccess_, lastFailure_;
   uint64_t calls_ = 0;
   bool reachable_ = true;
+  CallCounts callCounts_;
 };
 
 }  // namespace xmetrics::backends::prometheus

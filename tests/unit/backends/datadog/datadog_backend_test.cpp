@@ -338,6 +338,49 @@ TEST(DatadogBackend, TimeoutsAndForbiddenNameTheCauseButNeverTheKeys) {
   expectNoSecrets(r2, b2.health());
 }
 
+std::map<std::string, uint64_t> outcomes(const DatadogBackend& backend) {
+  std::map<std::string, uint64_t> out;
+  for (const auto& [name, n] : backend.health().callsByOutcome) out[std::string(name)] = n;
+  return out;
+}
+
+TEST(DatadogBackend, CountsCallsByOutcomeAndReportsTheAnnouncedBudget) {
+  FakeDatadog dd;
+  auto qs = queries(1);
+  dd.values[qs[0].query] = 4;
+  dd.script.push_back({429,
+                       R"({"errors":["Rate limit exceeded"]})",
+                       {{"x-ratelimit-limit", "10"},
+                        {"x-ratelimit-period", "10"},
+                        {"x-ratelimit-remaining", "0"},
+                        {"x-ratelimit-reset", "3"}}});
+  DatadogBackend backend(options(), dd.transport(), dd.timing());
+  EXPECT_TRUE(backend.health().rateLimits.empty());  // nothing announced yet
+  ASSERT_TRUE(backend.fetch(qs, kNow)[0]);
+  std::vector<BackendQuery> broken = {{"avg:broken{env:prod AND !region:us}", 300s}};
+  dd.bad.insert(broken[0].query);
+  ASSERT_FALSE(backend.fetch(broken, kNow)[0]);
+  dd.script.push_back({200, "<html>maintenance</html>", {}});
+  ASSERT_FALSE(backend.fetch(qs, kNow)[0]);
+  auto counted = outcomes(backend);
+  EXPECT_EQ(counted["ok"], 1u);
+  EXPECT_EQ(counted["rate_limited"], 1u);
+  EXPECT_EQ(counted["rejected"], 1u);
+  EXPECT_EQ(counted["error"], 1u);
+  EXPECT_EQ(counted["timeout"], 0u);
+  auto health = backend.health();
+  ASSERT_EQ(health.rateLimits.size(), 1u);
+  EXPECT_EQ(health.rateLimits[0].endpoint, "https://api.datadoghq.com");
+  EXPECT_EQ(health.rateLimits[0].limit, 10);
+
+  FakeDatadog slow;
+  slow.script.push_back({0, "", {}});  // "Timeout was reached"
+  DatadogBackend timingOut(options(), slow.transport(), slow.timing());
+  ASSERT_FALSE(timingOut.fetch(qs, kNow)[0]);
+  EXPECT_EQ(outcomes(timingOut)["timeout"], 1u);
+  EXPECT_EQ(outcomes(timingOut)["error"], 0u);
+}
+
 TEST(DatadogBackend, GarbageIsAnErrorForTheWholeCall) {
   FakeDatadog dd;
   auto qs = queries(2);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "backends/prometheus/promql.hpp"
 
 namespace xmetrics::backends::prometheus {
@@ -87,6 +89,29 @@ TEST(PrometheusBackend, BadQueriesAndUnreachableServersNameTheCause) {
   EXPECT_EQ(r.error(), "Prometheus rejected the query (400 bad_data): parse error at char 4");
   fake.status = 0;
   EXPECT_NE(one(fake).error().find("Couldn't connect"), std::string::npos);
+}
+
+TEST(PrometheusBackend, CountsCallsByOutcome) {
+  Fake fake;
+  PrometheusBackend backend({}, fake.transport());
+  std::vector<BackendQuery> batch = {{"sum(up)", 300s}};
+  fake.body = R"({"status":"success","data":{"resultType":"vector","result":[]}})";
+  backend.fetch(batch, kNow);  // answered, even though with no series
+  fake.status = 400;
+  fake.body = R"({"status":"error","errorType":"bad_data","error":"parse error"})";
+  backend.fetch(batch, kNow);
+  fake.status = 503;
+  fake.body = "<html>down</html>";
+  backend.fetch(batch, kNow);
+  fake.status = 0;
+  backend.fetch(batch, kNow);
+  std::map<std::string, uint64_t> outcomes;
+  for (const auto& [name, n] : backend.health().callsByOutcome) outcomes[std::string(name)] = n;
+  EXPECT_EQ(outcomes["ok"], 1u);
+  EXPECT_EQ(outcomes["rejected"], 1u);
+  EXPECT_EQ(outcomes["error"], 2u);
+  EXPECT_EQ(outcomes["timeout"], 0u);
+  EXPECT_TRUE(backend.health().rateLimits.empty());
 }
 
 TEST(PrometheusBackend, SendsTheBearerTokenFromItsFile) {

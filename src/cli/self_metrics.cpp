@@ -1,0 +1,33 @@
+#include "cli/self_metrics.hpp"
+
+#include "telemetry/process_metrics.hpp"
+
+namespace xmetrics::cli {
+
+using telemetry::MetricType;
+
+telemetry::MetricsSource selfMetrics(SelfMetricsSources sources) {
+  return [sources = std::move(sources)](telemetry::ExpositionWriter& out) {
+    telemetry::writeBuildInfo(out);
+    telemetry::writeProcessMetrics(out);
+    out.family("xmetrics_leader", MetricType::kGauge,
+               "1 when this replica is the leader (writes DatadogMetric status and autogen "
+               "objects), else 0.")
+        .sample({}, sources.isLeader && sources.isLeader() ? 1.0 : 0.0);
+    if (const auto* dogstatsd = sources.dogstatsd) {
+      auto s = dogstatsd->stats();
+      out.family("xmetrics_dogstatsd_packets_total", MetricType::kCounter,
+                 "DogStatsD datagrams received.")
+          .sample({}, s.packets);
+      out.family("xmetrics_dogstatsd_malformed_total", MetricType::kCounter,
+                 "DogStatsD lines that could not be parsed and were ignored.")
+          .sample({}, s.malformed);
+      out.family("xmetrics_dogstatsd_dropped_total", MetricType::kCounter,
+                 "DogStatsD datagrams the kernel dropped because the receive buffer was full.")
+          .sample({}, s.dropped);
+    }
+    if (sources.kubernetes) sources.kubernetes->writeMetrics(out);
+  };
+}
+
+}  // namespace xmetrics::cli

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <functional>
+
+#include "cli/kubernetes_link.hpp"
+#include "ingest/dogstatsd_listener.hpp"
+#include "telemetry/exposition.hpp"
+
+namespace xmetrics::cli {
+
+// What /metrics shows beyond the server's own families. Each pointer may be null (not running).
+struct SelfMetricsSources {
+  const ingest::DogStatsdListener* dogstatsd = nullptr;
+  const KubernetesLink* kubernetes = nullptr;
+  // Whether this replica is the leader (the one writing DatadogMetric status). A single replica is
+  // its own leader; leader election plugs its answer in here.
+  std::function<bool()> isLeader = [] { return true; };
+};
+
+// Build info, process, leadership, DogStatsD and, in a cluster, the watches and the DatadogMetric
+// controller.
+telemetry::MetricsSource selfMetrics(SelfMetricsSources sources);
+
+}  // namespace xmetrics::cli

@@ -1,0 +1,156 @@
+#include "server/metrics_endpoint.hpp"
+
+#include <algorithm>
+
+#include "replication/value_replication.hpp"
+#include "server/api_handler.hpp"
+
+namespace xmetrics::server {
+namespace {
+
+using telemetry::Label;
+using telemetry::MetricType;
+
+enum PathClass : std::size_t {
+  kDiscovery,
+  kExternalMetric,
+  kStatus,
+  kHealth,
+  kOpenapi,
+  kMetrics,
+  kReplication,
+  kOther,
+};
+
+constexpr std::string_view kGroupPath = "/apis/external.metrics.k8s.io";
+constexpr std::string_view kGroupVersionPath = "/apis/external.metrics.k8s.io/v1beta1";
+constexpr std::string_view kNamespacesPrefix = "/apis/external.metrics.k8s.io/v1beta1/namespaces/";
+
+}  // namespace
+
+const std::vector<std::string>& requestPathClasses() {
+  static const std::vector<std::string> classes = {
+      "discovery", "external_metric", "status",      "health",
+      "openapi",   "metrics",         "replication", "other"};
+  return classes;
+}
+
+std::size_t requestPathClass(std::string_view target) {
+  // Mirrors ApiHandler::route on the raw target: only string comparisons, no decoding, since this
+  // runs for every response.
+  auto path = target.substr(0, target.find('?'));
+  if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  if (path == "/healthz" || path == "/livez" || path == "/readyz") return kHealth;
+  if (path == "/metrics") return kMetrics;
+  // The diagnostic reports `xmetrics status` and `xmetrics flare` read.
+  if (path == "/xmetrics/v1/status" || path == "/xmetrics/v1/config" ||
+      path == "/xmetrics/v1/logs") {
+    return kStatus;
+  }
+  if (path == replication::kReplicatePath) return kReplication;
+  if (path == "/openapi" || path.starts_with("/openapi/")) return kOpenapi;
+  if (path.starts_with(kNamespacesPrefix)) {
+    auto rest = path.substr(kNamespacesPrefix.size());
+    // {namespace}/{metric}: exactly one separator between two non-empty segments.
+    auto slash = rest.find('/');
+    if (slash != std::string_view::npos && slash > 0 && slash + 1 < rest.size() &&
+        rest.find('/', slash + 1) == std::string_view::npos) {
+      return kExternalMetric;
+    }
+    return kOther;
+  }
+  if (path == "/apis" || path == kGroupPath || path == kGroupVersionPath) {
+    return kDiscovery;
+  }
+  return kOther;
+}
+
+void writeValueMetrics(telemetry::ExpositionWriter& out, const store::ValueSnapshot& snapshot,
+                       core::Clock::time_point now) {
+  auto& age = out.family(
+      "xmetrics_metric_value_age_seconds", MetricType::kGauge,
+      "Age of the newest data point of each served metric (from its time bucket's start), at "
+      "scrape time. Absent while the metric has no data point.");
+  auto& valid = out.family(
+      "xmetrics_metric_valid", MetricType::kGauge,
+      "1 when a request for the metric is answered with a value (it has a data point no older "
+      "than max-age), 0 when it gets an error.");
+  snapshot.forEach([&](const std::string&, const store::MetricValuePtr& value) {
+    const Label labels[] = {
+        {"namespace", value->ns}, {"metric", value->metricName}, {"selector", value->selector}};
+    bool isValid = false;
+    if (value->sample) {
+      auto elapsed = now - value->sample->time;
+      age.sample(labels, std::chrono::duration<double>(elapsed).count());
+      // The same whole-second comparison the request path makes.
+      isValid = value->errorCode == 0 &&
+                std::chrono::duration_cast<std::chrono::seconds>(elapsed) <= value->maxAge;
+    }
+    valid.sample(labels, isValid ? 1.0 : 0.0);
+  });
+}
+
+void writePollerMetrics(telemetry::ExpositionWriter& out, const poller::PollerStatus& status) {
+  out.family("xmetrics_refresh_cycle_duration_seconds", MetricType::kGauge,
+             "How long the last complete refresh of every wanted metric took.")
+      .sample({}, std::chrono::duration<double>(status.lastCycleDuration).count());
+  out.family("xmetrics_refresh_cycles_total", MetricType::kCounter,
+             "Complete refreshes of every wanted metric since start.")
+      .sample({}, status.cycles);
+  out.family("xmetrics_backend_first_fetches_total", MetricType::kCounter,
+             "Fetches made at once for a metric asked for the first time, ahead of the refresh "
+             "cycle.")
+      .sample({}, status.firstFetches);
+}
+
+void writeBackendMetrics(telemetry::ExpositionWriter& out, std::string_view backend,
+                         const backends::BackendHealth& health) {
+  auto& calls = out.family(
+      "xmetrics_backend_calls_total", MetricType::kCounter,
+      "Calls to a remote backend by outcome: ok, rejected (the query itself was refused), "
+      "rate_limited (429), timeout, error.");
+  for (const auto& [outcome, n] : health.callsByOutcome) {
+    calls.sample({{"backend", backend}, {"outcome", outcome}}, n);
+  }
+  auto& limit = out.family("xmetrics_backend_rate_limit_limit", MetricType::kGauge,
+                           "Calls the backend allows per rate-limit period, as last announced.");
+  auto& remaining =
+      out.family("xmetrics_backend_rate_limit_remaining", MetricType::kGauge,
+                 "Calls left in the backend's current rate-limit period, as last announced.");
+  auto& reset = out.family("xmetrics_backend_rate_limit_reset_seconds", MetricType::kGauge,
+                           "Seconds until the backend's current rate-limit period ends.");
+  for (const auto& r : health.rateLimits) {
+    std::initializer_list<Label> labels = {{"backend", backend}, {"endpoint", r.endpoint}};
+    limit.sample(labels, r.limit);
+    remaining.sample(labels, r.remaining);
+    reset.sample(labels, r.resetSeconds);
+  }
+}
+
+void ApiHandler::responded(const HttpRequest& request, unsigned status,
+                           std::chrono::steady_clock::duration elapsed) {
+  requests_.record(requestPathClass(request.target()), status,
+                   std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed));
+}
+
+std::string ApiHandler::metricsExposition() const {
+  telemetry::ExpositionWriter out;
+  requests_.write(out);
+  writeValueMetrics(out, *values_.snapshot(), core::Clock::now());
+  writePollerMetrics(out, poller_.status());
+  for (const auto* backend : poller_.backends()) {
+    writeBackendMetrics(out, backend->name(), backend->health());
+  }
+  if (options_.extraMetrics) options_.extraMetrics(out);
+  return out.text();
+}
+
+HttpResponse ApiHandler::metricsResponse(unsigned version) const {
+  HttpResponse response{boost::beast::http::status::ok, version};
+  response.set(boost::beast::http::field::content_type, telemetry::kExpositionContentType);
+  response.set(boost::beast::http::field::cache_control, "no-cache, private");
+  response.body() = metricsExposition();
+  return response;
+}
+
+}  // namespace xmetrics::server
