@@ -44,7 +44,8 @@ def test_flare_collects_everything_and_no_secret(start_xmetrics, datadog, tmp_pa
     assert res.returncode == 0, res.stderr
     assert oct(os.stat(out).st_mode & 0o777) == "0o600"
     files = members(out)
-    assert {"status.json", "config.json", "logs.txt", "README.txt"} <= set(files)
+    assert {"status.json", "config.json", "logs.txt", "metrics.txt", "README.txt"} <= set(files)
+    assert "xmetrics_http_requests_total" in files["metrics.txt"]
 
     status_report = json.loads(files["status.json"])
     assert any(m["metricName"] == "checkout.requests" for m in status_report["metrics"])
