@@ -53,7 +53,8 @@ std::expected<backends::BackendPtr, std::string> makeDatadogBackend(
   dopts.maxParallelCalls = options.datadogMaxParallelQueries;
   dopts.timeout = options.datadogTimeout;
   dopts.endpointBackoff = options.datadogEndpointBackoff;
-  auto client = std::make_shared<http::HttpClient>();
+  // One kept-alive connection per parallel call.
+  auto client = std::make_shared<http::HttpClient>(http::TlsOptions{}, dopts.maxParallelCalls);
   return std::make_unique<dd::DatadogBackend>(
       std::move(dopts), [client](const http::Request& r) { return client->send(r); });
 }

@@ -33,6 +33,7 @@ CurlApi load() {
   bind(library, "curl_share_setopt", api.share_setopt);
   bind(library, "curl_share_cleanup", api.share_cleanup);
   bind(library, "curl_easy_init", api.easy_init);
+  bind(library, "curl_easy_reset", api.easy_reset);
   bind(library, "curl_easy_setopt", api.easy_setopt);
   bind(library, "curl_easy_perform", api.easy_perform);
   bind(library, "curl_easy_getinfo", api.easy_getinfo);

@@ -15,6 +15,7 @@ struct CurlApi {
   CURLSHcode (*share_setopt)(CURLSH*, CURLSHoption, ...);
   CURLSHcode (*share_cleanup)(CURLSH*);
   CURL* (*easy_init)();
+  void (*easy_reset)(CURL*);
   CURLcode (*easy_setopt)(CURL*, CURLoption, ...);
   CURLcode (*easy_perform)(CURL*);
   CURLcode (*easy_getinfo)(CURL*, CURLINFO, ...);

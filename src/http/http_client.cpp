@@ -1,7 +1,6 @@
 #include "http/http_client.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 #include "http/curl_api.hpp"
 
@@ -62,16 +61,23 @@ size_t onBody(char* buffer, size_t size, size_t n, void* user) {
 }  // namespace
 
 bool CaseInsensitiveLess::operator()(std::string_view a, std::string_view b) const {
-  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) <
-           std::tolower(static_cast<unsigned char>(y));
-  });
+  // ASCII folding, as std::tolower does in the "C" locale xmetrics runs in, without its call per
+  // character: every response header goes through here several times.
+  auto fold = [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u >= 'A' && u <= 'Z' ? static_cast<unsigned char>(u + ('a' - 'A')) : u;
+  };
+  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(),
+                                      [&](char x, char y) { return fold(x) < fold(y); });
 }
 
 struct HttpClient::Impl {
   TlsOptions tls;
   CURLSH* share = nullptr;
   std::mutex shareLocks[CURL_LOCK_DATA_LAST];
+  long maxConnections;
+  std::mutex idleMutex;
+  std::vector<Easy> idle;
 
   static void lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
     static_cast<Impl*>(user)->shareLocks[data].lock();
@@ -80,7 +86,9 @@ struct HttpClient::Impl {
     static_cast<Impl*>(user)->shareLocks[data].unlock();
   }
 
-  explicit Impl(TlsOptions t) : tls(std::move(t)) {
+  Impl(TlsOptions t, std::size_t connections)
+      : tls(std::move(t)),
+        maxConnections(static_cast<long>(std::max<std::size_t>(1, connections))) {
     share = curl().share_init();
     curl().share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::lock);
     curl().share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::unlock);
@@ -89,13 +97,38 @@ struct HttpClient::Impl {
     curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
   }
-  ~Impl() { curl().share_cleanup(share); }
+  ~Impl() {
+    idle.clear();  // the handles use the share: they go first
+    curl().share_cleanup(share);
+  }
+
+  // A fresh easy handle costs more than the transfer it makes on a kept-alive connection (libcurl
+  // builds a private multi handle, with a wakeup socket pair, for each one), so finished handles
+  // are kept for the next call. Reset keeps the share and drops every pointer into the finished
+  // call (error buffer, header list, callbacks' data).
+  Easy acquire() {
+    {
+      std::lock_guard lock(idleMutex);
+      if (!idle.empty()) {
+        Easy c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
+    }
+    Easy c(curl().easy_init());
+    curl().easy_setopt(c.get(), CURLOPT_SHARE, share);
+    return c;
+  }
+  void release(Easy c) {
+    curl().easy_reset(c.get());
+    std::lock_guard lock(idleMutex);
+    if (idle.size() < static_cast<std::size_t>(maxConnections)) idle.push_back(std::move(c));
+  }
 
   // Everything but the body handling. The header list must outlive the transfer.
   Easy prepare(const Request& r, Headers* responseHeaders, Slist& headerList) {
-    Easy c(curl().easy_init());
+    Easy c = acquire();
     CURL* h = c.get();
-    curl().easy_setopt(h, CURLOPT_SHARE, share);
     curl().easy_setopt(h, CURLOPT_URL, r.url.c_str());
     curl().easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl().easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -103,6 +136,9 @@ struct HttpClient::Impl {
     curl().easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count()));
     curl().easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // gzip when the server offers it
     curl().easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    // The share's pool counts connections in use too; libcurl's default of 5 would close one after
+    // each call whenever more than 5 run in parallel.
+    curl().easy_setopt(h, CURLOPT_MAXCONNECTS, maxConnections);
     if (r.method == "GET") {
       curl().easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else {
@@ -158,7 +194,8 @@ bool isTimeoutError(std::string_view error) {
   return error.find(kTimeoutText) != std::string_view::npos;
 }
 
-HttpClient::HttpClient(TlsOptions tls) : impl_(std::make_unique<Impl>(std::move(tls))) {}
+HttpClient::HttpClient(TlsOptions tls, std::size_t maxConnections)
+    : impl_(std::make_unique<Impl>(std::move(tls), maxConnections)) {}
 HttpClient::~HttpClient() = default;
 
 std::expected<Response, std::string> HttpClient::send(const Request& request) {
@@ -170,8 +207,9 @@ std::expected<Response, std::string> HttpClient::send(const Request& request) {
   curl().easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &onBody);
   curl().easy_setopt(c.get(), CURLOPT_WRITEDATA, &response.body);
   CURLcode code = curl().easy_perform(c.get());
+  if (code == CURLE_OK) curl().easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &response.status);
+  impl_->release(std::move(c));
   if (code != CURLE_OK) return std::unexpected(Impl::failure(request, code, detail));
-  curl().easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &response.status);
   return response;
 }
 
@@ -215,6 +253,7 @@ std::expected<long, std::string> HttpClient::stream(
   CURLcode code = curl().easy_perform(c.get());
   long status = 0;
   curl().easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
+  impl_->release(std::move(c));
   if (code != CURLE_OK && !state.stoppedByCaller) {
     return std::unexpected(Impl::failure(request, code, detail));
   }

@@ -57,7 +57,9 @@ bool isTimeoutError(std::string_view error);
 // Thread-safe. Keeps one connection pool (a libcurl share of connections, TLS sessions and DNS).
 class HttpClient {
  public:
-  explicit HttpClient(TlsOptions tls = {});
+  // @param maxConnections connections kept open for reuse. Below the number of calls in flight at
+  // once, every call over it closes an idle connection and opens a new one (with a TLS handshake).
+  explicit HttpClient(TlsOptions tls = {}, std::size_t maxConnections = 16);
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;

@@ -92,6 +92,62 @@ TEST(ParseQueryResponse, GarbageAndOutOfRangeIndexesFailTheWholeAnswer) {
   EXPECT_FALSE(parseQueryResponse(R"({"series":[{"pointlist":[[1,2]]}]})", two));
 }
 
+TEST(ParseQueryResponse, FindsItsFieldsInAnyOrderAndUnderEscapedNames) {
+  std::vector<std::string> queries = {"a{*}"};
+  std::string body = R"({"series":[{"unit":[{"n\u0061me":"byte"},null],"pointlist":[[1000,2.5]],
+    "metric":{"nested":[["query_index",9]]},"query_index":0}],"status":"ok"})";
+  auto results = parseQueryResponse(body, queries);
+  ASSERT_TRUE(results) << results.error();
+  ASSERT_TRUE((*results)[0]) << (*results)[0].error();
+  EXPECT_EQ((*results)[0]->value, 2.5);
+  EXPECT_EQ((*results)[0]->unit, "byte");
+}
+
+TEST(ParseQueryResponse, ARepeatedKeyCountsOnceWithItsLastValueAsInAJsonObject) {
+  std::vector<std::string> queries = {"a{*}", "b{*}"};
+  std::string body = R"({"series":[{"query_index":0,"pointlist":[["bad"]],"pointlist":[[1000,5]],
+    "query_index":1}]})";
+  auto results = parseQueryResponse(body, queries);
+  ASSERT_TRUE(results) << results.error();
+  EXPECT_FALSE((*results)[0]);
+  ASSERT_TRUE((*results)[1]);
+  EXPECT_EQ((*results)[1]->value, 5);
+}
+
+TEST(ParseQueryResponse, AValueThatIsNotANumberIsANullPoint) {
+  std::vector<std::string> queries = {"a{*}"};
+  auto results = parseQueryResponse(
+      R"({"series":[{"pointlist":[[1000,"7"],[2000,3,{"extra":[1]}],[3000,null]]}]})", queries);
+  ASSERT_TRUE(results) << results.error();
+  ASSERT_TRUE((*results)[0]);
+  EXPECT_EQ((*results)[0]->value, 3);  // the only number, though not the second newest point
+}
+
+TEST(ParseQueryResponse, APointWithoutTwoEntriesOrATimestampFailsTheWholeAnswer) {
+  std::vector<std::string> queries = {"a{*}"};
+  auto shortPoint = parseQueryResponse(R"({"series":[{"pointlist":[[1000]]}]})", queries);
+  ASSERT_FALSE(shortPoint);
+  EXPECT_NE(shortPoint.error().find("a malformed point"), std::string::npos) << shortPoint.error();
+  auto noTime = parseQueryResponse(R"({"series":[{"pointlist":[["now",1]]}]})", queries);
+  ASSERT_FALSE(noTime);
+  EXPECT_NE(noTime.error().find("without a timestamp"), std::string::npos) << noTime.error();
+}
+
+TEST(ParseQueryResponse, StatusErrorWinsWhereverItStands) {
+  std::vector<std::string> queries = {"a{*}"};
+  auto results = parseQueryResponse(
+      R"({"series":[{"pointlist":[[1000,1]]}],"errors":["over quota"],"status":"error"})", queries);
+  ASSERT_FALSE(results);
+  EXPECT_NE(results.error().find("over quota"), std::string::npos) << results.error();
+}
+
+TEST(ParseQueryResponse, TrailingDataIsNotJson) {
+  std::vector<std::string> queries = {"a{*}"};
+  auto results = parseQueryResponse(R"({"series":[]} x)", queries);
+  ASSERT_FALSE(results);
+  EXPECT_NE(results.error().find("not JSON"), std::string::npos) << results.error();
+}
+
 TEST(ErrorMessage, JoinsTheApisErrors) {
   EXPECT_EQ(errorMessage(R"({"errors":["Error parsing query: foo","bar"]})"),
             "Error parsing query: foo; bar");
