@@ -96,22 +96,17 @@ int runFlare(const FlareOptions& options) {
 
   // From xmetrics itself.
   if (!options.kubeconfig.empty() || !options.server.empty()) {
-    Endpoint endpoint;
-    if (!options.kubeconfig.empty()) {
-      auto loaded = loadKubeconfig(options.kubeconfig);
-      if (!loaded) {
-        std::cerr << "error: " << loaded.error() << "\n";
-        return 1;
-      }
-      endpoint = *loaded;
+    auto endpoint = endpointFromFlags(options.kubeconfig, options.server);
+    if (!endpoint) {
+      std::cerr << "error: " << endpoint.error() << "\n";
+      return 1;
     }
-    if (!options.server.empty()) endpoint.server = options.server;
     for (const auto& [path, file] :
          std::vector<std::pair<std::string, std::string>>{{"/xmetrics/v1/status", "status.json"},
                                                           {"/xmetrics/v1/config", "config.json"},
                                                           {"/xmetrics/v1/logs", "logs.txt"},
                                                           {"/metrics", "metrics.txt"}}) {
-      auto body = httpsGet(endpoint, options.token, path);
+      auto body = httpsGet(*endpoint, options.token, path);
       if (body) {
         files.emplace_back(file, std::move(*body));
       } else {

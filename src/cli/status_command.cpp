@@ -135,22 +135,12 @@ void printTable(const boost::json::object& report) {
 }  // namespace
 
 int runStatus(const StatusOptions& options) {
-  Endpoint endpoint;
-  if (!options.kubeconfig.empty()) {
-    auto loaded = loadKubeconfig(options.kubeconfig);
-    if (!loaded) {
-      std::cerr << "error: " << loaded.error() << "\n";
-      return 1;
-    }
-    endpoint = *loaded;
-  }
-  if (!options.server.empty()) endpoint.server = options.server;
-  if (endpoint.server.empty()) {
-    std::cerr << "error: give --kubeconfig (as written by `xmetrics serve --write-kubeconfig`) or "
-                 "--server\n";
+  auto endpoint = endpointFromFlags(options.kubeconfig, options.server);
+  if (!endpoint) {
+    std::cerr << "error: " << endpoint.error() << "\n";
     return 1;
   }
-  auto body = httpsGet(endpoint, options.token, "/xmetrics/v1/status");
+  auto body = httpsGet(*endpoint, options.token, "/xmetrics/v1/status");
   if (!body) {
     std::cerr << "error: " << body.error() << "\n";
     return 1;

@@ -117,6 +117,22 @@ std::expected<Endpoint, std::string> loadKubeconfig(const std::string& path) {
   return endpointFromKubeConfig(*config);
 }
 
+std::expected<Endpoint, std::string> endpointFromFlags(const std::string& kubeconfig,
+                                                       const std::string& server) {
+  Endpoint endpoint;
+  if (!kubeconfig.empty()) {
+    auto loaded = loadKubeconfig(kubeconfig);
+    if (!loaded) return std::unexpected(loaded.error());
+    endpoint = std::move(*loaded);
+  }
+  if (!server.empty()) endpoint.server = server;
+  if (endpoint.server.empty()) {
+    return std::unexpected(
+        "give --kubeconfig (as written by `xmetrics serve --write-kubeconfig`) or --server");
+  }
+  return endpoint;
+}
+
 std::expected<Endpoint, std::string> endpointFromKubeConfig(const kube::KubeConfig& loaded) {
   const kube::KubeConfig* config = &loaded;
   Endpoint e;

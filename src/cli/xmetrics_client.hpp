@@ -27,6 +27,11 @@ std::expected<Endpoint, std::string> loadKubeconfig(const std::string& path);
 // The same from a loaded config (in a pod: the service account's CA and token).
 std::expected<Endpoint, std::string> endpointFromKubeConfig(const kube::KubeConfig& config);
 
+// What status and flare are told: the kubeconfig `serve --write-kubeconfig` wrote and/or --server
+// (which overrides its URL). The error names the file, or says to give one of the two.
+std::expected<Endpoint, std::string> endpointFromFlags(const std::string& kubeconfig,
+                                                       const std::string& server);
+
 struct XmetricsReply {
   unsigned status = 0;
   std::string body;

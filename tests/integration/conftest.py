@@ -16,6 +16,8 @@ import urllib.parse
 import pytest
 import yaml
 
+from fake_datadog import FakeDatadog
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # The machine's kubectl, else the one scripts/setup built from its Go module.
 KUBECTL = (os.environ.get("KUBECTL") or shutil.which("kubectl")
@@ -161,3 +163,18 @@ def start_xmetrics(request):
         s.stop()
     for d in dirs:
         d.cleanup()
+
+
+@pytest.fixture
+def fake_datadog():
+    """Starts fake Datadog API servers (fake_datadog.py); stopped after the test."""
+    servers = []
+
+    def start(**kwargs):
+        s = FakeDatadog(**kwargs)
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        s.stop()

@@ -6,7 +6,6 @@ import time
 import pytest
 
 from conftest import wait_for
-from fake_datadog import FakeDatadog
 
 from test_external_metrics import metric_path  # noqa: E402  (one definition of the paths)
 
@@ -14,20 +13,6 @@ from test_external_metrics import metric_path  # noqa: E402  (one definition of 
 def read_items(xmetrics, name, selector=None):
     res = xmetrics.get_raw(metric_path(name, selector))
     return json.loads(res.stdout)["items"]
-
-
-@pytest.fixture
-def fake_datadog():
-    servers = []
-
-    def start(**kwargs):
-        s = FakeDatadog(**kwargs)
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        s.stop()
 
 
 def start_datadog(start_xmetrics, dd, *extra, endpoints=None):

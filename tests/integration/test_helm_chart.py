@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from conftest import REPO
-from fake_datadog import FakeDatadog
 from test_external_metrics import metric_path  # noqa: E402  (one definition of the paths)
 
 CHART = os.path.join(REPO, "deploy", "helm", "xmetrics")
@@ -458,20 +457,6 @@ def chart_command(objs, files, keys):
         else:
             env[e["name"]] = e["value"]
     return args, env
-
-
-@pytest.fixture
-def fake_datadog():
-    servers = []
-
-    def start(**kwargs):
-        s = FakeDatadog(**kwargs)
-        servers.append(s)
-        return s
-
-    yield start
-    for s in servers:
-        s.stop()
 
 
 @pytest.mark.parametrize("keys_as_files", [False, True])

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <future>
 
+#include "support/capturing_slot.hpp"
 #include "support/fake_backend.hpp"
 #include "support/test_certificates.hpp"
 
@@ -16,26 +17,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace http = boost::beast::http;
 
-// Captures the one response; runs timers on its own io_context thread.
-class CapturingSlot final : public ResponseSlot {
- public:
-  explicit CapturingSlot(boost::asio::io_context& ioc) : ioc_(ioc) {}
-  void respond(HttpResponse&& response) override {
-    if (answered_.exchange(true)) return;
-    promise_.set_value(std::move(response));
-  }
-  boost::asio::any_io_executor executor() override { return ioc_.get_executor(); }
-  HttpResponse get() {
-    auto f = promise_.get_future();
-    EXPECT_EQ(f.wait_for(10s), std::future_status::ready);
-    return f.get();
-  }
-
- private:
-  boost::asio::io_context& ioc_;
-  std::atomic<bool> answered_{false};
-  std::promise<HttpResponse> promise_;
-};
+using testing::CapturingSlot;
 
 struct ApiHandlerTest : ::testing::Test {
   testing::FakeBackend backend;

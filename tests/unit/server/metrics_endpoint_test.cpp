@@ -7,6 +7,7 @@
 #include <future>
 
 #include "server/api_handler.hpp"
+#include "support/capturing_slot.hpp"
 #include "support/fake_backend.hpp"
 #include "support/test_certificates.hpp"
 
@@ -42,26 +43,7 @@ TEST(RequestPathClass, NamesTheRouteNeverThePath) {
   EXPECT_EQ(className(""), "other");  // a request that could not be parsed
 }
 
-// Captures the one response.
-class CapturingSlot final : public ResponseSlot {
- public:
-  explicit CapturingSlot(boost::asio::io_context& ioc) : ioc_(ioc) {}
-  void respond(HttpResponse&& response) override {
-    if (answered_.exchange(true)) return;
-    promise_.set_value(std::move(response));
-  }
-  boost::asio::any_io_executor executor() override { return ioc_.get_executor(); }
-  HttpResponse get() {
-    auto f = promise_.get_future();
-    EXPECT_EQ(f.wait_for(10s), std::future_status::ready);
-    return f.get();
-  }
-
- private:
-  boost::asio::io_context& ioc_;
-  std::atomic<bool> answered_{false};
-  std::promise<HttpResponse> promise_;
-};
+using testing::CapturingSlot;
 
 store::MetricValuePtr value(std::string ns, std::string metric, std::string selector,
                             std::optional<core::Sample> sample) {
