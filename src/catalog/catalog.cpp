@@ -2,16 +2,13 @@
 
 #include <algorithm>
 
+#include "core/strings.hpp"
 #include "store/value_store.hpp"
 
 namespace xmetrics::catalog {
 namespace {
 
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using core::lowercase;
 
 const char* ruleText(Rule rule) {
   switch (rule) {
@@ -96,7 +93,7 @@ void Catalog::fromObject(CatalogEntry& entry, Rule rule, const DatadogMetric& ob
 
 CatalogEntryPtr Catalog::resolveLocked(const Demand& demand) const {
   auto entry = std::make_shared<CatalogEntry>();
-  entry->key = store::metricKey(demand.ns, demand.metricName, demand.selector.canonical());
+  entry->key = core::metricKey(demand.ns, demand.metricName, demand.selector.canonical());
   entry->ns = demand.ns;
   entry->metricName = demand.metricName;
   entry->selector = demand.selector;
@@ -195,7 +192,7 @@ bool Catalog::heldLocked(const std::string& key) const {
 
 CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName,
                                 const core::LabelSelector& selector, core::Clock::time_point now) {
-  std::string key = store::metricKey(ns, metricName, selector.canonical());
+  std::string key = core::metricKey(ns, metricName, selector.canonical());
   std::lock_guard lock(mutex_);
   if (auto it = entries_.find(key); it != entries_.end()) {
     it->second->touch(now);
@@ -229,7 +226,7 @@ std::vector<CatalogEntryPtr> Catalog::setReferences(const std::vector<Reference>
   std::unordered_map<std::string, std::vector<std::string>> next;
   std::vector<CatalogEntryPtr> added;
   for (const auto& r : references) {
-    std::string key = store::metricKey(r.ns, r.metricName, r.selector.canonical());
+    std::string key = core::metricKey(r.ns, r.metricName, r.selector.canonical());
     auto& owners = next[key];
     owners.push_back(r.owner);
     if (owners.size() > 1) continue;
@@ -272,7 +269,7 @@ std::vector<CatalogEntryPtr> Catalog::setDatadogMetrics(std::vector<DatadogMetri
     if (o.alwaysActive) {
       // Polled under its reference name in its own namespace, as a request for it would be.
       std::string name = std::string(kReferencePrefix) + o.ns + ":" + o.name;
-      std::string key = store::metricKey(o.ns, name, "");
+      std::string key = core::metricKey(o.ns, name, "");
       demandLocked(key, o.ns, name, core::LabelSelector(), now);  // resolved just below
       alwaysActive.emplace(key, id);
     }

@@ -74,7 +74,7 @@ enum class Rule {
 // How a requested (namespace, metric, selector) was resolved, and who wants it. Immutable: a
 // change of resolution makes a new entry under the same key.
 struct CatalogEntry {
-  std::string key;         // store::metricKey(ns, metricName, selector.canonical())
+  std::string key;         // core::metricKey(ns, metricName, selector.canonical())
   std::string ns;          // the namespace the request (or the HPA) is in
   std::string metricName;  // lowercased
   core::LabelSelector selector;
@@ -94,14 +94,14 @@ struct CatalogEntry {
 
   core::Clock::time_point registeredAt;
   // Stamped by the request path on every hit; the catalog expires entries whose stamp is old.
-  store::DemandStamp demand = std::make_shared<std::atomic<int64_t>>(0);
+  core::DemandStamp demand = std::make_shared<std::atomic<int64_t>>(0);
 
   // "inline", "autogen xmetrics/dcaautogen-…", "datadogmetric ns/name (rule 2: named like the
   // metric)": what `xmetrics status` shows.
   std::string resolution() const;
   bool sameResolution(const CatalogEntry& other) const;
 
-  void touch(core::Clock::time_point now) const { store::stampDemand(demand, now); }
+  void touch(core::Clock::time_point now) const { core::stampDemand(demand, now); }
   core::Clock::time_point lastRequested() const {
     return core::Clock::time_point(core::Clock::duration(demand->load(std::memory_order_relaxed)));
   }
@@ -170,7 +170,7 @@ class Catalog {
     std::string ns;
     std::string metricName;
     core::LabelSelector selector;
-    store::DemandStamp stamp;
+    core::DemandStamp stamp;
     core::Clock::time_point registeredAt;
   };
   CatalogEntryPtr resolveLocked(const Demand& demand) const;

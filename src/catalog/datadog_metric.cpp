@@ -6,26 +6,16 @@
 #include <cstdlib>
 #include <regex>
 
+#include "core/json_fields.hpp"
+#include "core/strings.hpp"
 #include "core/time_format.hpp"
 
 namespace xmetrics::catalog {
 namespace {
 
-std::string str(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-const boost::json::object* objectAt(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_object() ? &v->as_object() : nullptr;
-}
-
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+using core::lowercase;
+using core::json::objectAt;
+using core::json::str;
 
 }  // namespace
 

@@ -13,21 +13,17 @@
 #include <memory>
 #include <set>
 
+#include "core/json_fields.hpp"
 #include "core/quantity.hpp"
+#include "core/strings.hpp"
 #include "core/time_format.hpp"
 
 namespace xmetrics::cli::doctor {
 namespace {
 
-std::string str(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-const boost::json::object* objectAt(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_object() ? &v->as_object() : nullptr;
-}
+using core::lowercase;
+using core::json::objectAt;
+using core::json::str;
 
 std::optional<double> numberAt(const boost::json::object& o, std::string_view key) {
   auto* v = o.if_contains(key);
@@ -37,11 +33,6 @@ std::optional<double> numberAt(const boost::json::object& o, std::string_view ke
 
 bool contains(std::string_view text, std::string_view needle) {
   return text.find(needle) != std::string_view::npos;
-}
-
-std::string lowercase(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 // Shortest decimal that round-trips: 824, 91.56, 0.25.

@@ -15,8 +15,10 @@
 #include "cli/commands.hpp"
 #include "cli/doctor.hpp"
 #include "cli/xmetrics_client.hpp"
+#include "core/json_fields.hpp"
 #include "core/label_selector.hpp"
 #include "core/quantity.hpp"
+#include "core/strings.hpp"
 #include "kube/access_reviews.hpp"
 #include "kube/hpa_references.hpp"
 #include "kube/kube_client.hpp"
@@ -24,6 +26,13 @@
 
 namespace xmetrics::cli {
 namespace {
+
+using core::lowercase;
+using core::oneLine;
+using core::json::arrayAt;
+using core::json::intAt;
+using core::json::objectAt;
+using core::json::str;
 
 using doctor::Check;
 using doctor::Finding;
@@ -35,21 +44,6 @@ constexpr std::string_view kHpaUser = "system:serviceaccount:kube-system:horizon
 constexpr std::string_view kLeaseName = "xmetrics-leader";
 constexpr std::string_view kRbacManifest = "deploy/manifests/10-rbac.yaml";
 
-std::string str(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-const boost::json::object* objectAt(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_object() ? &v->as_object() : nullptr;
-}
-
-const boost::json::array* arrayAt(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_array() ? &v->as_array() : nullptr;
-}
-
 // A list's items; empty when the answer has none.
 const boost::json::array& itemsOf(const boost::json::value& list) {
   static const boost::json::array kNone;
@@ -57,24 +51,7 @@ const boost::json::array& itemsOf(const boost::json::value& list) {
   return items ? *items : kNone;
 }
 
-int64_t intAt(const boost::json::object& o, std::string_view key, int64_t fallback = 0) {
-  auto* v = o.if_contains(key);
-  return v && v->is_number() ? v->to_number<int64_t>() : fallback;
-}
-
 // Kubernetes answers that are not Status JSON end in a newline (the aggregator's plain-text 503).
-std::string oneLine(std::string s) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
-}
-
-std::string lowercase(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::string decodeBase64(const std::string& in) {
   std::string out(boost::beast::detail::base64::decoded_size(in.size()), '\0');

@@ -20,20 +20,16 @@
 
 #include "cli/commands.hpp"
 #include "cli/xmetrics_client.hpp"
+#include "core/json_fields.hpp"
 
 namespace xmetrics::cli {
 namespace {
 
+using core::json::str;
+
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-
-std::string str(const boost::json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  if (it == o.end()) return "";
-  if (it->value().is_string()) return std::string(it->value().as_string());
-  return boost::json::serialize(it->value());
-}
 
 // Shortest decimal that round-trips, e.g. 42 or 0.0015 (Boost.JSON would print 4.2E1).
 std::string number(const boost::json::object& o, std::string_view key) {

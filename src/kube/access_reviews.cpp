@@ -2,13 +2,12 @@
 
 #include <boost/json.hpp>
 
+#include "core/json_fields.hpp"
+
 namespace xmetrics::kube {
 namespace {
 
-std::string str(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
+using core::json::str;
 
 }  // namespace
 

@@ -2,23 +2,14 @@
 
 #include <boost/json.hpp>
 
+#include "core/json_fields.hpp"
+
 namespace xmetrics::kube {
 namespace {
 
-const boost::json::object* objectAt(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_object() ? &v->as_object() : nullptr;
-}
-
-const boost::json::array* arrayAt(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_array() ? &v->as_array() : nullptr;
-}
-
-std::string str(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
+using core::json::arrayAt;
+using core::json::objectAt;
+using core::json::str;
 
 }  // namespace
 

@@ -7,13 +7,12 @@
 #include <boost/url/rfc/unreserved_chars.hpp>
 #include <random>
 
+#include "core/json_fields.hpp"
+
 namespace xmetrics::kube {
 namespace {
 
-std::string str(const boost::json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
+using core::json::str;
 
 const boost::json::object* metadataOf(const boost::json::object& o) {
   auto* m = o.if_contains("metadata");

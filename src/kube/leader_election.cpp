@@ -5,8 +5,13 @@
 #include <boost/json.hpp>
 #include <ctime>
 
+#include "core/json_fields.hpp"
+
 namespace xmetrics::kube {
 namespace {
+
+using core::json::objectAt;
+using core::json::str;
 
 // metav1.MicroTime: RFC 3339 with microseconds.
 std::string microTime(std::chrono::system_clock::time_point t) {
@@ -18,18 +23,6 @@ std::string microTime(std::chrono::system_clock::time_point t) {
   std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
   std::snprintf(buffer + n, sizeof buffer - n, ".%06lldZ", static_cast<long long>(us % 1'000'000));
   return buffer;
-}
-
-std::string str(const boost::json::object* o, std::string_view key) {
-  if (!o) return {};
-  auto* v = o->if_contains(key);
-  return v && v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-const boost::json::object* objectAt(const boost::json::object* o, std::string_view key) {
-  if (!o) return nullptr;
-  auto* v = o->if_contains(key);
-  return v && v->is_object() ? &v->as_object() : nullptr;
 }
 
 }  // namespace

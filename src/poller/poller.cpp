@@ -186,13 +186,13 @@ void Poller::followLeader(
 
 void Poller::publishReplica(std::vector<store::MetricValue> values) {
   auto previous = store_.snapshot();
-  std::unordered_map<std::string, store::DemandStamp> demand;
+  std::unordered_map<std::string, core::DemandStamp> demand;
   for (const auto& e : catalog_.entries()) demand.emplace(e->key, e->demand);
   auto map = std::make_shared<store::ValueMap>();
   map->reserve(values.size());
   std::set<std::string> seen;
   for (auto& v : values) {
-    auto key = store::metricKey(v.ns, v.metricName, v.selector);
+    auto key = core::metricKey(v.ns, v.metricName, v.selector);
     replication::Demand asked{v.ns, v.metricName, v.selector};
     auto value = std::make_shared<store::MetricValue>(std::move(v));
     if (auto it = demand.find(key); it != demand.end()) {

@@ -124,7 +124,7 @@ class Poller {
   bool holdsLeaderValues_ = false;
   // Stamps for mirrored values this replica has no catalog entry for (first asked of the leader):
   // their hits here must still reach the leader as demand, or it would stop polling them.
-  std::unordered_map<std::string, std::pair<store::DemandStamp, replication::Demand>> mirrorDemand_;
+  std::unordered_map<std::string, std::pair<core::DemandStamp, replication::Demand>> mirrorDemand_;
   PollerStatus status_;
   std::thread thread_;
 };

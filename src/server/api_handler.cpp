@@ -400,11 +400,11 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
         version));
   }
   auto canonical = selector->canonical();
-  auto key = store::metricKey(ns, metric, canonical);
+  auto key = core::metricKey(ns, metric, canonical);
   auto now = core::Clock::now();
   auto snapshot = values_.snapshot();
   if (auto value = snapshot->find(key)) {
-    store::stampDemand(value->demand, now);  // keeps it wanted, without a lock
+    core::stampDemand(value->demand, now);  // keeps it wanted, without a lock
     return slot->respond(answer(key, ns, metric, canonical, version));
   }
 
@@ -545,7 +545,7 @@ boost::json::object ApiHandler::statusReport() const {
     if (!v->object.empty()) m["datadogMetric"] = v->object;
     boost::json::array references;
     for (const auto& r :
-         catalog_.referencesOf(store::metricKey(v->ns, v->metricName, v->selector))) {
+         catalog_.referencesOf(core::metricKey(v->ns, v->metricName, v->selector))) {
       references.emplace_back(r);
     }
     m["references"] = std::move(references);

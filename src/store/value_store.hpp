@@ -8,26 +8,10 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "core/metric_key.hpp"
 #include "core/sample.hpp"
 
 namespace xmetrics::store {
-
-// The one canonical key of a served metric, used by the catalog, the poller and the request path
-// alike: the metric name lowercased (the HPA lowercases it in the URL; the Cluster Agent hashed
-// both cases in different places and lost metrics with capitals), the canonical label selector and
-// the namespace asked in (a DatadogMetric named like the metric resolves per namespace). Identical
-// queries from several namespaces are still fetched once: the poller deduplicates queries.
-std::string metricKey(std::string_view ns, std::string_view metricName,
-                      std::string_view canonicalSelector);
-
-// When a metric was last asked for, in nanoseconds since the system clock's epoch. Shared between
-// the catalog entry that wants the metric and its published value: the request path stamps it on
-// every hit without a lock, and the catalog stops polling metrics whose stamp grew too old.
-using DemandStamp = std::shared_ptr<std::atomic<int64_t>>;
-
-inline void stampDemand(const DemandStamp& stamp, core::Clock::time_point now) {
-  if (stamp) stamp->store(now.time_since_epoch().count(), std::memory_order_relaxed);
-}
 
 // The published state of one metric. Immutable once published.
 struct MetricValue {
@@ -50,11 +34,11 @@ struct MetricValue {
   // `ExternalMetricValueList` body for `sample`, rendered once at publication so the request path
   // only copies bytes. Empty when there is no sample.
   std::string body;
-  DemandStamp demand;
+  core::DemandStamp demand;
 };
 using MetricValuePtr = std::shared_ptr<const MetricValue>;
 
-using ValueMap = std::unordered_map<std::string, MetricValuePtr>;  // by metricKey()
+using ValueMap = std::unordered_map<std::string, MetricValuePtr>;  // by core::metricKey()
 
 // Two levels, so publishing one new metric does not copy all of them: `base` is shared between
 // snapshots and replaced by each full refresh; `recent` holds what first fetches added since, and

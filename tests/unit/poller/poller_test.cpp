@@ -90,7 +90,7 @@ TEST_F(PollerTest, AServedValueStampsDemandSoItStaysPolled) {
   auto e = catalog.ensure("default", "hot", {}, now);
   poller.refreshAll();
   now += 500s;
-  store::stampDemand(values.snapshot()->find(e->key)->demand, now);  // what the request path does
+  core::stampDemand(values.snapshot()->find(e->key)->demand, now);  // what the request path does
   now += 200s;
   poller.refreshAll();
   EXPECT_NE(values.snapshot()->find(e->key), nullptr);

@@ -10,7 +10,7 @@ using namespace std::chrono_literals;
 store::ValueSnapshot snapshotWith(std::vector<store::MetricValue> values, uint64_t generation) {
   auto map = std::make_shared<store::ValueMap>();
   for (auto& v : values) {
-    auto key = store::metricKey(v.ns, v.metricName, v.selector);
+    auto key = core::metricKey(v.ns, v.metricName, v.selector);
     (*map)[key] = std::make_shared<store::MetricValue>(std::move(v));
   }
   store::ValueSnapshot s;

@@ -12,15 +12,6 @@ core::Clock::time_point at(int64_t unixSeconds) {
   return core::Clock::time_point(std::chrono::seconds(unixSeconds));
 }
 
-TEST(MetricKey, IsCaseInsensitiveOnTheNameOnly) {
-  EXPECT_EQ(metricKey("ns", "Shop.Visits", "env=Prod"), metricKey("ns", "shop.visits", "env=Prod"));
-  EXPECT_NE(metricKey("ns", "shop.visits", "env=Prod"), metricKey("ns", "shop.visits", "env=prod"));
-  EXPECT_NE(metricKey("ns", "a", "b=c"), metricKey("ns",
-                                                   "a\x1f"
-                                                   "b",
-                                                   "=c"));
-}
-
 TEST(RenderValueList, IsTheExactShapeTheHpaDecodes) {
   MetricValue v;
   v.metricName = "queue_len";
