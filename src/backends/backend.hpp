@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -13,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/backend_health.hpp"
 #include "core/label_selector.hpp"
 #include "core/sample.hpp"
 
@@ -28,26 +30,8 @@ struct BackendQuery {
 // users as is (HPA events, status), so it names the query and the cause.
 using BackendResult = std::expected<core::Sample, std::string>;
 
-struct BackendHealth {
-  bool reachable = true;
-  std::string lastError;  // empty when the last call succeeded
-  core::Clock::time_point lastSuccess;
-  core::Clock::time_point lastFailure;
-  uint64_t calls = 0;  // requests sent to a remote backend since start (0 for in-process ones)
-  // Facts for `xmetrics status`, in display order, e.g. {"endpoint https://api.datadoghq.com",
-  // "ok; 1187 of 1200 calls left per 3600s, resets in 3500s"}. Never holds secrets.
-  std::vector<std::pair<std::string, std::string>> details;
-  // For /metrics. Remote calls by how they ended (CallCounts::names); empty for in-process ones.
-  std::vector<std::pair<std::string_view, uint64_t>> callsByOutcome;
-  // The rate-limit budget each endpoint last announced; empty where none is announced.
-  struct RateLimit {
-    std::string endpoint;
-    int64_t limit = 0;         // calls per period
-    int64_t remaining = 0;     // calls left in the current period
-    int64_t resetSeconds = 0;  // until the period ends
-  };
-  std::vector<RateLimit> rateLimits;
-};
+// What a backend reports of itself (core/, so the published status can hold it).
+using BackendHealth = core::BackendHealth;
 
 // Remote calls by outcome, counted by the backends that make them. Thread-safe, lock-free.
 class CallCounts {
@@ -101,6 +85,19 @@ class Backend {
       std::string_view /*metric*/, const core::LabelSelector& /*selector*/) const {
     return std::nullopt;
   }
+
+  // Who hears of each change of health() (the poller, which publishes it for the request path).
+  // Set once before the first fetch(); called from the threads fetch() makes its calls on, with
+  // none of the backend's locks held.
+  void onHealthChange(std::function<void()> listener) { healthListener_ = std::move(listener); }
+
+ protected:
+  void healthChanged() const {
+    if (healthListener_) healthListener_();
+  }
+
+ private:
+  std::function<void()> healthListener_;
 };
 
 using BackendPtr = std::unique_ptr<Backend>;

@@ -220,8 +220,35 @@ std::vector<CatalogEntryPtr> Catalog::recomputeLocked() {
   return changed;
 }
 
+void Catalog::subscribe(ChangeSink sink) {
+  std::lock_guard lock(sinkMutex_);
+  sink_ = std::move(sink);
+}
+
+std::vector<CatalogEntryPtr> Catalog::published(std::vector<CatalogEntryPtr> changed) {
+  // Outside mutex_: the sink may call back into the catalog. Under sinkMutex_, so a subscriber
+  // that unsubscribes (its destructor) never races a delivery in progress.
+  std::lock_guard lock(sinkMutex_);
+  if (sink_ && !changed.empty()) sink_(changed);
+  return changed;
+}
+
 std::vector<CatalogEntryPtr> Catalog::setReferences(const std::vector<Reference>& references,
                                                     core::Clock::time_point now) {
+  return published(applyReferences(references, now));
+}
+
+std::vector<CatalogEntryPtr> Catalog::setDatadogMetrics(std::vector<DatadogMetric> objects,
+                                                        core::Clock::time_point now) {
+  return published(applyDatadogMetrics(std::move(objects), now));
+}
+
+std::vector<CatalogEntryPtr> Catalog::setConfigured(std::vector<ConfiguredMetric> configured) {
+  return published(applyConfigured(std::move(configured)));
+}
+
+std::vector<CatalogEntryPtr> Catalog::applyReferences(const std::vector<Reference>& references,
+                                                      core::Clock::time_point now) {
   std::lock_guard lock(mutex_);
   std::unordered_map<std::string, std::vector<std::string>> next;
   std::vector<CatalogEntryPtr> added;
@@ -252,8 +279,8 @@ std::vector<CatalogEntryPtr> Catalog::setReferences(const std::vector<Reference>
   return added;
 }
 
-std::vector<CatalogEntryPtr> Catalog::setDatadogMetrics(std::vector<DatadogMetric> objects,
-                                                        core::Clock::time_point now) {
+std::vector<CatalogEntryPtr> Catalog::applyDatadogMetrics(std::vector<DatadogMetric> objects,
+                                                          core::Clock::time_point now) {
   std::lock_guard lock(mutex_);
   objects_.clear();
   byExternalName_.clear();
@@ -278,7 +305,7 @@ std::vector<CatalogEntryPtr> Catalog::setDatadogMetrics(std::vector<DatadogMetri
   return recomputeLocked();
 }
 
-std::vector<CatalogEntryPtr> Catalog::setConfigured(std::vector<ConfiguredMetric> configured) {
+std::vector<CatalogEntryPtr> Catalog::applyConfigured(std::vector<ConfiguredMetric> configured) {
   std::lock_guard lock(mutex_);
   options_.configured = std::move(configured);
   return recomputeLocked();

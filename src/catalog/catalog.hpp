@@ -13,9 +13,9 @@
 
 #include "catalog/datadog_metric.hpp"
 #include "core/label_selector.hpp"
+#include "core/metric_key.hpp"
 #include "core/sample.hpp"
 #include "query/datadog_query.hpp"
-#include "store/value_store.hpp"
 
 namespace xmetrics::catalog {
 
@@ -129,18 +129,24 @@ class Catalog {
     core::LabelSelector selector;
     std::string owner;
   };
-  // Replaces every HPA reference with the current set and returns the entries that are new to
-  // polling or resolve differently now, so they can be fetched at once.
+  // Who hears of changes: the entries that are new to polling or resolve differently after a
+  // set*() call below, so they can be fetched at once (the poller subscribes). One subscriber;
+  // subscribe({}) ends it. Called on the thread that made the change, outside the catalog's lock.
+  using ChangeSink = std::function<void(const std::vector<CatalogEntryPtr>& changed)>;
+  void subscribe(ChangeSink sink);
+
+  // Replaces every HPA reference with the current set. Publishes, and returns, the entries that
+  // are new to polling or resolve differently now.
   std::vector<CatalogEntryPtr> setReferences(const std::vector<Reference>& references,
                                              core::Clock::time_point now);
 
-  // Replaces the DatadogMetric objects with the current set (CRD mode) and returns the entries that
-  // are new or resolve differently now.
+  // Replaces the DatadogMetric objects with the current set (CRD mode). Publishes, and returns,
+  // the entries that are new or resolve differently now.
   std::vector<CatalogEntryPtr> setDatadogMetrics(std::vector<DatadogMetric> objects,
                                                  core::Clock::time_point now);
 
-  // Replaces the `metrics` setting (the config file changed) and returns the entries that resolve
-  // differently now.
+  // Replaces the `metrics` setting (the config file changed). Publishes, and returns, the entries
+  // that resolve differently now.
   std::vector<CatalogEntryPtr> setConfigured(std::vector<ConfiguredMetric> configured);
 
   // Who references a metric ("hpa:ns/name", sorted); empty for metrics only requested directly.
@@ -174,6 +180,13 @@ class Catalog {
     core::Clock::time_point registeredAt;
   };
   CatalogEntryPtr resolveLocked(const Demand& demand) const;
+  std::vector<CatalogEntryPtr> applyReferences(const std::vector<Reference>& references,
+                                               core::Clock::time_point now);
+  std::vector<CatalogEntryPtr> applyDatadogMetrics(std::vector<DatadogMetric> objects,
+                                                   core::Clock::time_point now);
+  std::vector<CatalogEntryPtr> applyConfigured(std::vector<ConfiguredMetric> configured);
+  // Hands `changed` to the subscriber; returns it.
+  std::vector<CatalogEntryPtr> published(std::vector<CatalogEntryPtr> changed);
   std::string inlineQueryOf(const std::string& backend, const std::string& metricName,
                             const core::LabelSelector& selector) const;
   bool backendRuns(const std::string& name) const;
@@ -195,6 +208,9 @@ class Catalog {
   // Non-autogen objects by spec.externalMetricName, in id order (rule 3).
   std::unordered_map<std::string, std::vector<const DatadogMetric*>> byExternalName_;
   std::unordered_map<std::string, CatalogEntryPtr> entries_;  // by key
+
+  std::mutex sinkMutex_;
+  ChangeSink sink_;
 };
 
 }  // namespace xmetrics::catalog

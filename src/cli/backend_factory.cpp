@@ -63,7 +63,7 @@ std::expected<backends::BackendPtr, std::string> makeDatadogBackend(
 
 std::expected<backends::BackendPtr, std::string> makeBackend(
     const config::ServeOptions& options, std::string_view name,
-    std::shared_ptr<backends::embedded::TimeSeriesStore> timeSeries) {
+    std::shared_ptr<tsdb::TimeSeriesStore> timeSeries) {
   if (name == "embedded") {
     return std::make_unique<backends::embedded::EmbeddedBackend>(std::move(timeSeries));
   }

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "backends/backend.hpp"
-#include "backends/embedded/time_series_store.hpp"
 #include "config/serve_options.hpp"
+#include "tsdb/time_series_store.hpp"
 
 namespace xmetrics::cli {
 
@@ -14,6 +14,6 @@ namespace xmetrics::cli {
 // is the embedded store the DogStatsD listener feeds. The error names the setting to fix.
 std::expected<backends::BackendPtr, std::string> makeBackend(
     const config::ServeOptions& options, std::string_view name,
-    std::shared_ptr<backends::embedded::TimeSeriesStore> timeSeries);
+    std::shared_ptr<tsdb::TimeSeriesStore> timeSeries);
 
 }  // namespace xmetrics::cli

@@ -77,12 +77,12 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
         auto references = kube::hpaReferences(objects, &problems);
         for (const auto& p : problems) spdlog::warn("component=kube event=bad_hpa_metric {}", p);
         auto added = catalog.setReferences(references, core::Clock::now());
-        // Fetch what HPAs newly name right away, so their first request finds a warm value.
+        // The poller hears of these from the catalog and fetches them at once, so the HPAs'
+        // first requests find warm values.
         for (const auto& entry : added) {
           spdlog::info(
               "component=kube event=hpa_metric_added metric={} selector=\"{}\" query=\"{}\"",
               entry->metricName, entry->selector.canonical(), entry->query);
-          poller.fetchNow(entry, [] {});
         }
       },
       "hpas");
@@ -98,7 +98,7 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
           }
           datadogMetricObjects_.store(std::make_shared<const kube::ObjectMap>(objects));
           // A new, changed or deleted object re-resolves every metric at once; what resolves
-          // differently is fetched now, not at the next refresh.
+          // differently the poller fetches now (it hears of it from the catalog).
           for (const auto& entry :
                catalog.setDatadogMetrics(std::move(parsed), core::Clock::now())) {
             spdlog::info(
@@ -106,7 +106,6 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
                 "resolution=\"{}\" query=\"{}\"",
                 entry->ns, entry->metricName, entry->selector.canonical(), entry->resolution(),
                 entry->query);
-            poller.fetchNow(entry, [] {});
           }
         },
         "datadogmetrics");

@@ -5,7 +5,6 @@
 #include <memory>
 
 #include "auth/authenticator.hpp"
-#include "backends/embedded/time_series_store.hpp"
 #include "catalog/catalog.hpp"
 #include "cli/backend_factory.hpp"
 #include "cli/commands.hpp"
@@ -21,6 +20,7 @@
 #include "server/certificates.hpp"
 #include "server/https_server.hpp"
 #include "store/value_store.hpp"
+#include "tsdb/time_series_store.hpp"
 
 namespace xmetrics::cli {
 namespace {
@@ -50,7 +50,7 @@ std::vector<catalog::ConfiguredMetric> configuredMetrics(const config::ServeOpti
 // What a changed --config file can change in a running process: the log level and the `metrics`
 // setting. Everything else is logged as needing a restart rather than half-applied.
 void applyConfigChange(config::ServeOptions& running, const config::SettingSources& sources,
-                       catalog::Catalog& catalog, poller::Poller& poller) {
+                       catalog::Catalog& catalog) {
   auto next = config::resolveServeOptions(sources);
   if (!next) {
     // The running settings stay; the file says what to fix.
@@ -73,7 +73,6 @@ void applyConfigChange(config::ServeOptions& running, const config::SettingSourc
       auto changed = catalog.setConfigured(configuredMetrics(*next));
       spdlog::info("component=config event=reloaded setting=metrics entries={} re_resolved={}",
                    next->metrics.size(), changed.size());
-      for (const auto& entry : changed) poller.fetchNow(entry, [] {});
     } else {
       needRestart.push_back(e.name);
     }
@@ -122,7 +121,7 @@ int runServe(const config::ServeOptions& options, const config::SettingSources& 
                                     kubernetes ? &kubernetes->tokenReviewer() : nullptr);
   auth::Authorizer authorizer(kubernetes ? &kubernetes->accessReviewer() : nullptr);
 
-  auto timeSeries = std::make_shared<backends::embedded::TimeSeriesStore>();
+  auto timeSeries = std::make_shared<tsdb::TimeSeriesStore>();
   std::unique_ptr<ingest::DogStatsdListener> dogstatsd;
   if (!options.dogstatsdAddress.empty()) {
     dogstatsd = std::make_unique<ingest::DogStatsdListener>(
@@ -241,7 +240,7 @@ int runServe(const config::ServeOptions& options, const config::SettingSources& 
        .recentLogs = recentLogLines,
        .extraMetrics = selfMetrics(
            {.dogstatsd = dogstatsd.get(), .kubernetes = kubernetes.get(), .isLeader = isLeader})},
-      authenticator, authorizer, values, catalog, poller, extraStatus);
+      authenticator, authorizer, values, poller, extraStatus);
   server::HttpsServer https({.bindAddress = options.bindAddress,
                              .port = options.securePort,
                              .threads = options.threads,
@@ -269,7 +268,7 @@ int runServe(const config::ServeOptions& options, const config::SettingSources& 
   if (!sources.configFile.empty()) {
     configWatcher.emplace(
         std::vector<std::string>{sources.configFile},
-        [&, current = options]() mutable { applyConfigChange(current, sources, catalog, poller); });
+        [&, current = options]() mutable { applyConfigChange(current, sources, catalog); });
   }
   if (options.leaderElection) {
     if (!kubernetes) {

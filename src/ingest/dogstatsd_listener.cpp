@@ -19,8 +19,8 @@
 #include <system_error>
 #include <vector>
 
-#include "backends/embedded/time_series_store.hpp"
 #include "ingest/dogstatsd_parser.hpp"
+#include "tsdb/time_series_store.hpp"
 
 namespace xmetrics::ingest {
 
@@ -116,8 +116,7 @@ int growReceiveBuffer(int fd, int wanted) {
 
 }  // namespace
 
-DogStatsdListener::DogStatsdListener(backends::embedded::TimeSeriesStore& store,
-                                     DogStatsdListenerOptions options)
+DogStatsdListener::DogStatsdListener(tsdb::TimeSeriesStore& store, DogStatsdListenerOptions options)
     : store_(store), options_(std::move(options)) {}
 
 DogStatsdListener::~DogStatsdListener() { stop(); }

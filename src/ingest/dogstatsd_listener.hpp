@@ -10,7 +10,7 @@
 
 #include "core/sample.hpp"
 
-namespace xmetrics::backends::embedded {
+namespace xmetrics::tsdb {
 class TimeSeriesStore;
 }
 
@@ -41,8 +41,7 @@ struct DogStatsdListenerStats {
 // thread; stats() and port() from any.
 class DogStatsdListener {
  public:
-  explicit DogStatsdListener(backends::embedded::TimeSeriesStore& store,
-                             DogStatsdListenerOptions options = {});
+  explicit DogStatsdListener(tsdb::TimeSeriesStore& store, DogStatsdListenerOptions options = {});
   ~DogStatsdListener();  // stops
   DogStatsdListener(const DogStatsdListener&) = delete;
   DogStatsdListener& operator=(const DogStatsdListener&) = delete;
@@ -65,7 +64,7 @@ class DogStatsdListener {
   void flushMalformedLog(core::Clock::time_point now, bool force);
   core::Clock::time_point now() const;
 
-  backends::embedded::TimeSeriesStore& store_;
+  tsdb::TimeSeriesStore& store_;
   DogStatsdListenerOptions options_;
   int socket_ = -1;
   int wakeFd_ = -1;  // eventfd: stop() writes it so poll() returns at once

@@ -5,23 +5,17 @@
 #include <string_view>
 #include <vector>
 
+#include "tsdb/observation.hpp"
+
 namespace xmetrics::ingest {
 
 // DogStatsD datagram parsing (protocol 1.0-1.3, see docs/dogstatsd.md):
 //   <name>:<value>[:<value>...]|<type>[|@<rate>][|#<tag>,<k>:<v>][|c:<container>][|T<unix-seconds>]
 // One metric per line, several lines per datagram. Unknown `|x...` fields are ignored.
-enum class MetricType { kCount, kGauge, kTimer, kHistogram, kSet, kDistribution };
-
-// One parsed line. Views point into the datagram: valid only during the callback.
-struct DogStatsdMetric {
-  std::string_view name;
-  MetricType type = MetricType::kGauge;
-  std::vector<double> values;          // one or more (protocol 1.1 packing); empty for sets
-  std::string_view setValue;           // the member for sets (`|s`), which need not be numeric
-  double sampleRate = 1.0;             // in (0, 1]; a count of 1 at @0.5 stands for 2
-  std::vector<std::string_view> tags;  // `k:v` or bare `k`, as sent
-  std::optional<int64_t> timestamp;    // `|T<unix seconds>`
-};
+// A parsed line is what the embedded store records. Views point into the datagram: valid only
+// during the callback.
+using MetricType = tsdb::MetricType;
+using DogStatsdMetric = tsdb::Observation;
 
 struct ParseStats {
   uint64_t metrics = 0;    // lines that produced a DogStatsdMetric

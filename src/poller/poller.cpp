@@ -29,9 +29,50 @@ Poller::Poller(catalog::Catalog& catalog, std::vector<backends::Backend*> backen
       options_(options),
       clock_(std::move(clock)) {
   status_.lastTick = std::chrono::steady_clock::now();
+  for (auto* backend : backends_) backend->onHealthChange([this] { publishStatus(); });
+  publishStatus();
+  // What the catalog re-resolves (a watch event, a config reload) is fetched ahead of the cycle.
+  catalog_.subscribe([this](const std::vector<catalog::CatalogEntryPtr>& changed) {
+    for (const auto& entry : changed) fetchNow(entry, [] {});
+  });
 }
 
-Poller::~Poller() { stop(); }
+Poller::~Poller() {
+  catalog_.subscribe({});
+  stop();
+  for (auto* backend : backends_) backend->onHealthChange({});
+}
+
+void Poller::publishStatus() {
+  std::lock_guard publishing(publishStatusMutex_);
+  store::ServiceStatus next;
+  {
+    std::lock_guard lock(mutex_);
+    next.poller = status_;
+  }
+  next.backends.reserve(backends_.size());
+  for (const auto* backend : backends_) {
+    next.backends.push_back({std::string(backend->name()), backend->health()});
+  }
+  store_.publishStatus(std::move(next));
+}
+
+std::optional<std::string> Poller::fetchFirst(std::string_view ns, std::string_view metricName,
+                                              const core::LabelSelector& selector,
+                                              core::Clock::time_point now,
+                                              std::function<void()> done) {
+  auto entry = catalog_.ensure(ns, metricName, selector, now);
+  if (!entry) return std::nullopt;
+  std::string query = entry->query;
+  fetchNow(std::move(entry), std::move(done));
+  return query;
+}
+
+void Poller::want(std::string_view ns, std::string_view metricName,
+                  const core::LabelSelector& selector, core::Clock::time_point now) {
+  auto entry = catalog_.ensure(ns, metricName, selector, now);
+  if (entry && !store_.snapshot()->find(entry->key)) fetchNow(entry, [] {});
+}
 
 void Poller::start() {
   thread_ = std::thread([this] { run(); });
@@ -83,12 +124,14 @@ void Poller::run() {
     auto urgent = std::move(urgent_);
     urgent_.clear();
     lock.unlock();
+    publishStatus();
     if (!leading()) {
       {
         std::lock_guard statusLock(mutex_);
         status_.following = true;
       }
       followLeader(std::move(urgent));
+      publishStatus();
       nextFollow = std::chrono::steady_clock::now() + options_.followPeriod;
       // Whenever this replica takes over, its first refresh starts at once: the values it holds
       // came from the old leader and must not wait a whole period to be refreshed.
@@ -100,6 +143,7 @@ void Poller::run() {
       std::lock_guard statusLock(mutex_);
       status_.following = false;
     }
+    publishStatus();
     // Requests that waited for the old leader are now ours to fetch.
     for (auto& w : followWaiting_) urgent.emplace_back(std::move(w.entry), std::move(w.done));
     followWaiting_.clear();
@@ -251,13 +295,16 @@ void Poller::refreshAll() {
   auto now = clock_();
   auto wanted = catalog_.wanted(now);
   fetchAndPublish(wanted, true);
-  std::lock_guard lock(mutex_);
-  ++status_.cycles;
-  status_.lastCycleStart = now;
-  status_.lastCycleDuration = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - started);
-  status_.metrics = wanted.size();
-  status_.lastTick = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    ++status_.cycles;
+    status_.lastCycleStart = now;
+    status_.lastCycleDuration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started);
+    status_.metrics = wanted.size();
+    status_.lastTick = std::chrono::steady_clock::now();
+  }
+  publishStatus();
 }
 
 void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entries, bool fullCycle) {
@@ -310,12 +357,14 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
         std::lock_guard lock(mutex_);
         status_.fetchingSince = std::chrono::steady_clock::now();
       }
+      publishStatus();
       auto batch = backend.fetch(std::span(queries).subspan(start, n), now);
       {
         std::lock_guard lock(mutex_);
         status_.fetchingSince.reset();
         status_.lastTick = std::chrono::steady_clock::now();
       }
+      publishStatus();
       ++calls;
       if (batch.size() != n) {
         // A backend bug must not shift answers onto the wrong metrics.
@@ -400,13 +449,16 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
   }
   next.publishedAt = now;
   store_.publish(std::move(next));
-  std::lock_guard lock(mutex_);
-  status_.backendCalls += calls;
-  if (fullCycle) {
-    status_.queries = queryCount;
-  } else {
-    status_.firstFetches += entries.size();
+  {
+    std::lock_guard lock(mutex_);
+    status_.backendCalls += calls;
+    if (fullCycle) {
+      status_.queries = queryCount;
+    } else {
+      status_.firstFetches += entries.size();
+    }
   }
+  publishStatus();
 }
 
 }  // namespace xmetrics::poller

@@ -13,6 +13,8 @@
 #include "backends/backend.hpp"
 #include "catalog/catalog.hpp"
 #include "replication/value_replication.hpp"
+#include "server/metric_demand.hpp"
+#include "store/service_status.hpp"
 #include "store/value_store.hpp"
 
 namespace xmetrics::poller {
@@ -34,29 +36,15 @@ struct PollerOptions {
   std::chrono::milliseconds followPeriod{1000};
 };
 
-struct PollerStatus {
-  uint64_t cycles = 0;                     // completed refresh cycles
-  core::Clock::time_point lastCycleStart;  // wall time the last full refresh began
-  std::chrono::microseconds lastCycleDuration{0};
-  std::size_t metrics = 0;                         // entries refreshed in the last cycle
-  std::size_t queries = 0;                         // distinct queries sent in the last cycle
-  uint64_t backendCalls = 0;                       // fetch() calls since start
-  uint64_t firstFetches = 0;                       // synchronous first fetches for new metrics
-  std::chrono::steady_clock::time_point lastTick;  // for liveness
-  // When the backend call now in progress began; nullopt between calls. A paced or slow backend
-  // call is the poller working, not hanging.
-  std::optional<std::chrono::steady_clock::time_point> fetchingSince;
-  // Follower side of high availability.
-  bool following = false;
-  uint64_t followExchanges = 0;
-  std::string followError;             // the last exchange's error; empty when it worked
-  core::Clock::time_point lastFollow;  // last successful exchange with the leader
-};
+// Published in the store (store/service_status.hpp), so handlers read it without the poller.
+using PollerStatus = store::PollerStatus;
 
 // Owns all backend traffic: refreshes every wanted metric each period, deduplicating identical
-// queries and packing them into batches, and publishes a new ValueStore snapshot after each round.
-// One thread; the request path never waits on it except through fetchNow()'s bounded callback.
-class Poller {
+// queries and packing them into batches, and publishes a new ValueStore snapshot after each round,
+// and its own status and the backends' health each time they change. Subscribes to the catalog's
+// changes (fetched at once). One thread; the request path reaches it only through
+// server::MetricDemand, whose callbacks are bounded by the caller's own deadline.
+class Poller final : public server::MetricDemand {
  public:
   using ClockFn = std::function<core::Clock::time_point()>;
   // `backends`: every running backend, the default first; each entry names the one that answers it.
@@ -68,7 +56,7 @@ class Poller {
       PollerOptions options, ClockFn clock = [] { return core::Clock::now(); })
       : Poller(catalog, std::vector<backends::Backend*>{&backend}, store, options,
                std::move(clock)) {}
-  ~Poller();
+  ~Poller() override;
 
   void start();
   void stop();
@@ -81,11 +69,25 @@ class Poller {
   void refreshAll();
 
   PollerStatus status() const;
+
+  // server::MetricDemand: the request path's door to the catalog and this loop.
+  std::optional<std::string> fetchFirst(std::string_view ns, std::string_view metricName,
+                                        const core::LabelSelector& selector,
+                                        core::Clock::time_point now,
+                                        std::function<void()> done) override;
+  void want(std::string_view ns, std::string_view metricName, const core::LabelSelector& selector,
+            core::Clock::time_point now) override;
+  std::size_t maxRequested() const override { return catalog_.maxRequested(); }
+  std::vector<std::string> referencesOf(const std::string& key) const override {
+    return catalog_.referencesOf(key);
+  }
   const backends::Backend& backend() const { return *backends_.front(); }  // the default
   const std::vector<backends::Backend*>& backends() const { return backends_; }
 
  private:
   void run();
+  // Publishes status_ and every backend's health() into the store (store::ServiceStatus).
+  void publishStatus();
   // One exchange with the leader: sends demand, publishes its values, answers waiting requests.
   void followLeader(std::vector<std::pair<catalog::CatalogEntryPtr, std::function<void()>>> urgent);
   void publishReplica(std::vector<store::MetricValue> values);
@@ -126,6 +128,7 @@ class Poller {
   // their hits here must still reach the leader as demand, or it would stop polling them.
   std::unordered_map<std::string, std::pair<core::DemandStamp, replication::Demand>> mirrorDemand_;
   PollerStatus status_;
+  std::mutex publishStatusMutex_;  // one publisher at a time, so a newer status is never undone
   std::thread thread_;
 };
 

@@ -13,6 +13,7 @@
 
 #include "catalog/datadog_metric.hpp"
 #include "core/quantity.hpp"
+#include "core/strings.hpp"
 #include "core/time_format.hpp"
 #include "replication/value_replication.hpp"
 #include "server/status_error.hpp"
@@ -56,6 +57,12 @@ struct ApiHandler::Parsed {
   std::string selector;            // labelSelector, decoded
   std::string body;                // POST /xmetrics/v1/replicate only
 };
+
+RouteMatch ApiHandler::routeOf(const Parsed& request) {
+  // The match's views point into request.parts, which outlive it.
+  std::vector<std::string_view> segments(request.parts.begin(), request.parts.end());
+  return server::route(request.path, segments);
+}
 
 namespace {
 
@@ -112,24 +119,18 @@ HttpResponse shuttingDownError(unsigned version) {
   return statusError(503, "ServiceUnavailable", "xmetrics is shutting down; retry", version);
 }
 
-bool isExternalMetricPath(const std::vector<std::string>& parts) {
-  return parts.size() == 6 && parts[0] == "apis" && parts[1] == kGroup && parts[2] == "v1beta1" &&
-         parts[3] == "namespaces";
-}
-
 // The attributes kube-apiserver's RequestInfo would give this request.
-auth::AccessRequest accessRequestFor(const std::vector<std::string>& parts, const std::string& path,
+auth::AccessRequest accessRequestFor(const RouteMatch& match, const std::string& path,
                                      std::string_view method) {
   auth::AccessRequest r;
-  std::string verb(method);
-  for (auto& c : verb) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (isExternalMetricPath(parts)) {
+  std::string verb = core::lowercase(method);
+  if (match.route == Route::kExternalMetric) {
     r.resourceRequest = true;
     r.verb = verb == "get" ? "list" : verb;  // a GET on a collection
     r.group = std::string(kGroup);
     r.version = "v1beta1";
-    r.namespace_ = parts[4];
-    r.resource = parts[5];
+    r.namespace_ = std::string(match.ns);
+    r.resource = std::string(match.metric);
     return r;
   }
   r.verb = verb;
@@ -141,13 +142,12 @@ auth::AccessRequest accessRequestFor(const std::vector<std::string>& parts, cons
 
 ApiHandler::ApiHandler(ApiHandlerOptions options, auth::Authenticator& authenticator,
                        auth::Authorizer& authorizer, store::ValueStore& values,
-                       catalog::Catalog& catalog, poller::Poller& poller, ExtraStatus extraStatus)
+                       MetricDemand& demand, ExtraStatus extraStatus)
     : options_(options),
       authenticator_(authenticator),
       authorizer_(authorizer),
       values_(values),
-      catalog_(catalog),
-      poller_(poller),
+      demand_(demand),
       extraStatus_(std::move(extraStatus)) {}
 
 ApiHandler::~ApiHandler() { shutdown(); }
@@ -188,7 +188,7 @@ void ApiHandler::handle(const HttpRequest& request, const PeerCertificate& peer,
     parsed->selector = (*it).value;
   }
 
-  if (parsed->path == "/healthz" || parsed->path == "/livez" || parsed->path == "/readyz") {
+  if (routeOf(*parsed).route == Route::kHealth) {
     return slot->respond(health(parsed->path, parsed->version));
   }
 
@@ -213,7 +213,7 @@ void ApiHandler::handle(const HttpRequest& request, const PeerCertificate& peer,
 
 void ApiHandler::authorized(std::shared_ptr<const Parsed> request, const auth::UserInfo& user,
                             ResponseSlotPtr slot) {
-  auto access = accessRequestFor(request->parts, request->path, request->methodText);
+  auto access = accessRequestFor(routeOf(*request), request->path, request->methodText);
   auto decide = [this, request, slot, user, access](const auth::AccessDecision& decision) {
     if (decision.allowed) return route(*request, slot);
     std::string message = "forbidden: user \"" + user.name + "\" cannot " + access.describe();
@@ -229,8 +229,8 @@ void ApiHandler::authorized(std::shared_ptr<const Parsed> request, const auth::U
 void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
   const unsigned version = request.version;
   const std::string& path = request.path;
-  const auto& parts = request.parts;
-  if (path == replication::kReplicatePath && request.method == http::verb::post) {
+  auto match = routeOf(request);
+  if (match.route == Route::kReplicate && request.method == http::verb::post) {
     return slot->respond(replicate(request.body, version));
   }
   if (request.method != http::verb::get && request.method != http::verb::head) {
@@ -241,66 +241,70 @@ void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
     response.set(http::field::allow, "GET");
     return slot->respond(std::move(response));
   }
-  // kube-apiserver's aggregator downloads both; a 404 is logged and retried with backoff, a 5xx
-  // forever. Valid documents without paths end it: the external metrics types are not published
-  // (kubectl explain does not cover them for any adapter).
-  if (path == "/openapi/v2") {
-    return slot->respond(jsonResponse(
-        200, R"({"swagger":"2.0","info":{"title":"xmetrics","version":"v1beta1"},"paths":{}})",
-        version));
-  }
-  if (path == "/openapi/v3") return slot->respond(jsonResponse(200, R"({"paths":{}})", version));
-  if (path.starts_with("/openapi/")) {
-    return slot->respond(
-        statusError(404, "NotFound", "xmetrics publishes no OpenAPI document at " + path, version));
-  }
-  if (path == "/xmetrics/v1/status") {
-    std::string body = boost::json::serialize(statusReport());
-    bool large = body.size() > (1u << 20);
-    slot->respond(jsonResponse(200, std::move(body), version));
-    // Over thousands of metrics the report's JSON tree is tens of MB of small blocks that glibc
-    // would otherwise keep: hand them back, so one status call does not raise RSS for good.
-    if (large) ::malloc_trim(0);
-    return;
-  }
-  if (path == "/xmetrics/v1/config" && options_.configReport) {
-    return slot->respond(
-        jsonResponse(200, boost::json::serialize(options_.configReport()), version));
-  }
-  if (path == "/xmetrics/v1/logs" && options_.recentLogs) {
-    std::string text;
-    for (const auto& line : options_.recentLogs()) {
-      text += line;
-      if (!line.ends_with('\n')) text += '\n';
+  switch (match.route) {
+    // kube-apiserver's aggregator downloads both; a 404 is logged and retried with backoff, a 5xx
+    // forever. Valid documents without paths end it: the external metrics types are not published
+    // (kubectl explain does not cover them for any adapter).
+    case Route::kOpenapiV2:
+      return slot->respond(jsonResponse(
+          200, R"({"swagger":"2.0","info":{"title":"xmetrics","version":"v1beta1"},"paths":{}})",
+          version));
+    case Route::kOpenapiV3:
+      return slot->respond(jsonResponse(200, R"({"paths":{}})", version));
+    case Route::kOpenapiOther:
+      return slot->respond(statusError(
+          404, "NotFound", "xmetrics publishes no OpenAPI document at " + path, version));
+    case Route::kStatus: {
+      std::string body = boost::json::serialize(statusReport());
+      bool large = body.size() > (1u << 20);
+      slot->respond(jsonResponse(200, std::move(body), version));
+      // Over thousands of metrics the report's JSON tree is tens of MB of small blocks that glibc
+      // would otherwise keep: hand them back, so one status call does not raise RSS for good.
+      if (large) ::malloc_trim(0);
+      return;
     }
-    HttpResponse response{http::status::ok, version};
-    response.set(http::field::content_type, "text/plain; charset=utf-8");
-    response.body() = std::move(text);
-    response.prepare_payload();
-    return slot->respond(std::move(response));
-  }
-  if (path == "/metrics") return slot->respond(metricsResponse(version));
-  if (isExternalMetricPath(parts)) {
-    return externalMetric(parts[4], parts[5], request.selector, version, std::move(slot));
-  }
-  if (path == "/apis" || path == "/apis/" + std::string(kGroup) ||
-      path == "/apis/" + std::string(kGroupVersion)) {
-    return slot->respond(discovery(path, version));
-  }
-  if (parts.size() >= 3 && parts[0] == "apis" && parts[1] == kGroup && parts[2] == "v1beta1") {
-    return slot->respond(statusError(
-        404, "NotFound",
-        "no such path " + path +
-            ": external metrics are read at /apis/external.metrics.k8s.io/v1beta1/namespaces/"
-            "{namespace}/{metric}?labelSelector=...",
-        version));
+    case Route::kConfig:
+      if (!options_.configReport) break;
+      return slot->respond(
+          jsonResponse(200, boost::json::serialize(options_.configReport()), version));
+    case Route::kLogs: {
+      if (!options_.recentLogs) break;
+      std::string text;
+      for (const auto& line : options_.recentLogs()) {
+        text += line;
+        if (!line.ends_with('\n')) text += '\n';
+      }
+      HttpResponse response{http::status::ok, version};
+      response.set(http::field::content_type, "text/plain; charset=utf-8");
+      response.body() = std::move(text);
+      response.prepare_payload();
+      return slot->respond(std::move(response));
+    }
+    case Route::kMetrics:
+      return slot->respond(metricsResponse(version));
+    case Route::kExternalMetric:
+      return externalMetric(match.ns, match.metric, request.selector, version, std::move(slot));
+    case Route::kDiscovery:
+      return slot->respond(discovery(path, version));
+    case Route::kUnknownInGroup:
+      return slot->respond(statusError(
+          404, "NotFound",
+          "no such path " + path +
+              ": external metrics are read at /apis/external.metrics.k8s.io/v1beta1/namespaces/"
+              "{namespace}/{metric}?labelSelector=...",
+          version));
+    case Route::kHealth:     // answered before authentication
+    case Route::kReplicate:  // GET: only POST replicates
+    case Route::kOpenapiRoot:
+    case Route::kNotFound:
+      break;
   }
   slot->respond(statusError(404, "NotFound",
                             "the server could not find the requested resource " + path, version));
 }
 
 HttpResponse ApiHandler::health(std::string_view path, unsigned version) const {
-  auto status = poller_.status();
+  const auto& status = values_.status()->poller;
   // Liveness follows the refresh loop: a poller that stopped ticking is a process to restart.
   auto now = std::chrono::steady_clock::now();
   auto sinceTick = now - status.lastTick;
@@ -410,16 +414,6 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
 
   // First request for this metric: register it and wait (bounded) for a synchronous first fetch, so
   // the very first answer is a value rather than "unknown".
-  auto entry = catalog_.ensure(ns, metric, *selector, now);
-  if (!entry) {
-    return slot->respond(statusError(
-        429, "TooManyRequests",
-        "cannot start polling " + describe(ns, metric, canonical) + ": " +
-            std::to_string(catalog_.maxRequested()) +
-            " directly requested metrics are already polled (--max-metrics); metrics named by HPAs "
-            "are not limited",
-        version));
-  }
   // The wait is owned by its deadline: the timer's handler keeps it alive, and the poller's
   // callback holds only a weak reference, so whichever of the two outlives the other (shutdown, a
   // slow backend) never touches a freed session or timer. Timer operations run on the slot's
@@ -427,35 +421,50 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
   struct FirstFetchWait {
     boost::asio::steady_timer deadline;
     ResponseSlotPtr slot;
+    std::string query;      // what the metric resolved to, for the timeout's message
+    bool answered = false;  // the value came before the deadline was armed; strand only
   };
   auto wait = std::make_shared<FirstFetchWait>(
-      FirstFetchWait{boost::asio::steady_timer(slot->executor()), slot});
+      FirstFetchWait{boost::asio::steady_timer(slot->executor()), slot, {}, false});
+  std::weak_ptr<FirstFetchWait> weak = wait;
   std::string nsCopy(ns), metricCopy(metric);
-  boost::asio::dispatch(
-      wait->deadline.get_executor(),
-      [wait, entry, nsCopy, metricCopy, canonical, version, timeout = options_.firstFetchTimeout] {
-        wait->deadline.expires_after(timeout);
-        wait->deadline.async_wait([wait, entry, nsCopy, metricCopy, canonical, version,
-                                   timeout](boost::system::error_code ec) {
-          if (ec) return;  // cancelled: the value came first
-          wait->slot->respond(statusError(
-              503, "ServiceUnavailable",
-              "the first fetch of " + describe(nsCopy, metricCopy, canonical) + " (query \"" +
-                  entry->query + "\") did not finish within " + std::to_string(timeout.count()) +
-                  "s; it goes on in the background, ask again shortly",
-              version));
+  auto query = demand_.fetchFirst(
+      ns, metric, *selector, now, [this, weak, key, nsCopy, metricCopy, canonical, version] {
+        auto wait = weak.lock();
+        if (!wait) return;  // already answered by the deadline, or the server is gone
+        boost::asio::post(wait->deadline.get_executor(), [this, wait, key, nsCopy, metricCopy,
+                                                          canonical, version] {
+          wait->slot->respond(answer(key, nsCopy, metricCopy, canonical, version));
+          wait->answered = true;
+          wait->deadline.cancel();
         });
       });
-  std::weak_ptr<FirstFetchWait> weak = wait;
-  poller_.fetchNow(entry, [this, weak, key, nsCopy, metricCopy, canonical, version] {
-    auto wait = weak.lock();
-    if (!wait) return;  // already answered by the deadline, or the server is gone
-    boost::asio::post(wait->deadline.get_executor(),
-                      [this, wait, key, nsCopy, metricCopy, canonical, version] {
-                        wait->slot->respond(answer(key, nsCopy, metricCopy, canonical, version));
-                        wait->deadline.cancel();
-                      });
-  });
+  if (!query) {
+    return slot->respond(statusError(
+        429, "TooManyRequests",
+        "cannot start polling " + describe(ns, metric, canonical) + ": " +
+            std::to_string(demand_.maxRequested()) +
+            " directly requested metrics are already polled (--max-metrics); metrics named by HPAs "
+            "are not limited",
+        version));
+  }
+  wait->query = std::move(*query);
+  boost::asio::dispatch(
+      wait->deadline.get_executor(),
+      [wait, nsCopy, metricCopy, canonical, version, timeout = options_.firstFetchTimeout] {
+        if (wait->answered) return;  // a fast first fetch was posted ahead of this
+        wait->deadline.expires_after(timeout);
+        wait->deadline.async_wait(
+            [wait, nsCopy, metricCopy, canonical, version, timeout](boost::system::error_code ec) {
+              if (ec) return;  // cancelled: the value came first
+              wait->slot->respond(statusError(
+                  503, "ServiceUnavailable",
+                  "the first fetch of " + describe(nsCopy, metricCopy, canonical) + " (query \"" +
+                      wait->query + "\") did not finish within " + std::to_string(timeout.count()) +
+                      "s; it goes on in the background, ask again shortly",
+                  version));
+            });
+      });
 }
 
 HttpResponse ApiHandler::replicate(const std::string& body, unsigned version) {
@@ -473,8 +482,7 @@ HttpResponse ApiHandler::replicate(const std::string& body, unsigned version) {
   for (const auto& d : request->demand) {
     auto selector = core::LabelSelector::parse(d.selector);
     if (!selector || !isValidMetricName(d.metricName)) continue;
-    auto entry = catalog_.ensure(d.ns, d.metricName, *selector, now);
-    if (entry && !snapshot->find(entry->key)) poller_.fetchNow(entry, [] {});
+    demand_.want(d.ns, d.metricName, *selector, now);
   }
   return jsonResponse(200, replication::encodeSnapshot(*snapshot, request->generation), version);
 }
@@ -529,7 +537,8 @@ HttpResponse ApiHandler::answer(const std::string& key, std::string_view ns,
 boost::json::object ApiHandler::statusReport() const {
   auto now = core::Clock::now();
   auto snapshot = values_.snapshot();
-  auto poller = poller_.status();
+  auto service = values_.status();
+  const auto& poller = service->poller;
   boost::json::array metrics;
   std::vector<store::MetricValuePtr> sorted;
   snapshot->forEach(
@@ -544,8 +553,7 @@ boost::json::object ApiHandler::statusReport() const {
                           {"resolution", v->resolution}, {"backend", v->backend}};
     if (!v->object.empty()) m["datadogMetric"] = v->object;
     boost::json::array references;
-    for (const auto& r :
-         catalog_.referencesOf(core::metricKey(v->ns, v->metricName, v->selector))) {
+    for (const auto& r : demand_.referencesOf(core::metricKey(v->ns, v->metricName, v->selector))) {
       references.emplace_back(r);
     }
     m["references"] = std::move(references);
@@ -570,9 +578,9 @@ boost::json::object ApiHandler::statusReport() const {
     m["lastFetchAgeSeconds"] = ageSeconds(now, v->lastFetch);
     metrics.push_back(std::move(m));
   }
-  auto describeBackend = [](const backends::Backend& b) {
-    auto health = b.health();
-    boost::json::object o{{"name", b.name()},
+  auto describeBackend = [](const store::BackendStatus& b) {
+    const auto& health = b.health;
+    boost::json::object o{{"name", b.name},
                           {"reachable", health.reachable},
                           {"lastError", health.lastError},
                           {"calls", health.calls}};
@@ -584,9 +592,10 @@ boost::json::object ApiHandler::statusReport() const {
     return o;
   };
   // "backend" is the default one; "backends" every running one, the default first.
-  auto backend = describeBackend(poller_.backend());
+  auto backend = service->backends.empty() ? boost::json::object{}
+                                           : describeBackend(service->backends.front());
   boost::json::array backendList;
-  for (const auto* b : poller_.backends()) backendList.push_back(describeBackend(*b));
+  for (const auto& b : service->backends) backendList.push_back(describeBackend(b));
   boost::json::object report{
       {"time", core::rfc3339(now)},
       {"metrics", std::move(metrics)},

@@ -9,10 +9,10 @@
 
 #include "auth/authenticator.hpp"
 #include "auth/authorizer.hpp"
-#include "catalog/catalog.hpp"
-#include "poller/poller.hpp"
 #include "server/https_server.hpp"
+#include "server/metric_demand.hpp"
 #include "server/metrics_endpoint.hpp"
+#include "server/router.hpp"
 #include "store/value_store.hpp"
 #include "telemetry/exposition.hpp"
 #include "telemetry/http_request_metrics.hpp"
@@ -37,7 +37,9 @@ struct ApiHandlerOptions {
   telemetry::MetricsSource extraMetrics;
 };
 
-// Routes every request. Reads only published snapshots; never calls a backend. Paths:
+// Routes every request (server/router.hpp). Reads only the published snapshots (values, the
+// poller's status and the backends' health); never calls a backend. A metric with no value yet
+// goes through MetricDemand. Paths:
 //   /healthz /livez /readyz                              open, no authentication
 //   /apis, /apis/external.metrics.k8s.io[/v1beta1]       discovery
 //   /apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}?labelSelector=...
@@ -48,8 +50,8 @@ class ApiHandler final : public RequestHandler {
  public:
   using ExtraStatus = std::function<boost::json::object()>;
   ApiHandler(ApiHandlerOptions options, auth::Authenticator& authenticator,
-             auth::Authorizer& authorizer, store::ValueStore& values, catalog::Catalog& catalog,
-             poller::Poller& poller, ExtraStatus extraStatus = {});
+             auth::Authorizer& authorizer, store::ValueStore& values, MetricDemand& demand,
+             ExtraStatus extraStatus = {});
   ~ApiHandler() override;
 
   // RequestHandler
@@ -73,6 +75,7 @@ class ApiHandler final : public RequestHandler {
   void authorized(std::shared_ptr<const Parsed> request, const auth::UserInfo& user,
                   ResponseSlotPtr slot);
   void route(const Parsed& request, ResponseSlotPtr slot);
+  static RouteMatch routeOf(const Parsed& request);
   HttpResponse health(std::string_view path, unsigned version) const;
   HttpResponse discovery(std::string_view path, unsigned version) const;
   HttpResponse metricsResponse(unsigned version) const;
@@ -86,8 +89,7 @@ class ApiHandler final : public RequestHandler {
   auth::Authenticator& authenticator_;
   auth::Authorizer& authorizer_;
   store::ValueStore& values_;
-  catalog::Catalog& catalog_;
-  poller::Poller& poller_;
+  MetricDemand& demand_;
   ExtraStatus extraStatus_;
   telemetry::HttpRequestMetrics requests_{requestPathClasses()};
   // TokenReview and SubjectAccessReview calls block on the network: they run here, never on the

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "replication/value_replication.hpp"
 #include "server/api_handler.hpp"
+#include "server/router.hpp"
 
 namespace xmetrics::server {
 namespace {
@@ -11,59 +11,7 @@ namespace {
 using telemetry::Label;
 using telemetry::MetricType;
 
-enum PathClass : std::size_t {
-  kDiscovery,
-  kExternalMetric,
-  kStatus,
-  kHealth,
-  kOpenapi,
-  kMetrics,
-  kReplication,
-  kOther,
-};
-
-constexpr std::string_view kGroupPath = "/apis/external.metrics.k8s.io";
-constexpr std::string_view kGroupVersionPath = "/apis/external.metrics.k8s.io/v1beta1";
-constexpr std::string_view kNamespacesPrefix = "/apis/external.metrics.k8s.io/v1beta1/namespaces/";
-
 }  // namespace
-
-const std::vector<std::string>& requestPathClasses() {
-  static const std::vector<std::string> classes = {
-      "discovery", "external_metric", "status",      "health",
-      "openapi",   "metrics",         "replication", "other"};
-  return classes;
-}
-
-std::size_t requestPathClass(std::string_view target) {
-  // Mirrors ApiHandler::route on the raw target: only string comparisons, no decoding, since this
-  // runs for every response.
-  auto path = target.substr(0, target.find('?'));
-  if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
-  if (path == "/healthz" || path == "/livez" || path == "/readyz") return kHealth;
-  if (path == "/metrics") return kMetrics;
-  // The diagnostic reports `xmetrics status` and `xmetrics flare` read.
-  if (path == "/xmetrics/v1/status" || path == "/xmetrics/v1/config" ||
-      path == "/xmetrics/v1/logs") {
-    return kStatus;
-  }
-  if (path == replication::kReplicatePath) return kReplication;
-  if (path == "/openapi" || path.starts_with("/openapi/")) return kOpenapi;
-  if (path.starts_with(kNamespacesPrefix)) {
-    auto rest = path.substr(kNamespacesPrefix.size());
-    // {namespace}/{metric}: exactly one separator between two non-empty segments.
-    auto slash = rest.find('/');
-    if (slash != std::string_view::npos && slash > 0 && slash + 1 < rest.size() &&
-        rest.find('/', slash + 1) == std::string_view::npos) {
-      return kExternalMetric;
-    }
-    return kOther;
-  }
-  if (path == "/apis" || path == kGroupPath || path == kGroupVersionPath) {
-    return kDiscovery;
-  }
-  return kOther;
-}
 
 void writeValueMetrics(telemetry::ExpositionWriter& out, const store::ValueSnapshot& snapshot,
                        core::Clock::time_point now) {
@@ -90,7 +38,7 @@ void writeValueMetrics(telemetry::ExpositionWriter& out, const store::ValueSnaps
   });
 }
 
-void writePollerMetrics(telemetry::ExpositionWriter& out, const poller::PollerStatus& status) {
+void writePollerMetrics(telemetry::ExpositionWriter& out, const store::PollerStatus& status) {
   out.family("xmetrics_refresh_cycle_duration_seconds", MetricType::kGauge,
              "How long the last complete refresh of every wanted metric took.")
       .sample({}, std::chrono::duration<double>(status.lastCycleDuration).count());
@@ -104,7 +52,7 @@ void writePollerMetrics(telemetry::ExpositionWriter& out, const poller::PollerSt
 }
 
 void writeBackendMetrics(telemetry::ExpositionWriter& out, std::string_view backend,
-                         const backends::BackendHealth& health) {
+                         const core::BackendHealth& health) {
   auto& calls = out.family(
       "xmetrics_backend_calls_total", MetricType::kCounter,
       "Calls to a remote backend by outcome: ok, rejected (the query itself was refused), "
@@ -137,10 +85,10 @@ std::string ApiHandler::metricsExposition() const {
   telemetry::ExpositionWriter out;
   requests_.write(out);
   writeValueMetrics(out, *values_.snapshot(), core::Clock::now());
-  writePollerMetrics(out, poller_.status());
-  for (const auto* backend : poller_.backends()) {
-    writeBackendMetrics(out, backend->name(), backend->health());
-  }
+  auto service = values_.status();
+  writePollerMetrics(out, service->poller);
+  for (const auto& backend : service->backends)
+    writeBackendMetrics(out, backend.name, backend.health);
   if (options_.extraMetrics) options_.extraMetrics(out);
   return out.text();
 }

@@ -33,7 +33,13 @@ std::size_t ValueSnapshot::size() const {
   return n;
 }
 
-ValueStore::ValueStore() : current_(std::make_shared<const ValueSnapshot>()) {}
+ValueStore::ValueStore()
+    : current_(std::make_shared<const ValueSnapshot>()),
+      status_(std::make_shared<const ServiceStatus>()) {}
+
+void ValueStore::publishStatus(ServiceStatus next) {
+  status_.store(std::make_shared<const ServiceStatus>(std::move(next)), std::memory_order_release);
+}
 
 void ValueStore::publish(ValueSnapshot&& next) {
   auto previous = snapshot();

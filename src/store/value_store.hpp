@@ -10,6 +10,7 @@
 
 #include "core/metric_key.hpp"
 #include "core/sample.hpp"
+#include "store/service_status.hpp"
 
 namespace xmetrics::store {
 
@@ -72,8 +73,8 @@ using ValueSnapshotPtr = std::shared_ptr<const ValueSnapshot>;
 // Renders the `ExternalMetricValueList` body for a value (used at publication and in tests).
 std::string renderValueList(const MetricValue& value);
 
-// Holds the current snapshot. Readers never lock: they load a shared_ptr and keep it as long as
-// they need. Only the poller publishes.
+// Holds the current snapshot of values, and the current service status. Readers never lock: they
+// load a shared_ptr and keep it as long as they need. Only the poller publishes.
 class ValueStore {
  public:
   ValueStore();
@@ -81,8 +82,13 @@ class ValueStore {
   ValueSnapshotPtr snapshot() const { return current_.load(std::memory_order_acquire); }
   void publish(ValueSnapshot&& next);
 
+  // @return never null
+  ServiceStatusPtr status() const { return status_.load(std::memory_order_acquire); }
+  void publishStatus(ServiceStatus next);
+
  private:
   std::atomic<ValueSnapshotPtr> current_;
+  std::atomic<ServiceStatusPtr> status_;
 };
 
 }  // namespace xmetrics::store

@@ -190,6 +190,9 @@ void DatadogBackend::execute(std::span<const BackendQuery> batch,
                              const std::vector<std::size_t>& indices, std::chrono::seconds window,
                              core::Clock::time_point now, std::vector<BackendResult>& results) {
   auto outcome = send(batch, indices, window, now);
+  // A paced refresh spends the whole period in fetch(): the budget and call counts it shows are
+  // published after each call, not once at the end.
+  healthChanged();
   switch (outcome.kind) {
     case CallOutcome::Kind::kOk:
       for (std::size_t k = 0; k < indices.size(); ++k) {

@@ -7,7 +7,7 @@
 
 namespace xmetrics::backends::embedded {
 
-EmbeddedBackend::EmbeddedBackend(std::shared_ptr<TimeSeriesStore> store)
+EmbeddedBackend::EmbeddedBackend(std::shared_ptr<tsdb::TimeSeriesStore> store)
     : store_(std::move(store)) {}
 
 std::vector<BackendResult> EmbeddedBackend::fetch(std::span<const BackendQuery> batch,

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "backends/backend.hpp"
-#include "backends/embedded/time_series_store.hpp"
+#include "tsdb/time_series_store.hpp"
 
 namespace xmetrics::backends::embedded {
 
@@ -17,7 +17,7 @@ namespace xmetrics::backends::embedded {
 class EmbeddedBackend final : public Backend {
  public:
   // @param store shared with the DogStatsD listener; never null.
-  explicit EmbeddedBackend(std::shared_ptr<TimeSeriesStore> store);
+  explicit EmbeddedBackend(std::shared_ptr<tsdb::TimeSeriesStore> store);
 
   // Backend
   std::vector<BackendResult> fetch(std::span<const BackendQuery> batch,
@@ -26,7 +26,7 @@ class EmbeddedBackend final : public Backend {
   BackendHealth health() const override;
 
  private:
-  std::shared_ptr<TimeSeriesStore> store_;
+  std::shared_ptr<tsdb::TimeSeriesStore> store_;
   // Read by health() from any thread; nanoseconds since the epoch, 0 before the first fetch.
   std::atomic<int64_t> lastFetch_{0};
 };

@@ -57,5 +57,26 @@ TEST(CatalogReferences, HpaReferencedMetricsNeverExpireAndNewOnesAreReported) {
   EXPECT_TRUE(c.wanted(at(10'003)).empty());
 }
 
+// The catalog publishes what changed to its one subscriber (the poller) instead of handing it back
+// to whoever called it to forward.
+TEST(Catalog, PublishesChangedEntriesToItsSubscriber) {
+  Catalog c({.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s});
+  std::vector<std::string> heard;
+  c.subscribe([&](const std::vector<CatalogEntryPtr>& changed) {
+    for (const auto& e : changed) heard.push_back(e->query);
+  });
+  c.setReferences({{"default", "queue", {}, "hpa:default/web"}}, at(0));
+  EXPECT_EQ(heard, (std::vector<std::string>{"avg:queue{*}.rollup(30)"}));
+  // Nothing changed: nothing published.
+  c.setReferences({{"default", "queue", {}, "hpa:default/web"}}, at(1));
+  EXPECT_EQ(heard.size(), 1u);
+  c.setConfigured({{.name = "queue", .query = "max:queue{*}"}});
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[1], "max:queue{*}");
+  c.subscribe({});
+  c.setConfigured({});
+  EXPECT_EQ(heard.size(), 2u);
+}
+
 }  // namespace
 }  // namespace xmetrics::catalog

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "backends/embedded/time_series_store.hpp"
+#include "tsdb/time_series_store.hpp"
 
 namespace xmetrics::ingest {
 namespace {
@@ -117,7 +117,7 @@ DogStatsdListenerOptions loopbackAnyPort() {
 }
 
 TEST(DogStatsdListener, CountsDatagramsAndFeedsMetricsToTheStore) {
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   DogStatsdListener listener(store, loopbackAnyPort());
   ASSERT_TRUE(listener.start().has_value());
   ASSERT_NE(listener.port(), 0);
@@ -140,7 +140,7 @@ TEST(DogStatsdListener, CountsDatagramsAndFeedsMetricsToTheStore) {
 }
 
 TEST(DogStatsdListener, ReceivesAFullSizeDatagram) {
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   DogStatsdListener listener(store, loopbackAnyPort());
   ASSERT_TRUE(listener.start().has_value());
 
@@ -155,7 +155,7 @@ TEST(DogStatsdListener, ReceivesAFullSizeDatagram) {
 }
 
 TEST(DogStatsdListener, ListensOnIpv6Loopback) {
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   DogStatsdListenerOptions options;
   options.address = "[::1]:0";
   DogStatsdListener listener(store, options);
@@ -166,7 +166,7 @@ TEST(DogStatsdListener, ListensOnIpv6Loopback) {
 }
 
 TEST(DogStatsdListener, AllInterfacesAddressTakesIpv4) {
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   DogStatsdListenerOptions options;
   options.address = ":0";
   DogStatsdListener listener(store, options);
@@ -176,7 +176,7 @@ TEST(DogStatsdListener, AllInterfacesAddressTakesIpv4) {
 }
 
 TEST(DogStatsdListener, BindConflictNamesTheAddressTheCauseAndTheFlag) {
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   DogStatsdListener first(store, loopbackAnyPort());
   ASSERT_TRUE(first.start().has_value());
 
@@ -191,7 +191,7 @@ TEST(DogStatsdListener, BindConflictNamesTheAddressTheCauseAndTheFlag) {
 }
 
 TEST(DogStatsdListener, RejectsAddressesItCannotRead) {
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   for (std::string address : {"8125", "127.0.0.1", "127.0.0.1:", "127.0.0.1:http",
                               "127.0.0.1:65536", "::1:8125", "[::1]8125", "[]:8125"}) {
     DogStatsdListenerOptions options;
@@ -205,7 +205,7 @@ TEST(DogStatsdListener, RejectsAddressesItCannotRead) {
 }
 
 TEST(DogStatsdListener, UnresolvableHostIsAnError) {
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   DogStatsdListenerOptions options;
   options.address = "no-such-host.invalid:8125";
   DogStatsdListener listener(store, options);
@@ -216,7 +216,7 @@ TEST(DogStatsdListener, UnresolvableHostIsAnError) {
 }
 
 TEST(DogStatsdListener, StopIsIdempotentAndTheListenerCanStartAgain) {
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   DogStatsdListener listener(store, loopbackAnyPort());
   ASSERT_TRUE(listener.start().has_value());
   EXPECT_FALSE(listener.start().has_value());  // already running
@@ -228,7 +228,7 @@ TEST(DogStatsdListener, StopIsIdempotentAndTheListenerCanStartAgain) {
 }
 
 TEST(DogStatsdListener, DestructorStopsARunningListener) {
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   auto listener = std::make_unique<DogStatsdListener>(store, loopbackAnyPort());
   ASSERT_TRUE(listener->start().has_value());
   listener.reset();  // must join, not hang or crash
@@ -238,7 +238,7 @@ TEST(DogStatsdListener, DestructorStopsARunningListener) {
 TEST(DogStatsdListener, MalformedLinesAreLoggedOncePerIntervalWithACount) {
   CapturedLog log;
   ManualClock clock;
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   auto options = loopbackAnyPort();
   options.clock = clock.function();
   DogStatsdListener listener(store, options);
@@ -268,7 +268,7 @@ TEST(DogStatsdListener, MalformedLinesAreLoggedOncePerIntervalWithACount) {
 
 TEST(DogStatsdListener, MalformedExcerptIsTruncatedAndEscaped) {
   CapturedLog log;
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   DogStatsdListener listener(store, loopbackAnyPort());
   ASSERT_TRUE(listener.start().has_value());
 
@@ -286,7 +286,7 @@ TEST(DogStatsdListener, CountsDatagramsTheKernelDroppedWhileTheBufferWasFull) {
   // small buffer overflow.
   std::atomic<bool> hold{false};
   std::atomic<bool> holding{false};
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   auto options = loopbackAnyPort();
   options.receiveBufferBytes = 4096;
   options.clock = [&] {
@@ -327,7 +327,7 @@ TEST(DogStatsdListener, CountsDatagramsTheKernelDroppedWhileTheBufferWasFull) {
 
 TEST(DogStatsdListener, ExpiresIdleSeriesFromTheStore) {
   ManualClock clock;
-  backends::embedded::TimeSeriesStore store;
+  tsdb::TimeSeriesStore store;
   auto options = loopbackAnyPort();
   options.clock = clock.function();
   DogStatsdListener listener(store, options);

@@ -286,5 +286,99 @@ TEST(PollerFollower, MirrorsTheLeaderAndForwardsDemandThenTakesOver) {
   poller.stop();
 }
 
+// One-way flow: the catalog publishes what changed and the poller, its subscriber, fetches it; no
+// wiring code forwards entries.
+TEST_F(PollerTest, ACatalogChangeIsFetchedWithoutAnyoneForwardingIt) {
+  backend.set("avg:queue.depth{app:web}.rollup(30)", core::Sample{4, now});
+  poller.start();
+  auto added = catalog.setReferences(
+      {{"default", "queue.depth", selector("app=web"), "hpa:default/web"}}, now);
+  ASSERT_EQ(added.size(), 1u);
+  store::MetricValuePtr v;
+  for (int i = 0; i < 200 && !v; ++i) {  // bounded: 2 s at most
+    std::this_thread::sleep_for(10ms);
+    v = values.snapshot()->find(added[0]->key);
+  }
+  poller.stop();
+  ASSERT_NE(v, nullptr);
+  ASSERT_TRUE(v->sample);
+  EXPECT_EQ(v->sample->value, 4);
+}
+
+TEST_F(PollerTest, PublishesItsStatusAndEachBackendsHealthForTheRequestPath) {
+  catalog.ensure("default", "requests", {}, now);
+  EXPECT_EQ(values.status()->poller.cycles, 0u);
+  poller.refreshAll();
+  auto status = values.status();
+  EXPECT_EQ(status->poller.cycles, 1u);
+  EXPECT_EQ(status->poller.queries, 1u);
+  ASSERT_EQ(status->backends.size(), 1u);
+  EXPECT_EQ(status->backends[0].name, "fake");
+}
+
+// A backend that counts its calls and says so after each, as the Datadog backend does during a
+// paced refresh that lasts the whole period.
+class CountingBackend final : public backends::Backend {
+ public:
+  explicit CountingBackend(store::ValueStore& values) : values_(values) {}
+  std::vector<backends::BackendResult> fetch(std::span<const backends::BackendQuery> batch,
+                                             core::Clock::time_point) override {
+    std::vector<backends::BackendResult> out;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      ++calls_;
+      healthChanged();
+      seenDuringFetch.push_back(values_.status()->backends.at(0).health.calls);
+      out.push_back(std::unexpected(std::string("no data")));
+    }
+    return out;
+  }
+  std::string_view name() const override { return "counting"; }
+  backends::BackendHealth health() const override { return {.calls = calls_}; }
+  std::vector<uint64_t> seenDuringFetch;
+
+ private:
+  store::ValueStore& values_;
+  uint64_t calls_ = 0;
+};
+
+TEST(PollerHealth, ABackendsHealthIsPublishedDuringAFetchNotOnlyAfterIt) {
+  store::ValueStore values;
+  catalog::Catalog catalog{{.inlineQuery = {query::Aggregator::kAvg, 30}}};
+  CountingBackend backend(values);
+  Poller poller{catalog, backend, values, {.refreshPeriod = 30s, .batchSize = 10}};
+  auto now = at(1'800'000'000);
+  catalog.ensure("default", "a", {}, now);
+  catalog.ensure("default", "b", {}, now);
+  poller.refreshAll();
+  EXPECT_EQ(backend.seenDuringFetch, (std::vector<uint64_t>{1, 2}));
+}
+
+TEST_F(PollerTest, FirstFetchIsRefusedPastTheCapAndWantFetchesOnlyWhatHasNoValue) {
+  catalog::Catalog small{{.inlineQuery = {query::Aggregator::kAvg, 30}, .maxRequested = 1}};
+  store::ValueStore smallValues;
+  Poller capped{small, backend, smallValues, {.refreshPeriod = 30s}, [this] { return now; }};
+  EXPECT_EQ(capped.fetchFirst("default", "a", {}, now, [] {}),
+            std::optional<std::string>("avg:a{*}.rollup(30)"));
+  EXPECT_EQ(capped.fetchFirst("default", "b", {}, now, [] {}), std::nullopt);
+  EXPECT_EQ(capped.maxRequested(), 1u);
+}
+
+TEST_F(PollerTest, WantQueuesAFetchOnlyForWhatHasNoValueYet) {
+  backend.set("avg:c{*}.rollup(30)", core::Sample{1, now});
+  backend.set("avg:d{*}.rollup(30)", core::Sample{2, now});
+  catalog.ensure("default", "c", {}, now);
+  poller.refreshAll();  // c has a value now
+  poller.want("default", "c", {}, now);
+  poller.want("default", "d", {}, now);
+  poller.start();
+  auto key = core::metricKey("default", "d", "");
+  for (int i = 0; i < 200 && !values.snapshot()->find(key); ++i) std::this_thread::sleep_for(10ms);
+  poller.stop();
+  auto calls = backend.calls();
+  ASSERT_GE(calls.size(), 2u);
+  // The queued fetch ran first and held d alone.
+  EXPECT_EQ(calls[1], (std::vector<std::string>{"avg:d{*}.rollup(30)"}));
+}
+
 }  // namespace
 }  // namespace xmetrics::poller

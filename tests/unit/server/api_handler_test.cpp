@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <future>
 
+#include "poller/poller.hpp"
 #include "support/capturing_slot.hpp"
 #include "support/fake_backend.hpp"
 #include "support/test_certificates.hpp"
@@ -28,12 +29,8 @@ struct ApiHandlerTest : ::testing::Test {
   auth::Authenticator authenticator{
       {.clientCa = certs.pool, .tokens = *auth::parseTokenFile("tok,alice,1\n", "t")}};
   auth::Authorizer authorizer;
-  ApiHandler handler{{.maxAge = 120s, .firstFetchTimeout = 2s},
-                     authenticator,
-                     authorizer,
-                     values,
-                     catalog,
-                     poller};
+  ApiHandler handler{
+      {.maxAge = 120s, .firstFetchTimeout = 2s}, authenticator, authorizer, values, poller};
   boost::asio::io_context ioc;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{ioc.get_executor()};
   std::thread ioThread{[this] { ioc.run(); }};

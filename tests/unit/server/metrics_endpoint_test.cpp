@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <future>
 
+#include "poller/poller.hpp"
 #include "server/api_handler.hpp"
 #include "support/capturing_slot.hpp"
 #include "support/fake_backend.hpp"
@@ -77,7 +78,6 @@ struct MetricsEndpointTest : ::testing::Test {
       authenticator,
       authorizer,
       values,
-      catalog,
       poller};
   boost::asio::io_context ioc;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{ioc.get_executor()};

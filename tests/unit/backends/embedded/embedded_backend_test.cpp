@@ -12,11 +12,10 @@ using std::chrono::seconds;
 
 const core::Clock::time_point kT0{seconds(1'700'000'010)};
 
-ingest::DogStatsdMetric gauge(std::string_view name, double value,
-                              std::vector<std::string_view> tags) {
-  ingest::DogStatsdMetric m;
+tsdb::Observation gauge(std::string_view name, double value, std::vector<std::string_view> tags) {
+  tsdb::Observation m;
   m.name = name;
-  m.type = ingest::MetricType::kGauge;
+  m.type = tsdb::MetricType::kGauge;
   m.values = {value};
   m.tags = std::move(tags);
   return m;
@@ -28,7 +27,7 @@ class EmbeddedBackendTest : public ::testing::Test {
     store->ingest(gauge("nginx.net.request_per_s", 12, {"app:puppet", "env:demo"}), kT0);
     store->ingest(gauge("nginx.net.request_per_s", 99, {"app:other", "env:demo"}), kT0);
   }
-  std::shared_ptr<TimeSeriesStore> store = std::make_shared<TimeSeriesStore>();
+  std::shared_ptr<tsdb::TimeSeriesStore> store = std::make_shared<tsdb::TimeSeriesStore>();
   EmbeddedBackend backend{store};
 };
 

@@ -3,14 +3,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <expected>
 #include <memory>
+#include <string>
 
-#include "backends/backend.hpp"
 #include "core/sample.hpp"
-#include "ingest/dogstatsd_parser.hpp"
 #include "query/datadog_query.hpp"
+#include "tsdb/observation.hpp"
 
-namespace xmetrics::backends::embedded {
+namespace xmetrics::tsdb {
 
 struct TimeSeriesStoreOptions {
   std::chrono::seconds resolution{10};   // native bucket width; also the DogStatsD flush interval
@@ -27,7 +28,7 @@ struct TimeSeriesStoreStats {
   std::size_t approxBytes = 0;  // estimate of the memory the store holds
 };
 
-// The embedded backend's in-memory time-series database, fed by DogStatsD.
+// The embedded backend's in-memory time-series database, fed by DogStatsD (ingest/).
 // Thread-safe: ingest() from the listener thread, evaluate() from the poller thread, concurrently.
 // See docs/embedded-backend.md for what each metric type becomes and how queries are answered.
 class TimeSeriesStore {
@@ -37,13 +38,15 @@ class TimeSeriesStore {
   TimeSeriesStore(const TimeSeriesStore&) = delete;
   TimeSeriesStore& operator=(const TimeSeriesStore&) = delete;
 
-  // Records one DogStatsD metric received at `receivedAt` (or at its `|T` timestamp when present).
-  void ingest(const ingest::DogStatsdMetric& metric, core::Clock::time_point receivedAt);
+  // Records one observation received at `receivedAt` (or at its own timestamp when present).
+  void ingest(const Observation& metric, core::Clock::time_point receivedAt);
 
   // Answers a parsed query over [now - window, now]. Errors name the query and the cause
   // ("no series matches avg:foo{env:prod}", ...).
-  BackendResult evaluate(const query::DatadogQuery& query, std::chrono::seconds window,
-                         core::Clock::time_point now) const;
+  // The same type as backends::BackendResult: a data point, or why there is none.
+  using Result = std::expected<core::Sample, std::string>;
+  Result evaluate(const query::DatadogQuery& query, std::chrono::seconds window,
+                  core::Clock::time_point now) const;
 
   // Drops points older than the retention and series idle longer than idleExpiry.
   void expire(core::Clock::time_point now);
@@ -55,4 +58,4 @@ class TimeSeriesStore {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace xmetrics::backends::embedded
+}  // namespace xmetrics::tsdb

@@ -1,4 +1,4 @@
-#include "backends/embedded/time_series_store.hpp"
+#include "tsdb/time_series_store.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,11 +6,10 @@
 #include <thread>
 #include <vector>
 
-namespace xmetrics::backends::embedded {
+namespace xmetrics::tsdb {
 namespace {
 
-using ingest::DogStatsdMetric;
-using ingest::MetricType;
+using DogStatsdMetric = Observation;
 using std::chrono::seconds;
 
 // Aligned to the 10 s resolution and to 30 s rollups, so bucket arithmetic in tests stays readable.
@@ -439,9 +438,9 @@ TEST(TimeSeriesStore, IngestAndEvaluateRunConcurrently) {
 }
 
 }  // namespace
-}  // namespace xmetrics::backends::embedded
+}  // namespace xmetrics::tsdb
 
-namespace xmetrics::backends::embedded {
+namespace xmetrics::tsdb {
 namespace {
 
 // As the Datadog Agent reports an idle counter as 0 (dogstatsd_expiry_seconds, 300 s), a rate falls
@@ -459,4 +458,4 @@ TEST(TimeSeriesStore, ACounterThatStopsReadsZeroThenExpires) {
 }
 
 }  // namespace
-}  // namespace xmetrics::backends::embedded
+}  // namespace xmetrics::tsdb

@@ -1,4 +1,4 @@
-#include "backends/embedded/time_series_store.hpp"
+#include "tsdb/time_series_store.hpp"
 
 #include <algorithm>
 #include <array>
@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-namespace xmetrics::backends::embedded {
+namespace xmetrics::tsdb {
 namespace {
 
 using std::chrono::seconds;
@@ -134,18 +134,18 @@ constexpr std::chrono::seconds kCountExpiry{300};
 
 enum class SeriesKind : uint8_t { kCount, kGauge, kSet, kHistogram, kDistribution };
 
-SeriesKind kindOf(ingest::MetricType type) {
+SeriesKind kindOf(MetricType type) {
   switch (type) {
-    case ingest::MetricType::kCount:
+    case MetricType::kCount:
       return SeriesKind::kCount;
-    case ingest::MetricType::kGauge:
+    case MetricType::kGauge:
       return SeriesKind::kGauge;
-    case ingest::MetricType::kSet:
+    case MetricType::kSet:
       return SeriesKind::kSet;
-    case ingest::MetricType::kTimer:
-    case ingest::MetricType::kHistogram:
+    case MetricType::kTimer:
+    case MetricType::kHistogram:
       return SeriesKind::kHistogram;
-    case ingest::MetricType::kDistribution:
+    case MetricType::kDistribution:
       return SeriesKind::kDistribution;
   }
   return SeriesKind::kGauge;
@@ -300,7 +300,7 @@ struct TimeSeriesStore::Impl {
   }
 
   // Finds or creates the series; nullptr when it is new and maxSeries is reached.
-  Series* seriesFor(const ingest::DogStatsdMetric& m, SeriesKind kind) {
+  Series* seriesFor(const Observation& m, SeriesKind kind) {
     uint32_t name = strings.find(m.name);
     bool known = name != kNoId;
     scratchTags.clear();
@@ -330,7 +330,7 @@ struct TimeSeriesStore::Impl {
     return &create(m, kind);
   }
 
-  Series& create(const ingest::DogStatsdMetric& m, SeriesKind kind) {
+  Series& create(const Observation& m, SeriesKind kind) {
     uint32_t id;
     if (!freeSeries.empty()) {
       id = freeSeries.back();
@@ -476,7 +476,7 @@ struct TimeSeriesStore::Impl {
     distinct = static_cast<double>(open->members.size());
   }
 
-  void ingest(const ingest::DogStatsdMetric& m, int64_t received) {
+  void ingest(const Observation& m, int64_t received) {
     SeriesKind kind = kindOf(m.type);
     if (kind != SeriesKind::kSet && m.values.empty()) return;
     // DogStatsD 1.3 timestamps apply to counts and gauges only (the clients drop them elsewhere).
@@ -664,8 +664,8 @@ struct TimeSeriesStore::Impl {
     return out;
   }
 
-  BackendResult evaluate(const query::DatadogQuery& q, seconds window,
-                         core::Clock::time_point now) const {
+  TimeSeriesStore::Result evaluate(const query::DatadogQuery& q, seconds window,
+                                   core::Clock::time_point now) const {
     if (!q.groupBy.empty()) {
       return std::unexpected(
           "grouped queries are not supported by the embedded backend: " + query::printQuery(q) +
@@ -798,15 +798,14 @@ TimeSeriesStore::TimeSeriesStore(TimeSeriesStoreOptions options)
 
 TimeSeriesStore::~TimeSeriesStore() = default;
 
-void TimeSeriesStore::ingest(const ingest::DogStatsdMetric& metric,
-                             core::Clock::time_point receivedAt) {
+void TimeSeriesStore::ingest(const Observation& metric, core::Clock::time_point receivedAt) {
   std::lock_guard lock(impl_->mutex);
   impl_->ingest(metric, epochSeconds(receivedAt));
 }
 
-BackendResult TimeSeriesStore::evaluate(const query::DatadogQuery& query,
-                                        std::chrono::seconds window,
-                                        core::Clock::time_point now) const {
+TimeSeriesStore::Result TimeSeriesStore::evaluate(const query::DatadogQuery& query,
+                                                  std::chrono::seconds window,
+                                                  core::Clock::time_point now) const {
   return impl_->evaluate(query, window, now);
 }
 
@@ -820,4 +819,4 @@ TimeSeriesStoreStats TimeSeriesStore::stats() const {
   return impl_->stats();
 }
 
-}  // namespace xmetrics::backends::embedded
+}  // namespace xmetrics::tsdb

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/sample.hpp"
+
+namespace xmetrics::core {
+
+// What a backend reports of itself: reachability, its last error, the calls it made and the
+// rate-limit budget it was announced. Backends produce it, the poller publishes it in the store's
+// status, and `xmetrics status` and /metrics read it from there — never from a live backend.
+struct BackendHealth {
+  bool reachable = true;
+  std::string lastError;  // empty when the last call succeeded
+  core::Clock::time_point lastSuccess;
+  core::Clock::time_point lastFailure;
+  uint64_t calls = 0;  // requests sent to a remote backend since start (0 for in-process ones)
+  // Facts for `xmetrics status`, in display order, e.g. {"endpoint https://api.datadoghq.com",
+  // "ok; 1187 of 1200 calls left per 3600s, resets in 3500s"}. Never holds secrets.
+  std::vector<std::pair<std::string, std::string>> details;
+  // For /metrics. Remote calls by how they ended (CallCounts::names); empty for in-process ones.
+  std::vector<std::pair<std::string_view, uint64_t>> callsByOutcome;
+  // The rate-limit budget each endpoint last announced; empty where none is announced.
+  struct RateLimit {
+    std::string endpoint;
+    int64_t limit = 0;         // calls per period
+    int64_t remaining = 0;     // calls left in the current period
+    int64_t resetSeconds = 0;  // until the period ends
+  };
+  std::vector<RateLimit> rateLimits;
+};
+
+}  // namespace xmetrics::core
