@@ -204,3 +204,19 @@ def test_the_sbom_names_every_debian_package_in_the_image(image_files):
     for must in ("libc6", "libssl3", "libcurl4", "ca-certificates", "libstdc++6"):
         assert must in debian, must
         assert re.match(r"\d", pkgs[must]["versionInfo"]), pkgs[must]
+
+
+def test_every_layer_is_a_complete_tar_archive(archives):
+    # Scanners and GNU tar reject a layer without its end-of-archive blocks (umoci 0.4.7's insert
+    # wrote such layers); Python's tarfile does too.
+    with tarfile.open(archives[0]) as oci:
+        index = json.load(oci.extractfile("index.json"))
+        blob = lambda digest: oci.extractfile("blobs/sha256/" + digest.split(":")[1])
+        manifest = json.load(blob(index["manifests"][0]["digest"]))
+        assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == \
+            f"xmetrics:{VERSION}"
+        for layer in manifest["layers"]:
+            assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+            with tarfile.open(fileobj=blob(layer["digest"]), mode="r|gz") as t:
+                names = [m.name for m in t]
+            assert "usr/bin/xmetrics" in names
