@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 30
 RUN_DIR    ?= $(BUILD)/run
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test unit integration bench fuzz fuzz-smoke format format-check setup setup-test clean
+.PHONY: all build run test unit integration image bench fuzz fuzz-smoke format format-check setup setup-test clean
 
 all: build
 
@@ -29,7 +29,7 @@ run: build
 
 # Everything: formatting, unit and integration tests, a short run of every fuzzer, and the e2e
 # scenarios on a real control plane.
-test: setup-test build format-check
+test: setup-test build image format-check
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) e2e
@@ -37,8 +37,15 @@ test: setup-test build format-check
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
 
-integration: setup-test build
+integration: setup-test build image
 	cd $(BUILD) && ctest --output-on-failure -L integration
+
+# The container image, built without a daemon from Debian 12 packages (mmdebstrap, umoci, skopeo):
+# build/image/xmetrics-<version>.{oci.tar,docker.tar,spdx.json}; see docs/image.md. A no-op when
+# the Release binary, the revision and the packages are unchanged.
+image:
+	@scripts/setup image
+	scripts/build-image
 
 # A real kube-apiserver and kube-controller-manager (built from their Go module on first use and
 # cached in ~/.cache/xmetrics-e2e) against the binary; see tests/e2e/README.md.

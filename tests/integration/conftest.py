@@ -42,7 +42,8 @@ def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
 class Xmetrics:
     """A running `xmetrics serve` and the ways to talk to it."""
 
-    def __init__(self, binary, workdir, extra_args=(), env=None):
+    def __init__(self, binary, workdir, extra_args=(), env=None, command=None):
+        """`command` replaces `binary serve`, e.g. with a `podman run` of the image."""
         self.workdir = workdir
         self.kubeconfig = os.path.join(workdir, "kubeconfig")
         self.token_file = os.path.join(workdir, "tokens.csv")
@@ -51,7 +52,7 @@ class Xmetrics:
             f.write(f'{self.token},alice,1001,"team-a,team-b"\n')
         self.log_path = os.path.join(workdir, "xmetrics.log")
         self.log = open(self.log_path, "w")
-        args = [binary, "serve",
+        args = [*(command or [binary, "serve"]),
                 "--secure-port", "0",
                 "--dogstatsd-address", "127.0.0.1:0",
                 "--cert-dir", os.path.join(workdir, "certs"),
