@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "cli/commands.hpp"
-#include "cli/xmetrics_client.hpp"
+#include "client/xmetrics_client.hpp"
 #include "core/json_fields.hpp"
 
 namespace xmetrics::cli {
@@ -131,12 +131,12 @@ void printTable(const boost::json::object& report) {
 }  // namespace
 
 int runStatus(const StatusOptions& options) {
-  auto endpoint = endpointFromFlags(options.kubeconfig, options.server);
+  auto endpoint = client::endpointFromFlags(options.kubeconfig, options.server);
   if (!endpoint) {
     std::cerr << "error: " << endpoint.error() << "\n";
     return 1;
   }
-  auto body = httpsGet(*endpoint, options.token, "/xmetrics/v1/status");
+  auto body = client::httpsGet(*endpoint, options.token, "/xmetrics/v1/status");
   if (!body) {
     std::cerr << "error: " << body.error() << "\n";
     return 1;
