@@ -1,5 +1,9 @@
 #pragma once
 
+// auth/: who is asking (front-proxy headers, client certificates, tokens, TokenReview) and may
+// they (SubjectAccessReview), with caches. May include core/ only; the reviews' transport is an
+// interface kube/ implements.
+
 #include <chrono>
 #include <expected>
 #include <memory>

@@ -1,5 +1,9 @@
 #pragma once
 
+// backends/: the Backend interface (this header), the registry, and one folder per backend
+// (datadog/, prometheus/, embedded/). A backend never sees server or poller types. May include
+// core/, query/, http/ and tsdb/ (embedded only).
+
 #include <array>
 #include <atomic>
 #include <chrono>

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "core/strings.hpp"
-#include "store/value_store.hpp"
 
 namespace xmetrics::catalog {
 namespace {

@@ -1,5 +1,8 @@
 #pragma once
 
+// catalog/: demand -> resolved queries (inline, autogen, DatadogMetric, the `metrics` setting);
+// pure, and publishes its changes to one subscriber (the poller). May include core/ and query/.
+
 #include <atomic>
 #include <chrono>
 #include <functional>

@@ -33,10 +33,6 @@ struct FlareOptions {
 // the /metrics scrape, doctor's report and the Kubernetes objects involved.
 int runFlare(const FlareOptions& options);
 
-// A Kubernetes object or list as JSON, with credential-like env values, Secret payloads,
-// managedFields and last-applied-configuration removed.
-std::string redactForFlare(std::string_view json);
-
 struct DoctorOptions {
   std::string kubeconfig;  // the cluster's (as for kubectl); in a pod the service account
   std::string context;

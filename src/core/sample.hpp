@@ -1,5 +1,8 @@
 #pragma once
 
+// core/: the model every folder shares (Sample, Labels, LabelSelector, Quantity, MetricKey and
+// DemandStamp, BackendHealth), json_fields and strings. No I/O; includes nothing of xmetrics'.
+
 #include <chrono>
 #include <map>
 #include <string>

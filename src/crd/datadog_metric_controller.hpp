@@ -1,5 +1,8 @@
 #pragma once
 
+// crd/: the DatadogMetric status writer and the autogen lifecycle (leader only). May include
+// core/, catalog/, kube/ and store/.
+
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <condition_variable>

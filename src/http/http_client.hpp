@@ -1,5 +1,8 @@
 #pragma once
 
+// http/: outbound HTTP(S) on libcurl, for the Kubernetes client and the backends. May include
+// core/ only.
+
 #include <atomic>
 #include <chrono>
 #include <expected>

@@ -1,5 +1,8 @@
 #pragma once
 
+// ingest/: DogStatsD over UDP -> tsdb. The parser is pure and fuzzed; the listener owns the
+// socket. May include core/ and tsdb/.
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>

@@ -1,5 +1,9 @@
 #pragma once
 
+// poller/: the leader's refresh loop and the follower's mirroring — the only caller of backends.
+// Reads the catalog, writes the store, implements server::MetricDemand. May include core/,
+// catalog/, backends/backend.hpp, replication/, store/ and server/metric_demand.hpp.
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>

@@ -1,5 +1,8 @@
 #pragma once
 
+// query/: the Datadog query language — parse, validate, print, selector -> query. Pure; may
+// include core/ only.
+
 #include <cstddef>
 #include <expected>
 #include <memory>

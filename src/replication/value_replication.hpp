@@ -1,5 +1,8 @@
 #pragma once
 
+// replication/: the leader <-> follower exchange of published values (codec and client). May
+// include core/, http/ and store/.
+
 #include <boost/json/object.hpp>
 #include <expected>
 #include <memory>

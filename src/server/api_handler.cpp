@@ -13,6 +13,7 @@
 
 #include "catalog/datadog_metric.hpp"
 #include "core/quantity.hpp"
+#include "core/status_report.hpp"
 #include "core/strings.hpp"
 #include "core/time_format.hpp"
 #include "replication/value_replication.hpp"
@@ -539,7 +540,8 @@ boost::json::object ApiHandler::statusReport() const {
   auto snapshot = values_.snapshot();
   auto service = values_.status();
   const auto& poller = service->poller;
-  boost::json::array metrics;
+  core::StatusReport report;
+  report.time = core::rfc3339(now);
   std::vector<store::MetricValuePtr> sorted;
   snapshot->forEach(
       [&](const std::string&, const store::MetricValuePtr& value) { sorted.push_back(value); });
@@ -547,82 +549,67 @@ boost::json::object ApiHandler::statusReport() const {
     return std::tie(a->metricName, a->selector, a->ns) <
            std::tie(b->metricName, b->selector, b->ns);
   });
+  report.metrics.reserve(sorted.size());
   for (const auto& v : sorted) {
-    boost::json::object m{{"namespace", v->ns},          {"metricName", v->metricName},
-                          {"selector", v->selector},     {"query", v->query},
-                          {"resolution", v->resolution}, {"backend", v->backend}};
-    if (!v->object.empty()) m["datadogMetric"] = v->object;
-    boost::json::array references;
-    for (const auto& r : demand_.referencesOf(core::metricKey(v->ns, v->metricName, v->selector))) {
-      references.emplace_back(r);
-    }
-    m["references"] = std::move(references);
-    bool valid = false;
+    core::StatusReport::Metric m{.ns = v->ns,
+                                 .metricName = v->metricName,
+                                 .selector = v->selector,
+                                 .query = v->query,
+                                 .resolution = v->resolution,
+                                 .backend = v->backend,
+                                 .datadogMetric = v->object};
+    m.references = demand_.referencesOf(core::metricKey(v->ns, v->metricName, v->selector));
     if (v->sample) {
       auto age = ageSeconds(now, v->sample->time);
-      valid = age <= v->maxAge.count();
-      m["value"] = core::formatQuantity(v->sample->value);
-      m["valueNumber"] = v->sample->value;
-      if (!v->sample->unit.empty()) m["unit"] = v->sample->unit;
-      m["timestamp"] = core::rfc3339(v->sample->time);
-      m["ageSeconds"] = age;
+      m.valid = age <= v->maxAge.count();
+      m.sample = core::StatusReport::Metric::Sample{.value = core::formatQuantity(v->sample->value),
+                                                    .valueNumber = v->sample->value,
+                                                    .unit = v->sample->unit,
+                                                    .timestamp = core::rfc3339(v->sample->time),
+                                                    .ageSeconds = age};
     }
-    m["valid"] = valid;
-    if (!valid) {
-      m["error"] = v->sample ? (v->error.empty() ? "stale: older than max-age " +
-                                                       std::to_string(v->maxAge.count()) + "s"
-                                                 : v->error)
-                             : v->error;
+    if (!m.valid) {
+      m.error = v->sample ? (v->error.empty() ? "stale: older than max-age " +
+                                                    std::to_string(v->maxAge.count()) + "s"
+                                              : v->error)
+                          : v->error;
     }
-    m["lastFetch"] = core::rfc3339(v->lastFetch);
-    m["lastFetchAgeSeconds"] = ageSeconds(now, v->lastFetch);
-    metrics.push_back(std::move(m));
+    m.lastFetch = core::rfc3339(v->lastFetch);
+    m.lastFetchAgeSeconds = ageSeconds(now, v->lastFetch);
+    report.metrics.push_back(std::move(m));
   }
-  auto describeBackend = [](const store::BackendStatus& b) {
-    const auto& health = b.health;
-    boost::json::object o{{"name", b.name},
-                          {"reachable", health.reachable},
-                          {"lastError", health.lastError},
-                          {"calls", health.calls}};
-    if (!health.details.empty()) {
-      boost::json::object details;
-      for (const auto& [k, v] : health.details) details[k] = v;
-      o["details"] = std::move(details);
-    }
-    return o;
-  };
   // "backend" is the default one; "backends" every running one, the default first.
-  auto backend = service->backends.empty() ? boost::json::object{}
-                                           : describeBackend(service->backends.front());
-  boost::json::array backendList;
-  for (const auto& b : service->backends) backendList.push_back(describeBackend(b));
-  boost::json::object report{
-      {"time", core::rfc3339(now)},
-      {"metrics", std::move(metrics)},
-      {"backend", std::move(backend)},
-      {"backends", std::move(backendList)},
-      {"poller",
-       boost::json::object{
-           {"refreshPeriodSeconds", options_.refreshPeriod.count()},
-           {"maxAgeSeconds", options_.maxAge.count()},
-           {"cycles", poller.cycles},
-           {"lastCycle", core::rfc3339(poller.lastCycleStart)},
-           {"lastCycleDurationMicroseconds", poller.lastCycleDuration.count()},
-           {"queries", poller.queries},
-           {"backendCalls", poller.backendCalls},
-           {"firstFetches", poller.firstFetches},
-           {"following", poller.following},
-           {"followExchanges", poller.followExchanges},
-           {"followError", poller.followError},
-           {"lastFollow", poller.lastFollow.time_since_epoch().count() == 0
-                              ? std::string()
-                              : core::rfc3339(poller.lastFollow)},
-       }},
-  };
-  if (extraStatus_) {
-    for (auto& [k, v] : extraStatus_()) report[k] = v;
+  for (const auto& b : service->backends) {
+    report.backends.push_back({.name = b.name,
+                               .reachable = b.health.reachable,
+                               .lastError = b.health.lastError,
+                               .calls = static_cast<int64_t>(b.health.calls),
+                               .details = b.health.details});
   }
-  return report;
+  if (!report.backends.empty()) report.backend = report.backends.front();
+  report.poller = {
+      .refreshPeriodSeconds = options_.refreshPeriod.count(),
+      .maxAgeSeconds = options_.maxAge.count(),
+      .cycles = static_cast<int64_t>(poller.cycles),
+      .lastCycle = core::rfc3339(poller.lastCycleStart),
+      .lastCycleDurationMicroseconds = poller.lastCycleDuration.count(),
+      .queries = static_cast<int64_t>(poller.queries),
+      .backendCalls = static_cast<int64_t>(poller.backendCalls),
+      .firstFetches = static_cast<int64_t>(poller.firstFetches),
+      .following = poller.following,
+      .followExchanges = static_cast<int64_t>(poller.followExchanges),
+      .followError = poller.followError,
+      .lastFollow = poller.lastFollow.time_since_epoch().count() == 0
+                        ? std::string()
+                        : core::rfc3339(poller.lastFollow),
+  };
+  auto json = core::toJson(report);
+  // What the process adds beyond the request path (embedded store, DogStatsD, the cluster link,
+  // leadership), in the same report.
+  if (extraStatus_) {
+    for (auto& [k, v] : extraStatus_()) json[k] = v;
+  }
+  return json;
 }
 
 }  // namespace xmetrics::server

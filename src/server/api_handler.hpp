@@ -1,5 +1,10 @@
 #pragma once
 
+// server/: HTTPS (sessions, deadlines, TLS), the route table, the handlers and health. Reads only
+// store/ snapshots; reaches demand through metric_demand.hpp. May include core/, auth/, store/,
+// replication/ (the codec), telemetry/ and catalog/datadog_metric.hpp (a pure name rule) —
+// never poller/ or backends/ (scripts/check-layering enforces it).
+
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>

@@ -1,5 +1,8 @@
 #pragma once
 
+// store/: the published snapshot — values with their rendered bodies, the poller's status and
+// each backend's health. Written by the poller only, read lock-free. May include core/ only.
+
 #include <atomic>
 #include <chrono>
 #include <memory>

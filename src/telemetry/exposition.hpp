@@ -1,5 +1,8 @@
 #pragma once
 
+// telemetry/: the Prometheus text format writer and the request counters behind /metrics.
+// May include core/ only.
+
 #include <concepts>
 #include <cstdint>
 #include <functional>

@@ -1,4 +1,4 @@
-#include "cli/tar_gz.hpp"
+#include "flare/tar_gz.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <ctime>
 
-namespace xmetrics::cli {
+namespace xmetrics::flare {
 namespace {
 
 // One 512-byte ustar header (POSIX.1-1988): octal fields, checksum over the header with the
@@ -71,4 +71,4 @@ std::expected<void, std::string> writeTarGz(
   return {};
 }
 
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::flare

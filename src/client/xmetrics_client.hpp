@@ -7,7 +7,10 @@
 
 #include "kube/kube_config.hpp"
 
-namespace xmetrics::cli {
+// client/: the HTTPS client of xmetrics' own API (status, config, logs, /metrics, /readyz) as
+// status, doctor and flare read it. May include core/ and kube/ (the kubeconfig reader) only:
+// it knows nothing of the server's types, so a reader never links the server.
+namespace xmetrics::client {
 
 // How the CLI commands (status, flare, doctor) reach a running `xmetrics serve`.
 struct Endpoint {
@@ -61,4 +64,4 @@ std::expected<std::vector<std::string>, std::string> fetchServingChain(
     const std::string& server, const std::string& serverName,
     std::chrono::seconds timeout = std::chrono::seconds(5));
 
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::client

@@ -1,18 +1,33 @@
-#include "cli/doctor.hpp"
-
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
 
 #include "core/time_format.hpp"
+#include "doctor/checks.hpp"
 #include "server/certificates.hpp"
 
-namespace xmetrics::cli::doctor {
+namespace xmetrics::doctor {
 namespace {
 
 using namespace std::chrono_literals;
 
-boost::json::object json(std::string_view text) { return boost::json::parse(text).as_object(); }
+// The classifiers read the typed status report; the fixtures are its JSON, as the server writes it.
+StatusMetric statusMetricOf(const boost::json::value& v) { return *core::parseStatusMetric(v); }
+StatusMetric statusMetric(std::string_view text) {
+  return statusMetricOf(boost::json::parse(text));
+}
+StatusBackend statusBackend(std::string_view text) {
+  return *core::parseStatusBackend(boost::json::parse(text));
+}
+core::StatusReport::Leader statusLeader(std::string_view text) {
+  boost::json::object report{{"leader", boost::json::parse(text)}};
+  return *core::parseStatusReport(report)->leader;
+}
+std::vector<StatusMetric> statusMetrics(const boost::json::array& metrics) {
+  std::vector<StatusMetric> out;
+  for (const auto& m : metrics) out.push_back(statusMetricOf(m));
+  return out;
+}
 
 bool has(const std::vector<std::string>& lines, std::string_view text) {
   for (const auto& l : lines) {
@@ -175,7 +190,7 @@ TEST(ExitCode, ZeroWhenAllOkOneOnAnyFailTwoForOnlyWarnings) {
 // Backends
 
 TEST(ClassifyBackend, A403MeansInvalidKeys) {
-  auto f = classifyBackend(json(R"j({"name":"datadog","reachable":false,
+  auto f = classifyBackend(statusBackend(R"j({"name":"datadog","reachable":false,
     "lastError":"Datadog https://api.datadoghq.com answered 403 Forbidden: Forbidden (check the API and application keys: DD_API_KEY / DD_APP_KEY or their files)",
     "details":{"endpoint https://api.datadoghq.com":"failing (…); rate limit not announced yet"}})j"));
   EXPECT_EQ(f.verdict, Verdict::kFail);
@@ -186,23 +201,24 @@ TEST(ClassifyBackend, A403MeansInvalidKeys) {
 }
 
 TEST(ClassifyBackend, A429OrASpentBudgetMeansRateLimitedWithTheBudget) {
-  auto answered = classifyBackend(json(R"j({"name":"datadog","reachable":true,
+  auto answered = classifyBackend(statusBackend(R"j({"name":"datadog","reachable":true,
     "lastError":"Datadog https://api.datadoghq.com answered 429 Too Many Requests",
     "details":{"endpoint https://api.datadoghq.com":"ok; 0 of 1600 calls left per 3600s, resets in 3500s, rate limited for 3500s"}})j"));
   EXPECT_EQ(answered.problem, "rate-limited");
   EXPECT_EQ(answered.verdict, Verdict::kFail);
   EXPECT_NE(answered.summary.find("0 of 1600 calls left per 3600s"), std::string::npos);
   // xmetrics paces itself and refuses calls before Datadog does: no error, a spent budget.
-  auto spent = classifyBackend(json(R"j({"name":"datadog","reachable":true,"lastError":"",
+  auto spent = classifyBackend(statusBackend(R"j({"name":"datadog","reachable":true,"lastError":"",
     "details":{"endpoint https://api.datadoghq.com":"ok; 0 of 3 calls left per 86400s, resets in 80000s"}})j"));
   EXPECT_EQ(spent.problem, "rate-limited");
 }
 
 TEST(ClassifyBackend, UnreachableAndHealthy) {
-  auto down = classifyBackend(json(
+  auto down = classifyBackend(statusBackend(
       R"j({"name":"prometheus","reachable":false,"lastError":"Couldn't connect to server"})j"));
   EXPECT_EQ(down.problem, "backend-unreachable");
-  auto ok = classifyBackend(json(R"j({"name":"datadog","reachable":true,"lastError":"","calls":12,
+  auto ok = classifyBackend(
+      statusBackend(R"j({"name":"datadog","reachable":true,"lastError":"","calls":12,
     "details":{"endpoint https://api.datadoghq.com":"ok; 1187 of 1600 calls left per 3600s, resets in 3500s","rejected queries":"0"}})j"));
   EXPECT_EQ(ok.verdict, Verdict::kOk);
   EXPECT_NE(ok.summary.find("1187 of 1600"), std::string::npos);
@@ -212,11 +228,11 @@ TEST(ClassifyBackend, UnreachableAndHealthy) {
 // Metrics
 
 TEST(ClassifyMetric, ValidIsOk) {
-  EXPECT_EQ(classifyMetric(json(R"j({"valid":true,"value":"3"})j")).verdict, Verdict::kOk);
+  EXPECT_EQ(classifyMetric(statusMetric(R"j({"valid":true,"value":"3"})j")).verdict, Verdict::kOk);
 }
 
 TEST(ClassifyMetric, DatadogMetricMissingNamesTheObjectToCreate) {
-  auto f = classifyMetric(json(R"j({"valid":false,"datadogMetric":"shop/proxy",
+  auto f = classifyMetric(statusMetric(R"j({"valid":false,"datadogMetric":"shop/proxy",
     "resolution":"datadogmetric shop/proxy (rule 1: datadogmetric@ reference)",
     "error":"DatadogMetric shop/proxy not found: create a DatadogMetric named \"proxy\" in namespace \"shop\", or fix the HPA's metric name"})j"));
   EXPECT_EQ(f.problem, "datadogmetric-missing");
@@ -224,7 +240,7 @@ TEST(ClassifyMetric, DatadogMetricMissingNamesTheObjectToCreate) {
 }
 
 TEST(ClassifyMetric, DatadogMetricInvalidGivesTheReasonAndTheEdit) {
-  auto f = classifyMetric(json(R"j({"valid":false,"datadogMetric":"shop/q",
+  auto f = classifyMetric(statusMetric(R"j({"valid":false,"datadogMetric":"shop/q",
     "error":"DatadogMetric shop/q is invalid: template variable %%env_NOPE%% is not set; fix its spec (kubectl edit datadogmetric -n shop q)"})j"));
   EXPECT_EQ(f.problem, "datadogmetric-invalid");
   EXPECT_EQ(f.fix,
@@ -233,12 +249,13 @@ TEST(ClassifyMetric, DatadogMetricInvalidGivesTheReasonAndTheEdit) {
 }
 
 TEST(ClassifyMetric, AValueThatIsNotValidIsStale) {
-  auto f = classifyMetric(json(R"j({"valid":false,"value":"7","ageSeconds":200,"metricName":"m",
+  auto f =
+      classifyMetric(statusMetric(R"j({"valid":false,"value":"7","ageSeconds":200,"metricName":"m",
     "timestamp":"2026-01-01T00:00:00Z","query":"avg:m{*}","error":"stale: older than max-age 120s"})j"));
   EXPECT_EQ(f.problem, "stale-value");
   EXPECT_NE(f.summary.find("200s old"), std::string::npos);
   EXPECT_NE(f.fix.find("stopped reporting"), std::string::npos);
-  auto failing = classifyMetric(json(R"j({"valid":false,"value":"7","ageSeconds":200,
+  auto failing = classifyMetric(statusMetric(R"j({"valid":false,"value":"7","ageSeconds":200,
     "error":"Datadog https://api.datadoghq.com answered 403 Forbidden"})j"));
   EXPECT_EQ(failing.problem, "stale-value");
   EXPECT_NE(failing.fix.find("fetches fail"), std::string::npos);
@@ -251,48 +268,50 @@ TEST(ClassifyMetric, NoSeriesFromEveryBackendAndNoData) {
         "Prometheus returned no series (is the metric scraped, and do its labels match the "
         "selector?)"}) {
     boost::json::object m{{"valid", false}, {"error", error}, {"query", "q"}};
-    EXPECT_EQ(classifyMetric(m).problem, "no-series") << error;
+    EXPECT_EQ(classifyMetric(statusMetricOf(m)).problem, "no-series") << error;
   }
   for (const char* error : {"no data for avg:m{*}.rollup(10) in the last 300s",
                             "only null values found in the last 4 points"}) {
     boost::json::object m{{"valid", false}, {"error", error}};
-    EXPECT_EQ(classifyMetric(m).problem, "no-data") << error;
+    EXPECT_EQ(classifyMetric(statusMetricOf(m)).problem, "no-data") << error;
   }
 }
 
 TEST(ClassifyMetric, KeysRateLimitsAndRejectedQueries) {
   EXPECT_EQ(
       classifyMetric(
-          json(
+          statusMetric(
               R"j({"valid":false,"error":"Datadog http://x answered 403 Forbidden: Forbidden (check the API and application keys: DD_API_KEY / DD_APP_KEY or their files) (next try in 1s)"})j"))
           .problem,
       "invalid-keys");
   EXPECT_EQ(
       classifyMetric(
-          json(
+          statusMetric(
               R"j({"valid":false,"error":"Datadog's rate limit \"query\" (3 calls per 86400s) is spent; calls resume in 81737s"})j"))
           .problem,
       "rate-limited");
   EXPECT_EQ(
       classifyMetric(
-          json(
+          statusMetric(
               R"j({"valid":false,"error":"rate limited: Datadog http://x answered 429 Too Many Requests"})j"))
           .problem,
       "rate-limited");
   EXPECT_EQ(
       classifyMetric(
-          json(R"j({"valid":false,"error":"Datadog rejected the query: Error parsing query"})j"))
+          statusMetric(
+              R"j({"valid":false,"error":"Datadog rejected the query: Error parsing query"})j"))
           .problem,
       "rejected-query");
 }
 
 TEST(DescribeResolution, SaysWhichObjectServes) {
-  EXPECT_EQ(describeResolution(json(R"j({"resolution":"inline"})j")), "inline");
-  EXPECT_EQ(describeResolution(json(R"j({"resolution":"inline, autogen xmetrics/dcaautogen-ab",
+  EXPECT_EQ(describeResolution(statusMetric(R"j({"resolution":"inline"})j")), "inline");
+  EXPECT_EQ(
+      describeResolution(statusMetric(R"j({"resolution":"inline, autogen xmetrics/dcaautogen-ab",
     "datadogMetric":"xmetrics/dcaautogen-ab"})j")),
-            "inline (served through autogen DatadogMetric xmetrics/dcaautogen-ab)");
-  EXPECT_EQ(describeResolution(
-                json(R"j({"resolution":"datadogmetric shop/p (rule 2: named like the metric)",
+      "inline (served through autogen DatadogMetric xmetrics/dcaautogen-ab)");
+  EXPECT_EQ(describeResolution(statusMetric(
+                R"j({"resolution":"datadogmetric shop/p (rule 2: named like the metric)",
     "datadogMetric":"shop/p"})j")),
             "DatadogMetric shop/p (rule 2: named like the metric)");
 }
@@ -331,12 +350,12 @@ boost::json::object lease(const std::string& holder, core::Clock::time_point ren
 TEST(ClassifyLeader, OlderServersWithoutLeaderElectionAreASingleReplica) {
   auto f = classifyLeader(nullptr, nullptr, "xmetrics/xmetrics-leader", core::Clock::now());
   EXPECT_EQ(f.verdict, Verdict::kOk);
-  auto off = json(R"j({"enabled":false,"isLeader":false,"holder":"","identity":"a"})j");
+  auto off = statusLeader(R"j({"enabled":false,"isLeader":false,"holder":"","identity":"a"})j");
   EXPECT_EQ(classifyLeader(&off, nullptr, "l", core::Clock::now()).verdict, Verdict::kOk);
 }
 
 TEST(ClassifyLeader, EnabledWithoutALeaseIsNotElected) {
-  auto on = json(R"j({"enabled":true,"isLeader":false,"holder":"","identity":"pod-a"})j");
+  auto on = statusLeader(R"j({"enabled":true,"isLeader":false,"holder":"","identity":"pod-a"})j");
   auto f = classifyLeader(&on, nullptr, "xmetrics/xmetrics-leader", core::Clock::now());
   EXPECT_EQ(f.verdict, Verdict::kFail);
   EXPECT_EQ(f.problem, "leader-not-elected");
@@ -345,7 +364,8 @@ TEST(ClassifyLeader, EnabledWithoutALeaseIsNotElected) {
 
 TEST(ClassifyLeader, AnExpiredLeaseIsNotElectedAFreshOneIsTheLeader) {
   auto now = core::Clock::now();
-  auto on = json(R"j({"enabled":true,"isLeader":false,"holder":"pod-b","identity":"pod-a"})j");
+  auto on =
+      statusLeader(R"j({"enabled":true,"isLeader":false,"holder":"pod-b","identity":"pod-a"})j");
   auto expired = lease("pod-b", now - 60s, 15);
   auto f = classifyLeader(&on, &expired, "xmetrics/xmetrics-leader", now);
   EXPECT_EQ(f.problem, "leader-not-elected");
@@ -423,10 +443,11 @@ TEST(FindAutogenShadowing, TheManualObjectServesAndTheUnusedAutogenOneIsReported
     "selector":"","resolution":"datadogmetric shop/proxy.requests (rule 2: named like the metric)",
     "datadogMetric":"shop/proxy.requests","query":"max:proxy.min{*}"}])j")
                      .as_array();
-  auto findings = findAutogenShadowing(
-      metrics, {datadogMetric("shop", "proxy.requests", "max:proxy.min{*}"),
-                datadogMetric("xmetrics", "dcaautogen-abc", "avg:proxy.requests{*}.rollup(30)",
-                              "proxy.requests")});
+  auto findings =
+      findAutogenShadowing(statusMetrics(metrics),
+                           {datadogMetric("shop", "proxy.requests", "max:proxy.min{*}"),
+                            datadogMetric("xmetrics", "dcaautogen-abc",
+                                          "avg:proxy.requests{*}.rollup(30)", "proxy.requests")});
   ASSERT_EQ(findings.size(), 1u);
   EXPECT_EQ(findings[0].verdict, Verdict::kWarn);
   EXPECT_EQ(findings[0].problem, "autogen-shadowing");
@@ -442,8 +463,9 @@ TEST(FindAutogenShadowing, AnAutogenObjectStillServingAnotherNamespaceIsNotShado
     {"namespace":"blog","metricName":"m","resolution":"inline, autogen xmetrics/dcaautogen-abc","datadogMetric":"xmetrics/dcaautogen-abc","query":"avg:m{*}.rollup(30)"}])j")
                      .as_array();
   auto findings = findAutogenShadowing(
-      metrics, {datadogMetric("shop", "m", "max:x{*}"),
-                datadogMetric("xmetrics", "dcaautogen-abc", "avg:m{*}.rollup(30)", "m")});
+      statusMetrics(metrics),
+      {datadogMetric("shop", "m", "max:x{*}"),
+       datadogMetric("xmetrics", "dcaautogen-abc", "avg:m{*}.rollup(30)", "m")});
   // blog/m is served by the autogen object; shop/m's object is in shop, rule 2 is per namespace.
   ASSERT_EQ(findings.size(), 1u);
   EXPECT_NE(findings[0].summary.find("autogen xmetrics/dcaautogen-abc serves blog/m"),
@@ -458,8 +480,9 @@ TEST(FindAutogenShadowing, ARule3ObjectWithAnotherQuerySaysWhyItDoesNotWin) {
     "query":"avg:m{app:web}.rollup(30)"}])j")
                      .as_array();
   auto findings = findAutogenShadowing(
-      metrics, {datadogMetric("shop", "mine", "avg:m{app:web}.rollup(60)", "m"),
-                datadogMetric("xmetrics", "dcaautogen-abc", "avg:m{app:web}.rollup(30)", "m")});
+      statusMetrics(metrics),
+      {datadogMetric("shop", "mine", "avg:m{app:web}.rollup(60)", "m"),
+       datadogMetric("xmetrics", "dcaautogen-abc", "avg:m{app:web}.rollup(30)", "m")});
   ASSERT_EQ(findings.size(), 1u);
   EXPECT_TRUE(has(findings[0].evidence, "only when its query is exactly the inline one"));
 }
@@ -468,8 +491,9 @@ TEST(FindAutogenShadowing, NothingToSayWithoutAutogenObjects) {
   auto metrics =
       boost::json::parse(R"j([{"namespace":"shop","metricName":"m","resolution":"inline"}])j")
           .as_array();
-  EXPECT_TRUE(findAutogenShadowing(metrics, {datadogMetric("shop", "other", "q")}).empty());
+  EXPECT_TRUE(
+      findAutogenShadowing(statusMetrics(metrics), {datadogMetric("shop", "other", "q")}).empty());
 }
 
 }  // namespace
-}  // namespace xmetrics::cli::doctor
+}  // namespace xmetrics::doctor

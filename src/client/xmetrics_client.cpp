@@ -1,4 +1,4 @@
-#include "cli/xmetrics_client.hpp"
+#include "client/xmetrics_client.hpp"
 
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -22,7 +22,7 @@
 
 #include "kube/kube_config.hpp"
 
-namespace xmetrics::cli {
+namespace xmetrics::client {
 namespace {
 
 namespace net = boost::asio;
@@ -255,4 +255,4 @@ std::expected<std::vector<std::string>, std::string> fetchServingChain(
   }
 }
 
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::client

@@ -1,8 +1,8 @@
+#include "flare/flare.hpp"
+
 #include <gtest/gtest.h>
 
-#include "cli/commands.hpp"
-
-namespace xmetrics::cli {
+namespace xmetrics::flare {
 namespace {
 
 TEST(FlareRedaction, CredentialLikeEnvValuesAndSecretPayloadsNeverTravel) {
@@ -45,4 +45,4 @@ TEST(FlareRedaction, CredentialLikeEnvValuesAndSecretPayloadsNeverTravel) {
 }
 
 }  // namespace
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::flare

@@ -1,0 +1,166 @@
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+// The report at /xmetrics/v1/status: one type for the server that writes it and the commands that
+// read it back (status, doctor, flare), so a key renamed on one side cannot silently read as
+// absent on the other. toJson() writes exactly the JSON the server has always served (same keys,
+// types and order); parseStatusReport() reads it, and reports from older servers that lack a
+// section (`backends`, `leader`, `kubernetes`, ...) parse with that section absent.
+namespace xmetrics::core {
+
+struct StatusReport {
+  // One served metric (`metrics[]`), sorted by name, selector, namespace.
+  struct Metric {
+    // The last value fetched; absent before the first successful fetch.
+    struct Sample {
+      std::string value;       // as a Kubernetes quantity, e.g. "824" or "1500m"
+      double valueNumber = 0;  // the same as a number
+      std::string unit;        // e.g. "per second"; empty (and left out) when unknown
+      std::string timestamp;   // RFC 3339, when the data point was taken
+      int64_t ageSeconds = 0;  // seconds between the data point and the report's time
+    };
+    std::string ns;  // "namespace": the namespace the HPA asked in
+    std::string metricName;
+    std::string selector;       // canonical label selector, "" for none
+    std::string query;          // the backend query it resolved to, "" when unresolved
+    std::string resolution;     // "inline", "autogen xmetrics/dcaautogen-…", "datadogmetric …"
+    std::string backend;        // the backend that answers the query
+    std::string datadogMetric;  // "ns/name" of the DatadogMetric object; "" (left out) when none
+    std::vector<std::string> references;  // the HPAs that use it, "ns/name"
+    std::optional<Sample> sample;
+    bool valid = false;     // a value no older than max-age
+    std::string error;      // why it is not valid; written only when !valid
+    std::string lastFetch;  // RFC 3339
+    int64_t lastFetchAgeSeconds = 0;
+  };
+
+  struct Backend {
+    std::string name;
+    bool reachable = true;  // a report that does not say reads as reachable: no sign of failure
+    std::string lastError;
+    int64_t calls = 0;
+    // Backend-specific facts (the Datadog rate-limit budget), in the backend's order; the object
+    // is left out when there are none.
+    std::vector<std::pair<std::string, std::string>> details;
+  };
+
+  struct Poller {
+    int64_t refreshPeriodSeconds = 0;
+    int64_t maxAgeSeconds = 0;
+    int64_t cycles = 0;
+    std::string lastCycle;  // RFC 3339 start of the last refresh cycle
+    int64_t lastCycleDurationMicroseconds = 0;
+    int64_t queries = 0;
+    int64_t backendCalls = 0;
+    int64_t firstFetches = 0;
+    bool following = false;  // a follower mirroring the leader's values
+    int64_t followExchanges = 0;
+    std::string followError;
+    std::string lastFollow;  // RFC 3339; "" when it never followed
+  };
+
+  // The embedded time-series store.
+  struct Embedded {
+    int64_t series = 0;
+    int64_t points = 0;
+    int64_t refusedSeries = 0;
+    int64_t approxBytes = 0;
+  };
+
+  struct Dogstatsd {
+    std::string address;  // host:port it listens on
+    int64_t packets = 0;
+    int64_t metrics = 0;
+    int64_t malformed = 0;
+    int64_t skipped = 0;
+    int64_t dropped = 0;
+  };
+
+  // One informer (list + watch) of the cluster link.
+  struct Watch {
+    bool synced = false;
+    int64_t objects = 0;
+    int64_t lists = 0;
+    int64_t watchRestarts = 0;
+    int64_t events = 0;
+    std::string lastError;
+  };
+
+  struct DatadogMetricController {
+    int64_t statusWrites = 0;
+    int64_t statusWriteErrors = 0;
+    int64_t autogenCreated = 0;
+    int64_t autogenDeleted = 0;
+    std::string lastError;
+  };
+
+  // Present in cluster mode only. A watch or the controller that does not run is written as {}
+  // (nullopt here): the DatadogMetric ones run only with the CRD, so their presence is CRD mode.
+  struct Kubernetes {
+    std::string server;  // kube-apiserver's URL
+    bool authenticationLoaded = false;
+    std::optional<Watch> hpaWatch;
+    std::optional<Watch> authenticationWatch;
+    std::optional<Watch> datadogMetricWatch;
+    std::optional<DatadogMetricController> datadogMetricController;
+  };
+
+  struct Leader {
+    // Written only while an elector runs (--leader-election in a cluster).
+    struct Election {
+      std::string identity;
+      std::string holder;
+      std::string peerUrl;
+      std::string lease;  // "namespace/name"
+      int64_t leaseDurationSeconds = 0;
+      int64_t takeovers = 0;
+      std::string lastError;
+    };
+    bool enabled = false;
+    bool isLeader = true;
+    std::optional<Election> election;
+  };
+
+  std::string time;  // RFC 3339, when the report was made
+  std::vector<Metric> metrics;
+  Backend backend;                // the default backend
+  std::vector<Backend> backends;  // every running backend, the default first
+  bool hasBackends = true;        // false for older servers that wrote only "backend"
+  Poller poller;
+  std::optional<Embedded> embedded;
+  std::optional<Dogstatsd> dogstatsd;
+  std::optional<Kubernetes> kubernetes;
+  std::optional<Leader> leader;
+  // Top-level keys this type does not know (a newer server), written back last, in order.
+  boost::json::object unknown;
+
+  // Every running backend: `backends`, or the one `backend` of older servers.
+  std::vector<Backend> allBackends() const;
+  // The entry for one metric as the HPA asks for it; nullptr when the server holds none.
+  const Metric* findMetric(const std::string& ns, const std::string& metricName,
+                           const std::string& selector) const;
+  // Whether xmetrics watches DatadogMetric objects (the CRD is installed and used).
+  bool crdMode() const;
+};
+
+boost::json::object toJson(const StatusReport::Metric& metric);
+boost::json::object toJson(const StatusReport::Backend& backend);
+boost::json::object toJson(const StatusReport& report);
+
+// A metric entry alone (what doctor's classifiers read). Fails when it is not an object.
+std::expected<StatusReport::Metric, std::string> parseStatusMetric(const boost::json::value& json);
+std::expected<StatusReport::Backend, std::string> parseStatusBackend(
+    const boost::json::value& json);
+// Fails only when `json` is not an object: a field that is missing or of another type reads as
+// empty, zero or absent, as every reader of the report always has.
+std::expected<StatusReport, std::string> parseStatusReport(const boost::json::value& json);
+
+}  // namespace xmetrics::core

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <string>
+
+#include "doctor/report.hpp"
+
+// doctor/: `xmetrics doctor` as a library — walks every link from an HPA to a backend value
+// (APIService → Service → certificate → discovery → RBAC → xmetrics → leader → backends → each
+// HPA's External metrics) and says OK / WARN / FAIL with evidence and a fix. flare/ calls it in
+// process. Two halves: evidence.hpp gathers (the only I/O: kube/ calls and client/ calls to
+// xmetrics), checks.hpp turns that evidence into verdicts without any I/O. May include core/,
+// auth/ (request and identity types), kube/ and client/; never cli/, flare/ or server/.
+namespace xmetrics::doctor {
+
+struct Options {
+  std::string kubeconfig;  // the cluster's (as for kubectl); in a pod the service account
+  std::string context;
+  std::string ns = "xmetrics";  // xmetrics' namespace: its Lease, Service, service account
+  std::string service;          // the Service the APIService must point at; default <ns>/xmetrics
+  int servicePort = 0;          // the port it must use; 0: any port the Service exposes
+  std::string server;           // reach xmetrics here instead of where the aggregator would
+  std::string xmetricsKubeconfig;  // credentials for xmetrics itself (serve --write-kubeconfig)
+  std::string token;               // bearer token for xmetrics itself
+  std::string serviceAccount;      // the identity xmetrics runs as, for the RBAC check
+};
+
+enum class OutputFormat { kText, kJson };
+
+// What `xmetrics doctor` prints and returns.
+struct Outcome {
+  std::string out;    // the report (renderText, or renderJson and a newline)
+  std::string error;  // a reason the walk could not start (bad kubeconfig), for stderr
+  int exitCode = 0;   // 0 all OK, 1 any FAIL (or no walk), 2 the worst is a WARN
+};
+
+// The whole walk. Every call is bounded (kube client and xmetrics client timeouts), and a link
+// that cannot be checked says so instead of stopping the walk.
+Outcome run(const Options& options, OutputFormat format);
+
+}  // namespace xmetrics::doctor

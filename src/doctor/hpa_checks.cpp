@@ -1,0 +1,254 @@
+// The last link: each HPA's External metrics as the HPA reads them, and the HPA's arithmetic on
+// the value (kube-controller-manager's replica calculator).
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/json_fields.hpp"
+#include "core/quantity.hpp"
+#include "doctor/checks.hpp"
+#include "doctor/wording.hpp"
+
+namespace xmetrics::doctor {
+
+HpaMath explainHpa(const HpaMathInput& in) {
+  // As pkg/controller/podautoscaler/replica_calculator.go: values in milli-units (MilliValue
+  // rounds up), AverageValue compares usage/current replicas to the per-pod target,
+  // Value compares the usage to the target and scales the ready pods by the ratio.
+  HpaMath out;
+  auto milli = [](double v) { return static_cast<double>(std::ceil(v * 1000 - 1e-9)); };
+  double usage = milli(in.value);
+  double target = milli(in.target);
+  int current = std::max(in.currentReplicas, 0);
+  std::string valueText = core::formatQuantity(in.value);
+  int desired = current;
+  std::string why;
+  if (target <= 0) {
+    out.shown =
+        valueText + "/" + in.targetText + (in.type == TargetType::kAverageValue ? " (avg)" : "");
+    out.desired = std::clamp(current, in.minReplicas, std::max(in.minReplicas, in.maxReplicas));
+    out.explanation = "the target " + in.targetText + " is not positive; the HPA cannot use it";
+    return out;
+  }
+  if (in.type == TargetType::kAverageValue) {
+    double perPod = current > 0 ? std::ceil(usage / current) : usage;
+    out.shown = core::formatQuantity(perPod / 1000) + "/" + in.targetText + " (avg)";
+    out.ratio = current > 0 ? usage / (target * current) : usage / target;
+    out.withinTolerance = std::abs(1.0 - out.ratio) <= kHpaTolerance;
+    why = "AverageValue target " + in.targetText + " per pod: xmetrics serves " + valueText;
+    if (current > 0) {
+      why += ", the HPA divides it by the " + std::to_string(current) +
+             " current replicas: " + valueText + "/" + std::to_string(current) + " = " +
+             core::formatQuantity(perPod / 1000) + " per pod (kubectl shows " + out.shown +
+             "); ratio " + detail::rounded(out.ratio);
+    }
+    if (current > 0 && out.withinTolerance) {
+      why += " is within the tolerance " + detail::decimal(kHpaTolerance) + " of 1: keep " +
+             std::to_string(current);
+    } else {
+      desired = static_cast<int>(std::ceil(usage / target - 1e-9));
+      why +=
+          "; desired = ceil(" + valueText + "/" + in.targetText + ") = " + std::to_string(desired);
+    }
+  } else {
+    out.shown = valueText + "/" + in.targetText;
+    out.ratio = usage / target;
+    out.withinTolerance = std::abs(1.0 - out.ratio) <= kHpaTolerance;
+    why = "Value target " + in.targetText + " for the whole metric: xmetrics serves " + valueText +
+          ", ratio " + valueText + "/" + in.targetText + " = " + detail::rounded(out.ratio);
+    if (current > 0 && out.withinTolerance) {
+      why += " is within the tolerance " + detail::decimal(kHpaTolerance) + " of 1: keep " +
+             std::to_string(current);
+    } else {
+      // The HPA multiplies by its ready pods; the current replicas stand in for them here.
+      desired = static_cast<int>(std::ceil(out.ratio * std::max(current, 1) - 1e-9));
+      why += "; desired = ceil(" + std::to_string(std::max(current, 1)) + " × " +
+             detail::rounded(out.ratio) + ") = " + std::to_string(desired);
+    }
+  }
+  int maxReplicas = std::max(in.minReplicas, in.maxReplicas);
+  out.desired = std::clamp(desired, in.minReplicas, maxReplicas);
+  if (out.desired != desired) {
+    why +=
+        ", " +
+        std::string(out.desired > desired ? "raised to minReplicas " : "capped at maxReplicas ") +
+        std::to_string(out.desired);
+  }
+  out.explanation = why;
+  return out;
+}
+
+Finding classifyHpaMetric(const StatusMetric* entry, const MetricRead& read,
+                          const std::string& metricName) {
+  if (entry) return classifyMetric(*entry);
+  if (read.status == 200) return {};
+  // No status to read: classify from the answer's message (it carries the same errors).
+  Finding f =
+      classifyMetric(StatusMetric{.metricName = metricName, .valid = false, .error = read.message});
+  // xmetrics' own 503s are Status bodies with a reason; the aggregator's is plain text.
+  if (f.problem == "metric-error" && read.status == 503 &&
+      !read.message.starts_with("ServiceUnavailable")) {
+    f.problem = "apiservice-unavailable";
+    f.summary = "kube-apiserver cannot reach xmetrics";
+    f.fix = "see the apiservice check";
+  }
+  f.evidence.clear();
+  return f;
+}
+
+bool needsProbes(const StatusMetric* entry, const Finding& finding) {
+  return finding.problem == "no-series" &&
+         (!entry || !entry->resolution.starts_with("datadogmetric"));
+}
+
+namespace {
+
+// One HPA's External metric: resolution, the status' view, the API's answer, the arithmetic.
+Check checkHpaMetric(const Evidence& e, const HpaMetricEvidence& h) {
+  const auto& text = h.selectorText;
+  Check c{.name = "hpa",
+          .subject = h.ns + "/" + h.hpaName + " " + h.name +
+                     (text && !text->empty() ? "{" + *text + "}" : "")};
+  if (!h.selector) {
+    c.verdict = Verdict::kFail;
+    c.problem = "bad-selector";
+    c.summary = "its metric.selector is unusable: " + h.selector.error().message;
+    c.fix = "fix the HPA's metric.selector";
+    return c;
+  }
+  std::string canonical = h.selector->canonical();
+  const auto* entry = e.status ? e.status->findMetric(h.ns, h.metricName, canonical) : nullptr;
+  // Resolution and the status' view of the value.
+  if (entry) {
+    c.evidence.push_back("resolution: " + describeResolution(*entry));
+    if (!entry->query.empty()) {
+      c.evidence.push_back("query: " + entry->query + " (backend " + entry->backend + ")");
+    }
+    if (entry->sample) {
+      c.evidence.push_back(
+          "value: " + entry->sample->value + ", " + std::to_string(entry->sample->ageSeconds) +
+          "s old, " + (classifyMetric(*entry).verdict == Verdict::kOk ? "valid" : "NOT valid"));
+    }
+  } else if (e.status) {
+    c.evidence.push_back(
+        "xmetrics' status has no entry for it: the HPA watch has not seen this HPA");
+  }
+  // The request the HPA makes, through kube-apiserver.
+  const auto& read = h.read;
+  c.evidence.push_back("GET " + detail::externalMetricPath(h.ns, h.metricName, canonical) + " → " +
+                       (read.status ? std::to_string(read.status) : std::string("error")) +
+                       (read.status == 200 && read.value
+                            ? ", " + std::to_string(read.items) + " item(s), value " +
+                                  core::formatQuantity(*read.value)
+                            : ": " + read.message));
+  Finding metricFinding = classifyHpaMetric(entry, read, h.metricName);
+  // Refined "no series" by the probes through the same API: is the name wrong or a tag?
+  if (needsProbes(entry, metricFinding) && h.whole) {
+    const auto& whole = *h.whole;
+    auto refined = classifyNoSeries(h.name, whole.status == 200 && whole.value.has_value(),
+                                    whole.message, h.probes);
+    metricFinding.problem = refined.problem;
+    metricFinding.summary = refined.summary;
+    metricFinding.fix = refined.fix;
+    metricFinding.evidence.insert(metricFinding.evidence.end(), refined.evidence.begin(),
+                                  refined.evidence.end());
+  }
+  // The HPA's arithmetic on what it gets.
+  std::optional<double> value = read.value;
+  if (!value && entry && entry->sample && metricFinding.verdict == Verdict::kOk) {
+    value = entry->sample->valueNumber;
+  }
+  std::string targetType = h.target ? core::json::str(*h.target, "type") : "";
+  std::string targetText =
+      h.target ? core::json::str(*h.target, targetType == "AverageValue" ? "averageValue" : "value")
+               : "";
+  auto targetValue = core::parseQuantity(targetText);
+  HpaMath math;
+  bool haveMath = false;
+  if (value && targetValue && (targetType == "Value" || targetType == "AverageValue")) {
+    math = explainHpa(
+        {.type = targetType == "AverageValue" ? TargetType::kAverageValue : TargetType::kValue,
+         .target = *targetValue,
+         .targetText = targetText,
+         .value = *value,
+         .currentReplicas = h.currentReplicas,
+         .minReplicas = h.minReplicas,
+         .maxReplicas = h.maxReplicas});
+    haveMath = true;
+    c.evidence.push_back("HPA arithmetic: " + math.explanation);
+  } else if (!targetType.empty()) {
+    c.evidence.push_back("target: " + targetType + " " + targetText);
+  }
+  c.evidence.push_back("HPA status: currentReplicas " + std::to_string(h.currentReplicas) +
+                       ", desiredReplicas " + std::to_string(h.desiredReplicas) +
+                       (h.scalingActive.empty() ? "" : "; ScalingActive=False " + h.scalingActive));
+  for (const auto& ev : metricFinding.evidence) c.evidence.push_back(ev);
+  if (metricFinding.verdict != Verdict::kOk ||
+      (read.status != 200 && metricFinding.problem.empty())) {
+    c.verdict = Verdict::kFail;
+    c.problem = metricFinding.problem.empty() ? "metric-error" : metricFinding.problem;
+    c.summary = metricFinding.summary.empty()
+                    ? "the external metrics API answers " + std::to_string(read.status) + ": " +
+                          read.message
+                    : metricFinding.summary;
+    c.fix = metricFinding.fix.empty() ? "see the answer above" : metricFinding.fix;
+    if (h.datadogMetric) {
+      const auto& object = *h.datadogMetric;
+      if (object) {
+        const auto* ospec =
+            object->is_object() ? core::json::objectAt(object->as_object(), "spec") : nullptr;
+        c.evidence.push_back("DatadogMetric " + h.datadogMetricId +
+                             " spec.query: " + core::json::str(ospec, "query"));
+      } else {
+        c.evidence.push_back("DatadogMetric " + h.datadogMetricId + ": " +
+                             object.error().describe());
+      }
+    }
+    return c;
+  }
+  if (read.status != 200) {
+    c.verdict = Verdict::kFail;
+    c.problem = read.status == 403 ? "forbidden" : "metric-error";
+    c.summary =
+        "the external metrics API answers " + std::to_string(read.status) + ": " + read.message;
+    c.fix = read.status == 403 ? "the doctor's own user may not read external metrics; the "
+                                 "rbac-hpa check covers the HPA controller"
+                               : "see the answer above";
+    return c;
+  }
+  c.summary = haveMath ? math.shown + " → desired " + std::to_string(math.desired) +
+                             " (HPA: " + std::to_string(h.desiredReplicas) + ")"
+                       : "value " + (value ? core::formatQuantity(*value) : std::string("-"));
+  if (!h.scalingActive.empty()) {
+    c.verdict = Verdict::kWarn;
+    c.problem =
+        h.scalingActive.find("forbidden") != std::string::npos ? "wrong-rbac" : "hpa-not-scaling";
+    c.summary += "; but the HPA reports " + h.scalingActive.substr(0, h.scalingActive.find(':'));
+    c.fix = c.problem == "wrong-rbac"
+                ? "see the rbac-hpa check"
+                : "the metric answers now; the HPA retries every sync period (15 s by default), "
+                  "so this clears if the cause was transient";
+  }
+  return c;
+}
+
+}  // namespace
+
+std::vector<Check> checkHpas(const Evidence& e) {
+  if (!e.hpas) {
+    return {Check{.name = "hpa",
+                  .verdict = Verdict::kWarn,
+                  .summary = "cannot list HPAs: " + e.hpas.error().describe(),
+                  .problem = "not-checked",
+                  .fix = "the kubeconfig's user must be allowed to list horizontalpodautoscalers"}};
+  }
+  std::vector<Check> checks;
+  for (const auto& h : e.hpaMetrics) checks.push_back(checkHpaMetric(e, h));
+  if (checks.empty()) {
+    checks.push_back(
+        Check{.name = "hpa", .summary = "no HorizontalPodAutoscaler names an External metric"});
+  }
+  return checks;
+}
+
+}  // namespace xmetrics::doctor
