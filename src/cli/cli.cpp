@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "app/logging.hpp"
 #include "cli/commands.hpp"
-#include "cli/logging.hpp"
 
 extern char** environ;
 
@@ -105,7 +105,7 @@ int run(int argc, char** argv) {
       for (const auto& error : options.error()) std::cerr << "error: " << error << "\n";
       return 2;
     }
-    setupLogging(options->logFormat, options->logLevel);
+    app::setupLogging(options->logFormat, options->logLevel);
     return runServe(*options, sources);
   }
   if (doctor->parsed()) return runDoctor(doctorOptions);

@@ -8,7 +8,7 @@
 #include "backends/embedded/time_series_store.hpp"
 #include "config/serve_options.hpp"
 
-namespace xmetrics::cli {
+namespace xmetrics::app {
 
 // Builds the backend named `name` (embedded, datadog, prometheus) from its settings. `timeSeries`
 // is the embedded store the DogStatsD listener feeds. The error names the setting to fix.
@@ -16,4 +16,4 @@ std::expected<backends::BackendPtr, std::string> makeBackend(
     const config::ServeOptions& options, std::string_view name,
     std::shared_ptr<backends::embedded::TimeSeriesStore> timeSeries);
 
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::app

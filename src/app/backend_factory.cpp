@@ -1,4 +1,4 @@
-#include "cli/backend_factory.hpp"
+#include "app/backend_factory.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -9,7 +9,7 @@
 #include "backends/prometheus/prometheus_backend.hpp"
 #include "http/http_client.hpp"
 
-namespace xmetrics::cli {
+namespace xmetrics::app {
 namespace {
 
 std::expected<backends::BackendPtr, std::string> makeDatadogBackend(
@@ -87,4 +87,4 @@ std::expected<backends::BackendPtr, std::string> makeBackend(
   return std::unexpected("backend \"" + std::string(name) + "\" is not available in this build");
 }
 
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::app
