@@ -4,10 +4,10 @@
 
 #include <cstdlib>
 
-#include "app/backend_factory.hpp"
 #include "app/logging.hpp"
 #include "app/self_metrics.hpp"
 #include "app/stage_options.hpp"
+#include "backends/registry.hpp"
 #include "demand/config_reload.hpp"
 
 namespace xmetrics::app {
@@ -62,8 +62,9 @@ std::expected<void, std::string> Service::startStages() {
         std::make_unique<ingest::DogStatsdListener>(*timeSeries_, dogstatsdOptions(options));
     if (auto started = dogstatsd_->start(); !started) return std::unexpected(started.error());
   }
+  const auto& registry = backends::registeredBackends();
   for (const auto& name : backendNames(options)) {
-    auto backend = makeBackend(options, name, timeSeries_);
+    auto backend = registry.make(name, {.options = options, .timeSeries = timeSeries_});
     if (!backend) return std::unexpected(backend.error());
     backends_.push_back(backend->get());
     backendsOwned_.push_back(std::move(*backend));
@@ -132,7 +133,8 @@ std::expected<void, std::string> Service::startStages() {
   if (!sources_.configFile.empty()) {
     configWatcher_ = std::make_unique<core::FileChangeWatcher>(
         std::vector<std::string>{sources_.configFile}, [this, current = options_]() mutable {
-          demand::applyConfigChange(current, sources_, *catalog_, *poller_);
+          demand::applyConfigChange(current, sources_, backends::registeredBackends().settings(),
+                                    *catalog_, *poller_);
         });
   }
   if (options.leaderElection) {

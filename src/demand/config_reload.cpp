@@ -17,8 +17,9 @@ std::vector<catalog::ConfiguredMetric> configuredMetrics(const config::ServeOpti
 }
 
 void applyConfigChange(config::ServeOptions& running, const config::SettingSources& sources,
+                       const std::vector<config::BackendSettings>& backends,
                        catalog::Catalog& catalog, poller::Poller& poller) {
-  auto next = config::resolveServeOptions(sources);
+  auto next = config::resolveServeOptions(sources, backends);
   if (!next) {
     // The running settings stay; the file says what to fix.
     for (const auto& e : next.error()) {

@@ -14,7 +14,9 @@ std::vector<catalog::ConfiguredMetric> configuredMetrics(const config::ServeOpti
 // What a changed --config file can change in a running process: the log level and the `metrics`
 // setting. Everything else is logged as needing a restart rather than half-applied. `running` is
 // replaced by the new settings when they are valid; invalid ones are logged and leave it as is.
+// `backends`: the settings of the backends of this build, as at start.
 void applyConfigChange(config::ServeOptions& running, const config::SettingSources& sources,
+                       const std::vector<config::BackendSettings>& backends,
                        catalog::Catalog& catalog, poller::Poller& poller);
 
 }  // namespace xmetrics::demand
