@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "config/setting_rows.hpp"
+#include "core/strings.hpp"
 
 namespace xmetrics::config {
 namespace {
@@ -35,8 +36,7 @@ Apply stringSetting(std::string ServeOptions::*field) {
 
 Apply boolSetting(bool ServeOptions::*field) {
   return [field](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
-    std::string lower;
-    for (char c : v) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string lower = core::lowercase(v);
     if (lower == "true" || lower == "1") {
       o.*field = true;
     } else if (lower == "false" || lower == "0") {
@@ -76,8 +76,7 @@ std::optional<std::string> parseMetricSettings(std::string_view text, ServeOptio
       if (!kv.second.IsScalar()) return where + ": \"" + key + "\" must be a single value";
       auto value = kv.second.as<std::string>();
       if (key == "name") {
-        for (char c : value)
-          m.name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        m.name += core::lowercase(value);
       } else if (key == "namespace") {
         m.ns = value;
       } else if (key == "backend") {
@@ -242,8 +241,7 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
       {{"log-format", {}, "text or json", "text"}, oneOfSetting(&O::logFormat, {"text", "json"})},
       {{"log-level", {"DD_LOG_LEVEL"}, "trace, debug, info, warn, error", "info"},
        [](std::string_view v, O& o) -> std::optional<std::string> {
-         std::string lower;
-         for (char c : v) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+         std::string lower = core::lowercase(v);
          if (lower == "warning") lower = "warn";
          for (const char* l : {"trace", "debug", "info", "warn", "error"}) {
            if (lower == l) {
