@@ -4,8 +4,9 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "app/logging.hpp"
+#include "backends/registry.hpp"
 #include "cli/commands.hpp"
-#include "cli/logging.hpp"
 
 extern char** environ;
 
@@ -18,7 +19,9 @@ int run(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "serve external.metrics.k8s.io over HTTPS");
   config::SettingSources sources;
   std::map<std::string, std::string> flagValues;
-  for (const auto& s : config::serveSettings()) {
+  const auto backendSettings = backends::registeredBackends().settings();
+  const auto settings = config::serveSettings(backendSettings);
+  for (const auto& s : settings) {
     std::string help =
         s.help + " (default " + (s.defaultText.empty() ? "none" : s.defaultText) + ")";
     for (const auto& var : s.env) help += "; env " + var;
@@ -91,7 +94,7 @@ int run(int argc, char** argv) {
   if (flare->parsed()) return runFlare(flareOptions);
 
   if (serve->parsed()) {
-    for (const auto& s : config::serveSettings()) {
+    for (const auto& s : settings) {
       if (serve->count("--" + s.name) > 0) sources.flags[s.name] = flagValues[s.name];
     }
     for (char** e = environ; *e; ++e) {
@@ -100,12 +103,12 @@ int run(int argc, char** argv) {
       auto eq = kv.find('=');
       if (eq != std::string_view::npos) sources.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
     }
-    auto options = config::resolveServeOptions(sources);
+    auto options = config::resolveServeOptions(sources, backendSettings);
     if (!options) {
       for (const auto& error : options.error()) std::cerr << "error: " << error << "\n";
       return 2;
     }
-    setupLogging(options->logFormat, options->logLevel);
+    app::setupLogging(options->logFormat, options->logLevel);
     return runServe(*options, sources);
   }
   if (doctor->parsed()) return runDoctor(doctorOptions);

@@ -11,10 +11,13 @@
 #include <set>
 #include <thread>
 
+#include "config/setting_rows.hpp"
+#include "core/strings.hpp"
+
 namespace xmetrics::config {
 namespace {
 
-using Apply = std::function<std::optional<std::string>(std::string_view, ServeOptions&)>;
+using Apply = ApplySetting;
 
 template <typename T>
 std::optional<T> parseNumber(std::string_view text) {
@@ -33,8 +36,7 @@ Apply stringSetting(std::string ServeOptions::*field) {
 
 Apply boolSetting(bool ServeOptions::*field) {
   return [field](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
-    std::string lower;
-    for (char c : v) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string lower = core::lowercase(v);
     if (lower == "true" || lower == "1") {
       o.*field = true;
     } else if (lower == "false" || lower == "0") {
@@ -46,8 +48,15 @@ Apply boolSetting(bool ServeOptions::*field) {
   };
 }
 
+std::string joined(const std::vector<std::string>& names) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  return list;
+}
+
 // The `metrics` setting: a list of {name, backend, query, namespace, maxAge, timeWindow}.
-std::optional<std::string> parseMetricSettings(std::string_view text, ServeOptions& o) {
+std::optional<std::string> parseMetricSettings(std::string_view text, ServeOptions& o,
+                                               const std::vector<std::string>& backendNames) {
   o.metrics.clear();
   YAML::Node root;
   try {
@@ -67,13 +76,12 @@ std::optional<std::string> parseMetricSettings(std::string_view text, ServeOptio
       if (!kv.second.IsScalar()) return where + ": \"" + key + "\" must be a single value";
       auto value = kv.second.as<std::string>();
       if (key == "name") {
-        for (char c : value)
-          m.name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        m.name += core::lowercase(value);
       } else if (key == "namespace") {
         m.ns = value;
       } else if (key == "backend") {
-        if (value != "embedded" && value != "datadog" && value != "prometheus") {
-          return where + ": backend \"" + value + "\" is not one of embedded, datadog, prometheus";
+        if (std::ranges::find(backendNames, value) == backendNames.end()) {
+          return where + ": backend \"" + value + "\" is not one of " + joined(backendNames);
         }
         m.backend = value;
       } else if (key == "query") {
@@ -96,38 +104,32 @@ std::optional<std::string> parseMetricSettings(std::string_view text, ServeOptio
   return std::nullopt;
 }
 
-Apply oneOf(std::string ServeOptions::*field, std::vector<std::string> allowed) {
-  return [field, allowed](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
-    for (const auto& a : allowed) {
-      if (a == v) {
-        o.*field = a;
-        return std::nullopt;
-      }
-    }
-    std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    return "must be one of " + list;
+Apply oneOfSetting(std::string ServeOptions::*field, std::vector<std::string> allowed) {
+  return [field, parse = oneOf(std::move(allowed))](std::string_view v,
+                                                    ServeOptions& o) -> std::optional<std::string> {
+    auto value = parse(v);
+    if (!value) return value.error();
+    o.*field = *value;
+    return std::nullopt;
   };
 }
 
 Apply durationSetting(std::chrono::seconds ServeOptions::*field, std::chrono::seconds min) {
-  return [field, min](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
-    auto d = parseDuration(v);
+  return [field, parse = durationAtLeast(min)](std::string_view v,
+                                               ServeOptions& o) -> std::optional<std::string> {
+    auto d = parse(v);
     if (!d) return d.error();
-    if (*d < min) return "must be at least " + std::to_string(min.count()) + "s";
     o.*field = *d;
     return std::nullopt;
   };
 }
 
-struct SettingImpl {
-  Setting setting;
-  Apply apply;
-};
-
-const std::vector<SettingImpl>& table() {
+// The general rows, then each backend's.
+std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
   using O = ServeOptions;
-  static const std::vector<SettingImpl> settings = {
+  std::vector<std::string> names;
+  for (const auto& b : backends) names.push_back(b.name);
+  std::vector<SettingRow> settings = {
       {{"bind-address", {}, "IP address to serve HTTPS on", "127.0.0.1"},
        stringSetting(&O::bindAddress)},
       {{"secure-port",
@@ -158,14 +160,14 @@ const std::vector<SettingImpl>& table() {
         "account is used without it",
         ""},
        stringSetting(&O::kubeconfig)},
-      {{"backend", {}, "the default metrics backend", "embedded"},
-       oneOf(&O::backend, {"embedded", "datadog", "prometheus"})},
+      {{"backend", {}, "the default metrics backend: one of " + joined(names), "embedded"},
+       oneOfSetting(&O::backend, names)},
       {{"backends",
         {},
         "more backends to run alongside the default one, comma-separated; metrics choose one "
         "with the metrics setting or a DatadogMetric's xmetrics.io/backend annotation",
         ""},
-       [](std::string_view v, O& o) -> std::optional<std::string> {
+       [names](std::string_view v, O& o) -> std::optional<std::string> {
          o.backends.clear();
          std::string item;
          auto flush = [&]() -> std::optional<std::string> {
@@ -173,8 +175,8 @@ const std::vector<SettingImpl>& table() {
            std::string name = begin == std::string::npos ? "" : item.substr(begin, end - begin + 1);
            item.clear();
            if (name.empty()) return std::nullopt;
-           if (name != "embedded" && name != "datadog" && name != "prometheus") {
-             return "\"" + name + "\" is not one of embedded, datadog, prometheus";
+           if (std::ranges::find(names, name) == names.end()) {
+             return "\"" + name + "\" is not one of " + joined(names);
            }
            if (std::ranges::find(o.backends, name) == o.backends.end()) o.backends.push_back(name);
            return std::nullopt;
@@ -193,7 +195,7 @@ const std::vector<SettingImpl>& table() {
         "per-metric backend and query, a YAML/JSON list of {name, backend, query, namespace, "
         "maxAge, timeWindow}; in the config file a YAML list",
         ""},
-       parseMetricSettings},
+       [names](std::string_view v, O& o) { return parseMetricSettings(v, o, names); }},
       {{"dogstatsd-address",
         {},
         "UDP host:port of the DogStatsD listener (empty: off)",
@@ -228,7 +230,7 @@ const std::vector<SettingImpl>& table() {
         {"DD_EXTERNAL_METRICS_AGGREGATOR", "DD_EXTERNAL_METRICS_PROVIDER_AGGREGATOR"},
         "space aggregator of inline queries",
         "avg"},
-       oneOf(&O::aggregator, {"avg", "sum", "min", "max"})},
+       oneOfSetting(&O::aggregator, {"avg", "sum", "min", "max"})},
       {{"threads", {}, "HTTPS server threads (0: one per core)", "0"},
        [](std::string_view v, O& o) -> std::optional<std::string> {
          auto n = parseNumber<unsigned>(v);
@@ -236,11 +238,10 @@ const std::vector<SettingImpl>& table() {
          o.threads = *n;
          return std::nullopt;
        }},
-      {{"log-format", {}, "text or json", "text"}, oneOf(&O::logFormat, {"text", "json"})},
+      {{"log-format", {}, "text or json", "text"}, oneOfSetting(&O::logFormat, {"text", "json"})},
       {{"log-level", {"DD_LOG_LEVEL"}, "trace, debug, info, warn, error", "info"},
        [](std::string_view v, O& o) -> std::optional<std::string> {
-         std::string lower;
-         for (char c : v) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+         std::string lower = core::lowercase(v);
          if (lower == "warning") lower = "warn";
          for (const char* l : {"trace", "debug", "info", "warn", "error"}) {
            if (lower == l) {
@@ -324,119 +325,22 @@ const std::vector<SettingImpl>& table() {
         "the URL other replicas reach this one at (published on the Lease while leading)",
         "https://$POD_IP:<secure-port>, else https://127.0.0.1:<port>"},
        stringSetting(&O::peerUrl)},
-      {{"datadog-site",
-        {"DD_SITE"},
-        "Datadog site; the API is https://api.<site>",
-        "datadoghq.com"},
-       stringSetting(&O::datadogSite)},
-      {{"datadog-endpoint",
-        {"DD_EXTERNAL_METRICS_PROVIDER_ENDPOINT"},
-        "Datadog API base URL, overrides datadog-site (http:// is accepted with a warning)",
-        ""},
-       stringSetting(&O::datadogEndpoint)},
-      {{"datadog-endpoints",
-        {"DD_EXTERNAL_METRICS_PROVIDER_ENDPOINTS"},
-        "failover endpoints, in order: JSON [{\"url\"|\"site\", \"api_key\", \"app_key\"}] or "
-        "comma-separated URLs",
-        ""},
-       stringSetting(&O::datadogEndpoints)},
-      {{"datadog-api-key",
-        {"DD_EXTERNAL_METRICS_PROVIDER_API_KEY", "DD_API_KEY"},
-        "Datadog API key (prefer the environment or datadog-api-key-file)",
-        ""},
-       stringSetting(&O::datadogApiKey)},
-      {{"datadog-app-key",
-        {"DD_EXTERNAL_METRICS_PROVIDER_APP_KEY", "DD_APP_KEY"},
-        "Datadog application key (prefer the environment or datadog-app-key-file)",
-        ""},
-       stringSetting(&O::datadogAppKey)},
-      {{"datadog-api-key-file",
-        {},
-        "file holding the Datadog API key, re-read when it changes",
-        ""},
-       stringSetting(&O::datadogApiKeyFile)},
-      {{"datadog-app-key-file",
-        {},
-        "file holding the Datadog application key, re-read when it changes",
-        ""},
-       stringSetting(&O::datadogAppKeyFile)},
-      {{"datadog-proxy",
-        {"DD_PROXY_HTTPS"},
-        "HTTPS proxy for Datadog calls (default: HTTPS_PROXY / NO_PROXY)",
-        ""},
-       stringSetting(&O::datadogProxy)},
-      {{"datadog-chunk-size",
-        {"DD_EXTERNAL_METRICS_PROVIDER_CHUNK_SIZE"},
-        "most queries per Datadog call",
-        "35"},
-       [](std::string_view v, O& o) -> std::optional<std::string> {
-         auto n = parseNumber<unsigned>(v);
-         if (!n || *n < 1 || *n > 1000) return "must be a number 1-1000";
-         o.datadogChunkSize = *n;
-         return std::nullopt;
-       }},
-      {{"datadog-max-parallel-queries",
-        {"DD_EXTERNAL_METRICS_PROVIDER_MAX_PARALLEL_QUERIES"},
-        "most Datadog calls in flight at once",
-        "10"},
-       [](std::string_view v, O& o) -> std::optional<std::string> {
-         auto n = parseNumber<unsigned>(v);
-         if (!n || *n < 1 || *n > 100) return "must be a number 1-100";
-         o.datadogMaxParallelQueries = *n;
-         return std::nullopt;
-       }},
-      {{"datadog-timeout", {}, "timeout of one Datadog call", "10s"},
-       durationSetting(&O::datadogTimeout, std::chrono::seconds(1))},
-      {{"datadog-endpoint-backoff",
-        {},
-        "first pause of a failing Datadog endpoint; doubles per failure up to 30m",
-        "30s"},
-       durationSetting(&O::datadogEndpointBackoff, std::chrono::seconds(1))},
-      {{"prometheus-url", {}, "base URL of the Prometheus HTTP API", "http://127.0.0.1:9090"},
-       stringSetting(&O::prometheusUrl)},
-      {{"prometheus-bearer-token-file",
-        {},
-        "file holding a bearer token for Prometheus, read on every call",
-        ""},
-       stringSetting(&O::prometheusBearerTokenFile)},
-      {{"prometheus-ca-file", {}, "PEM bundle to trust for an https:// Prometheus", ""},
-       stringSetting(&O::prometheusCaFile)},
-      {{"prometheus-insecure-skip-verify",
-        {},
-        "do not verify Prometheus's TLS certificate (tests only)",
-        "false"},
-       [](std::string_view v, O& o) -> std::optional<std::string> {
-         if (v != "true" && v != "false") return "must be true or false";
-         o.prometheusInsecureSkipVerify = v == "true";
-         return std::nullopt;
-       }},
-      {{"prometheus-aggregation",
-        {},
-        "aggregation of inline metrics in PromQL: sum(metric{selector})",
-        "sum"},
-       oneOf(&O::prometheusAggregation, {"sum", "avg", "min", "max", "count", "none"})},
   };
+  for (const auto& b : backends) settings.insert(settings.end(), b.rows.begin(), b.rows.end());
   return settings;
 }
 
 }  // namespace
 
-bool isSecretSetting(std::string_view name) {
-  // datadog-endpoints may carry per-endpoint keys in its JSON form.
-  return name == "datadog-api-key" || name == "datadog-app-key" || name == "datadog-endpoints";
-}
-
-const std::vector<Setting>& serveSettings() {
-  static const std::vector<Setting> settings = [] {
-    std::vector<Setting> out;
-    for (const auto& s : table()) out.push_back(s.setting);
-    return out;
-  }();
-  return settings;
+std::vector<Setting> serveSettings(const std::vector<BackendSettings>& backends) {
+  std::vector<Setting> out;
+  for (const auto& s : table(backends)) out.push_back(s.setting);
+  return out;
 }
 
 std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
-    const SettingSources& sources) {
+    const SettingSources& sources, const std::vector<BackendSettings>& backends) {
+  const auto rows = table(backends);
   std::vector<std::string> errors;
   std::map<std::string, std::string> fromFile;
   if (!sources.configFile.empty()) {
@@ -448,7 +352,7 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
         } else {
           for (const auto& kv : root) {
             auto key = kv.first.as<std::string>();
-            bool known = std::any_of(table().begin(), table().end(),
+            bool known = std::any_of(rows.begin(), rows.end(),
                                      [&](const auto& s) { return s.setting.name == key; });
             if (!known) {
               errors.push_back("--config " + sources.configFile + ": unknown setting \"" + key +
@@ -476,8 +380,9 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
   }
 
   ServeOptions options;
+  for (const auto& b : backends) options.backendSettings[b.name] = b.defaults;
   std::set<std::string> given;
-  for (const auto& s : table()) {
+  for (const auto& s : rows) {
     std::optional<std::pair<std::string, std::string>> chosen;  // (value, where)
     if (auto it = sources.flags.find(s.setting.name); it != sources.flags.end()) {
       chosen.emplace(it->second, "flag --" + s.setting.name);
@@ -495,7 +400,7 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
       }
     }
     auto shown = [&](const std::string& value) {
-      if (isSecretSetting(s.setting.name) && !value.empty()) return std::string("<redacted>");
+      if (s.setting.secret && !value.empty()) return std::string("<redacted>");
       // user:password@ in a proxy or endpoint URL.
       static const std::regex userinfo("(://)[^/@\\s]+@");
       return std::regex_replace(value, userinfo, "$1<redacted>@");

@@ -1,11 +1,15 @@
 #pragma once
 
+#include <any>
 #include <chrono>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/time_format.hpp"
@@ -63,24 +67,9 @@ struct ServeOptions {
   std::chrono::seconds leaderRetryPeriod{2};
   std::string peerUrl;  // empty: https://$POD_IP:<secure-port>, else https://127.0.0.1:<port>
 
-  // --backend datadog. Keys are never logged; prefer the environment or the *-file settings.
-  std::string datadogSite = "datadoghq.com";
-  std::string datadogEndpoint;   // base URL; empty: https://api.<datadogSite>
-  std::string datadogEndpoints;  // failover list after datadogEndpoint (JSON or comma-separated)
-  std::string datadogApiKey, datadogAppKey;
-  std::string datadogApiKeyFile, datadogAppKeyFile;  // re-read when they change
-  std::string datadogProxy;                          // empty: HTTPS_PROXY from the environment
-  unsigned datadogChunkSize = 35;
-  unsigned datadogMaxParallelQueries = 10;
-  std::chrono::seconds datadogTimeout{10};
-  std::chrono::seconds datadogEndpointBackoff{30};
-
-  // --backend prometheus.
-  std::string prometheusUrl = "http://127.0.0.1:9090";
-  std::string prometheusBearerTokenFile;
-  std::string prometheusCaFile;
-  bool prometheusInsecureSkipVerify = false;
-  std::string prometheusAggregation = "sum";
+  // Each backend's own settings struct (e.g. backends::datadog::DatadogSettings), under its name:
+  // the rows a backend registers fill it. Read it with backendSettings<T>(options, name).
+  std::map<std::string, std::any, std::less<>> backendSettings;
 
   // Every setting as resolved, for /xmetrics/v1/config and `xmetrics flare`: the value (secrets
   // replaced by "<redacted>") and where it came from (flag, environment variable, file, default).
@@ -92,18 +81,47 @@ struct ServeOptions {
   std::vector<EffectiveSetting> effective;
 };
 
-// Settings whose values are credentials: never shown, logged or written to a flare.
-bool isSecretSetting(std::string_view name);
-
 struct Setting {
   std::string name;              // flag and YAML key, e.g. "secure-port"
   std::vector<std::string> env;  // DD_* variables, first one set wins
   std::string help;
   std::string defaultText;
+  bool secret = false;  // a credential: never shown, logged or written to a flare
 };
 
-// The settings table: drives flag registration, YAML keys, env lookup and the docs.
-const std::vector<Setting>& serveSettings();
+// Parses one setting's text into the options; returns what is accepted when it cannot.
+using ApplySetting = std::function<std::optional<std::string>(std::string_view, ServeOptions&)>;
+
+// One row of the settings table: drives flag registration, YAML keys, env lookup and the docs.
+struct SettingRow {
+  Setting setting;
+  ApplySetting apply;
+};
+
+// One backend's part of the settings: its name (a value `backend`, `backends` and the metrics
+// setting accept), the defaults of its settings struct (held in ServeOptions::backendSettings) and
+// its rows. backends::BackendRegistry provides them; config never sees a backend itself.
+struct BackendSettings {
+  std::string name;
+  std::any defaults;  // empty: the backend has no settings
+  std::vector<SettingRow> rows;
+};
+
+// A backend's settings struct. Asking for a backend or type that is not there is a programming
+// error (std::bad_any_cast / std::out_of_range).
+template <typename T>
+const T& backendSettings(const ServeOptions& options, std::string_view backend) {
+  auto it = options.backendSettings.find(backend);
+  if (it == options.backendSettings.end()) throw std::out_of_range(std::string(backend));
+  return std::any_cast<const T&>(it->second);
+}
+template <typename T>
+T& backendSettings(ServeOptions& options, std::string_view backend) {
+  return const_cast<T&>(backendSettings<T>(std::as_const(options), backend));
+}
+
+// The settings table: the general rows, then each backend's in the order given.
+std::vector<Setting> serveSettings(const std::vector<BackendSettings>& backends);
 
 // Raw textual sources, already separated; pure so it is unit-testable without a process
 // environment.
@@ -115,8 +133,9 @@ struct SettingSources {
 
 // Builds the options from all sources and validates them. Returns *every* error at once, each
 // naming the setting, where it came from, and what is accepted.
+// `backends`: the backends of this build (backends::registeredBackends().settings()).
 std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
-    const SettingSources& sources);
+    const SettingSources& sources, const std::vector<BackendSettings>& backends);
 
 // Durations of settings: see core::parseDuration.
 using core::parseDuration;

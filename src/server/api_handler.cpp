@@ -569,10 +569,11 @@ boost::json::object ApiHandler::statusReport() const {
                                                     .ageSeconds = age};
     }
     if (!m.valid) {
-      m.error = v->sample ? (v->error.empty() ? "stale: older than max-age " +
-                                                    std::to_string(v->maxAge.count()) + "s"
-                                              : v->error)
-                          : v->error;
+      m.error = v->sample
+                    ? (v->error.empty()
+                           ? "stale: older than max-age " + std::to_string(v->maxAge.count()) + "s"
+                           : v->error)
+                    : v->error;
     }
     m.lastFetch = core::rfc3339(v->lastFetch);
     m.lastFetchAgeSeconds = ageSeconds(now, v->lastFetch);

@@ -4,8 +4,19 @@
 
 #include <fstream>
 
+#include "backends/registry.hpp"
+
 namespace xmetrics::config {
 namespace {
+
+// The settings as `xmetrics serve` sees them: the general rows and those of this build's backends.
+std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
+    const SettingSources& sources) {
+  return config::resolveServeOptions(sources, backends::registeredBackends().settings());
+}
+std::vector<Setting> serveSettings() {
+  return config::serveSettings(backends::registeredBackends().settings());
+}
 
 using std::chrono::seconds;
 

@@ -1,8 +1,8 @@
-#include "cli/self_metrics.hpp"
+#include "app/self_metrics.hpp"
 
 #include "telemetry/process_metrics.hpp"
 
-namespace xmetrics::cli {
+namespace xmetrics::app {
 
 using telemetry::MetricType;
 
@@ -30,4 +30,4 @@ telemetry::MetricsSource selfMetrics(SelfMetricsSources sources) {
   };
 }
 
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::app

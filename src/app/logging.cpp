@@ -1,4 +1,4 @@
-#include "cli/logging.hpp"
+#include "app/logging.hpp"
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
@@ -11,7 +11,7 @@
 
 #include "core/time_format.hpp"
 
-namespace xmetrics::cli {
+namespace xmetrics::app {
 namespace {
 
 class JsonFormatter final : public spdlog::formatter {
@@ -60,4 +60,4 @@ void setupLogging(const std::string& format, const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::app

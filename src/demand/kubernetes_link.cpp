@@ -1,4 +1,4 @@
-#include "cli/kubernetes_link.hpp"
+#include "demand/kubernetes_link.hpp"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -7,10 +7,10 @@
 #include <random>
 
 #include "catalog/datadog_metric.hpp"
+#include "demand/hpa_references.hpp"
 #include "kube/authentication_config.hpp"
-#include "kube/hpa_references.hpp"
 
-namespace xmetrics::cli {
+namespace xmetrics::demand {
 
 std::expected<std::optional<kube::KubeConfig>, std::string> clusterConfig(
     const config::ServeOptions& options) {
@@ -74,7 +74,7 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
       client_, "/apis/autoscaling/v2/horizontalpodautoscalers", "",
       [&catalog, &poller](const kube::ObjectMap& objects) {
         std::vector<std::string> problems;
-        auto references = kube::hpaReferences(objects, &problems);
+        auto references = hpaReferences(objects, &problems);
         for (const auto& p : problems) spdlog::warn("component=kube event=bad_hpa_metric {}", p);
         auto added = catalog.setReferences(references, core::Clock::now());
         // The poller hears of these from the catalog and fetches them at once, so the HPAs'
@@ -266,4 +266,4 @@ void KubernetesLink::writeMetrics(telemetry::ExpositionWriter& out) const {
       .sample({}, s.deleted);
 }
 
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::demand

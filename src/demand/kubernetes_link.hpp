@@ -1,5 +1,10 @@
 #pragma once
 
+// demand/: what feeds the catalog — the HPA, DatadogMetric and authentication watches of a cluster
+// (with the leader-election glue), the HPA references they yield and the --config reload. It may
+// include core/, config/, kube/, auth/, catalog/, crd/, store/ and telemetry/, and hands new
+// catalog entries to the poller (poller/); nothing here serves requests or talks to a backend.
+
 #include <boost/json/object.hpp>
 #include <memory>
 #include <optional>
@@ -17,7 +22,7 @@
 #include "store/value_store.hpp"
 #include "telemetry/exposition.hpp"
 
-namespace xmetrics::cli {
+namespace xmetrics::demand {
 
 // Which cluster to talk to: --kubeconfig, else the pod's service account, else none (standalone).
 std::expected<std::optional<kube::KubeConfig>, std::string> clusterConfig(
@@ -86,4 +91,4 @@ class KubernetesLink {
   std::atomic<std::shared_ptr<const kube::ObjectMap>> datadogMetricObjects_;
 };
 
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::demand

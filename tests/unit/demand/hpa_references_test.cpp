@@ -1,17 +1,17 @@
-#include "kube/hpa_references.hpp"
+#include "demand/hpa_references.hpp"
 
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
 
-namespace xmetrics::kube {
+namespace xmetrics::demand {
 namespace {
 
-ObjectMap hpas(std::string_view json) {
-  ObjectMap out;
+kube::ObjectMap hpas(std::string_view json) {
+  kube::ObjectMap out;
   auto parsed = boost::json::parse(json);
   for (const auto& item : parsed.as_array()) {
-    out[objectKey(item.as_object())] = item.as_object();
+    out[kube::objectKey(item.as_object())] = item.as_object();
   }
   return out;
 }
@@ -52,4 +52,4 @@ TEST(HpaReferences, AnUnreadableSelectorIsReportedAndSkipped) {
 }
 
 }  // namespace
-}  // namespace xmetrics::kube
+}  // namespace xmetrics::demand

@@ -2,16 +2,16 @@
 
 #include <functional>
 
-#include "cli/kubernetes_link.hpp"
+#include "demand/kubernetes_link.hpp"
 #include "ingest/dogstatsd_listener.hpp"
 #include "telemetry/exposition.hpp"
 
-namespace xmetrics::cli {
+namespace xmetrics::app {
 
 // What /metrics shows beyond the server's own families. Each pointer may be null (not running).
 struct SelfMetricsSources {
   const ingest::DogStatsdListener* dogstatsd = nullptr;
-  const KubernetesLink* kubernetes = nullptr;
+  const demand::KubernetesLink* kubernetes = nullptr;
   // Whether this replica is the leader (the one writing DatadogMetric status). A single replica is
   // its own leader; leader election plugs its answer in here.
   std::function<bool()> isLeader = [] { return true; };
@@ -21,4 +21,4 @@ struct SelfMetricsSources {
 // controller.
 telemetry::MetricsSource selfMetrics(SelfMetricsSources sources);
 
-}  // namespace xmetrics::cli
+}  // namespace xmetrics::app

@@ -1,0 +1,204 @@
+#include "app/service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+#include "app/logging.hpp"
+#include "app/self_metrics.hpp"
+#include "app/stage_options.hpp"
+#include "backends/registry.hpp"
+#include "demand/config_reload.hpp"
+
+namespace xmetrics::app {
+
+std::expected<std::unique_ptr<Service>, std::string> Service::start(
+    config::ServeOptions options, config::SettingSources sources) {
+  std::unique_ptr<Service> service(new Service(std::move(options), std::move(sources)));
+  // On an error the destructor stops what had started, before anything it calls into goes.
+  if (auto started = service->startStages(); !started) return std::unexpected(started.error());
+  return service;
+}
+
+Service::Service(config::ServeOptions options, config::SettingSources sources)
+    : options_(std::move(options)), sources_(std::move(sources)) {}
+
+Service::~Service() { stop(); }
+
+std::expected<void, std::string> Service::startStages() {
+  const auto& options = options_;
+  auto certs = server::ensureCertificates(certificateOptions(options));
+  if (!certs) return std::unexpected(certs.error());
+  certs_ = std::move(*certs);
+
+  std::vector<auth::StaticToken> tokens;
+  if (!options.tokenAuthFile.empty()) {
+    auto content = server::readFile(options.tokenAuthFile);
+    if (!content) return std::unexpected("--token-auth-file: " + content.error());
+    auto parsed = auth::parseTokenFile(*content, options.tokenAuthFile);
+    if (!parsed) return std::unexpected("--token-auth-file: " + parsed.error());
+    tokens = std::move(*parsed);
+  }
+  auto caPem = server::readFile(certs_.caCertificate);
+  if (!caPem) return std::unexpected(caPem.error());
+  caPem_ = std::move(*caPem);
+  auto localCa = auth::CertificatePool::fromPem(caPem_, certs_.caCertificate);
+  if (!localCa) return std::unexpected(localCa.error());
+  auto cluster = demand::clusterConfig(options);
+  if (!cluster) return std::unexpected(cluster.error());
+  cluster_ = std::move(*cluster);
+  if (cluster_) kubernetes_ = std::make_unique<demand::KubernetesLink>(*cluster_);
+  if (kubernetes_ && options.leaderElection) kubernetes_->expectLeaderElection();
+  // Standalone: the local CA and the token file. In a cluster its CAs and TokenReview join them.
+  baseAuthentication_ = {.clientCa = *localCa, .tokens = std::move(tokens)};
+  authenticator_ = std::make_unique<auth::Authenticator>(
+      baseAuthentication_, kubernetes_ ? &kubernetes_->tokenReviewer() : nullptr);
+  authorizer_ =
+      std::make_unique<auth::Authorizer>(kubernetes_ ? &kubernetes_->accessReviewer() : nullptr);
+
+  timeSeries_ = std::make_shared<tsdb::TimeSeriesStore>();
+  if (!options.dogstatsdAddress.empty()) {
+    dogstatsd_ =
+        std::make_unique<ingest::DogStatsdListener>(*timeSeries_, dogstatsdOptions(options));
+    if (auto started = dogstatsd_->start(); !started) return std::unexpected(started.error());
+  }
+  const auto& registry = backends::registeredBackends();
+  for (const auto& name : backendNames(options)) {
+    auto backend = registry.make(name, {.options = options, .timeSeries = timeSeries_});
+    if (!backend) return std::unexpected(backend.error());
+    backends_.push_back(backend->get());
+    backendsOwned_.push_back(std::move(*backend));
+  }
+
+  if (options.useDatadogMetricCrd && !kubernetes_) {
+    spdlog::warn(
+        "--use-datadogmetric-crd is ignored without a cluster (no --kubeconfig, not in a pod): "
+        "every metric resolves inline");
+  }
+  catalog_ = std::make_unique<catalog::Catalog>(
+      catalogOptions(options, kubernetes_ != nullptr, demand::ownNamespace(options, cluster_),
+                     [this](std::string_view backend, std::string_view m,
+                            const core::LabelSelector& s) -> std::optional<std::string> {
+                       auto* b = backendNamed(backend);
+                       return b ? b->translateInline(m, s) : std::nullopt;
+                     }));
+  // High availability: a follower mirrors the leader over HTTPS, authenticated by the client
+  // certificate every replica shares (one cert dir, one Secret) and trusting their shared CA.
+  leaderClient_ = std::make_unique<replication::LeaderClient>(
+      http::TlsOptions{.caFile = certs_.caCertificate,
+                       .clientCertFile = certs_.clientCertificate,
+                       .clientKeyFile = certs_.clientKey});
+  poller_ = std::make_unique<poller::Poller>(
+      *catalog_, backends_, values_,
+      pollerOptions(
+          options, [this] { return isLeader(); },
+          [this](const replication::ReplicateRequest& request)
+              -> std::expected<replication::ReplicatedValues, std::string> {
+            std::string url = kubernetes_ ? kubernetes_->leaderPeerUrl() : "";
+            if (url.empty()) return std::unexpected(std::string("no leader elected yet"));
+            return leaderClient_->exchange(url, request);
+          }));
+  poller_->start();
+  if (kubernetes_) {
+    kubernetes_->start(*authenticator_, baseAuthentication_, caPem_, *catalog_, *poller_, values_,
+                       options);
+  }
+
+  handler_ = std::make_unique<server::ApiHandler>(
+      apiHandlerOptions(
+          options,
+          {.notReadyReason = [this] { return kubernetes_ ? kubernetes_->notReadyReason() : ""; },
+           .isLeader = [this] { return isLeader(); },
+           .recentLogs = recentLogLines,
+           .extraMetrics = selfMetrics({.dogstatsd = dogstatsd_.get(),
+                                        .kubernetes = kubernetes_.get(),
+                                        .isLeader = [this] { return isLeader(); }})}),
+      *authenticator_, *authorizer_, values_, *poller_, [this] { return extraStatus(); });
+  https_ = std::make_unique<server::HttpsServer>(httpsServerOptions(options, certs_), *handler_);
+  if (auto started = https_->start(); !started) return std::unexpected(started.error());
+
+  // Rotation without restart: new connections get the new serving certificate, open ones keep
+  // theirs (nothing is dropped). The --config file is re-read when it changes.
+  certificateWatcher_ = std::make_unique<core::FileChangeWatcher>(
+      std::vector<std::string>{certs_.servingCertificate, certs_.servingKey}, [this] {
+        if (auto reloaded = https_->reloadCertificates(); reloaded) {
+          spdlog::info("component=server event=certificate_reloaded file={}",
+                       certs_.servingCertificate);
+        } else {
+          spdlog::error("component=server event=certificate_reload_failed error=\"{}\"",
+                        reloaded.error());
+        }
+      });
+  if (!sources_.configFile.empty()) {
+    configWatcher_ = std::make_unique<core::FileChangeWatcher>(
+        std::vector<std::string>{sources_.configFile}, [this, current = options_]() mutable {
+          demand::applyConfigChange(current, sources_, backends::registeredBackends().settings(),
+                                    *catalog_);
+        });
+  }
+  if (options.leaderElection) {
+    if (!kubernetes_) {
+      spdlog::warn("--leader-election is ignored without a cluster: this process always leads");
+    } else {
+      kubernetes_->startLeaderElection(options,
+                                       peerUrl(options, https_->port(), std::getenv("POD_IP")));
+    }
+  }
+  if (!options.writeKubeconfig.empty()) {
+    if (auto written = server::writeKubeconfig(options.writeKubeconfig, url(), certs_); !written) {
+      return std::unexpected("--write-kubeconfig: " + written.error());
+    }
+  }
+  return {};
+}
+
+void Service::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  // Everything that can still answer a request finishes while the server runs; then it stops.
+  if (handler_) handler_->shutdown();
+  if (kubernetes_) kubernetes_->stop();
+  if (poller_) poller_->stop();
+  if (https_) https_->stop();
+  if (dogstatsd_) dogstatsd_->stop();
+}
+
+backends::Backend* Service::backendNamed(std::string_view name) const {
+  for (auto* b : backends_) {
+    if (b->name() == name) return b;
+  }
+  return nullptr;
+}
+
+boost::json::object Service::extraStatus() const {
+  boost::json::object extra;
+  auto stats = timeSeries_->stats();
+  extra["embedded"] = {{"series", stats.series},
+                       {"points", stats.points},
+                       {"refusedSeries", stats.refusedSeries},
+                       {"approxBytes", stats.approxBytes}};
+  if (dogstatsd_) {
+    auto s = dogstatsd_->stats();
+    extra["dogstatsd"] = {{"address", dogstatsdAddress()}, {"packets", s.packets},
+                          {"metrics", s.metrics},          {"malformed", s.malformed},
+                          {"skipped", s.skipped},          {"dropped", s.dropped}};
+  }
+  if (kubernetes_) extra["kubernetes"] = kubernetes_->status();
+  extra["leader"] = kubernetes_ ? kubernetes_->leaderStatus()
+                                : boost::json::object{{"enabled", false}, {"isLeader", true}};
+  return extra;
+}
+
+std::string Service::url() const { return serveUrl(options_.bindAddress, https_->port()); }
+
+std::string Service::dogstatsdAddress() const {
+  if (!dogstatsd_) return "off";
+  const auto& address = options_.dogstatsdAddress;
+  return address.substr(0, address.rfind(':')) + ":" + std::to_string(dogstatsd_->port());
+}
+
+std::string Service::clusterServer() const {
+  return cluster_ ? cluster_->server : std::string("standalone");
+}
+
+}  // namespace xmetrics::app

@@ -1,0 +1,97 @@
+#include "app/stage_options.hpp"
+
+#include "demand/config_reload.hpp"
+
+namespace xmetrics::app {
+namespace {
+
+// In-cluster names the serving certificate must cover when the default manifests are used.
+const std::vector<std::string> kServiceNames = {"xmetrics", "xmetrics.xmetrics",
+                                                "xmetrics.xmetrics.svc",
+                                                "xmetrics.xmetrics.svc.cluster.local"};
+
+std::string bracketed(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+}  // namespace
+
+server::CertificateOptions certificateOptions(const config::ServeOptions& options) {
+  return {options.certDir, kServiceNames};
+}
+
+ingest::DogStatsdListenerOptions dogstatsdOptions(const config::ServeOptions& options) {
+  return {.address = options.dogstatsdAddress};
+}
+
+std::vector<std::string> backendNames(const config::ServeOptions& options) {
+  std::vector<std::string> names{options.backend};
+  names.insert(names.end(), options.backends.begin(), options.backends.end());
+  return names;
+}
+
+catalog::CatalogOptions catalogOptions(const config::ServeOptions& options, bool inCluster,
+                                       std::string autogenNamespace,
+                                       decltype(catalog::InlineQueryOptions::translate) translate) {
+  return {
+      .inlineQuery = {*query::parseAggregator(options.aggregator), options.rollupSeconds,
+                      std::move(translate)},
+      .inactiveAfter = options.inactiveAfter,
+      .maxRequested = options.maxMetrics,
+      .useDatadogMetrics = options.useDatadogMetricCrd && inCluster,
+      .autogen = options.datadogMetricAutogen,
+      .autogenNamespace = std::move(autogenNamespace),
+      .maxAge = options.maxAge,
+      .bucketSize = options.bucketSize,
+      .defaultBackend = options.backend,
+      .backends = backendNames(options),
+      .configured = demand::configuredMetrics(options),
+  };
+}
+
+poller::PollerOptions pollerOptions(const config::ServeOptions& options,
+                                    std::function<bool()> isLeader,
+                                    decltype(poller::PollerOptions::follow) follow) {
+  return {.refreshPeriod = options.refreshPeriod,
+          .isLeader = std::move(isLeader),
+          .follow = std::move(follow)};
+}
+
+server::ApiHandlerOptions apiHandlerOptions(const config::ServeOptions& options,
+                                            ApiHandlerHooks hooks) {
+  return {.maxAge = options.maxAge,
+          .firstFetchTimeout = options.firstFetchTimeout,
+          .refreshPeriod = options.refreshPeriod,
+          .notReadyReason = std::move(hooks.notReadyReason),
+          .isLeader = std::move(hooks.isLeader),
+          .configReport = [report = configReport(options)] { return report; },
+          .recentLogs = std::move(hooks.recentLogs),
+          .extraMetrics = std::move(hooks.extraMetrics)};
+}
+
+boost::json::value configReport(const config::ServeOptions& options) {
+  boost::json::array settings;
+  for (const auto& e : options.effective) {
+    settings.push_back({{"name", e.name}, {"value", e.value}, {"source", e.source}});
+  }
+  return boost::json::value{{"settings", std::move(settings)}};
+}
+
+server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& options,
+                                              const server::CertificateFiles& certificates) {
+  return {.bindAddress = options.bindAddress,
+          .port = options.securePort,
+          .threads = options.threads,
+          .tls = {certificates.servingCertificate, certificates.servingKey}};
+}
+
+std::string serveUrl(const std::string& bindAddress, uint16_t port) {
+  return "https://" + bracketed(bindAddress) + ":" + std::to_string(port);
+}
+
+std::string peerUrl(const config::ServeOptions& options, uint16_t port, const char* podIp) {
+  if (!options.peerUrl.empty()) return options.peerUrl;
+  return serveUrl(podIp && *podIp ? podIp : "127.0.0.1", port);
+}
+
+}  // namespace xmetrics::app

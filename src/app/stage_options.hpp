@@ -1,0 +1,64 @@
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "catalog/catalog.hpp"
+#include "config/serve_options.hpp"
+#include "ingest/dogstatsd_listener.hpp"
+#include "poller/poller.hpp"
+#include "server/api_handler.hpp"
+#include "server/certificates.hpp"
+#include "server/https_server.hpp"
+
+namespace xmetrics::app {
+
+// Options → Config: each stage's option struct from the resolved settings. Pure (no I/O, no
+// process state): what a setting turns into is unit-testable without starting anything. The
+// running objects a stage calls back into are passed in as functions.
+
+// The serving certificate, covering the in-cluster names the default manifests use.
+server::CertificateOptions certificateOptions(const config::ServeOptions& options);
+
+ingest::DogStatsdListenerOptions dogstatsdOptions(const config::ServeOptions& options);
+
+// Every backend to run, the default first: it answers every metric that does not choose another.
+std::vector<std::string> backendNames(const config::ServeOptions& options);
+
+// `inCluster`: there are objects to watch; without them every name resolves inline.
+catalog::CatalogOptions catalogOptions(const config::ServeOptions& options, bool inCluster,
+                                       std::string autogenNamespace,
+                                       decltype(catalog::InlineQueryOptions::translate) translate);
+
+poller::PollerOptions pollerOptions(const config::ServeOptions& options,
+                                    std::function<bool()> isLeader,
+                                    decltype(poller::PollerOptions::follow) follow);
+
+// What the handler asks of the rest of the process; each may be empty.
+struct ApiHandlerHooks {
+  std::function<std::string()> notReadyReason;
+  std::function<bool()> isLeader;
+  std::function<std::vector<std::string>()> recentLogs;
+  telemetry::MetricsSource extraMetrics;
+};
+// The effective settings are those of `options` as started (a reloaded file does not show here).
+server::ApiHandlerOptions apiHandlerOptions(const config::ServeOptions& options,
+                                            ApiHandlerHooks hooks);
+
+// /xmetrics/v1/config: every setting, secrets already redacted in `effective`.
+boost::json::value configReport(const config::ServeOptions& options);
+
+server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& options,
+                                              const server::CertificateFiles& certificates);
+
+// https://host:port, with an IPv6 host in brackets.
+std::string serveUrl(const std::string& bindAddress, uint16_t port);
+
+// The URL other replicas reach this one at: --peer-url, else https://$POD_IP:<port>, else
+// https://127.0.0.1:<port>. `podIp` is $POD_IP (null or empty: not in a pod).
+std::string peerUrl(const config::ServeOptions& options, uint16_t port, const char* podIp);
+
+}  // namespace xmetrics::app

@@ -1,0 +1,23 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace xmetrics::backends::datadog {
+
+// The datadog backend's settings (rows in register.cpp). Keys are never logged; prefer the
+// environment or the *-file settings.
+struct DatadogSettings {
+  std::string site = "datadoghq.com";
+  std::string endpoint;   // base URL; empty: https://api.<site>
+  std::string endpoints;  // failover list after endpoint (JSON or comma-separated)
+  std::string apiKey, appKey;
+  std::string apiKeyFile, appKeyFile;  // re-read when they change
+  std::string proxy;                   // empty: HTTPS_PROXY from the environment
+  unsigned chunkSize = 35;
+  unsigned maxParallelQueries = 10;
+  std::chrono::seconds timeout{10};
+  std::chrono::seconds endpointBackoff{30};
+};
+
+}  // namespace xmetrics::backends::datadog

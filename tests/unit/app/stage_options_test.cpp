@@ -1,0 +1,62 @@
+#include "app/stage_options.hpp"
+
+#include <gtest/gtest.h>
+
+namespace xmetrics::app {
+namespace {
+
+using std::chrono::seconds;
+
+config::ServeOptions someOptions() {
+  config::ServeOptions o;
+  o.backend = "prometheus";
+  o.backends = {"embedded"};
+  o.aggregator = "max";
+  o.rollupSeconds = 60;
+  o.maxAge = seconds(180);
+  o.refreshPeriod = seconds(15);
+  o.useDatadogMetricCrd = true;
+  o.metrics = {{.name = "queue", .ns = "shop", .backend = "embedded", .query = "q"}};
+  return o;
+}
+
+TEST(CatalogOptions, CarryTheSettingsAndTheDefaultBackendFirst) {
+  auto c = catalogOptions(someOptions(), true, "ops", {});
+  EXPECT_EQ(c.inlineQuery.aggregator, query::Aggregator::kMax);
+  EXPECT_EQ(c.inlineQuery.rollupSeconds, 60);
+  EXPECT_EQ(c.maxAge, seconds(180));
+  EXPECT_TRUE(c.useDatadogMetrics);
+  EXPECT_EQ(c.autogenNamespace, "ops");
+  EXPECT_EQ(c.defaultBackend, "prometheus");
+  EXPECT_EQ(c.backends, (std::vector<std::string>{"prometheus", "embedded"}));
+  ASSERT_EQ(c.configured.size(), 1u);
+  EXPECT_EQ(c.configured[0].ns, "shop");
+}
+
+TEST(CatalogOptions, WithoutAClusterEveryMetricResolvesInline) {
+  EXPECT_FALSE(catalogOptions(someOptions(), false, "xmetrics", {}).useDatadogMetrics);
+}
+
+TEST(ApiHandlerOptions, ReportTheEffectiveSettingsAsStarted) {
+  auto o = someOptions();
+  o.effective = {{"max-age", "3m", "flag --max-age", 1}};
+  auto h = apiHandlerOptions(o, {});
+  EXPECT_EQ(h.maxAge, seconds(180));
+  EXPECT_EQ(h.refreshPeriod, seconds(15));
+  ASSERT_TRUE(h.configReport);
+  auto settings = h.configReport().at("settings").as_array();
+  ASSERT_EQ(settings.size(), 1u);
+  EXPECT_EQ(settings[0].at("source").as_string(), "flag --max-age");
+}
+
+TEST(PeerUrl, FlagThenPodIpThenLoopbackWithIpv6InBrackets) {
+  config::ServeOptions o;
+  EXPECT_EQ(peerUrl(o, 8443, nullptr), "https://127.0.0.1:8443");
+  EXPECT_EQ(peerUrl(o, 8443, "fd00::5"), "https://[fd00::5]:8443");
+  o.peerUrl = "https://replica-0:9443";
+  EXPECT_EQ(peerUrl(o, 8443, "10.0.0.5"), "https://replica-0:9443");
+  EXPECT_EQ(serveUrl("::1", 1), "https://[::1]:1");
+}
+
+}  // namespace
+}  // namespace xmetrics::app
