@@ -42,6 +42,59 @@ std::string portPatch(const std::string& port) {
          " --type=merge -p '{\"spec\":{\"service\":{\"port\":" + port + "}}}'";
 }
 
+// The first failure found names the check's problem; later ones only keep it FAIL.
+void fail(Check& c, std::string problem, std::string summary, std::string fix) {
+  c.verdict = Verdict::kFail;
+  if (!c.problem.empty()) return;
+  c.problem = std::move(problem);
+  c.summary = std::move(summary);
+  c.fix = std::move(fix);
+}
+
+// "https 443, metrics 9090", as the Service names its ports.
+std::string portsText(const boost::json::object* spec) {
+  std::string text;
+  if (const auto* list = arrayAt(spec, "ports")) {
+    for (const auto& p : *list) {
+      if (!p.is_object()) continue;
+      std::string name = str(p.as_object(), "name");
+      text += (text.empty() ? "" : ", ") + name + (name.empty() ? "" : " ") +
+              std::to_string(intAt(p.as_object(), "port"));
+    }
+  }
+  return text;
+}
+
+// The aggregator needs a ready endpoint behind the Service.
+void judgeEndpoints(const Evidence& e, Check& c, const boost::json::object* spec,
+                    const std::string& actual) {
+  int ready = 0, total = 0;
+  bool read = e.endpointSlices && *e.endpointSlices;
+  if (read) {
+    for (const auto& s : detail::itemsOf(**e.endpointSlices)) {
+      const auto* endpoints = s.is_object() ? arrayAt(s.as_object(), "endpoints") : nullptr;
+      if (!endpoints) continue;
+      for (const auto& ep : *endpoints) {
+        if (!ep.is_object()) continue;
+        ++total;
+        const auto* conditions = objectAt(ep.as_object(), "conditions");
+        auto* r = conditions ? conditions->if_contains("ready") : nullptr;
+        if (!r || !r->is_bool() || r->as_bool()) ++ready;
+      }
+    }
+  }
+  std::string selector = detail::selectorText(spec);
+  c.evidence.push_back("selector " + (selector.empty() ? std::string("<none>") : selector) + ": " +
+                       std::to_string(ready) + " ready of " + std::to_string(total) + " endpoints");
+  if (read && ready == 0) {
+    fail(c, "service-no-endpoints", "Service " + actual + " has no ready endpoint",
+         selector.empty()
+             ? "the Service has no selector: give it one matching xmetrics' pods (app=xmetrics)"
+             : "no Ready pod matches " + selector + ": kubectl get pods -n " + e.serviceNs +
+                   " -l " + selector + " (readiness is /readyz)");
+  }
+}
+
 // The Service check's verdict once xmetrics was (or was not) reached: with an ExternalName
 // Service the aggregator dials <externalName>:<APIService port>; when nothing answers there but
 // xmetrics answers on the Service's own port, the APIService's port is the wrong one. The only way
@@ -164,103 +217,48 @@ Check checkService(const Evidence& e) {
   std::string expected = options.service.empty() ? options.ns + "/xmetrics" : options.service;
   std::string actual = e.serviceNs + "/" + e.serviceName;
   if (actual != expected) {
-    c.verdict = Verdict::kFail;
-    c.problem = "apiservice-wrong-service";
-    c.summary = "the APIService points at Service " + actual + ", not at xmetrics' " + expected;
     auto slash = expected.find('/');
-    c.fix = "kubectl patch apiservice " + std::string(kApiServiceName) +
-            " --type=merge -p '{\"spec\":{\"service\":{\"namespace\":\"" +
-            expected.substr(0, slash) + "\",\"name\":\"" + expected.substr(slash + 1) +
-            "\"}}}' (or --service if xmetrics' "
-            "Service has another name)";
+    fail(c, "apiservice-wrong-service",
+         "the APIService points at Service " + actual + ", not at xmetrics' " + expected,
+         "kubectl patch apiservice " + std::string(kApiServiceName) +
+             " --type=merge -p '{\"spec\":{\"service\":{\"namespace\":\"" +
+             expected.substr(0, slash) + "\",\"name\":\"" + expected.substr(slash + 1) +
+             "\"}}}' (or --service if xmetrics' Service has another name)");
   }
-  const auto& svc = *e.service;
-  if (!svc) {
-    c.verdict = Verdict::kFail;
-    if (c.problem.empty())
-      c.problem = svc.error().status == 404 ? "service-missing" : "cluster-error";
-    std::string what =
-        svc.error().status == 404 ? "does not exist" : "cannot be read: " + svc.error().describe();
-    if (c.summary.empty()) {
-      c.summary = "Service " + actual + " " + what;
-      c.fix = "kubectl apply -f deploy/manifests/30-service.yaml";
-    } else {
-      c.evidence.push_back("Service " + actual + " " + what);
-    }
+  if (const auto& svc = *e.service; !svc) {
+    bool missing = svc.error().status == 404;
+    std::string what = missing ? "does not exist" : "cannot be read: " + svc.error().describe();
+    if (!c.problem.empty()) c.evidence.push_back("Service " + actual + " " + what);
+    fail(c, missing ? "service-missing" : "cluster-error", "Service " + actual + " " + what,
+         "kubectl apply -f deploy/manifests/30-service.yaml");
     return c;
   }
   const auto* spec = serviceSpec(e);
   std::string type = serviceType(spec);
   std::vector<int> ports = servicePorts(spec);
-  std::string portText;
-  if (const auto* list = arrayAt(spec, "ports")) {
-    for (const auto& p : *list) {
-      if (!p.is_object()) continue;
-      portText += (portText.empty() ? "" : ", ") + str(p.as_object(), "name") +
-                  (str(p.as_object(), "name").empty() ? "" : " ") +
-                  std::to_string(intAt(p.as_object(), "port"));
-    }
-  }
+  std::string portText = portsText(spec);
   c.evidence.push_back("Service " + actual + ": type " + type + ", ports " +
                        (portText.empty() ? "none" : portText));
-  bool portDeclared = std::ranges::find(ports, e.servicePort) != ports.end();
   if (options.servicePort != 0 && options.servicePort != e.servicePort) {
-    c.verdict = Verdict::kFail;
-    if (c.problem.empty()) {
-      c.problem = "apiservice-wrong-port";
-      c.summary = "the APIService uses port " + std::to_string(e.servicePort) + ", not " +
-                  std::to_string(options.servicePort);
-      c.fix = portPatch(std::to_string(options.servicePort));
-    }
+    fail(c, "apiservice-wrong-port",
+         "the APIService uses port " + std::to_string(e.servicePort) + ", not " +
+             std::to_string(options.servicePort),
+         portPatch(std::to_string(options.servicePort)));
   }
   if (type == "ExternalName") {
-    std::string external = spec ? str(*spec, "externalName") : "";
+    std::string external = str(spec, "externalName");
     c.evidence.push_back("ExternalName " + external + ": the aggregator dials " + external + ":" +
                          std::to_string(e.servicePort) +
                          " (the Service's ports are not consulted)");
   } else {
-    if (!portDeclared) {
-      c.verdict = Verdict::kFail;
-      if (c.problem.empty()) {
-        c.problem = "apiservice-wrong-port";
-        c.summary = "the APIService uses port " + std::to_string(e.servicePort) +
-                    ", which Service " + actual + " does not expose (" + portText + ")";
-        c.fix = "set the APIService's spec.service.port to the Service's https port: " +
-                portPatch(ports.empty() ? std::string("443") : std::to_string(ports.front()));
-      }
+    if (std::ranges::find(ports, e.servicePort) == ports.end()) {
+      fail(c, "apiservice-wrong-port",
+           "the APIService uses port " + std::to_string(e.servicePort) + ", which Service " +
+               actual + " does not expose (" + portText + ")",
+           "set the APIService's spec.service.port to the Service's https port: " +
+               portPatch(ports.empty() ? std::string("443") : std::to_string(ports.front())));
     }
-    // Endpoints: the aggregator needs a ready one behind the Service.
-    int ready = 0, total = 0;
-    const auto& slices = *e.endpointSlices;
-    if (slices) {
-      for (const auto& s : detail::itemsOf(*slices)) {
-        const auto* endpoints = s.is_object() ? arrayAt(s.as_object(), "endpoints") : nullptr;
-        if (!endpoints) continue;
-        for (const auto& ep : *endpoints) {
-          if (!ep.is_object()) continue;
-          ++total;
-          const auto* conditions = objectAt(ep.as_object(), "conditions");
-          auto* r = conditions ? conditions->if_contains("ready") : nullptr;
-          if (!r || !r->is_bool() || r->as_bool()) ++ready;
-        }
-      }
-    }
-    std::string selector = detail::selectorText(spec);
-    c.evidence.push_back("selector " + (selector.empty() ? std::string("<none>") : selector) +
-                         ": " + std::to_string(ready) + " ready of " + std::to_string(total) +
-                         " endpoints");
-    if (slices && ready == 0) {
-      c.verdict = Verdict::kFail;
-      if (c.problem.empty()) {
-        c.problem = "service-no-endpoints";
-        c.summary = "Service " + actual + " has no ready endpoint";
-        c.fix =
-            selector.empty()
-                ? "the Service has no selector: give it one matching xmetrics' pods (app=xmetrics)"
-                : "no Ready pod matches " + selector + ": kubectl get pods -n " + e.serviceNs +
-                      " -l " + selector + " (readiness is /readyz)";
-      }
-    }
+    judgeEndpoints(e, c, spec, actual);
   }
   if (c.summary.empty()) {
     c.summary = "the APIService points at Service " + actual + " port " +

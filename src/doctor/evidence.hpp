@@ -66,9 +66,11 @@ struct HpaMetricEvidence {
   std::optional<kube::KubeResult<boost::json::value>> datadogMetric;
 };
 
+// A read that was never made holds an error with status 0; an optional<> read is one that is made
+// only when an earlier answer calls for it.
 struct Evidence {
   Options options;
-  core::Clock::time_point now;
+  core::Clock::time_point now;  // when the gathering ended: certificates and Leases are judged then
 
   // The APIService and what it says.
   kube::KubeResult<boost::json::value> apiService = std::unexpected(kube::KubeError{});

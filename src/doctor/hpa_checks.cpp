@@ -103,6 +103,87 @@ bool needsProbes(const StatusMetric* entry, const Finding& finding) {
 
 namespace {
 
+// What xmetrics' status says of the metric: how it resolved, its query, its value.
+void addStatusEvidence(Check& c, const StatusMetric* entry, bool haveStatus) {
+  if (entry) {
+    c.evidence.push_back("resolution: " + describeResolution(*entry));
+    if (!entry->query.empty()) {
+      c.evidence.push_back("query: " + entry->query + " (backend " + entry->backend + ")");
+    }
+    if (entry->sample) {
+      c.evidence.push_back(
+          "value: " + entry->sample->value + ", " + std::to_string(entry->sample->ageSeconds) +
+          "s old, " + (classifyMetric(*entry).verdict == Verdict::kOk ? "valid" : "NOT valid"));
+    }
+  } else if (haveStatus) {
+    c.evidence.push_back(
+        "xmetrics' status has no entry for it: the HPA watch has not seen this HPA");
+  }
+}
+
+// The request the HPA makes, through kube-apiserver, and its answer.
+std::string readLine(const HpaMetricEvidence& h, const std::string& canonical) {
+  const auto& read = h.read;
+  return "GET " + detail::externalMetricPath(h.ns, h.metricName, canonical) + " → " +
+         (read.status ? std::to_string(read.status) : std::string("error")) +
+         (read.status == 200 && read.value
+              ? ", " + std::to_string(read.items) + " item(s), value " +
+                    core::formatQuantity(*read.value)
+              : ": " + read.message);
+}
+
+// The finding for the metric, a "no series" refined by the probes: is the name wrong or a tag?
+Finding metricFinding(const StatusMetric* entry, const HpaMetricEvidence& h) {
+  Finding f = classifyHpaMetric(entry, h.read, h.metricName);
+  if (needsProbes(entry, f) && h.whole) {
+    const auto& whole = *h.whole;
+    auto refined = classifyNoSeries(h.name, whole.status == 200 && whole.value.has_value(),
+                                    whole.message, h.probes);
+    f.problem = refined.problem;
+    f.summary = refined.summary;
+    f.fix = refined.fix;
+    f.evidence.insert(f.evidence.end(), refined.evidence.begin(), refined.evidence.end());
+  }
+  return f;
+}
+
+// The HPA's arithmetic on `value` against its target; nullopt when either is missing.
+std::optional<HpaMath> arithmetic(const HpaMetricEvidence& h, std::optional<double> value) {
+  std::string type = h.target ? core::json::str(*h.target, "type") : "";
+  std::string text =
+      h.target ? core::json::str(*h.target, type == "AverageValue" ? "averageValue" : "value") : "";
+  auto target = core::parseQuantity(text);
+  if (!value || !target || (type != "Value" && type != "AverageValue")) return std::nullopt;
+  return explainHpa(
+      {.type = type == "AverageValue" ? TargetType::kAverageValue : TargetType::kValue,
+       .target = *target,
+       .targetText = text,
+       .value = *value,
+       .currentReplicas = h.currentReplicas,
+       .minReplicas = h.minReplicas,
+       .maxReplicas = h.maxReplicas});
+}
+
+// A metric that fails: the finding's words, and the DatadogMetric's spec when one is named.
+void judgeFailure(Check& c, const HpaMetricEvidence& h, const Finding& f) {
+  c.verdict = Verdict::kFail;
+  c.problem = f.problem.empty() ? "metric-error" : f.problem;
+  c.summary = f.summary.empty() ? "the external metrics API answers " +
+                                      std::to_string(h.read.status) + ": " + h.read.message
+                                : f.summary;
+  c.fix = f.fix.empty() ? "see the answer above" : f.fix;
+  if (!h.datadogMetric) return;
+  const auto& object = *h.datadogMetric;
+  if (object) {
+    const auto* spec =
+        object->is_object() ? core::json::objectAt(object->as_object(), "spec") : nullptr;
+    c.evidence.push_back("DatadogMetric " + h.datadogMetricId +
+                         " spec.query: " + core::json::str(spec, "query"));
+  } else {
+    c.evidence.push_back("DatadogMetric " + h.datadogMetricId + ": " + object.error().describe());
+  }
+}
+
 // One HPA's External metric: resolution, the status' view, the API's answer, the arithmetic.
 Check checkHpaMetric(const Evidence& e, const HpaMetricEvidence& h) {
   const auto& text = h.selectorText;
@@ -118,92 +199,29 @@ Check checkHpaMetric(const Evidence& e, const HpaMetricEvidence& h) {
   }
   std::string canonical = h.selector->canonical();
   const auto* entry = e.status ? e.status->findMetric(h.ns, h.metricName, canonical) : nullptr;
-  // Resolution and the status' view of the value.
-  if (entry) {
-    c.evidence.push_back("resolution: " + describeResolution(*entry));
-    if (!entry->query.empty()) {
-      c.evidence.push_back("query: " + entry->query + " (backend " + entry->backend + ")");
-    }
-    if (entry->sample) {
-      c.evidence.push_back(
-          "value: " + entry->sample->value + ", " + std::to_string(entry->sample->ageSeconds) +
-          "s old, " + (classifyMetric(*entry).verdict == Verdict::kOk ? "valid" : "NOT valid"));
-    }
-  } else if (e.status) {
-    c.evidence.push_back(
-        "xmetrics' status has no entry for it: the HPA watch has not seen this HPA");
-  }
-  // The request the HPA makes, through kube-apiserver.
-  const auto& read = h.read;
-  c.evidence.push_back("GET " + detail::externalMetricPath(h.ns, h.metricName, canonical) + " → " +
-                       (read.status ? std::to_string(read.status) : std::string("error")) +
-                       (read.status == 200 && read.value
-                            ? ", " + std::to_string(read.items) + " item(s), value " +
-                                  core::formatQuantity(*read.value)
-                            : ": " + read.message));
-  Finding metricFinding = classifyHpaMetric(entry, read, h.metricName);
-  // Refined "no series" by the probes through the same API: is the name wrong or a tag?
-  if (needsProbes(entry, metricFinding) && h.whole) {
-    const auto& whole = *h.whole;
-    auto refined = classifyNoSeries(h.name, whole.status == 200 && whole.value.has_value(),
-                                    whole.message, h.probes);
-    metricFinding.problem = refined.problem;
-    metricFinding.summary = refined.summary;
-    metricFinding.fix = refined.fix;
-    metricFinding.evidence.insert(metricFinding.evidence.end(), refined.evidence.begin(),
-                                  refined.evidence.end());
-  }
-  // The HPA's arithmetic on what it gets.
-  std::optional<double> value = read.value;
-  if (!value && entry && entry->sample && metricFinding.verdict == Verdict::kOk) {
+  addStatusEvidence(c, entry, e.status.has_value());
+  c.evidence.push_back(readLine(h, canonical));
+  Finding finding = metricFinding(entry, h);
+  // The value the HPA gets: the API's answer, else (when it is fine) what the status holds.
+  std::optional<double> value = h.read.value;
+  if (!value && entry && entry->sample && finding.verdict == Verdict::kOk) {
     value = entry->sample->valueNumber;
   }
-  std::string targetType = h.target ? core::json::str(*h.target, "type") : "";
-  std::string targetText =
-      h.target ? core::json::str(*h.target, targetType == "AverageValue" ? "averageValue" : "value")
-               : "";
-  auto targetValue = core::parseQuantity(targetText);
-  HpaMath math;
-  bool haveMath = false;
-  if (value && targetValue && (targetType == "Value" || targetType == "AverageValue")) {
-    math = explainHpa(
-        {.type = targetType == "AverageValue" ? TargetType::kAverageValue : TargetType::kValue,
-         .target = *targetValue,
-         .targetText = targetText,
-         .value = *value,
-         .currentReplicas = h.currentReplicas,
-         .minReplicas = h.minReplicas,
-         .maxReplicas = h.maxReplicas});
-    haveMath = true;
-    c.evidence.push_back("HPA arithmetic: " + math.explanation);
-  } else if (!targetType.empty()) {
-    c.evidence.push_back("target: " + targetType + " " + targetText);
+  auto math = arithmetic(h, value);
+  if (math) {
+    c.evidence.push_back("HPA arithmetic: " + math->explanation);
+  } else if (std::string type = h.target ? core::json::str(*h.target, "type") : ""; !type.empty()) {
+    c.evidence.push_back(
+        "target: " + type + " " +
+        core::json::str(*h.target, type == "AverageValue" ? "averageValue" : "value"));
   }
   c.evidence.push_back("HPA status: currentReplicas " + std::to_string(h.currentReplicas) +
                        ", desiredReplicas " + std::to_string(h.desiredReplicas) +
                        (h.scalingActive.empty() ? "" : "; ScalingActive=False " + h.scalingActive));
-  for (const auto& ev : metricFinding.evidence) c.evidence.push_back(ev);
-  if (metricFinding.verdict != Verdict::kOk ||
-      (read.status != 200 && metricFinding.problem.empty())) {
-    c.verdict = Verdict::kFail;
-    c.problem = metricFinding.problem.empty() ? "metric-error" : metricFinding.problem;
-    c.summary = metricFinding.summary.empty()
-                    ? "the external metrics API answers " + std::to_string(read.status) + ": " +
-                          read.message
-                    : metricFinding.summary;
-    c.fix = metricFinding.fix.empty() ? "see the answer above" : metricFinding.fix;
-    if (h.datadogMetric) {
-      const auto& object = *h.datadogMetric;
-      if (object) {
-        const auto* ospec =
-            object->is_object() ? core::json::objectAt(object->as_object(), "spec") : nullptr;
-        c.evidence.push_back("DatadogMetric " + h.datadogMetricId +
-                             " spec.query: " + core::json::str(ospec, "query"));
-      } else {
-        c.evidence.push_back("DatadogMetric " + h.datadogMetricId + ": " +
-                             object.error().describe());
-      }
-    }
+  for (const auto& ev : finding.evidence) c.evidence.push_back(ev);
+  const auto& read = h.read;
+  if (finding.verdict != Verdict::kOk || (read.status != 200 && finding.problem.empty())) {
+    judgeFailure(c, h, finding);
     return c;
   }
   if (read.status != 200) {
@@ -216,9 +234,9 @@ Check checkHpaMetric(const Evidence& e, const HpaMetricEvidence& h) {
                                : "see the answer above";
     return c;
   }
-  c.summary = haveMath ? math.shown + " → desired " + std::to_string(math.desired) +
-                             " (HPA: " + std::to_string(h.desiredReplicas) + ")"
-                       : "value " + (value ? core::formatQuantity(*value) : std::string("-"));
+  c.summary = math ? math->shown + " → desired " + std::to_string(math->desired) +
+                         " (HPA: " + std::to_string(h.desiredReplicas) + ")"
+                   : "value " + (value ? core::formatQuantity(*value) : std::string("-"));
   if (!h.scalingActive.empty()) {
     c.verdict = Verdict::kWarn;
     c.problem =

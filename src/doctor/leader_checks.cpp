@@ -13,8 +13,8 @@ namespace {
 using core::json::objectAt;
 using core::json::str;
 
-// leaseDurationSeconds as a number; -1 when absent.
-double numberAt(const boost::json::object& o, std::string_view key) {
+// A number field of the Lease; -1 when absent.
+double numberOrMinusOne(const boost::json::object& o, std::string_view key) {
   auto* v = o.if_contains(key);
   return v && v->is_number() ? v->to_number<double>() : -1;
 }
@@ -68,7 +68,7 @@ Finding classifyLeader(const core::StatusReport::Leader* leader, const boost::js
   // A plain number (-1: none) rather than an optional: GCC 12 warns about a maybe-uninitialized
   // optional<double> here.
   double duration = -1;
-  if (spec) duration = numberAt(*spec, "leaseDurationSeconds");
+  if (spec) duration = numberOrMinusOne(*spec, "leaseDurationSeconds");
   auto renewed = core::parseRfc3339(renew);
   f.evidence.push_back("Lease " + leaseName + ": holder " + (holder.empty() ? "<none>" : holder) +
                        ", renewed " + (renew.empty() ? "never" : renew) + ", duration " +

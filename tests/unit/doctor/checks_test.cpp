@@ -79,6 +79,18 @@ TEST(CheckService, AnExternalNameServiceAnsweringOnItsOwnPortMeansTheApiServiceP
   EXPECT_NE(c.summary.find("answers on the Service's port 8443"), std::string::npos) << c.summary;
 }
 
+TEST(CheckService, AMissingServiceAfterAWrongOneIsEvidence) {
+  auto e = healthy();
+  e.service = std::unexpected(kube::KubeError{.status = 404});
+  auto missing = checkService(e);
+  EXPECT_EQ(missing.problem, "service-missing");
+  EXPECT_EQ(missing.summary, "Service xmetrics/xmetrics does not exist");
+  e.options.service = "xmetrics/other";
+  auto wrong = checkService(e);
+  EXPECT_EQ(wrong.problem, "apiservice-wrong-service");
+  EXPECT_EQ(wrong.evidence, std::vector<std::string>{"Service xmetrics/xmetrics does not exist"});
+}
+
 TEST(CheckXmetrics, UnsyncedWatchesAreNotReady) {
   auto e = healthy();
   e.status->kubernetes = core::StatusReport::Kubernetes{
