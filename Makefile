@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 30
 RUN_DIR    ?= $(BUILD)/run
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test unit integration image bench fuzz fuzz-smoke format format-check setup setup-test clean
+.PHONY: all build run test unit integration image bench fuzz fuzz-smoke format format-check layering-check setup setup-test clean
 
 all: build
 
@@ -29,7 +29,7 @@ run: build
 
 # Everything: formatting, unit and integration tests, a short run of every fuzzer, and the e2e
 # scenarios on a real control plane.
-test: setup-test build image format-check
+test: setup-test build image format-check layering-check
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) e2e
@@ -70,6 +70,11 @@ FORMAT_FILES = $(shell git ls-files '*.cpp' '*.hpp')
 
 format:
 	clang-format -i $(FORMAT_FILES)
+
+# The layout rules of docs/architecture.md: no include cycle between folders, server/ includes no
+# poller/ or backends/, no file in cli/ over 300 lines.
+layering-check:
+	@scripts/check-layering
 
 format-check:
 	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "clang-format: clean"

@@ -7,7 +7,7 @@
 #include "doctor/checks.hpp"
 #include "doctor/evidence.hpp"
 #include "doctor/wording.hpp"
-#include "kube/hpa_references.hpp"
+#include "kube/label_selector_text.hpp"
 
 namespace xmetrics::doctor {
 namespace {
