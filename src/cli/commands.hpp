@@ -3,6 +3,7 @@
 #include <string>
 
 #include "config/serve_options.hpp"
+#include "doctor/doctor.hpp"
 
 namespace xmetrics::cli {
 
@@ -33,17 +34,9 @@ struct FlareOptions {
 // the /metrics scrape, doctor's report and the Kubernetes objects involved.
 int runFlare(const FlareOptions& options);
 
-struct DoctorOptions {
-  std::string kubeconfig;  // the cluster's (as for kubectl); in a pod the service account
-  std::string context;
-  std::string ns = "xmetrics";  // xmetrics' namespace: its Lease, Service, service account
-  std::string service;          // the Service the APIService must point at; default <ns>/xmetrics
-  int servicePort = 0;          // the port it must use; 0: any port the Service exposes
-  std::string server;           // reach xmetrics here instead of where the aggregator would
-  std::string xmetricsKubeconfig;  // credentials for xmetrics itself (serve --write-kubeconfig)
-  std::string token;               // bearer token for xmetrics itself
-  std::string serviceAccount;      // the identity xmetrics runs as, for the RBAC check
-  std::string output = "table";    // table | json
+// doctor's own options, and how to print its report.
+struct DoctorOptions : doctor::Options {
+  std::string output = "table";  // table | json
 };
 
 // `xmetrics doctor`: walks APIService → Service → certificate → discovery → RBAC → xmetrics →

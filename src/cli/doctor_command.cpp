@@ -8,17 +8,8 @@
 namespace xmetrics::cli {
 
 int runDoctor(const DoctorOptions& options) {
-  auto outcome = doctor::run(
-      {.kubeconfig = options.kubeconfig,
-       .context = options.context,
-       .ns = options.ns,
-       .service = options.service,
-       .servicePort = options.servicePort,
-       .server = options.server,
-       .xmetricsKubeconfig = options.xmetricsKubeconfig,
-       .token = options.token,
-       .serviceAccount = options.serviceAccount},
-      options.output == "json" ? doctor::OutputFormat::kJson : doctor::OutputFormat::kText);
+  auto outcome = doctor::run(options, options.output == "json" ? doctor::OutputFormat::kJson
+                                                               : doctor::OutputFormat::kText);
   std::cerr << outcome.error;
   std::cout << outcome.out;
   return outcome.exitCode;
