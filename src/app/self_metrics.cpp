@@ -1,5 +1,6 @@
 #include "app/self_metrics.hpp"
 
+#include "core/build_info.hpp"
 #include "telemetry/process_metrics.hpp"
 
 namespace xmetrics::app {
@@ -8,7 +9,8 @@ using telemetry::MetricType;
 
 telemetry::MetricsSource selfMetrics(SelfMetricsSources sources) {
   return [sources = std::move(sources)](telemetry::ExpositionWriter& out) {
-    telemetry::writeBuildInfo(out);
+    const auto& build = core::buildInfo();
+    telemetry::writeBuildInfo(out, build.version, build.revision);
     telemetry::writeProcessMetrics(out);
     out.family("xmetrics_leader", MetricType::kGauge,
                "1 when this replica is the leader (writes DatadogMetric status and autogen "
@@ -27,6 +29,7 @@ telemetry::MetricsSource selfMetrics(SelfMetricsSources sources) {
           .sample({}, s.dropped);
     }
     if (sources.kubernetes) sources.kubernetes->writeMetrics(out);
+    if (sources.servingSecret) sources.servingSecret->writeMetrics(out);
   };
 }
 

@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "certs/serving_secret.hpp"
 #include "demand/kubernetes_link.hpp"
 #include "ingest/dogstatsd_listener.hpp"
 #include "telemetry/exposition.hpp"
@@ -12,13 +13,14 @@ namespace xmetrics::app {
 struct SelfMetricsSources {
   const ingest::DogStatsdListener* dogstatsd = nullptr;
   const demand::KubernetesLink* kubernetes = nullptr;
+  const certs::ServingSecret* servingSecret = nullptr;
   // Whether this replica is the leader (the one writing DatadogMetric status). A single replica is
   // its own leader; leader election plugs its answer in here.
   std::function<bool()> isLeader = [] { return true; };
 };
 
 // Build info, process, leadership, DogStatsD and, in a cluster, the watches and the DatadogMetric
-// controller.
+// controller, and the serving-cert Secret's certificates.
 telemetry::MetricsSource selfMetrics(SelfMetricsSources sources);
 
 }  // namespace xmetrics::app

@@ -27,26 +27,40 @@ Service::~Service() { stop(); }
 
 std::expected<void, std::string> Service::startStages() {
   const auto& options = options_;
-  auto certs = server::ensureCertificates(certificateOptions(options));
+  auto cluster = demand::clusterConfig(options);
+  if (!cluster) return std::unexpected(cluster.error());
+  cluster_ = std::move(*cluster);
+  const std::string ns = demand::ownNamespace(options, cluster_);
+  // In a cluster the certificates can come from the Secret every replica shares, created and
+  // rotated by xmetrics, its CA injected into the APIService: no manual step at all.
+  if (!options.servingCertSecret.empty() && cluster_) {
+    servingSecret_ =
+        std::make_unique<certs::ServingSecret>(*cluster_, servingSecretOptions(options, ns));
+    if (auto ready = servingSecret_->bootstrap(); !ready) {
+      return std::unexpected("--serving-cert-secret: " + ready.error());
+    }
+  } else if (!options.servingCertSecret.empty()) {
+    spdlog::warn(
+        "--serving-cert-secret is ignored without a cluster: the cert dir's files are used");
+  }
+  auto certs =
+      certs::ensureCertificates(certificateOptions(options, ns, servingSecret_ != nullptr));
   if (!certs) return std::unexpected(certs.error());
   certs_ = std::move(*certs);
 
   std::vector<auth::StaticToken> tokens;
   if (!options.tokenAuthFile.empty()) {
-    auto content = server::readFile(options.tokenAuthFile);
+    auto content = certs::readFile(options.tokenAuthFile);
     if (!content) return std::unexpected("--token-auth-file: " + content.error());
     auto parsed = auth::parseTokenFile(*content, options.tokenAuthFile);
     if (!parsed) return std::unexpected("--token-auth-file: " + parsed.error());
     tokens = std::move(*parsed);
   }
-  auto caPem = server::readFile(certs_.caCertificate);
+  auto caPem = certs::readFile(certs_.caCertificate);
   if (!caPem) return std::unexpected(caPem.error());
   caPem_ = std::move(*caPem);
   auto localCa = auth::CertificatePool::fromPem(caPem_, certs_.caCertificate);
   if (!localCa) return std::unexpected(localCa.error());
-  auto cluster = demand::clusterConfig(options);
-  if (!cluster) return std::unexpected(cluster.error());
-  cluster_ = std::move(*cluster);
   if (cluster_) kubernetes_ = std::make_unique<demand::KubernetesLink>(*cluster_);
   if (kubernetes_ && options.leaderElection) kubernetes_->expectLeaderElection();
   // Standalone: the local CA and the token file. In a cluster its CAs and TokenReview join them.
@@ -76,7 +90,7 @@ std::expected<void, std::string> Service::startStages() {
         "every metric resolves inline");
   }
   catalog_ = std::make_unique<catalog::Catalog>(
-      catalogOptions(options, kubernetes_ != nullptr, demand::ownNamespace(options, cluster_),
+      catalogOptions(options, kubernetes_ != nullptr, ns,
                      [this](std::string_view backend, std::string_view m,
                             const core::LabelSelector& s) -> std::optional<std::string> {
                        auto* b = backendNamed(backend);
@@ -112,6 +126,7 @@ std::expected<void, std::string> Service::startStages() {
            .recentLogs = recentLogLines,
            .extraMetrics = selfMetrics({.dogstatsd = dogstatsd_.get(),
                                         .kubernetes = kubernetes_.get(),
+                                        .servingSecret = servingSecret_.get(),
                                         .isLeader = [this] { return isLeader(); }})}),
       *authenticator_, *authorizer_, values_, *poller_, [this] { return extraStatus(); });
   https_ = std::make_unique<server::HttpsServer>(httpsServerOptions(options, certs_), *handler_);
@@ -129,6 +144,32 @@ std::expected<void, std::string> Service::startStages() {
                         reloaded.error());
         }
       });
+  if (servingSecret_) {
+    // A rotated CA: clients presenting certificates from it (the other replicas) are trusted.
+    servingSecret_->start([this](const std::string& caBundle) {
+      auto pool = auth::CertificatePool::fromPem(caBundle, certs_.caCertificate);
+      if (!pool) {
+        spdlog::error("component=certs event=ca_bundle_unusable error=\"{}\"", pool.error());
+        return;
+      }
+      if (kubernetes_) kubernetes_->setLocalCa(caBundle);
+      spdlog::info("component=certs event=trusted_ca_changed file={}", certs_.caCertificate);
+    });
+  }
+  if (!servingSecret_ && cluster_ && !options.injectCaBundle.empty()) {
+    // A Secret of the user's, mounted as the cert dir: its CA goes into the APIService now and
+    // whenever the mount changes.
+    injectorClient_ = std::make_unique<kube::KubeClient>(*cluster_);
+    injector_ = std::make_unique<certs::CaBundleInjector>(*injectorClient_, options.injectCaBundle);
+    injector_->inject(caPem_);
+    caWatcher_ = std::make_unique<core::FileChangeWatcher>(
+        std::vector<std::string>{certs_.caCertificate}, [this] {
+          auto pem = certs::readFile(certs_.caCertificate);
+          if (!pem) return;
+          injector_->inject(*pem);
+          if (kubernetes_) kubernetes_->setLocalCa(*pem);
+        });
+  }
   if (!sources_.configFile.empty()) {
     configWatcher_ = std::make_unique<core::FileChangeWatcher>(
         std::vector<std::string>{sources_.configFile}, [this, current = options_]() mutable {
@@ -145,7 +186,7 @@ std::expected<void, std::string> Service::startStages() {
     }
   }
   if (!options.writeKubeconfig.empty()) {
-    if (auto written = server::writeKubeconfig(options.writeKubeconfig, url(), certs_); !written) {
+    if (auto written = certs::writeKubeconfig(options.writeKubeconfig, url(), certs_); !written) {
       return std::unexpected("--write-kubeconfig: " + written.error());
     }
   }
@@ -158,6 +199,7 @@ void Service::stop() {
   // Everything that can still answer a request finishes while the server runs; then it stops.
   if (handler_) handler_->shutdown();
   if (kubernetes_) kubernetes_->stop();
+  if (servingSecret_) servingSecret_->stop();
   if (poller_) poller_->stop();
   if (https_) https_->stop();
   if (dogstatsd_) dogstatsd_->stop();

@@ -17,6 +17,8 @@
 #include "auth/authorizer.hpp"
 #include "backends/backend.hpp"
 #include "catalog/catalog.hpp"
+#include "certs/cert_dir.hpp"
+#include "certs/serving_secret.hpp"
 #include "config/serve_options.hpp"
 #include "core/file_watch.hpp"
 #include "demand/kubernetes_link.hpp"
@@ -25,7 +27,6 @@
 #include "poller/poller.hpp"
 #include "replication/value_replication.hpp"
 #include "server/api_handler.hpp"
-#include "server/certificates.hpp"
 #include "server/https_server.hpp"
 #include "store/value_store.hpp"
 #include "tsdb/time_series_store.hpp"
@@ -65,7 +66,11 @@ class Service {
   // it points at.
   const config::ServeOptions options_;
   const config::SettingSources sources_;
-  server::CertificateFiles certs_;
+  certs::CertificateFiles certs_;
+  std::unique_ptr<certs::ServingSecret> servingSecret_;  // --serving-cert-secret in a cluster
+  // --inject-ca-bundle without it: the mounted cert dir's CA is injected.
+  std::unique_ptr<kube::KubeClient> injectorClient_;
+  std::unique_ptr<certs::CaBundleInjector> injector_;
   std::string caPem_;
   std::optional<kube::KubeConfig> cluster_;
   std::unique_ptr<demand::KubernetesLink> kubernetes_;
@@ -84,6 +89,7 @@ class Service {
   std::unique_ptr<server::HttpsServer> https_;
   std::unique_ptr<core::FileChangeWatcher> certificateWatcher_;
   std::unique_ptr<core::FileChangeWatcher> configWatcher_;
+  std::unique_ptr<core::FileChangeWatcher> caWatcher_;  // with injector_
   bool stopped_ = false;
 };
 

@@ -1,14 +1,25 @@
 #include "app/stage_options.hpp"
 
+#include <algorithm>
+
 #include "demand/config_reload.hpp"
 
 namespace xmetrics::app {
 namespace {
 
-// In-cluster names the serving certificate must cover when the default manifests are used.
-const std::vector<std::string> kServiceNames = {"xmetrics", "xmetrics.xmetrics",
-                                                "xmetrics.xmetrics.svc",
-                                                "xmetrics.xmetrics.svc.cluster.local"};
+// The names the serving certificate covers: the Service of the default manifests, and the one
+// named by --service-name in xmetrics' namespace (the chart's <fullname>), as kube-apiserver dials
+// it (<service>.<namespace>.svc).
+std::vector<std::string> serviceNames(const config::ServeOptions& options, const std::string& ns) {
+  std::vector<std::string> names = {"xmetrics", "xmetrics.xmetrics", "xmetrics.xmetrics.svc",
+                                    "xmetrics.xmetrics.svc.cluster.local"};
+  for (const auto& name : {options.serviceName, options.serviceName + "." + ns,
+                           options.serviceName + "." + ns + ".svc",
+                           options.serviceName + "." + ns + ".svc.cluster.local"}) {
+    if (std::ranges::find(names, name) == names.end()) names.push_back(name);
+  }
+  return names;
+}
 
 std::string bracketed(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
@@ -16,8 +27,26 @@ std::string bracketed(const std::string& host) {
 
 }  // namespace
 
-server::CertificateOptions certificateOptions(const config::ServeOptions& options) {
-  return {options.certDir, kServiceNames};
+certs::CertificateOptions certificateOptions(const config::ServeOptions& options,
+                                             const std::string& ns, bool fromSecret) {
+  return {.certDir = options.certDir,
+          .dnsNames = serviceNames(options, ns),
+          .validity = options.certValidity,
+          .generate = !fromSecret};
+}
+
+certs::ServingSecretOptions servingSecretOptions(const config::ServeOptions& options,
+                                                 const std::string& ns) {
+  // A round every tenth of the lifetime, at most a minute apart: a renewal (a third left) is
+  // never missed, and the Secret and APIService are read once a minute per replica.
+  auto interval =
+      std::clamp(options.certValidity / 10, std::chrono::seconds(1), std::chrono::seconds(60));
+  return {.ns = ns,
+          .name = options.servingCertSecret,
+          .apiServices = options.injectCaBundle,
+          .issue = {.dnsNames = serviceNames(options, ns), .validity = options.certValidity},
+          .certDir = options.certDir,
+          .checkInterval = interval};
 }
 
 ingest::DogStatsdListenerOptions dogstatsdOptions(const config::ServeOptions& options) {
@@ -78,7 +107,7 @@ boost::json::value configReport(const config::ServeOptions& options) {
 }
 
 server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& options,
-                                              const server::CertificateFiles& certificates) {
+                                              const certs::CertificateFiles& certificates) {
   return {.bindAddress = options.bindAddress,
           .port = options.securePort,
           .threads = options.threads,

@@ -7,11 +7,12 @@
 #include <vector>
 
 #include "catalog/catalog.hpp"
+#include "certs/cert_dir.hpp"
+#include "certs/serving_secret.hpp"
 #include "config/serve_options.hpp"
 #include "ingest/dogstatsd_listener.hpp"
 #include "poller/poller.hpp"
 #include "server/api_handler.hpp"
-#include "server/certificates.hpp"
 #include "server/https_server.hpp"
 
 namespace xmetrics::app {
@@ -21,7 +22,12 @@ namespace xmetrics::app {
 // running objects a stage calls back into are passed in as functions.
 
 // The serving certificate, covering the in-cluster names the default manifests use.
-server::CertificateOptions certificateOptions(const config::ServeOptions& options);
+// `ns` is xmetrics' namespace (its Service's DNS names); `fromSecret`: the serving-cert Secret
+// supplies the files, nothing is generated.
+certs::CertificateOptions certificateOptions(const config::ServeOptions& options,
+                                             const std::string& ns, bool fromSecret);
+certs::ServingSecretOptions servingSecretOptions(const config::ServeOptions& options,
+                                                 const std::string& ns);
 
 ingest::DogStatsdListenerOptions dogstatsdOptions(const config::ServeOptions& options);
 
@@ -52,7 +58,7 @@ server::ApiHandlerOptions apiHandlerOptions(const config::ServeOptions& options,
 boost::json::value configReport(const config::ServeOptions& options);
 
 server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& options,
-                                              const server::CertificateFiles& certificates);
+                                              const certs::CertificateFiles& certificates);
 
 // https://host:port, with an IPv6 host in brackets.
 std::string serveUrl(const std::string& bindAddress, uint16_t port);

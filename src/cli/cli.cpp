@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "app/logging.hpp"
+#include "app/versions.hpp"
 #include "backends/registry.hpp"
 #include "cli/commands.hpp"
 
@@ -15,6 +16,17 @@ namespace xmetrics::cli {
 int run(int argc, char** argv) {
   CLI::App app{"xmetrics: a Kubernetes external metrics adapter", "xmetrics"};
   app.require_subcommand(1);
+  // --version needs no subcommand: CLI11 handles it before require_subcommand applies.
+  app.set_version_flag("--version", [] {
+    auto text = xmetrics::app::versionText(xmetrics::app::versions());
+    text.pop_back();  // CLI11 adds the final newline
+    return text;
+  });
+
+  auto* version = app.add_subcommand("version", "print the version, revision and library versions");
+  std::string versionOutput = "table";
+  version->add_option("-o,--output", versionOutput, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
 
   auto* serve = app.add_subcommand("serve", "serve external.metrics.k8s.io over HTTPS");
   config::SettingSources sources;
@@ -91,6 +103,7 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}));
 
   CLI11_PARSE(app, argc, argv);
+  if (version->parsed()) return runVersion(versionOutput);
   if (flare->parsed()) return runFlare(flareOptions);
 
   if (serve->parsed()) {

@@ -44,4 +44,8 @@ struct DoctorOptions : doctor::Options {
 // Returns 0 when all is OK, 1 on any FAIL, 2 when the worst is a WARN.
 int runDoctor(const DoctorOptions& options);
 
+// `xmetrics version` (and `--version`): version, git revision, build date, compiler, and the
+// OpenSSL, libcurl and Boost versions; output "table" (lines) or "json".
+int runVersion(const std::string& output);
+
 }  // namespace xmetrics::cli

@@ -147,6 +147,43 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
         "directory of the serving certificate and local CA; missing files are generated",
         "~/.local/state/xmetrics/certs"},
        stringSetting(&O::certDir)},
+      {{"serving-cert-secret",
+        {},
+        "in a cluster: the Secret (in namespace) that holds the cert dir's files for every "
+        "replica; created when absent, written into --cert-dir, rotated before expiry when "
+        "xmetrics created it",
+        ""},
+       stringSetting(&O::servingCertSecret)},
+      {{"inject-ca-bundle",
+        {},
+        "APIService names, comma-separated, whose spec.caBundle xmetrics keeps equal to the "
+        "serving-cert Secret's CA bundle",
+        ""},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         o.injectCaBundle.clear();
+         std::size_t start = 0;
+         while (start <= v.size()) {
+           auto end = std::min(v.find(',', start), v.size());
+           auto item = v.substr(start, end - start);
+           while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+           while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+           if (!item.empty()) o.injectCaBundle.emplace_back(item);
+           start = end + 1;
+         }
+         return std::nullopt;
+       }},
+      {{"service-name",
+        {},
+        "the Service (in namespace) the APIService points at: the serving certificate covers "
+        "<name>.<namespace>.svc",
+        "xmetrics"},
+       stringSetting(&O::serviceName)},
+      {{"cert-validity",
+        {},
+        "lifetime of the serving and client certificates xmetrics issues (its CA: 10 times "
+        "as long); renewed when a third is left",
+        "8760h"},
+       durationSetting(&O::certValidity, std::chrono::seconds(30))},
       {{"write-kubeconfig",
         {},
         "write a kubeconfig (client certificate from the local CA) to this path",

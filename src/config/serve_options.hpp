@@ -25,6 +25,12 @@ struct ServeOptions {
   uint16_t securePort = 8443;
   std::string certDir;          // default: $XDG_STATE_HOME or ~/.local/state, + /xmetrics/certs
   std::string writeKubeconfig;  // empty: don't write one
+  // In a cluster: the Secret shared by every replica (certs/serving_secret.hpp), the APIServices
+  // whose caBundle follows it, and the lifetime of the certificates xmetrics issues.
+  std::string servingCertSecret;
+  std::vector<std::string> injectCaBundle;
+  std::chrono::seconds certValidity{365 * 24 * 3600};
+  std::string serviceName = "xmetrics";  // the Service in namespace the APIService points at
   std::string tokenAuthFile;
   std::string kubeconfig;  // Kubernetes mode outside a pod; in a pod the service account is used
   std::string backend = "embedded";   // the default backend

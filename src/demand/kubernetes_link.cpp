@@ -45,10 +45,16 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
                            std::string localCaPem, catalog::Catalog& catalog,
                            poller::Poller& poller, store::ValueStore& values,
                            const config::ServeOptions& options) {
+  {
+    std::lock_guard lock(authenticationMutex_);
+    authenticator_ = &authenticator;
+    authenticationBase_ = std::move(base);
+    localCaPem_ = std::move(localCaPem);
+  }
   authentication_ = std::make_unique<kube::Informer>(
       client_, "/api/v1/namespaces/kube-system/configmaps",
       "metadata.name=extension-apiserver-authentication",
-      [this, &authenticator, base, localCaPem](const kube::ObjectMap& objects) {
+      [this](const kube::ObjectMap& objects) {
         auto it = objects.find("kube-system/extension-apiserver-authentication");
         if (it == objects.end()) {
           spdlog::warn(
@@ -57,13 +63,9 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
               "(extension-apiserver-authentication-reader)\"");
           return;
         }
-        auto config = kube::authenticationConfigFrom(it->second, base, localCaPem);
-        if (!config) {
-          spdlog::error("component=kube event=bad_authentication_configmap error=\"{}\"",
-                        config.error());
-          return;
-        }
-        authenticator.update(std::move(*config));
+        std::lock_guard lock(authenticationMutex_);
+        authenticationConfigMap_ = it->second;
+        if (!applyAuthenticationLocked()) return;
         if (!authenticationLoaded_.exchange(true)) {
           spdlog::info("component=kube event=authentication_loaded front_proxy={}",
                        it->second.contains("data") ? "yes" : "no");
@@ -171,6 +173,24 @@ boost::json::object KubernetesLink::leaderStatus() const {
           {"leaseDurationSeconds", o.leaseDuration.count()},
           {"takeovers", s.transitions},
           {"lastError", s.lastError}};
+}
+
+bool KubernetesLink::applyAuthenticationLocked() {
+  if (!authenticator_ || !authenticationConfigMap_) return false;
+  auto config =
+      kube::authenticationConfigFrom(*authenticationConfigMap_, authenticationBase_, localCaPem_);
+  if (!config) {
+    spdlog::error("component=kube event=bad_authentication_configmap error=\"{}\"", config.error());
+    return false;
+  }
+  authenticator_->update(std::move(*config));
+  return true;
+}
+
+void KubernetesLink::setLocalCa(std::string pem) {
+  std::lock_guard lock(authenticationMutex_);
+  localCaPem_ = std::move(pem);
+  applyAuthenticationLocked();
 }
 
 void KubernetesLink::stop() {

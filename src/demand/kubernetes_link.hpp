@@ -7,6 +7,7 @@
 
 #include <boost/json/object.hpp>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -49,6 +50,9 @@ class KubernetesLink {
              std::string localCaPem, catalog::Catalog& catalog, poller::Poller& poller,
              store::ValueStore& values, const config::ServeOptions& options);
   void stop();
+  // The local CA bundle changed (the serving-cert Secret rotated its CA): client certificates are
+  // judged against the new one from now on.
+  void setLocalCa(std::string pem);
 
   // Leader election (--leader-election): started once this replica's peer URL is known. Without
   // it this replica always leads.
@@ -73,6 +77,8 @@ class KubernetesLink {
   void writeMetrics(telemetry::ExpositionWriter& out) const;
 
  private:
+  bool applyAuthenticationLocked();  // authenticationMutex_ held; false until there is a config
+
   kube::KubeClient client_;
   kube::KubeTokenReviewer tokenReviewer_{client_};
   kube::KubeAccessReviewer accessReviewer_{client_};
@@ -87,6 +93,13 @@ class KubernetesLink {
   std::atomic<bool> electionExpected_{false};
   std::string peerUrl_;
   std::atomic<bool> authenticationLoaded_{false};
+  // What the authenticator is built from: the ConfigMap as last delivered, the static part and the
+  // local CA, which the serving-cert Secret may rotate.
+  std::mutex authenticationMutex_;
+  auth::Authenticator* authenticator_ = nullptr;
+  auth::AuthenticationConfig authenticationBase_;
+  std::string localCaPem_;
+  std::optional<boost::json::object> authenticationConfigMap_;
   // The DatadogMetric objects as last delivered (their status included), for the controller.
   std::atomic<std::shared_ptr<const kube::ObjectMap>> datadogMetricObjects_;
 };

@@ -193,8 +193,10 @@ Check checkCertificate(const Evidence& e) {
             ? "point the APIService at the Service the certificate is for (see the service "
               "check), or reissue xmetrics' serving certificate with the name " +
                   name
-            : "put the CA that signed the serving certificate into the APIService: kubectl "
-              "patch apiservice " +
+            : "run xmetrics with --inject-ca-bundle=" + std::string(kApiServiceName) +
+                  " (the manifests' and chart's default; it needs get/patch on that APIService "
+                  "and logs event=ca_bundle_not_injected with the reason when refused), or put "
+                  "the CA yourself: kubectl patch apiservice " +
                   std::string(kApiServiceName) +
                   " --type=merge -p \"{\\\"spec\\\":{\\\"caBundle\\\":\\\"$(base64 -w0 "
                   "ca.crt)\\\"}}\" (ca.crt from xmetrics' --cert-dir or its serving-cert Secret)";

@@ -41,6 +41,7 @@ CurlApi load() {
   bind(library, "curl_easy_strerror", api.easy_strerror);
   bind(library, "curl_slist_append", api.slist_append);
   bind(library, "curl_slist_free_all", api.slist_free_all);
+  bind(library, "curl_version_info", api.version_info);
   api.global_init(CURL_GLOBAL_DEFAULT);
   return api;
 }

@@ -23,6 +23,7 @@ struct CurlApi {
   const char* (*easy_strerror)(CURLcode);
   curl_slist* (*slist_append)(curl_slist*, const char*);
   void (*slist_free_all)(curl_slist*);
+  curl_version_info_data* (*version_info)(CURLversion);
 };
 
 // @return never null; exits the process with a clear message if libcurl cannot be loaded (the

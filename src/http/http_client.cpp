@@ -156,6 +156,9 @@ struct HttpClient::Impl {
     if (!r.proxy.empty()) curl().easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());
     if (!tls.caFile.empty()) {
       curl().easy_setopt(h, CURLOPT_CAINFO, tls.caFile.c_str());
+      // libcurl keeps a parsed CA file for 24 h by default; a CA file that rotates (the shared
+      // serving-cert Secret's bundle) must be read again within a minute of changing.
+      curl().easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, 60L);
     } else if (!tls.caPem.empty()) {
       setBlob(h, CURLOPT_CAINFO_BLOB, tls.caPem);
     }

@@ -38,10 +38,10 @@ bool parseNumber(std::string_view text, T& value) {
 
 }  // namespace
 
-void writeBuildInfo(ExpositionWriter& out) {
+void writeBuildInfo(ExpositionWriter& out, std::string_view version, std::string_view revision) {
   out.family("xmetrics_build_info", MetricType::kGauge,
-             "Always 1; the version label says which xmetrics is running.")
-      .sample({{"version", XMETRICS_VERSION}}, 1);
+             "Always 1; the labels say which xmetrics is running (version, git revision).")
+      .sample({{"version", version}, {"revision", revision}}, 1);
 }
 
 std::expected<double, std::string> residentBytesFromStatm(std::string_view statm, long pageSize) {

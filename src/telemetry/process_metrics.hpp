@@ -8,8 +8,8 @@
 
 namespace xmetrics::telemetry {
 
-// xmetrics_build_info{version} 1: the version joins other series in queries (`* on() group_left`).
-void writeBuildInfo(ExpositionWriter& out);
+// xmetrics_build_info{version,revision} 1: joins other series in queries (`* on() group_left`).
+void writeBuildInfo(ExpositionWriter& out, std::string_view version, std::string_view revision);
 
 // process_resident_memory_bytes and process_start_time_seconds, named as the Prometheus client
 // libraries name them so existing dashboards and alerts apply unchanged. Read from /proc.

@@ -155,6 +155,25 @@ func chartServeArgs(t *testing.T, c corev1.Container) []string {
 	return args
 }
 
+// podEnv is the container's env as the kubelet would set it for a pod named podName on
+// loopback (metadata.name and status.podIP from the downward API).
+func podEnv(t *testing.T, ctr corev1.Container, podName string) []string {
+	t.Helper()
+	fields := map[string]string{"metadata.name": podName, "status.podIP": "127.0.0.1"}
+	var env []string
+	for _, e := range ctr.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.FieldRef != nil && fields[e.ValueFrom.FieldRef.FieldPath] != "":
+			env = append(env, e.Name+"="+fields[e.ValueFrom.FieldRef.FieldPath])
+		default:
+			t.Fatalf("env %s from %+v: the embedded backend needs no Secret", e.Name, e.ValueFrom)
+		}
+	}
+	return env
+}
+
 func TestHelmChartInstallServesAnHPA(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -230,10 +249,22 @@ clusterName: xm-e2e
 		{"patch", "datadogmetrics.datadoghq.com", "--subresource=status", "-n", "default"},
 		{"create", "tokenreviews.authentication.k8s.io"},
 		{"get", "configmaps/extension-apiserver-authentication", "-n", "kube-system"},
+		// servingCert.mode generated: its Secret, and the caBundle of its APIService.
+		{"create", "secrets", "-n", ns},
+		{"update", "secrets/" + fullname + "-serving-cert", "-n", ns},
+		{"patch", "apiservices.apiregistration.k8s.io/v1beta1.external.metrics.k8s.io"},
 	} {
 		out, err := c.Kubectl(ctx, append([]string{"auth", "can-i", "--as", sa}, check...)...)
 		if err != nil || strings.TrimSpace(out) != "yes" {
 			t.Errorf("kubectl auth can-i --as %s %s: %q %v", sa, strings.Join(check, " "), out, err)
+		}
+	}
+	for _, check := range [][]string{
+		{"get", "secrets/other", "-n", ns},
+		{"patch", "apiservices.apiregistration.k8s.io/v1beta1.custom.metrics.k8s.io"},
+	} {
+		if out, _ := c.Kubectl(ctx, append([]string{"auth", "can-i", "--as", sa}, check...)...); strings.TrimSpace(out) != "no" {
+			t.Errorf("kubectl auth can-i --as %s %s: %q, want no (only its own Secret and APIService)", sa, strings.Join(check, " "), out)
 		}
 	}
 	if out, _ := c.Kubectl(ctx, "auth", "can-i", "--as", sa, "create", "leases.coordination.k8s.io", "-n", "default"); strings.TrimSpace(out) != "no" {
@@ -248,20 +279,8 @@ clusterName: xm-e2e
 		t.Fatalf("Deployment %s: %d containers", dep.Name, len(dep.Spec.Template.Spec.Containers))
 	}
 	ctr := dep.Spec.Template.Spec.Containers[0]
-	// The env as the kubelet would set it for a pod named podName on loopback.
 	const podName = fullname + "-e2e"
-	fields := map[string]string{"metadata.name": podName, "status.podIP": "127.0.0.1"}
-	var env []string
-	for _, e := range ctr.Env {
-		switch {
-		case e.ValueFrom == nil:
-			env = append(env, e.Name+"="+e.Value)
-		case e.ValueFrom.FieldRef != nil && fields[e.ValueFrom.FieldRef.FieldPath] != "":
-			env = append(env, e.Name+"="+fields[e.ValueFrom.FieldRef.FieldPath])
-		default:
-			t.Fatalf("env %s from %+v: the embedded backend needs no Secret", e.Name, e.ValueFrom)
-		}
-	}
+	env := podEnv(t, ctr, podName)
 	args := chartServeArgs(t, ctr)
 	t.Logf("xmetrics serve args from the chart: %q", args)
 	e := launchXmetricsEnv(t, ctx, c, ns, dep.Spec.Template.Spec.ServiceAccountName, XmetricsOptions{

@@ -62,6 +62,7 @@ func recordLatency(what string, d time.Duration) {
 func TestMain(m *testing.M) {
 	timings.start = time.Now()
 	code := m.Run()
+	removePodmanStore()
 	timings.Lock()
 	wall := time.Since(timings.start).Round(100 * time.Millisecond)
 	for _, l := range timings.lines {
@@ -168,23 +169,36 @@ func startManifestsCluster(t *testing.T, ctx context.Context) *Cluster {
 // serving certificate is for (default xmetrics/xmetrics).
 func launchXmetricsEnv(t *testing.T, ctx context.Context, c *Cluster, saNamespace, saName string, opts XmetricsOptions) *xmEnv {
 	t.Helper()
-	e := &xmEnv{t: t, ctx: ctx, c: c}
+	return launchXmetricsEnvs(t, ctx, c, saNamespace, saName, opts)[0]
+}
+
+// launchXmetricsEnvs is launchXmetricsEnv for several replicas at once: every process is
+// started before any is waited for, as a Deployment's pods start.
+func launchXmetricsEnvs(t *testing.T, ctx context.Context, c *Cluster, saNamespace, saName string, replicas ...XmetricsOptions) []*xmEnv {
+	t.Helper()
 	kc, err := c.ServiceAccountKubeconfig(ctx, saNamespace, saName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Kubeconfig = kc
-	opts.Kubeconfig = kc
-	e.x = StartXmetricsWith(t, c, opts)
-	t.Cleanup(func() {
-		if t.Failed() {
-			e.dumpXmetricsState()
-		}
-	})
-	e.admin = e.clientCertClient("e2e-admin", "system:masters")
-	e.anon = e.tlsClient(nil, nil)
-	e.waitReady(60 * time.Second)
-	return e
+	for i := range replicas {
+		replicas[i].Kubeconfig = kc
+	}
+	var envs []*xmEnv
+	for _, x := range StartXmetricsReplicas(t, c, replicas...) {
+		e := &xmEnv{t: t, ctx: ctx, c: c, x: x, Kubeconfig: kc}
+		t.Cleanup(func() {
+			if t.Failed() {
+				e.dumpXmetricsState()
+			}
+		})
+		e.admin = e.clientCertClient("e2e-admin", "system:masters")
+		e.anon = e.tlsClient(nil, nil)
+		envs = append(envs, e)
+	}
+	for _, e := range envs {
+		e.waitReady(60 * time.Second)
+	}
+	return envs
 }
 
 // register creates the Service and APIService of deploy/manifests (30-service.yaml,
@@ -230,7 +244,12 @@ func (e *xmEnv) registerLoopback(from string, svc *corev1.Service, api *apiregv1
 	}
 	port := int32(servicePort)
 	api.Spec.Service.Port = &port
-	api.Spec.CABundle = x.CABundle
+	if !x.FromSecret {
+		api.Spec.CABundle = x.CABundle
+	} else if len(api.Spec.CABundle) != 0 || api.Spec.InsecureSkipTLSVerify {
+		// With the serving-cert Secret the APIService is applied as it ships: xmetrics injects.
+		t.Fatalf("the APIService of %s comes with caBundle/insecureSkipTLSVerify: %+v", from, api.Spec)
+	}
 	registered := time.Now()
 	if _, err := c.Aggregator.ApiregistrationV1().APIServices().Create(ctx, api, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create apiservice from %s: %v", from, err)
@@ -240,6 +259,9 @@ func (e *xmEnv) registerLoopback(from string, svc *corev1.Service, api *apiregv1
 		t.Fatal(err)
 	}
 	t.Logf("APIService %s Available=%s (%s) %s after creation", api.Name, cond.Status, cond.Reason, time.Since(registered).Round(time.Millisecond))
+	if x.FromSecret {
+		e.checkInjectedCaBundle(api.Name)
+	}
 }
 
 func decodeManifest(t *testing.T, name string, into any) {

@@ -39,6 +39,9 @@ type XmetricsOptions struct {
 	// ShareCertsWith runs this xmetrics on the cert dir of another one instead of a new
 	// one: same CA, serving and client certificates, as replicas mounting one Secret.
 	ShareCertsWith *Xmetrics
+	// Container runs the image `make image` built (podman, read-only root, uid 65532, host
+	// network) instead of the binary.
+	Container bool
 }
 
 // Xmetrics is a running xmetrics binary on loopback.
@@ -58,6 +61,11 @@ type Xmetrics struct {
 	ClientKeyFile  string
 
 	ServiceNamespace, ServiceName string
+	// FromSecret: run with --serving-cert-secret, so xmetrics itself creates (or reads) the
+	// Secret and writes the cert dir; CABundle is read from there once it appears.
+	FromSecret bool
+	SecretName string // its --serving-cert-secret
+	container  string // the podman container's name (Container)
 
 	t       testing.TB
 	proc    *process
@@ -86,26 +94,44 @@ func StartXmetrics(t testing.TB, c *Cluster, args ...string) *Xmetrics {
 // StartXmetricsWith is StartXmetrics with options.
 func StartXmetricsWith(t testing.TB, c *Cluster, opts XmetricsOptions) *Xmetrics {
 	t.Helper()
-	x, err := newXmetrics(t, c, opts)
-	if err != nil {
-		t.Fatalf("xmetrics: %v", err)
-	}
-	t.Cleanup(func() {
-		x.Stop()
-		if t.Failed() {
-			t.Logf("---- tail of %s ----\n%s", x.LogPath, logTail(x.LogPath, 8000))
+	return StartXmetricsReplicas(t, c, opts)[0]
+}
+
+// StartXmetricsReplicas starts one xmetrics per options, all before waiting for any (as a
+// Deployment's pods race), then waits for each one's /healthz.
+func StartXmetricsReplicas(t testing.TB, c *Cluster, replicas ...XmetricsOptions) []*Xmetrics {
+	t.Helper()
+	var xs []*Xmetrics
+	for _, opts := range replicas {
+		x, err := newXmetrics(t, c, opts)
+		if err != nil {
+			t.Fatalf("xmetrics: %v", err)
 		}
-		if c == nil && !t.Failed() && os.Getenv("XMETRICS_E2E_KEEP") == "" {
-			os.RemoveAll(x.Dir) // with a cluster, x.Dir lives in (and goes with) the cluster's Dir
+		t.Cleanup(func() {
+			x.Stop()
+			if t.Failed() {
+				t.Logf("---- tail of %s ----\n%s", x.LogPath, logTail(x.LogPath, 8000))
+			}
+			if c == nil && !t.Failed() && os.Getenv("XMETRICS_E2E_KEEP") == "" {
+				os.RemoveAll(x.Dir) // with a cluster, x.Dir lives in (and goes with) the cluster's Dir
+			}
+		})
+		if err := x.proc.start(); err != nil {
+			t.Fatalf("xmetrics: %v", err)
 		}
-	})
-	if err := x.proc.start(); err != nil {
-		t.Fatalf("xmetrics: %v", err)
+		xs = append(xs, x)
 	}
-	if err := x.WaitHealthy(x.timeout); err != nil {
-		t.Fatalf("xmetrics: %v", err)
+	for _, x := range xs {
+		if x.FromSecret {
+			if err := x.waitCertDir(x.timeout); err != nil {
+				t.Fatalf("xmetrics: %v", err)
+			}
+		}
+		if err := x.WaitHealthy(x.timeout); err != nil {
+			t.Fatalf("xmetrics: %v", err)
+		}
 	}
-	return x
+	return xs
 }
 
 func newXmetrics(t testing.TB, c *Cluster, opts XmetricsOptions) (*Xmetrics, error) {
@@ -149,7 +175,12 @@ func newXmetrics(t testing.TB, c *Cluster, opts XmetricsOptions) (*Xmetrics, err
 		if err := os.MkdirAll(x.CertDir, 0o700); err != nil {
 			return nil, err
 		}
-		if err := x.writeCerts(); err != nil {
+		if name, ok := flagValue(opts.Args, "--serving-cert-secret"); ok {
+			x.FromSecret, x.SecretName = true, name // nothing written: the Secret's files arrive after start
+			x.CAFile = filepath.Join(x.CertDir, "ca.crt")
+			x.ClientCertFile = filepath.Join(x.CertDir, "client-admin.crt")
+			x.ClientKeyFile = filepath.Join(x.CertDir, "client-admin.key")
+		} else if err := x.writeCerts(); err != nil {
 			return nil, err
 		}
 	}
@@ -196,6 +227,11 @@ func newXmetrics(t testing.TB, c *Cluster, opts XmetricsOptions) (*Xmetrics, err
 	args = append(args, opts.Args...)
 	x.URL = "https://127.0.0.1:" + itoa(x.Port)
 	x.proc = &process{Name: "xmetrics", Path: x.Binary, Args: args, Env: opts.Env, LogPath: x.LogPath}
+	if opts.Container {
+		if x.proc, err = x.containerized(t, args, opts.Env); err != nil {
+			return nil, err
+		}
+	}
 	return x, nil
 }
 
@@ -239,6 +275,27 @@ func (x *Xmetrics) writeCerts() error {
 		CommonName: "xmetrics-admin", Organizations: []string{"system:masters"}, Client: true,
 	})
 	return err
+}
+
+// waitCertDir waits for the files xmetrics writes from its serving-cert Secret (the
+// server starts after them) and takes the CA bundle from there.
+func (x *Xmetrics) waitCertDir(timeout time.Duration) error {
+	return WaitFor(func() (bool, error) {
+		if done, err := x.proc.exited(); done {
+			return false, fmt.Errorf("exited: %v\n%s", err, logTail(x.LogPath, 4000))
+		}
+		for _, f := range []string{x.ClientKeyFile, filepath.Join(x.CertDir, "tls.crt")} {
+			if _, err := os.Stat(f); err != nil {
+				return false, nil
+			}
+		}
+		b, err := os.ReadFile(x.CAFile)
+		if err != nil {
+			return false, nil
+		}
+		x.CABundle = b
+		return true, nil
+	}, timeout)
 }
 
 // HTTPClient verifies xmetrics' serving certificate (as "localhost") and, with
@@ -285,7 +342,10 @@ func (x *Xmetrics) WaitHealthy(timeout time.Duration) error {
 }
 
 // Stop ends xmetrics (SIGTERM, SIGKILL after 10 s).
-func (x *Xmetrics) Stop() { x.proc.stop(10 * time.Second) }
+func (x *Xmetrics) Stop() {
+	x.proc.stop(10 * time.Second)
+	x.removeContainer()
+}
 
 // Kill ends xmetrics with SIGKILL (no shutdown: a crash, an OOM kill) and waits for it to exit.
 func (x *Xmetrics) Kill() { x.proc.kill() }

@@ -200,7 +200,9 @@ def test_defaults_render_the_plain_manifests(render):
     assert svc["spec"]["selector"] == labels
 
     api, mapi = one(objs, "APIService"), one(manifests, "APIService")
-    assert mapi["spec"].pop("caBundle") == ""  # empty = absent; the chart leaves it out
+    # Neither carries a caBundle: xmetrics injects it (--inject-ca-bundle), and an upgrade or a
+    # re-apply leaves the injected one in place.
+    assert "caBundle" not in mapi["spec"] and "insecureSkipTLSVerify" not in mapi["spec"]
     assert api["spec"] == mapi["spec"]
 
     for kind in ("Secret", "CustomResourceDefinition", "ConfigMap"):
@@ -230,7 +232,12 @@ def test_everything_follows_the_release_name_and_namespace(render):
                                       "port": 443}
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "adapter-xmetrics"
-    assert pod["volumes"][0]["secret"]["secretName"] == "adapter-xmetrics-serving-cert"
+    args = container(objs)["args"]
+    assert "--serving-cert-secret=adapter-xmetrics-serving-cert" in args
+    assert "--service-name=adapter-xmetrics" in args
+    role = one(objs, "Role", "adapter-xmetrics:serving-cert")
+    assert role["metadata"]["namespace"] == "monitoring"
+    assert role["rules"][1]["resourceNames"] == ["adapter-xmetrics-serving-cert"]
 
 
 def test_datadog_backend_with_an_existing_secret(render):
@@ -307,8 +314,13 @@ def test_keys_given_as_values_go_only_into_the_secret_the_chart_creates(render):
     ({"backend": "prometheus"}, "backend prometheus needs prometheus.url"),
     ({"backend": "graphite"}, "backend"),
     ({"useDatadogMetricCRD": True}, "useDatadogMetricCRD"),  # a typo is an error, not ignored
-    ({"apiService": {"caBundle": "Zm9v", "insecureSkipTLSVerify": True}},
+    ({"servingCert": {"mode": "secret"}, "apiService": {"caBundle": "Zm9v", "insecureSkipTLSVerify": True}},
      "caBundle and insecureSkipTLSVerify=true cannot both be set"),
+    ({"apiService": {"caBundle": "Zm9v"}}, "apiService.caBundle is only for servingCert.mode secret"),
+    ({"apiService": {"insecureSkipTLSVerify": True}}, "use mode secret for it"),
+    ({"servingCert": {"mode": "self-signed"}}, "/servingCert/mode"),
+    ({"servingCert": {"validity": "one year"}}, "/servingCert/validity"),
+    ({"servingCert": {"mode": "cert-manager", "validity": "90m"}}, "whole hours"),
 ])
 def test_invalid_values_fail_with_a_message_that_shows_no_key(helm, values, message):
     res = helm("template", "xmetrics", CHART, values=values, check=False)
@@ -394,11 +406,69 @@ def test_leader_election(render):
 
 
 def test_apiservice_options(render):
-    api = one(render({"apiService": {"caBundle": "Q0EgUEVN"}})[0], "APIService")
+    secret = {"mode": "secret", "injectCaBundle": False}
+    api = one(render({"servingCert": secret, "apiService": {"caBundle": "Q0EgUEVN"}})[0], "APIService")
     assert api["spec"]["caBundle"] == "Q0EgUEVN" and "insecureSkipTLSVerify" not in api["spec"]
-    api = one(render({"apiService": {"insecureSkipTLSVerify": True}})[0], "APIService")
+    api = one(render({"servingCert": secret, "apiService": {"insecureSkipTLSVerify": True}})[0],
+              "APIService")
     assert api["spec"]["insecureSkipTLSVerify"] is True and "caBundle" not in api["spec"]
     assert not find(render({"apiService": {"create": False}})[0], "APIService")
+
+
+def test_generated_serving_cert_needs_no_step(render):
+    """The default: xmetrics creates, shares, rotates and injects; an in-memory cert dir."""
+    objs, _ = render({"servingCert": {"validity": "720h"}})
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"][0] == {"name": "certs", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+    args = container(objs)["args"]
+    for a in ("--serving-cert-secret=xmetrics-serving-cert", "--cert-validity=720h",
+              "--inject-ca-bundle=v1beta1.external.metrics.k8s.io"):
+        assert a in args, a
+    injector = one(objs, "ClusterRole", "xmetrics:ca-bundle-injector")
+    assert injector["rules"] == [{"apiGroups": ["apiregistration.k8s.io"], "resources": ["apiservices"],
+                                  "resourceNames": ["v1beta1.external.metrics.k8s.io"],
+                                  "verbs": ["get", "patch"]}]
+    assert not find(objs, "Certificate")
+
+
+def test_a_secret_of_yours_is_mounted_and_its_ca_injected(render):
+    objs, _ = render({"servingCert": {"mode": "secret", "secretName": "mine"}})
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["secret"] == {"secretName": "mine", "optional": False}
+    args = container(objs)["args"]
+    assert not [a for a in args if a.startswith(("--serving-cert-secret", "--cert-validity"))]
+    assert "--inject-ca-bundle=v1beta1.external.metrics.k8s.io" in args
+    assert not find(objs, "Role", "xmetrics:serving-cert")  # nothing to create or rotate
+    objs, _ = render({"servingCert": {"mode": "secret", "injectCaBundle": False}})
+    assert not [a for a in container(objs)["args"] if a.startswith("--inject-ca-bundle")]
+    assert not find(objs, "ClusterRole", "xmetrics:ca-bundle-injector")
+
+
+def test_cert_manager_issues_both_certificates_and_injects_the_ca(render):
+    objs, _ = render({"servingCert": {"mode": "cert-manager", "validity": "2160h"}})
+    api = one(objs, "APIService")
+    assert api["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "xmetrics/xmetrics-serving"
+    assert "caBundle" not in api["spec"]
+    certs = {c["metadata"]["name"]: c["spec"] for c in find(objs, "Certificate")}
+    assert certs["xmetrics-ca"]["isCA"] is True and certs["xmetrics-ca"]["duration"] == "21600h"
+    serving = certs["xmetrics-serving"]
+    assert serving["secretName"] == "xmetrics-serving-cert" and serving["duration"] == "2160h"
+    assert "xmetrics.xmetrics.svc" in serving["dnsNames"]
+    assert serving["issuerRef"] == {"name": "xmetrics-ca", "kind": "Issuer", "group": "cert-manager.io"}
+    client = certs["xmetrics-client"]
+    assert client["commonName"] == "xmetrics-admin" and client["subject"]["organizations"] == ["system:masters"]
+    assert "client auth" in client["usages"]
+    vol = one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"][0]
+    sources = {s["secret"]["name"]: s["secret"]["items"] for s in vol["projected"]["sources"]}
+    assert [i["path"] for i in sources["xmetrics-serving-cert"]] == ["ca.crt", "tls.crt", "tls.key"]
+    assert [i["path"] for i in sources["xmetrics-client-cert"]] == ["client-admin.crt", "client-admin.key"]
+    args = container(objs)["args"]
+    assert not [a for a in args if a.startswith(("--serving-cert-secret", "--inject-ca-bundle"))]
+    # An issuer of yours instead of the chart's CA.
+    objs, _ = render({"servingCert": {"mode": "cert-manager",
+                                      "certManager": {"issuerRef": {"name": "corp", "kind": "ClusterIssuer"}}}})
+    assert {c["metadata"]["name"] for c in find(objs, "Certificate")} == {"xmetrics-serving", "xmetrics-client"}
+    assert not find(objs, "Issuer")
 
 
 def test_config_becomes_a_config_file(render):
@@ -419,7 +489,7 @@ def test_config_becomes_a_config_file(render):
 def test_dogstatsd_off_and_extra_settings(render):
     objs, _ = render({"dogstatsd": {"enabled": False}, "extraArgs": ["--max-metrics=20000"],
                       "extraEnv": [{"name": "DD_CLUSTER_NAME", "value": "eu"}],
-                      "servingCert": {"secretName": "my-cert"}})
+                      "servingCert": {"mode": "secret", "secretName": "my-cert"}})
     c = container(objs)
     assert "--dogstatsd-address=" in c["args"] and "--max-metrics=20000" in c["args"]
     assert [p["name"] for p in c["ports"]] == ["https"]

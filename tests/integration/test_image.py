@@ -116,6 +116,21 @@ def test_config_runs_xmetrics_serve_as_nonroot_with_the_labels(podman):
         assert labels[f"org.opencontainers.image.{key}"], key
 
 
+def test_xmetrics_version_in_the_image_is_the_host_build(podman, request):
+    res = podman("run", "--rm", "--read-only", "--user", "65532", "--network", "none", *ULIMITS,
+                 "--entrypoint", "/usr/bin/xmetrics", IMAGE, "version", "-o", "json")
+    inside = json.loads(res.stdout)
+    binary = os.path.abspath(request.config.getoption("--xmetrics-binary"))
+    host = json.loads(subprocess.run([binary, "version", "-o", "json"], capture_output=True,
+                                     text=True, timeout=10, check=True).stdout)
+    assert inside["version"] == host["version"] == VERSION
+    # Release (image) and Debug (host) builds of one checkout: the same revision and date.
+    assert inside["revision"] == host["revision"]
+    assert inside["buildDate"] == host["buildDate"]
+    (info,) = json.loads(podman("image", "inspect", IMAGE).stdout)
+    assert info["Config"]["Labels"]["org.opencontainers.image.revision"] == inside["revision"]
+
+
 def test_readyz_answers_over_verified_https(container):
     status, _, body = container.request("/readyz")
     assert status == 200, body

@@ -2,9 +2,9 @@
 
 #include <boost/json.hpp>
 
+#include "certs/cert_dir.hpp"
 #include "core/time_format.hpp"
 #include "doctor/checks.hpp"
-#include "server/certificates.hpp"
 
 namespace xmetrics::doctor {
 namespace {
@@ -387,11 +387,11 @@ TEST(ClassifyLeader, AnExpiredLeaseIsNotElectedAFreshOneIsTheLeader) {
 struct Pki {
   std::string ca, leaf;
   explicit Pki(const std::string& name) {
-    auto files = server::ensureCertificates(
+    auto files = certs::ensureCertificates(
         {::testing::TempDir() + "/doctor-" + name, {"xmetrics.xmetrics.svc"}});
     EXPECT_TRUE(files) << (files ? "" : files.error());
-    ca = *server::readFile(files->caCertificate);
-    leaf = *server::readFile(files->servingCertificate);
+    ca = *certs::readFile(files->caCertificate);
+    leaf = *certs::readFile(files->servingCertificate);
   }
 };
 

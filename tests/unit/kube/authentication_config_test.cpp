@@ -15,8 +15,8 @@ TEST(AuthenticationConfig, ReadsBothCasAndTheRequestHeaderLists) {
   boost::json::object cm{
       {"data",
        boost::json::object{
-           {"client-ca-file", *server::readFile(clientCa.files.caCertificate)},
-           {"requestheader-client-ca-file", *server::readFile(frontProxy.files.caCertificate)},
+           {"client-ca-file", *certs::readFile(clientCa.files.caCertificate)},
+           {"requestheader-client-ca-file", *certs::readFile(frontProxy.files.caCertificate)},
            {"requestheader-allowed-names", R"(["front-proxy-client"])"},
            {"requestheader-username-headers", R"(["X-Remote-User"])"},
            {"requestheader-group-headers", R"(["X-Remote-Group"])"},
@@ -36,8 +36,8 @@ TEST(AuthenticationConfig, TheLocalCaIsTrustedBesideTheClusters) {
   testing::TestCertificates localCa("kube-local-ca");
   boost::json::object cm{
       {"data",
-       boost::json::object{{"client-ca-file", *server::readFile(clusterCa.files.caCertificate)}}}};
-  auto config = authenticationConfigFrom(cm, {}, *server::readFile(localCa.files.caCertificate));
+       boost::json::object{{"client-ca-file", *certs::readFile(clusterCa.files.caCertificate)}}}};
+  auto config = authenticationConfigFrom(cm, {}, *certs::readFile(localCa.files.caCertificate));
   ASSERT_TRUE(config);
   EXPECT_TRUE(config->clientCa->verify(localCa.client).empty());
   EXPECT_TRUE(config->clientCa->verify(clusterCa.client).empty());
@@ -47,7 +47,7 @@ TEST(AuthenticationConfig, BadListsNameTheKey) {
   testing::TestCertificates ca("kube-bad");
   boost::json::object cm{
       {"data", boost::json::object{
-                   {"requestheader-client-ca-file", *server::readFile(ca.files.caCertificate)},
+                   {"requestheader-client-ca-file", *certs::readFile(ca.files.caCertificate)},
                    {"requestheader-allowed-names", "front-proxy-client"}}}};
   auto config = authenticationConfigFrom(cm, {});
   ASSERT_FALSE(config);

@@ -30,10 +30,12 @@ TEST(ProcessMetrics, StartTimeIsBootTimePlusStartTicks) {
 TEST(ProcessMetrics, ThisProcessHasAResidentSizeAndStartedRecently) {
   ExpositionWriter out;
   writeProcessMetrics(out);
-  writeBuildInfo(out);
+  writeBuildInfo(out, "1.2.3", "abc123-dirty");
   auto text = out.text();
   EXPECT_NE(text.find("# TYPE process_resident_memory_bytes gauge\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("xmetrics_build_info{version=\""), std::string::npos) << text;
+  EXPECT_NE(text.find("xmetrics_build_info{version=\"1.2.3\",revision=\"abc123-dirty\"} 1\n"),
+            std::string::npos)
+      << text;
   auto at = text.find("\nprocess_start_time_seconds ");
   ASSERT_NE(at, std::string::npos) << text;
   double start = std::stod(text.substr(at + 28));

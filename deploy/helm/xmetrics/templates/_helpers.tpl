@@ -87,7 +87,31 @@ rather than a pod that crash-loops. Never prints a key. */}}
 {{- if and (eq .Values.backend "prometheus") (not .Values.prometheus.url) }}
 {{- fail "backend prometheus needs prometheus.url (e.g. http://prometheus-server.monitoring:80)" }}
 {{- end }}
+{{- $cert := .Values.servingCert }}
+{{- if and (eq $cert.mode "cert-manager") (not (regexMatch "^[0-9]+h$" $cert.validity)) }}
+{{- fail "servingCert.validity must be whole hours (e.g. 8760h) with mode cert-manager: the chart's CA lives 10 times as long" }}
+{{- end }}
+{{- if and (ne $cert.mode "secret") .Values.apiService.caBundle }}
+{{- fail "apiService.caBundle is only for servingCert.mode secret (generated and cert-manager inject the CA themselves)" }}
+{{- end }}
+{{- if and .Values.apiService.insecureSkipTLSVerify (ne $cert.mode "secret") }}
+{{- fail "apiService.insecureSkipTLSVerify=true turns off the verified TLS of servingCert.mode generated/cert-manager; use mode secret for it" }}
+{{- end }}
 {{- if and .Values.apiService.caBundle .Values.apiService.insecureSkipTLSVerify }}
 {{- fail "apiService: caBundle and insecureSkipTLSVerify=true cannot both be set (Kubernetes rejects it)" }}
 {{- end }}
+{{- end }}
+
+{{/* Whether xmetrics sets the APIService's caBundle itself (--inject-ca-bundle): "true" or "". */}}
+{{- define "xmetrics.injectsCaBundle" -}}
+{{- $cert := .Values.servingCert -}}
+{{- if and .Values.apiService.create $cert.injectCaBundle (ne $cert.mode "cert-manager") (not .Values.apiService.caBundle) (not .Values.apiService.insecureSkipTLSVerify) -}}true{{- end -}}
+{{- end }}
+
+{{/* cert-manager mode: the Certificate of the serving certificate, and the client certificate's Secret. */}}
+{{- define "xmetrics.servingCertificateName" -}}
+{{- printf "%s-serving" (include "xmetrics.fullname" .) }}
+{{- end }}
+{{- define "xmetrics.clientCertSecret" -}}
+{{- printf "%s-client-cert" (include "xmetrics.fullname" .) }}
 {{- end }}

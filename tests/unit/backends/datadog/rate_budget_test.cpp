@@ -152,5 +152,67 @@ TEST(RateBudget, AssumesAFullBudgetOnceThePeriodHasRolledOver) {
   EXPECT_EQ(b.snapshot(later).remaining, 10);
 }
 
+// A fixed-window server (windows aligned to multiples of the period plus `phase`) and `workers`
+// callers that each reserve, wait, send and observe the answer `latency` later, as
+// DatadogBackend's parallel calls do. The server computes X-RateLimit-Reset either as Datadog
+// does (whole seconds left, rounded down) or as tests/integration/fake_datadog.py does (from the
+// whole second of arrival). Returns the calls each window received.
+enum class ResetStyle { kRoundedDown, kFromWholeSecond };
+std::map<int64_t, int> simulateFixedWindows(ResetStyle style, std::chrono::milliseconds phase,
+                                            std::chrono::milliseconds latency, int workers,
+                                            int calls, int64_t limit, int64_t periodSeconds) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  RateBudget b;
+  const milliseconds period = std::chrono::seconds(periodSeconds);
+  auto windowOf = [&](milliseconds t) { return (t - phase) / period; };
+  std::map<int64_t, int> perWindow;
+  // Each worker's next free moment; the one free first reserves next.
+  std::vector<milliseconds> freeAt(workers, milliseconds(0));
+  for (int call = 0; call < calls; ++call) {
+    auto w = std::min_element(freeAt.begin(), freeAt.end()) - freeAt.begin();
+    milliseconds now = freeAt[w];
+    auto wait = b.reserve(TimePoint(now), std::chrono::hours(1));
+    EXPECT_TRUE(wait);
+    if (!wait) break;
+    milliseconds sent = now + duration_cast<milliseconds>(*wait);
+    int64_t window = windowOf(sent);
+    int used = ++perWindow[window];
+    milliseconds end = phase + (window + 1) * period;
+    int64_t reset =
+        style == ResetStyle::kRoundedDown
+            ? duration_cast<std::chrono::seconds>(end - sent).count()
+            : std::max<int64_t>(1, duration_cast<std::chrono::seconds>(end).count() -
+                                       duration_cast<std::chrono::seconds>(sent).count());
+    bool over = used > limit;
+    milliseconds answered = sent + latency;
+    b.observe(headers(limit, periodSeconds, std::max<int64_t>(0, limit - used), reset),
+              over ? 429 : 200, TimePoint(answered));
+    freeAt[w] = answered;
+  }
+  return perWindow;
+}
+
+TEST(RateBudget, NeverOverrunsAFixedWindowWhateverThePhaseLatencyOrParallelism) {
+  for (auto style : {ResetStyle::kRoundedDown, ResetStyle::kFromWholeSecond}) {
+    for (int phaseMs : {0, 1, 300, 700, 999}) {
+      for (int latencyMs : {1, 40, 400}) {
+        for (int workers : {1, 2, 4}) {
+          auto windows =
+              simulateFixedWindows(style, std::chrono::milliseconds(phaseMs),
+                                   std::chrono::milliseconds(latencyMs), workers, 60, 4, 3);
+          for (const auto& [window, calls] : windows) {
+            EXPECT_LE(calls, 4) << "window " << window << " style " << static_cast<int>(style)
+                                << " phase " << phaseMs << "ms latency " << latencyMs
+                                << "ms workers " << workers;
+          }
+          // And it does not starve: 60 calls at 4 per 3 s take at most about 60 s.
+          EXPECT_LE(windows.rbegin()->first - windows.begin()->first, 22);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace xmetrics::backends::datadog

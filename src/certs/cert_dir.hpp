@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace xmetrics::server {
+namespace xmetrics::certs {
 
 // The files of a standalone installation, all PEM, in --cert-dir:
 //   ca.crt / ca.key            the local CA: signs the serving and client certificates; trusted for
@@ -25,11 +25,15 @@ struct CertificateFiles {
 
 struct CertificateOptions {
   std::string certDir;
-  std::vector<std::string> dnsNames;  // serving SANs besides localhost
-  std::chrono::hours validity{24 * 365};
+  std::vector<std::string> dnsNames;               // serving SANs besides localhost
+  std::chrono::seconds validity{365 * 24 * 3600};  // leaves; the local CA 10 times as long
+  // false: the files come from elsewhere (the serving-cert Secret, certs/serving_secret.hpp) and
+  // must all be present; nothing is generated.
+  bool generate = true;
 };
 
-// Creates whatever is missing. Errors name the file and the cause.
+// Creates whatever is missing (unless !generate): a leaf within a third of its validity of expiry,
+// or not signed by the CA, is made again. Errors name the file and the cause.
 std::expected<CertificateFiles, std::string> ensureCertificates(const CertificateOptions& options);
 
 // A kubeconfig for `kubectl --kubeconfig PATH get --raw ...` against this server, written with mode
@@ -39,5 +43,8 @@ std::expected<void, std::string> writeKubeconfig(const std::string& path,
                                                  const CertificateFiles& files);
 
 std::expected<std::string, std::string> readFile(const std::string& path);
+// Atomically (temporary file + rename), never through a symlink; mode 0600 when `secret`.
+std::expected<void, std::string> writeCertificateFile(const std::string& path,
+                                                      const std::string& pem, bool secret);
 
-}  // namespace xmetrics::server
+}  // namespace xmetrics::certs

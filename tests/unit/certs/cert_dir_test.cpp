@@ -1,4 +1,4 @@
-#include "server/certificates.hpp"
+#include "certs/cert_dir.hpp"
 
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
@@ -8,7 +8,7 @@
 
 #include "auth/certificate_pool.hpp"
 
-namespace xmetrics::server {
+namespace xmetrics::certs {
 namespace {
 
 namespace fs = std::filesystem;
@@ -79,4 +79,4 @@ TEST(Certificates, TheKubeconfigIsPrivate) {
 }
 
 }  // namespace
-}  // namespace xmetrics::server
+}  // namespace xmetrics::certs
