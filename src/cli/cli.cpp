@@ -8,6 +8,7 @@
 #include "app/versions.hpp"
 #include "backends/registry.hpp"
 #include "cli/commands.hpp"
+#include "kube/kube_config.hpp"
 
 extern char** environ;
 
@@ -116,6 +117,7 @@ int run(int argc, char** argv) {
       auto eq = kv.find('=');
       if (eq != std::string_view::npos) sources.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
     }
+    sources.inPod = kube::runningInCluster();
     auto options = config::resolveServeOptions(sources, backendSettings);
     if (!options) {
       for (const auto& error : options.error()) std::cerr << "error: " << error << "\n";

@@ -130,7 +130,7 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
   std::vector<std::string> names;
   for (const auto& b : backends) names.push_back(b.name);
   std::vector<SettingRow> settings = {
-      {{"bind-address", {}, "IP address to serve HTTPS on", "127.0.0.1"},
+      {{"bind-address", {}, "IP address to serve HTTPS on", "127.0.0.1; 0.0.0.0 in a pod"},
        stringSetting(&O::bindAddress)},
       {{"secure-port",
         {"DD_EXTERNAL_METRICS_PROVIDER_PORT"},
@@ -451,6 +451,12 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
     given.insert(s.setting.name);
     if (auto error = s.apply(chosen->first, options)) {
       errors.push_back(chosen->second + " = \"" + chosen->first + "\": " + *error);
+    }
+  }
+  if (!given.contains("bind-address") && sources.inPod) {
+    options.bindAddress = "0.0.0.0";
+    for (auto& e : options.effective) {
+      if (e.name == "bind-address") e = {e.name, "0.0.0.0", "default (in a pod)", 0};
     }
   }
   if (options.certDir.empty()) {

@@ -135,6 +135,9 @@ struct SettingSources {
   std::map<std::string, std::string> flags;  // name -> text, only flags given
   std::map<std::string, std::string> env;    // variable -> text (the process environment)
   std::string configFile;                    // path of --config, empty if none
+  // In a pod (service account mounted, KUBERNETES_SERVICE_HOST set): bind-address defaults to
+  // 0.0.0.0 there, since kube-apiserver and the other replicas dial the pod's IP.
+  bool inPod = false;
 };
 
 // Builds the options from all sources and validates them. Returns *every* error at once, each

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fstream>
 
 #include "backends/registry.hpp"
@@ -52,6 +54,23 @@ TEST(ResolveServeOptions, DefaultsMatchTheClusterAgent) {
   EXPECT_EQ(o->bindAddress, "127.0.0.1");
   EXPECT_EQ(o->dogstatsdAddress, "127.0.0.1:8125");
   EXPECT_GE(o->threads, 1u);
+}
+
+TEST(ResolveServeOptions, InAPodTheDefaultBindAddressIsEveryInterface) {
+  SettingSources pod;
+  pod.inPod = true;
+  auto o = resolveServeOptions(pod);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->bindAddress, "0.0.0.0");
+  auto shown = std::ranges::find(o->effective, std::string("bind-address"),
+                                 &ServeOptions::EffectiveSetting::name);
+  ASSERT_NE(shown, o->effective.end());
+  EXPECT_EQ(shown->value, "0.0.0.0");
+  EXPECT_EQ(shown->source, "default (in a pod)");
+  pod.flags["bind-address"] = "10.0.0.7";  // an explicit address wins
+  o = resolveServeOptions(pod);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->bindAddress, "10.0.0.7");
 }
 
 TEST(ResolveServeOptions, FlagBeatsEnvironmentBeatsFile) {
