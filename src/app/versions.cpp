@@ -12,7 +12,8 @@ Versions versions() {
   Versions v{.build = core::buildInfo(), .openssl = OpenSSL_version(OPENSSL_VERSION)};
   const auto* curl = http::curl().version_info(CURLVERSION_NOW);
   v.libcurl = curl && curl->version ? curl->version : "unknown";
-  v.boost = std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000);
+  v.boost =
+      std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000);
   return v;
 }
 

@@ -80,7 +80,8 @@ std::expected<KeyPair, std::string> issue(const CertificateRequest& request,
   if (issuer) {
     issuerCert = parseCertificate(issuer->certificate);
     issuerKey = parseKey(issuer->key);
-    if (!issuerCert || !issuerKey) return std::unexpected("the issuing CA's certificate or key is not PEM");
+    if (!issuerCert || !issuerKey)
+      return std::unexpected("the issuing CA's certificate or key is not PEM");
   }
   // ECDSA P-256: generated in a millisecond, small handshakes, accepted by every Kubernetes client.
   KeyPtr key(EVP_EC_gen("P-256"));
@@ -93,12 +94,13 @@ std::expected<KeyPair, std::string> issue(const CertificateRequest& request,
   BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
   BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
   BN_free(bn);
-  time_t from = request.issuedAt == SystemTime{} ? std::time(nullptr)
-                                                 : std::chrono::system_clock::to_time_t(request.issuedAt);
+  time_t from = request.issuedAt == SystemTime{}
+                    ? std::time(nullptr)
+                    : std::chrono::system_clock::to_time_t(request.issuedAt);
   X509_time_adj(X509_getm_notBefore(cert.get()), -3600, &from);  // tolerate clock skew
   X509_time_adj(X509_getm_notAfter(cert.get()), request.validity.count(), &from);
-  if (issuerCert && ASN1_TIME_compare(X509_get0_notAfter(cert.get()),
-                                      X509_get0_notAfter(issuerCert.get())) > 0) {
+  if (issuerCert &&
+      ASN1_TIME_compare(X509_get0_notAfter(cert.get()), X509_get0_notAfter(issuerCert.get())) > 0) {
     X509_set1_notAfter(cert.get(), X509_get0_notAfter(issuerCert.get()));
   }
   X509_set_pubkey(cert.get(), key.get());

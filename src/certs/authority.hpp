@@ -1,7 +1,7 @@
 #pragma once
 
-// certs/: the certificates xmetrics makes for itself — a private CA, the serving certificate and the
-// replicas' client certificate (authority.hpp, OpenSSL only), and in a cluster the Secret that
+// certs/: the certificates xmetrics makes for itself — a private CA, the serving certificate and
+// the replicas' client certificate (authority.hpp, OpenSSL only), and in a cluster the Secret that
 // holds them for every replica, the APIService caBundle they are trusted by, and their rotation
 // (serving_secret.hpp, through kube/). Nothing here serves requests.
 

@@ -11,9 +11,9 @@
 namespace xmetrics::certs {
 namespace {
 
-using std::chrono::seconds;
 using core::json::objectAt;
 using core::json::str;
+using std::chrono::seconds;
 
 // Marks a Secret xmetrics created, and so may rotate. Any other Secret is only read.
 constexpr const char* kIssuedBy = "xmetrics.io/issued-by";
@@ -46,7 +46,8 @@ std::expected<KeyPair, std::string> issueLeaf(Usage usage, const KeyPair& ca,
                   .issuedAt = now},
                  &ca);
   }
-  // The replicas' client certificate: followers present it to the leader (docs/high-availability.md).
+  // The replicas' client certificate: followers present it to the leader
+  // (docs/high-availability.md).
   return issue({.subject = {"xmetrics-admin", {"system:masters"}},
                 .usage = Usage::kClient,
                 .validity = options.validity,
@@ -84,11 +85,16 @@ boost::json::object secretData(const SecretCertificates& c) {
 
 const char* rotationStepName(RotationStep step) {
   switch (step) {
-    case RotationStep::kNone: return "none";
-    case RotationStep::kRenewLeaves: return "renew_leaves";
-    case RotationStep::kIntroduceCa: return "introduce_ca";
-    case RotationStep::kPromoteCa: return "promote_ca";
-    case RotationStep::kDropExpiredCa: return "drop_expired_ca";
+    case RotationStep::kNone:
+      return "none";
+    case RotationStep::kRenewLeaves:
+      return "renew_leaves";
+    case RotationStep::kIntroduceCa:
+      return "introduce_ca";
+    case RotationStep::kPromoteCa:
+      return "promote_ca";
+    case RotationStep::kDropExpiredCa:
+      return "drop_expired_ca";
   }
   return "unknown";
 }
@@ -206,19 +212,18 @@ std::expected<SecretCertificates, std::string> ServingSecret::readOrCreate(
   if (!got && got.error().status == 404) {
     auto fresh = issueAll(options_.issue);
     if (!fresh) return std::unexpected(fresh.error());
-    auto created = client_.post("/api/v1/namespaces/" + options_.ns + "/secrets",
-                                secretObject(*fresh, ""));
+    auto created =
+        client_.post("/api/v1/namespaces/" + options_.ns + "/secrets", secretObject(*fresh, ""));
     if (created) {
-      spdlog::info("component=certs event=secret_created secret={}/{}", options_.ns,
-                   options_.name);
+      spdlog::info("component=certs event=secret_created secret={}/{}", options_.ns, options_.name);
       resourceVersion = str(objectAt(created->as_object(), "metadata"), "resourceVersion");
       ours = true;
       return std::move(*fresh);
     }
     if (created.error().status != 409) {
       return std::unexpected("cannot create " + where + ": " + created.error().describe() +
-                             " (the service account needs create on secrets in " +
-                             options_.ns + ": deploy/manifests/10-rbac.yaml)");
+                             " (the service account needs create on secrets in " + options_.ns +
+                             ": deploy/manifests/10-rbac.yaml)");
     }
     got = client_.get(secretPath_);  // another replica created it first: use theirs
   }
@@ -257,8 +262,9 @@ std::expected<SecretCertificates, std::string> ServingSecret::readOrCreate(
   if (!missing.empty() || !malformed.empty()) {
     return std::unexpected(
         where + (missing.empty() ? "" : " lacks " + missing) +
-        (malformed.empty() ? "" : std::string(missing.empty() ? "" : " and") + " has " +
-                                      malformed + " not base64") +
+        (malformed.empty()
+             ? ""
+             : std::string(missing.empty() ? "" : " and") + " has " + malformed + " not base64") +
         ": delete it and xmetrics creates a complete one, or see docs/high-availability.md");
   }
   if (auto bundle = readCertificates(certs.caBundle); !bundle) {
@@ -271,7 +277,8 @@ std::expected<void, std::string> ServingSecret::writeFiles(const SecretCertifica
   const std::string dir = options_.certDir + "/";
   std::error_code ec;
   std::filesystem::create_directories(options_.certDir, ec);
-  if (ec) return std::unexpected("cannot create --cert-dir " + options_.certDir + ": " + ec.message());
+  if (ec)
+    return std::unexpected("cannot create --cert-dir " + options_.certDir + ": " + ec.message());
   // Keys before certificates: the server's watcher reloads on tls.crt/tls.key changing and checks
   // they match, so a reload between the two writes is refused and repeated after the second.
   struct File {
@@ -305,8 +312,8 @@ bool CaBundleInjector::inject(const std::string& caBundle) {
     auto warnOnce = [&](const std::string& text) {
       if (std::ranges::find(warned_, name) != warned_.end()) return;
       warned_.push_back(name);
-      spdlog::warn("component=certs event=ca_bundle_not_injected apiservice={} reason=\"{}\"",
-                   name, text);
+      spdlog::warn("component=certs event=ca_bundle_not_injected apiservice={} reason=\"{}\"", name,
+                   text);
     };
     auto got = client_.get(path);
     if (!got) {
@@ -319,8 +326,9 @@ bool CaBundleInjector::inject(const std::string& caBundle) {
     }
     const auto* spec = got->is_object() ? objectAt(got->as_object(), "spec") : nullptr;
     if (spec && core::json::boolAt(*spec, "insecureSkipTLSVerify")) {
-      warnOnce("it has insecureSkipTLSVerify: true, which Kubernetes refuses with a caBundle; "
-               "remove it to have verified TLS");
+      warnOnce(
+          "it has insecureSkipTLSVerify: true, which Kubernetes refuses with a caBundle; "
+          "remove it to have verified TLS");
       continue;  // the user's choice: nothing to retry
     }
     if (str(spec, "caBundle") == encoded) continue;
@@ -348,8 +356,9 @@ std::expected<void, std::string> ServingSecret::round() {
     auto step = planRotation(*certs, now, options_.issue.validity);
     if (step != RotationStep::kNone) {
       auto rotated = applyRotation(step, *certs, options_.issue, now);
-      if (!rotated) return std::unexpected("rotation " + std::string(rotationStepName(step)) +
-                                           ": " + rotated.error());
+      if (!rotated)
+        return std::unexpected("rotation " + std::string(rotationStepName(step)) + ": " +
+                               rotated.error());
       auto put = client_.put(secretPath_, secretObject(*rotated, resourceVersion));
       if (put) {
         rotations_.fetch_add(1, std::memory_order_relaxed);
@@ -361,8 +370,8 @@ std::expected<void, std::string> ServingSecret::round() {
         certs = readOrCreate(resourceVersion, ours);
         if (!certs) return std::unexpected(certs.error());
       } else {
-        return std::unexpected("cannot update Secret " + options_.ns + "/" + options_.name +
-                               ": " + put.error().describe());
+        return std::unexpected("cannot update Secret " + options_.ns + "/" + options_.name + ": " +
+                               put.error().describe());
       }
     }
   }
@@ -380,7 +389,8 @@ std::expected<void, std::string> ServingSecret::round() {
     if (auto bundle = readCertificates(certs->caBundle)) {
       // The CA that matters is the one expiring last: until then there is a valid one.
       facts_.caExpiry = 0;
-      for (const auto& ca : *bundle) facts_.caExpiry = std::max(facts_.caExpiry, unixSeconds(ca.notAfter));
+      for (const auto& ca : *bundle)
+        facts_.caExpiry = std::max(facts_.caExpiry, unixSeconds(ca.notAfter));
     }
   }
   if (trustChanged && onTrustChanged_) onTrustChanged_(certs->caBundle);

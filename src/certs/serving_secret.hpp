@@ -18,9 +18,9 @@ namespace xmetrics::certs {
 
 // The certificates of one installation as its Secret holds them (data keys in brackets).
 struct SecretCertificates {
-  std::string caBundle;  // [ca.crt] every CA clients trust: the signing one, and during a CA
-                         // rotation the next one (before it signs) or the previous one (after)
-  std::string caKey;     // [ca.key] the signing CA's key
+  std::string caBundle;   // [ca.crt] every CA clients trust: the signing one, and during a CA
+                          // rotation the next one (before it signs) or the previous one (after)
+  std::string caKey;      // [ca.key] the signing CA's key
   std::string nextCaKey;  // [ca-next.key] the key of a CA in the bundle that does not sign yet
   KeyPair serving;        // [tls.crt, tls.key]
   KeyPair client;         // [client-admin.crt, client-admin.key]: the replicas' own (HA)

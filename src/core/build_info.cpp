@@ -5,16 +5,14 @@
 namespace xmetrics::core {
 
 const BuildInfo& buildInfo() {
-  static const BuildInfo info{
-      .version = XMETRICS_VERSION,
-      .revision = XMETRICS_REVISION,
-      .buildDate = XMETRICS_BUILD_DATE,
+  static const BuildInfo info {
+    .version = XMETRICS_VERSION, .revision = XMETRICS_REVISION, .buildDate = XMETRICS_BUILD_DATE,
 #if defined(__clang__)
-      .compiler = "Clang " __clang_version__,
+    .compiler = "Clang " __clang_version__,
 #elif defined(__GNUC__)
-      .compiler = "GCC " __VERSION__,
+    .compiler = "GCC " __VERSION__,
 #else
-      .compiler = "unknown compiler",
+    .compiler = "unknown compiler",
 #endif
   };
   return info;

@@ -48,9 +48,7 @@ boost::json::object desiredStatus(const StatusInputs& in) {
   bool hasSample = value && value->sample;
   std::string error = value ? value->error : std::string();
   if (in.object && !in.object->invalidReason.empty()) error = in.object->invalidReason;
-  bool fresh = hasSample && error.empty() &&
-               in.now - value->sample->time <=
-                   std::chrono::duration_cast<core::Clock::duration>(value->maxAge);
+  bool fresh = hasSample && error.empty() && store::isFresh(*value, in.now);
   if (hasSample && error.empty() && !fresh) {
     error = "outdated result: the newest data point (" + core::rfc3339(value->sample->time) +
             ") is older than maxAge " + std::to_string(value->maxAge.count()) + "s";

@@ -7,8 +7,13 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/time_format.hpp"
+
 namespace xmetrics::poller {
 namespace {
+
+// Clocks disagree by seconds, not minutes: a point stamped further ahead than this is an error.
+constexpr std::chrono::seconds kMaxFutureSkew{60};
 
 core::Labels equalityLabels(const core::LabelSelector& selector) {
   core::Labels labels;
@@ -414,7 +419,16 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
     }
     const auto& [backendIndex, queryIndexOfEntry] = entryQuery[i];
     const auto& result = plan[backendIndex].results[queryIndexOfEntry];
-    if (result && std::isfinite(result->value)) {
+    if (result && std::isfinite(result->value) && result->time > now + kMaxFutureSkew) {
+      // Served, it would look fresh until the clock reached it, whatever the backend did next.
+      value->error =
+          "the backend returned a point stamped " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::seconds>(result->time - now).count()) +
+          "s in the future (" + core::rfc3339(result->time) + ") for " + entry.query +
+          "; its clock or this host's is wrong (more than " +
+          std::to_string(kMaxFutureSkew.count()) + "s apart), so it is not served";
+    } else if (result && std::isfinite(result->value)) {
       value->sample = *result;
       value->error.clear();
       value->lastSuccess = now;

@@ -521,15 +521,20 @@ HttpResponse ApiHandler::answer(const std::string& key, std::string_view ns,
         "unable to get " + describe(ns, metric, selector) + where + ": " + value->error + hint,
         version);
   }
-  auto age = ageSeconds(now, value->sample->time);
-  if (age > value->maxAge.count()) {
+  if (!store::isFresh(*value, now)) {
+    auto age = ageSeconds(now, value->sample->time);
+    auto fetched = ageSeconds(now, value->lastSuccess);
     std::string cause = value->error.empty() ? "the backend has no newer point"
                                              : "last fetch failed: " + value->error;
+    std::string howOld = age >= fetched || value->lastSuccess == core::Clock::time_point{}
+                             ? "the newest data point is " + std::to_string(age) + "s old (" +
+                                   core::rfc3339(value->sample->time) + ")"
+                             : "the newest data point (" + core::rfc3339(value->sample->time) +
+                                   ") was fetched " + std::to_string(fetched) + "s ago";
     return statusError(503, "ServiceUnavailable",
-                       "stale value for " + describe(ns, metric, selector) + where +
-                           ": the newest data point is " + std::to_string(age) + "s old (" +
-                           core::rfc3339(value->sample->time) + "), older than max-age " +
-                           std::to_string(value->maxAge.count()) + "s; " + cause,
+                       "stale value for " + describe(ns, metric, selector) + where + ": " + howOld +
+                           ", older than max-age " + std::to_string(value->maxAge.count()) + "s; " +
+                           cause,
                        version);
   }
   return jsonResponse(200, value->body, version);
@@ -561,7 +566,7 @@ boost::json::object ApiHandler::statusReport() const {
     m.references = demand_.referencesOf(core::metricKey(v->ns, v->metricName, v->selector));
     if (v->sample) {
       auto age = ageSeconds(now, v->sample->time);
-      m.valid = age <= v->maxAge.count();
+      m.valid = store::isFresh(*v, now);
       m.sample = core::StatusReport::Metric::Sample{.value = core::formatQuantity(v->sample->value),
                                                     .valueNumber = v->sample->value,
                                                     .unit = v->sample->unit,

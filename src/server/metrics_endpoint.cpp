@@ -30,9 +30,8 @@ void writeValueMetrics(telemetry::ExpositionWriter& out, const store::ValueSnaps
     if (value->sample) {
       auto elapsed = now - value->sample->time;
       age.sample(labels, std::chrono::duration<double>(elapsed).count());
-      // The same whole-second comparison the request path makes.
-      isValid = value->errorCode == 0 &&
-                std::chrono::duration_cast<std::chrono::seconds>(elapsed) <= value->maxAge;
+      // The same comparison the request path makes.
+      isValid = value->errorCode == 0 && store::isFresh(*value, now);
     }
     valid.sample(labels, isValid ? 1.0 : 0.0);
   });

@@ -3,6 +3,7 @@
 // store/: the published snapshot — values with their rendered bodies, the poller's status and
 // each backend's health. Written by the poller only, read lock-free. May include core/ only.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -41,6 +42,23 @@ struct MetricValue {
   core::DemandStamp demand;
 };
 using MetricValuePtr = std::shared_ptr<const MetricValue>;
+
+// How old a value is, as max-age judges it: its point's age, or the time since the backend last
+// gave it (lastSuccess), whichever is more. A point stamped ahead of this clock then still goes
+// stale once the backend stops answering, instead of staying "fresh" until its stamp is reached.
+// Whole seconds, as the request path, status, /metrics and DatadogMetric status compare them.
+inline std::chrono::seconds staleness(const MetricValue& v, core::Clock::time_point now) {
+  using std::chrono::seconds;
+  auto age = v.sample ? std::chrono::duration_cast<seconds>(now - v.sample->time) : seconds(0);
+  if (v.lastSuccess != core::Clock::time_point{}) {
+    age = std::max(age, std::chrono::duration_cast<seconds>(now - v.lastSuccess));
+  }
+  return age;
+}
+// Whether `v` has a point young enough to serve.
+inline bool isFresh(const MetricValue& v, core::Clock::time_point now) {
+  return v.sample && staleness(v, now) <= v.maxAge;
+}
 
 using ValueMap = std::unordered_map<std::string, MetricValuePtr>;  // by core::metricKey()
 

@@ -56,6 +56,7 @@ class FakeDatadog:
         self.calls = []           # one dict per call: time, queries, status, headers
         self.lock = threading.Lock()
         self.window_start, self.used = 0, 0
+        self.clock_offset_ms = 0  # how far ahead of the real time this server stamps its points
         # The recorded answer for system.cpu.idle{*}, replayed with its points moved to now.
         self.recorded = None
         if replay_fixtures:
@@ -107,8 +108,8 @@ class FakeDatadog:
         value = self.values.get(query, self.values.get(name, "absent"))
         if value == "absent":
             return []
-        points = [[now_ms - 90000, value], [now_ms - 60000, value], [now_ms - 30000, value],
-                  [now_ms, None]]
+        at = now_ms + self.clock_offset_ms
+        points = [[at - 90000, value], [at - 60000, value], [at - 30000, value], [at, None]]
         return [{"metric": name, "expression": query, "scope": "*", "tag_set": [],
                  "query_index": index, "pointlist": points, "interval": 30,
                  "length": len(points), "aggr": None,

@@ -129,6 +129,32 @@ def test_a_tight_announced_limit_is_never_exceeded(start_xmetrics, fake_datadog)
     assert max(windows.values()) <= 4, windows
 
 
+def test_points_stamped_in_the_future_are_refused_or_go_stale_when_the_backend_fails(
+        start_xmetrics, fake_datadog):
+    """A backend whose clock runs an hour ahead: its points are an error naming them, never a
+    value. One a little ahead (20 s, within the skew allowed) is served, and still goes stale
+    max-age after the backend stops answering, not max-age after its stamp."""
+    dd = fake_datadog()
+    dd.values["future.metric"] = 4
+    dd.clock_offset_ms = 3600 * 1000
+    xm = start_datadog(start_xmetrics, dd, "--rollup", "5", "--max-age", "12s")  # refresh 1 s
+    res = xm.get_raw(metric_path("future.metric"), check=False)
+    assert res.returncode != 0, res.stdout
+    assert "in the future" in res.stderr and "future.metric" in res.stderr, res.stderr
+
+    dd.clock_offset_ms = 80 * 1000  # the point served (the last complete one) 20 s ahead
+    wait_for(lambda: xm.get_raw(metric_path("future.metric"), check=False).returncode == 0,
+             timeout=10, what="the point within the skew served")
+    dd.fail_next(*[("status", 500, '{"errors":["Internal Server Error"]}')] * 60)
+    failing_since = time.monotonic()
+    wait_for(lambda: xm.get_raw(metric_path("future.metric"), check=False).returncode != 0,
+             timeout=25, what="stale after the backend stopped answering")
+    # max-age (12 s) after the last good fetch, plus a refresh: not the 32 s its stamp would give.
+    assert time.monotonic() - failing_since < 16
+    res = xm.get_raw(metric_path("future.metric"), check=False)
+    assert "was fetched" in res.stderr and "older than max-age 12s" in res.stderr, res.stderr
+
+
 def test_server_errors_and_timeouts_fail_over_to_the_next_endpoint(start_xmetrics, fake_datadog):
     primary, secondary = fake_datadog(), fake_datadog()
     for dd in (primary, secondary):

@@ -20,8 +20,11 @@ KeyPair makeCa(seconds validity, SystemTime at = std::chrono::system_clock::now(
 TEST(Authority, ALeafIsSignedByItsCaAndValidForWhatWasAsked) {
   auto now = std::chrono::system_clock::now();
   auto ca = makeCa(hours(240), now);
-  auto leaf = issue({.subject = {"xmetrics", {}}, .usage = Usage::kServer,
-                     .dnsNames = {"xmetrics.xmetrics.svc"}, .validity = hours(24), .issuedAt = now},
+  auto leaf = issue({.subject = {"xmetrics", {}},
+                     .usage = Usage::kServer,
+                     .dnsNames = {"xmetrics.xmetrics.svc"},
+                     .validity = hours(24),
+                     .issuedAt = now},
                     &ca);
   ASSERT_TRUE(leaf) << leaf.error();
   EXPECT_TRUE(signedBy(leaf->certificate, ca.certificate));
@@ -40,7 +43,8 @@ TEST(Authority, ALeafIsSignedByItsCaAndValidForWhatWasAsked) {
 
 TEST(Authority, ALeafNeverOutlivesItsIssuer) {
   auto ca = makeCa(hours(2));
-  auto leaf = issue({.subject = {"xmetrics-admin", {"system:masters"}}, .usage = Usage::kClient,
+  auto leaf = issue({.subject = {"xmetrics-admin", {"system:masters"}},
+                     .usage = Usage::kClient,
                      .validity = hours(24)},
                     &ca);
   ASSERT_TRUE(leaf) << leaf.error();

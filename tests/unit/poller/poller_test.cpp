@@ -76,6 +76,35 @@ TEST_F(PollerTest, NonFiniteValuesAreErrorsNotNumbers) {
   EXPECT_NE(v->error.find("non-finite"), std::string::npos);
 }
 
+TEST_F(PollerTest, APointStampedInTheFutureIsAnErrorNamingIt) {
+  auto e = catalog.ensure("default", "requests", {}, now);
+  backend.set(e->query, core::Sample{3, now + 30s});  // clocks a little apart: accepted
+  poller.refreshAll();
+  ASSERT_TRUE(values.snapshot()->find(e->key)->sample);
+  backend.set(e->query, core::Sample{9, now + 3600s});  // an hour ahead: refused
+  poller.refreshAll();
+  auto v = values.snapshot()->find(e->key);
+  ASSERT_TRUE(v->sample);
+  EXPECT_EQ(v->sample->value, 3);  // the last good point is kept, the future one never served
+  EXPECT_NE(v->error.find("stamped 3600s in the future"), std::string::npos) << v->error;
+  EXPECT_NE(v->error.find(e->query), std::string::npos) << v->error;
+}
+
+TEST_F(PollerTest, AFuturePointGoesStaleOnceTheBackendStopsAnswering) {
+  auto e = catalog.ensure("default", "requests", {}, now);
+  backend.set(e->query, core::Sample{3, now + 50s});
+  poller.refreshAll();
+  backend.set(e->query, std::unexpected(std::string("HTTP 500")));
+  now += 100s;
+  poller.refreshAll();
+  auto v = values.snapshot()->find(e->key);
+  ASSERT_TRUE(v->sample);
+  EXPECT_TRUE(store::isFresh(*v, now));  // fetched 100 s ago, max-age 120 s
+  now += 30s;                            // the point's own stamp is still only 80 s old
+  EXPECT_EQ(store::staleness(*v, now), 130s);
+  EXPECT_FALSE(store::isFresh(*v, now));
+}
+
 TEST_F(PollerTest, MetricsNobodyAsksForStopBeingPolled) {
   auto e = catalog.ensure("default", "old", {}, now);
   poller.refreshAll();
