@@ -171,11 +171,9 @@ std::expected<void, std::string> Service::startStages() {
         });
   }
   if (!sources_.configFile.empty()) {
+    runningOptions_ = options_;
     configWatcher_ = std::make_unique<core::FileChangeWatcher>(
-        std::vector<std::string>{sources_.configFile}, [this, current = options_]() mutable {
-          demand::applyConfigChange(current, sources_, backends::registeredBackends().settings(),
-                                    *catalog_);
-        });
+        std::vector<std::string>{sources_.configFile}, [this] { reloadConfiguration(); });
   }
   if (options.leaderElection) {
     if (!kubernetes_) {
@@ -191,6 +189,18 @@ std::expected<void, std::string> Service::startStages() {
     }
   }
   return {};
+}
+
+void Service::reloadConfiguration() {
+  if (sources_.configFile.empty()) {
+    spdlog::info(
+        "component=config event=reload_skipped reason=\"no --config file; flags and "
+        "environment variables need a restart\"");
+    return;
+  }
+  std::lock_guard lock(reloadMutex_);
+  demand::applyConfigChange(runningOptions_, sources_, backends::registeredBackends().settings(),
+                            *catalog_);
 }
 
 void Service::stop() {

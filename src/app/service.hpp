@@ -9,6 +9,7 @@
 #include <boost/json/object.hpp>
 #include <expected>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,9 @@ class Service {
 
   // Idempotent.
   void stop();
+  // Re-reads the --config file and applies what can change without a restart (as a change of
+  // the file does); SIGHUP calls it. Logs and does nothing without a --config file.
+  void reloadConfiguration();
 
   std::string url() const;               // where HTTPS is served
   std::string dogstatsdAddress() const;  // host:port actually bound, or "off"
@@ -89,6 +93,8 @@ class Service {
   std::unique_ptr<server::HttpsServer> https_;
   std::unique_ptr<core::FileChangeWatcher> certificateWatcher_;
   std::unique_ptr<core::FileChangeWatcher> configWatcher_;
+  std::mutex reloadMutex_;                              // the watcher's thread and SIGHUP's
+  config::ServeOptions runningOptions_;                 // as last applied from --config
   std::unique_ptr<core::FileChangeWatcher> caWatcher_;  // with injector_
   bool stopped_ = false;
 };

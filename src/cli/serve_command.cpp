@@ -13,6 +13,7 @@ int runServe(const config::ServeOptions& options, const config::SettingSources& 
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);  // re-read --config, as daemons do; never the default (exit)
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -32,7 +33,12 @@ int runServe(const config::ServeOptions& options, const config::SettingSources& 
       options.writeKubeconfig.empty() ? "-" : options.writeKubeconfig);
 
   int received = 0;
-  sigwait(&signals, &received);
+  for (;;) {
+    sigwait(&signals, &received);
+    if (received != SIGHUP) break;
+    spdlog::info("received SIGHUP, re-reading the configuration file");
+    (*service)->reloadConfiguration();
+  }
   spdlog::info("received {}, shutting down", received == SIGTERM ? "SIGTERM" : "SIGINT");
   (*service)->stop();
   spdlog::info("stopped");

@@ -35,8 +35,9 @@ void applyConfigChange(config::ServeOptions& running, const config::SettingSourc
   for (const auto& e : next->effective) {
     if (before[e.name] == std::pair(e.value, e.rawHash)) continue;
     if (e.name == "log-level") {
-      spdlog::set_level(spdlog::level::from_str(next->logLevel));
+      // Said before it applies: a higher level (warn) would swallow its own announcement.
       spdlog::info("component=config event=reloaded setting=log-level value={}", e.value);
+      spdlog::set_level(spdlog::level::from_str(next->logLevel));
     } else if (e.name == "metrics") {
       // What resolves differently the poller fetches at once: it hears of it from the catalog.
       auto changed = catalog.setConfigured(configuredMetrics(*next));

@@ -3,6 +3,7 @@ keep working, and a changed --config file applies its `metrics` and `log-level` 
 import http.client
 import json
 import os
+import signal
 import ssl
 import subprocess
 import time
@@ -102,3 +103,26 @@ def test_a_changed_config_file_applies_metrics_and_log_level(start_xmetrics, tmp
              what="the broken config to be rejected")
     status, _, body = xm.request(f"{BASE}/reload.target")
     assert status == 200 and json.loads(body)["items"][0]["value"] == "2", body
+
+
+def test_sighup_rereads_the_config_file_and_never_kills(start_xmetrics, tmp_path):
+    """SIGHUP is a reload, as for other daemons; by default it would end the process."""
+    config = tmp_path / "xmetrics.yaml"
+    config.write_text("log-level: info\n")
+    xm = start_xmetrics("--config", str(config))
+    # The same size and modification time: the file watcher cannot tell, only SIGHUP can.
+    stat = os.stat(config)
+    config.write_text("log-level: warn\n")
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    xm.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "event=reloaded setting=log-level value=warn" in xm.logs(), timeout=10,
+             what="the reload SIGHUP asked for")
+    assert "received SIGHUP" in xm.logs()
+    assert xm.proc.poll() is None
+    assert xm.request("/readyz")[0] == 200
+
+    bare = start_xmetrics()  # no --config: logged, nothing to re-read, still serving
+    bare.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "event=reload_skipped" in bare.logs(), timeout=10, what="the skipped reload")
+    assert bare.proc.poll() is None
+    assert bare.request("/readyz")[0] == 200
