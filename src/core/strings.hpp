@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-// ASCII string helpers shared by every folder. ASCII only on purpose: metric names, label keys,
+// String helpers shared by every folder. ASCII only on purpose: metric names, label keys,
 // verbs and setting values are ASCII, and the "C" locale xmetrics runs in folds nothing else.
 namespace xmetrics::core {
 
@@ -32,5 +32,15 @@ inline std::string oneLine(std::string s) {
   while (!s.empty() && s.back() == ' ') s.pop_back();
   return s;
 }
+
+}  // namespace xmetrics::core
+
+namespace xmetrics::core {
+
+// `text` with every byte that is not part of a well-formed UTF-8 sequence (stray continuation
+// bytes, truncated or overlong sequences, surrogates, code points past U+10FFFF) written as the
+// four characters \xNN. Text from outside (a request path, a backend's answer) goes through it
+// before it reaches a JSON string, so the JSON stays valid and the bytes stay readable.
+std::string validUtf8(std::string_view text);
 
 }  // namespace xmetrics::core

@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/strings.hpp"
 #include "core/time_format.hpp"
 
 namespace xmetrics::poller {
@@ -433,9 +434,10 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
       value->error.clear();
       value->lastSuccess = now;
     } else {
+      // A backend's error quotes what it answered: valid UTF-8 before it is stored and served.
       value->error = result ? "the backend returned a non-finite value (" +
                                   std::to_string(result->value) + ") for " + entry.query
-                            : result.error();
+                            : core::validUtf8(result.error());
     }
     // Most refreshes find the same point again: keep its body instead of rendering it anew.
     bool samePoint = old && old->body.size() > 0 && old->sample && value->sample &&

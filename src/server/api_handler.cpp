@@ -98,6 +98,14 @@ bool isValidMetricName(std::string_view name) {
   });
 }
 
+// A DNS-1123 label, as Kubernetes validates a namespace: `..`, `%00` or bytes that are not ASCII
+// never reach the catalog, the status or a log line.
+bool isValidNamespace(std::string_view ns) {
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  return !ns.empty() && ns.size() <= 63 && alnum(ns.front()) && alnum(ns.back()) &&
+         std::ranges::all_of(ns, [&](char c) { return alnum(c) || c == '-'; });
+}
+
 // For messages: control characters and non-ASCII bytes escaped, at most 100 characters.
 std::string printable(std::string_view text) {
   std::string out;
@@ -385,6 +393,14 @@ HttpResponse ApiHandler::discovery(std::string_view path, unsigned version) cons
 void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
                                 std::string_view selectorText, unsigned version,
                                 ResponseSlotPtr slot) {
+  if (!isValidNamespace(ns)) {
+    return slot->respond(statusError(
+        400, "BadRequest",
+        "invalid namespace \"" + printable(ns) + "\" for external metric \"" + printable(metric) +
+            "\": a namespace is a DNS label (at most 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit), as Kubernetes names them",
+        version));
+  }
   if (!isValidMetricName(metric)) {
     return slot->respond(statusError(
         400, "BadRequest",
@@ -398,7 +414,7 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
   if (!selector) {
     return slot->respond(statusError(
         400, "BadRequest",
-        "invalid labelSelector \"" + std::string(selectorText) + "\" for " +
+        "invalid labelSelector \"" + printable(selectorText) + "\" for " +
             describe(ns, metric, "") + " at position " + std::to_string(selector.error().position) +
             ": " + selector.error().message +
             " (grammar: k=v, k!=v, k in (a,b), k notin (a,b), k, !k, joined by commas)",

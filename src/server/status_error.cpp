@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include "core/strings.hpp"
+
 namespace xmetrics::server {
 
 HttpResponse jsonResponse(unsigned code, std::string body, unsigned version) {
@@ -15,8 +17,14 @@ HttpResponse jsonResponse(unsigned code, std::string body, unsigned version) {
 HttpResponse statusError(unsigned code, std::string_view reason, std::string_view message,
                          unsigned version) {
   boost::json::object status{
-      {"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", boost::json::object{}},
-      {"status", "Failure"}, {"message", message}, {"reason", reason},
+      {"kind", "Status"},
+      {"apiVersion", "v1"},
+      {"metadata", boost::json::object{}},
+      // Messages quote what a request or a backend sent: always valid UTF-8, or the HPA and
+      // kubectl could not decode the error itself.
+      {"status", "Failure"},
+      {"message", core::validUtf8(message)},
+      {"reason", reason},
       {"code", code},
   };
   return jsonResponse(code, boost::json::serialize(status), version);

@@ -1,0 +1,60 @@
+"""Hostile bytes on loopback: what a request path or a backend's answer holds never reaches JSON as
+anything but valid UTF-8, and a namespace that Kubernetes could not have is refused at the door."""
+import json
+import os
+import subprocess
+
+from test_datadog_backend import start_datadog
+
+BASE = "/apis/external.metrics.k8s.io/v1beta1"
+
+
+def strict_json(body):
+    """The body as a JSON decoder that insists on UTF-8 reads it (bytes 0x80-0xff fail)."""
+    return json.loads(body.decode("utf-8", errors="strict"))
+
+
+def test_a_namespace_kubernetes_could_not_have_is_a_400_naming_it(start_xmetrics, request):
+    xm = start_xmetrics()
+    for ns in ("%ff%fe", "..", "%00", "Default", "a_b", "-a", "a" * 64):
+        status, _, body = xm.request(f"{BASE}/namespaces/{ns}/queue.depth", decode=False)
+        s = strict_json(body)
+        assert status == 400 and s["reason"] == "BadRequest", (ns, status, s)
+        assert "invalid namespace" in s["message"] and "DNS label" in s["message"], s
+    status, _, body = xm.request(f"{BASE}/namespaces/%ff%fe/queue.depth", decode=False)
+    assert "\\xff\\xfe" in strict_json(body)["message"]
+    # None of them was registered: status stays valid UTF-8 JSON and `xmetrics status` reads it.
+    status, _, body = xm.request("/xmetrics/v1/status", decode=False)
+    assert status == 200
+    assert not [m for m in strict_json(body)["metrics"] if m["namespace"] != "default"]
+    binary = os.path.abspath(request.config.getoption("--xmetrics-binary"))
+    res = subprocess.run([binary, "status", "--kubeconfig", xm.kubeconfig], capture_output=True,
+                         timeout=30)
+    assert res.returncode == 0, res.stderr
+    res.stdout.decode("utf-8", errors="strict")
+
+
+def test_a_selector_of_hostile_bytes_comes_back_escaped(start_xmetrics):
+    xm = start_xmetrics()
+    status, _, body = xm.request(f"{BASE}/namespaces/default/queue.depth?labelSelector=a%3D%ff%c3",
+                                 decode=False)
+    s = strict_json(body)
+    assert status == 400 and "invalid labelSelector" in s["message"], s
+    assert "\\xff\\xc3" in s["message"], s["message"]
+
+
+def test_a_backend_answering_bytes_that_are_not_utf8_gives_a_valid_error(start_xmetrics,
+                                                                          fake_datadog):
+    dd = fake_datadog()
+    dd.values["binary.answer"] = 1
+    junk = bytes(range(0x80, 0x100)) * 128  # 16 KB of bytes 0x80-0xff
+    dd.fail_next(*[("status", 400, junk)] * 20)
+    xm = start_datadog(start_xmetrics, dd)
+    status, _, body = xm.request(f"{BASE}/namespaces/default/binary.answer", decode=False)
+    s = strict_json(body)
+    assert status >= 400 and s["kind"] == "Status", s
+    assert "\\x80" in s["message"] or "\\xff" in s["message"], s["message"][:300]
+    status, _, body = xm.request("/xmetrics/v1/status", decode=False)
+    assert status == 200
+    (m,) = [m for m in strict_json(body)["metrics"] if m["metricName"] == "binary.answer"]
+    assert m["valid"] is False and m["error"], m

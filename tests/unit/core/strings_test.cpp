@@ -1,0 +1,40 @@
+#include "core/strings.hpp"
+
+#include <gtest/gtest.h>
+
+namespace xmetrics::core {
+namespace {
+
+TEST(ValidUtf8, KeepsWellFormedTextAsItIs) {
+  EXPECT_EQ(validUtf8("queue.depth"), "queue.depth");
+  EXPECT_EQ(validUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(validUtf8(std::string("a\0b", 3)), std::string("a\0b", 3));  // NUL is UTF-8 (JSON escapes it)
+  EXPECT_EQ(validUtf8(""), "");
+}
+
+TEST(ValidUtf8, WritesEveryStrayByteAsAnEscape) {
+  EXPECT_EQ(validUtf8("\xff\xfe"), "\\xff\\xfe");                   // never valid
+  EXPECT_EQ(validUtf8("a\x80z"), "a\\x80z");                        // a lone continuation byte
+  EXPECT_EQ(validUtf8("\xc3"), "\\xc3");                            // truncated at the end
+  EXPECT_EQ(validUtf8("\xe2\x82z"), "\\xe2\\x82z");                 // truncated in the middle
+  EXPECT_EQ(validUtf8("\xc0\xaf"), "\\xc0\\xaf");                   // overlong '/'
+  EXPECT_EQ(validUtf8("\xe0\x80\xaf"), "\\xe0\\x80\\xaf");          // overlong, 3 bytes
+  EXPECT_EQ(validUtf8("\xed\xa0\x80"), "\\xed\\xa0\\x80");          // a UTF-16 surrogate
+  EXPECT_EQ(validUtf8("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
+  EXPECT_EQ(validUtf8("\xf5"), "\\xf5");
+}
+
+TEST(ValidUtf8, EveryByteStringComesOutValid) {
+  // Each 2-byte string: the result holds only ASCII and well-formed sequences, so running it
+  // through again changes nothing.
+  for (int a = 0; a < 256; ++a) {
+    for (int b = 0; b < 256; b += 7) {
+      std::string s{static_cast<char>(a), static_cast<char>(b)};
+      auto once = validUtf8(s);
+      EXPECT_EQ(validUtf8(once), once) << a << " " << b;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace xmetrics::core
