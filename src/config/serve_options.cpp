@@ -438,9 +438,7 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
     }
     auto shown = [&](const std::string& value) {
       if (s.setting.secret && !value.empty()) return std::string("<redacted>");
-      // user:password@ in a proxy or endpoint URL.
-      static const std::regex userinfo("(://)[^/@\\s]+@");
-      return std::regex_replace(value, userinfo, "$1<redacted>@");
+      return core::redactUrlCredentials(value);  // user:password@ in a proxy or endpoint URL
     };
     if (!chosen) {
       options.effective.push_back({s.setting.name, s.setting.defaultText, "default", 0});

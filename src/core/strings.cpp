@@ -1,5 +1,7 @@
 #include "core/strings.hpp"
 
+#include <regex>
+
 namespace xmetrics::core {
 namespace {
 
@@ -45,6 +47,23 @@ std::string validUtf8(std::string_view text) {
     text.remove_prefix(1);
   }
   return out;
+}
+
+std::string redactUrlCredentials(std::string_view text) {
+  static const std::regex userinfo("(://)[^/@\\s]+@");
+  return std::regex_replace(std::string(text), userinfo, "$1<redacted>@");
+}
+
+std::string redactSecrets(std::string_view text, std::initializer_list<std::string_view> secrets) {
+  std::string out(text);
+  for (auto secret : secrets) {
+    if (secret.empty()) continue;
+    for (auto at = out.find(secret); at != std::string::npos; at = out.find(secret, at)) {
+      out.replace(at, secret.size(), "<redacted>");
+      at += 10;
+    }
+  }
+  return redactUrlCredentials(out);
 }
 
 }  // namespace xmetrics::core

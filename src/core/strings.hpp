@@ -44,3 +44,17 @@ namespace xmetrics::core {
 std::string validUtf8(std::string_view text);
 
 }  // namespace xmetrics::core
+
+namespace xmetrics::core {
+
+// `user:password@` of every URL in `text` replaced by `<redacted>@` (an endpoint or proxy URL
+// with credentials, in a message, a log line or a setting's shown value).
+std::string redactUrlCredentials(std::string_view text);
+
+// Every occurrence of each secret (an API key, a bearer token; empty ones are skipped) in
+// `text` replaced by `<redacted>`, and URL credentials as above. Text that came from outside — a
+// backend's error body may echo the request's headers — goes through it before it is stored,
+// logged or served.
+std::string redactSecrets(std::string_view text, std::initializer_list<std::string_view> secrets);
+
+}  // namespace xmetrics::core

@@ -98,6 +98,11 @@ bool isValidMetricName(std::string_view name) {
   });
 }
 
+// Bounds of a request's label selector: every metric registered keeps its selector, so a caller
+// inventing huge ones would make the catalog, the status and each refresh grow without end.
+constexpr std::size_t kMaxSelectorBytes = 4096;
+constexpr std::size_t kMaxSelectorRequirements = 64;
+
 // A DNS-1123 label, as Kubernetes validates a namespace: `..`, `%00` or bytes that are not ASCII
 // never reach the catalog, the status or a log line.
 bool isValidNamespace(std::string_view ns) {
@@ -410,7 +415,26 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
             "(at most 250 characters); fix the HPA's metric.name",
         version));
   }
+  if (selectorText.size() > kMaxSelectorBytes) {
+    return slot->respond(statusError(
+        400, "BadRequest",
+        "labelSelector for " + describe(ns, metric, "") + " is " +
+            std::to_string(selectorText.size()) + " bytes; xmetrics takes at most " +
+            std::to_string(kMaxSelectorBytes) +
+            " (an HPA's metric selector names a few labels; Kubernetes label values are at most "
+            "63 characters)",
+        version));
+  }
   auto selector = core::LabelSelector::parse(selectorText);
+  if (selector && selector->requirements().size() > kMaxSelectorRequirements) {
+    return slot->respond(statusError(400, "BadRequest",
+                                     "labelSelector for " + describe(ns, metric, "") + " has " +
+                                         std::to_string(selector->requirements().size()) +
+                                         " requirements; xmetrics takes at "
+                                         "most " +
+                                         std::to_string(kMaxSelectorRequirements),
+                                     version));
+  }
   if (!selector) {
     return slot->respond(statusError(
         400, "BadRequest",
@@ -497,8 +521,13 @@ HttpResponse ApiHandler::replicate(const std::string& body, unsigned version) {
   // What followers were asked for is wanted here too: registered (and fetched at once when new)
   // exactly as a request to this replica would be.
   for (const auto& d : request->demand) {
+    // Forwarded demand obeys the bounds a direct request does.
+    if (d.selector.size() > kMaxSelectorBytes || !isValidNamespace(d.ns)) continue;
     auto selector = core::LabelSelector::parse(d.selector);
-    if (!selector || !isValidMetricName(d.metricName)) continue;
+    if (!selector || !isValidMetricName(d.metricName) ||
+        selector->requirements().size() > kMaxSelectorRequirements) {
+      continue;
+    }
     demand_.want(d.ns, d.metricName, *selector, now);
   }
   return jsonResponse(200, replication::encodeSnapshot(*snapshot, request->generation), version);

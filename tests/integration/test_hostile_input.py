@@ -58,3 +58,51 @@ def test_a_backend_answering_bytes_that_are_not_utf8_gives_a_valid_error(start_x
     assert status == 200
     (m,) = [m for m in strict_json(body)["metrics"] if m["metricName"] == "binary.answer"]
     assert m["valid"] is False and m["error"], m
+
+
+def test_keys_and_url_credentials_echoed_by_the_backend_are_never_shown(start_xmetrics,
+                                                                        fake_datadog):
+    """A Datadog (or proxy) that echoes the request's headers in its error bodies, behind an
+    endpoint URL with user:password@: neither key nor password reaches the logs, the status, the
+    self-metrics or the Status an HPA gets."""
+    dd = fake_datadog()
+    dd.values["echo.metric"] = 1
+    password = "hunter2-url-password"
+    echo = json.dumps({"errors": [f"bad request; headers: DD-API-KEY={dd.api_key} "
+                                  f"DD-APPLICATION-KEY={dd.app_key} url=http://bob:{password}@x"]})
+    dd.fail_next(("status", 500, echo), ("status", 500, echo), *[("status", 400, echo)] * 10)
+    endpoint = dd.url.replace("http://", f"http://alice:{password}@")
+    xm = start_xmetrics("--backend", "datadog", "--datadog-endpoint", endpoint,
+                        "--datadog-endpoint-backoff", "1s", "--datadog-timeout", "1s",
+                        env={"DD_API_KEY": dd.api_key, "DD_APP_KEY": dd.app_key})
+    seen = []
+    for _ in range(3):
+        status, _, body = xm.request(f"{BASE}/namespaces/default/echo.metric", decode=False)
+        seen.append(body.decode())
+    assert any("bad request; headers" in b for b in seen), seen  # the echo itself is shown...
+    assert any("<redacted>" in b for b in seen), seen            # ...with the secrets taken out
+    for path in ("/xmetrics/v1/status", "/metrics", "/xmetrics/v1/config"):
+        status, _, body = xm.request(path, decode=False)
+        assert status == 200, path
+        seen.append(body.decode())
+    seen.append(xm.logs())
+    for text in seen:
+        for secret in (dd.api_key, dd.app_key, password):
+            assert secret not in text, (secret, text[:2000])
+
+
+def test_huge_selectors_are_refused_at_the_door_naming_the_limit(start_xmetrics):
+    xm = start_xmetrics()
+    big = ",".join(f"k{i}=v" for i in range(65))  # 65 requirements, well under 4 KiB
+    status, _, body = xm.request(f"{BASE}/namespaces/default/m?labelSelector={big}", decode=False)
+    s = strict_json(body)
+    assert status == 400 and "65 requirements" in s["message"] and "at most 64" in s["message"], s
+    long_value = "a=" + "x" * 5000
+    status, _, body = xm.request(f"{BASE}/namespaces/default/m?labelSelector={long_value}",
+                                 decode=False)
+    s = strict_json(body)
+    assert status == 400 and "5002 bytes" in s["message"] and "at most 4096" in s["message"], s
+    fine = ",".join(f"k{i}=v" for i in range(64))
+    status, _, body = xm.request(f"{BASE}/namespaces/default/m?labelSelector={fine}", decode=False)
+    assert status == 404, body  # accepted, just no such series
+    assert len([m for m in xm.status()["metrics"] if m["metricName"] == "m"]) == 1

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "backends/datadog/query_response.hpp"
+#include "core/strings.hpp"
 
 namespace xmetrics::backends::datadog {
 namespace {
@@ -98,6 +99,7 @@ std::expected<std::vector<Endpoint>, std::string> parseEndpointList(std::string_
 
 struct DatadogBackend::EndpointState {
   Endpoint endpoint;
+  std::string shownUrl;  // endpoint.url without user:password@, for every message and log line
   RateBudget budget;
   // Guarded by DatadogBackend::mutex_.
   int failures = 0;
@@ -118,6 +120,7 @@ DatadogBackend::DatadogBackend(DatadogOptions options, Transport transport, Timi
     auto state = std::make_unique<EndpointState>();
     state->endpoint = e;
     state->endpoint.url = trimSlash(state->endpoint.url);
+    state->shownUrl = core::redactUrlCredentials(state->endpoint.url);
     endpoints_.push_back(std::move(state));
   }
   options_.maxParallelCalls = std::max<std::size_t>(1, options_.maxParallelCalls);
@@ -252,13 +255,13 @@ void DatadogBackend::markFailure(EndpointState& endpoint, const std::string& err
   ++endpoint.failures;
   endpoint.retryAt = steady + backoff;
   spdlog::warn("datadog endpoint={} failing error=\"{}\" failures={} retry_in={}s",
-               endpoint.endpoint.url, error, endpoint.failures, backoff.count());
+               endpoint.shownUrl, error, endpoint.failures, backoff.count());
 }
 
 void DatadogBackend::markSuccess(EndpointState& endpoint) {
   std::lock_guard lock(mutex_);
   if (endpoint.failures > 0) {
-    spdlog::info("datadog endpoint={} recovered after {} failures", endpoint.endpoint.url,
+    spdlog::info("datadog endpoint={} recovered after {} failures", endpoint.shownUrl,
                  endpoint.failures);
   }
   endpoint.failures = 0;
@@ -314,27 +317,32 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const BackendQuery> b
     request.proxy = options_.proxy;
     auto response = transport_(request);
     ++calls_;
+    // What comes back may echo the request — a proxy's or the API's 400 quoting its headers, a
+    // transport error quoting the proxy URL — and is stored, logged and served from here on.
+    auto scrub = [&](std::string_view text) {
+      return core::redactSecrets(text, {*apiKey, *appKey});
+    };
     if (!response) {
       callCounts_.add(http::isTimeoutError(response.error()) ? CallCounts::kTimeout
                                                              : CallCounts::kError);
       ep->budget.release();
-      markFailure(*ep, response.error());
+      markFailure(*ep, scrub(response.error()));
       continue;
     }
     ep->budget.observe(parseRateLimitHeaders(response->headers), response->status, timing_.now());
-    std::string where = "Datadog " + ep->endpoint.url + " answered ";
+    std::string where = "Datadog " + ep->shownUrl + " answered ";
     long status = response->status;
     if (status == 200) {
       auto parsed = parseQueryResponse(response->body, queries);
       callCounts_.add(parsed ? CallCounts::kOk : CallCounts::kError);
       if (!parsed) {
-        markFailure(*ep, ep->endpoint.url + ": " + parsed.error());
+        markFailure(*ep, ep->shownUrl + ": " + scrub(parsed.error()));
         continue;
       }
       markSuccess(*ep);
       return {Kind::kOk, std::move(*parsed), {}};
     }
-    std::string message = errorMessage(response->body);
+    std::string message = scrub(errorMessage(response->body));
     callCounts_.add(status == 400 || status == 422 ? CallCounts::kRejected
                     : status == 429                ? CallCounts::kRateLimited
                                                    : CallCounts::kError);
@@ -385,8 +393,8 @@ BackendHealth DatadogBackend::health() const {
                                         "s, resets in " + std::to_string(b.resetInSeconds) + "s";
     if (b.blockedForSeconds > 0)
       budget += ", rate limited for " + std::to_string(b.blockedForSeconds) + "s";
-    h.details.emplace_back("endpoint " + e->endpoint.url, state + "; " + budget);
-    if (b.known) h.rateLimits.push_back({e->endpoint.url, b.limit, b.remaining, b.resetInSeconds});
+    h.details.emplace_back("endpoint " + e->shownUrl, state + "; " + budget);
+    if (b.known) h.rateLimits.push_back({e->shownUrl, b.limit, b.remaining, b.resetInSeconds});
   }
   h.callsByOutcome = callCounts_.snapshot();
   h.details.emplace_back("rejected queries", std::to_string(rejected_.size()));

@@ -7,6 +7,7 @@
 #include "backends/datadog/datadog_settings.hpp"
 #include "backends/registry.hpp"
 #include "config/setting_rows.hpp"
+#include "core/strings.hpp"
 #include "http/http_client.hpp"
 
 namespace xmetrics::backends::datadog {
@@ -116,9 +117,9 @@ std::expected<BackendPtr, std::string> make(const BackendContext& context) {
       spdlog::warn(
           "datadog endpoint={} is plain http: keys travel unencrypted (fine for a local proxy or a "
           "test, not across a network)",
-          e.url);
+          core::redactUrlCredentials(e.url));
     } else if (!e.url.starts_with("https://")) {
-      return std::unexpected("Datadog endpoint \"" + e.url +
+      return std::unexpected("Datadog endpoint \"" + core::redactUrlCredentials(e.url) +
                              "\" must start with https:// (or http:// for a local proxy)");
     }
   }

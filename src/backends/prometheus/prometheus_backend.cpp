@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "backends/prometheus/promql.hpp"
+#include "core/strings.hpp"
 
 namespace xmetrics::backends::prometheus {
 namespace {
@@ -88,7 +89,11 @@ BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::t
   } else {
     request.url = options_.url + "/api/v1/query?" + form;
   }
+  std::string bearerToken;
+  // An answer may echo the request (a proxy's 400 quoting its Authorization header, an error
+  // quoting a URL with credentials): scrubbed before it is stored, logged or served.
   auto fail = [&](std::string error, bool backendDown) -> BackendResult {
+    error = core::redactSecrets(error, {bearerToken});
     std::lock_guard lock(mutex_);
     if (backendDown) {
       lastError_ = error;
@@ -105,6 +110,7 @@ BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::t
     std::string t = token.str();
     while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
     request.headers["Authorization"] = "Bearer " + t;
+    bearerToken = std::move(t);
   }
   auto response = transport_(request);
   {
@@ -197,7 +203,7 @@ BackendHealth PrometheusBackend::health() const {
   h.lastSuccess = lastSuccess_;
   h.lastFailure = lastFailure_;
   h.calls = calls_;
-  h.details.emplace_back("url", options_.url);
+  h.details.emplace_back("url", core::redactUrlCredentials(options_.url));
   h.details.emplace_back("inline aggregation", options_.aggregation);
   h.callsByOutcome = callCounts_.snapshot();
   return h;

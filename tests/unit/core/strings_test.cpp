@@ -7,19 +7,21 @@ namespace {
 
 TEST(ValidUtf8, KeepsWellFormedTextAsItIs) {
   EXPECT_EQ(validUtf8("queue.depth"), "queue.depth");
-  EXPECT_EQ(validUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
-  EXPECT_EQ(validUtf8(std::string("a\0b", 3)), std::string("a\0b", 3));  // NUL is UTF-8 (JSON escapes it)
+  EXPECT_EQ(validUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(validUtf8(std::string("a\0b", 3)),
+            std::string("a\0b", 3));  // NUL is UTF-8 (JSON escapes it)
   EXPECT_EQ(validUtf8(""), "");
 }
 
 TEST(ValidUtf8, WritesEveryStrayByteAsAnEscape) {
-  EXPECT_EQ(validUtf8("\xff\xfe"), "\\xff\\xfe");                   // never valid
-  EXPECT_EQ(validUtf8("a\x80z"), "a\\x80z");                        // a lone continuation byte
-  EXPECT_EQ(validUtf8("\xc3"), "\\xc3");                            // truncated at the end
-  EXPECT_EQ(validUtf8("\xe2\x82z"), "\\xe2\\x82z");                 // truncated in the middle
-  EXPECT_EQ(validUtf8("\xc0\xaf"), "\\xc0\\xaf");                   // overlong '/'
-  EXPECT_EQ(validUtf8("\xe0\x80\xaf"), "\\xe0\\x80\\xaf");          // overlong, 3 bytes
-  EXPECT_EQ(validUtf8("\xed\xa0\x80"), "\\xed\\xa0\\x80");          // a UTF-16 surrogate
+  EXPECT_EQ(validUtf8("\xff\xfe"), "\\xff\\xfe");                    // never valid
+  EXPECT_EQ(validUtf8("a\x80z"), "a\\x80z");                         // a lone continuation byte
+  EXPECT_EQ(validUtf8("\xc3"), "\\xc3");                             // truncated at the end
+  EXPECT_EQ(validUtf8("\xe2\x82z"), "\\xe2\\x82z");                  // truncated in the middle
+  EXPECT_EQ(validUtf8("\xc0\xaf"), "\\xc0\\xaf");                    // overlong '/'
+  EXPECT_EQ(validUtf8("\xe0\x80\xaf"), "\\xe0\\x80\\xaf");           // overlong, 3 bytes
+  EXPECT_EQ(validUtf8("\xed\xa0\x80"), "\\xed\\xa0\\x80");           // a UTF-16 surrogate
   EXPECT_EQ(validUtf8("\xf4\x90\x80\x80"), "\\xf4\\x90\\x80\\x80");  // past U+10FFFF
   EXPECT_EQ(validUtf8("\xf5"), "\\xf5");
 }
@@ -34,6 +36,18 @@ TEST(ValidUtf8, EveryByteStringComesOutValid) {
       EXPECT_EQ(validUtf8(once), once) << a << " " << b;
     }
   }
+}
+
+TEST(RedactSecrets, TakesOutEveryOccurrenceOfEachSecretAndUrlCredentials) {
+  EXPECT_EQ(redactSecrets("key=abc123 again abc123, app=zz9", {"abc123", "zz9", ""}),
+            "key=<redacted> again <redacted>, app=<redacted>");
+  EXPECT_EQ(redactSecrets("GET https://user:pa55@proxy:3128/x failed", {}),
+            "GET https://<redacted>@proxy:3128/x failed");
+  EXPECT_EQ(redactUrlCredentials("http://a@b http://c:d@e/f"),
+            "http://<redacted>@b http://<redacted>@e/f");
+  EXPECT_EQ(redactSecrets("nothing to hide", {"secret"}), "nothing to hide");
+  // A secret that contains the replacement does not loop.
+  EXPECT_EQ(redactSecrets("x<redacted>x", {"<redacted>"}), "x<redacted>x");
 }
 
 }  // namespace
