@@ -19,8 +19,15 @@ constexpr bool isNameChar(char c) {
          c == '.';
 }
 
+// What can be served: the HTTP side takes metric names of at most 250 characters, and Datadog
+// keeps tags of at most 200. A longer one is refused here, before it costs the store memory for a
+// series nobody can ever read.
+constexpr std::size_t kMaxNameLength = 250;
+constexpr std::size_t kMaxTagLength = 200;
+constexpr std::size_t kMaxTags = 100;
+
 bool isValidName(std::string_view name) {
-  if (name.empty()) return false;
+  if (name.empty() || name.size() > kMaxNameLength) return false;
   for (char c : name) {
     if (!isNameChar(c)) return false;
   }
@@ -79,15 +86,19 @@ bool parseValues(std::string_view text, DogStatsdMetric& metric) {
   return !metric.values.empty();
 }
 
-void parseTags(std::string_view text, std::vector<std::string_view>& tags) {
+// false when a tag is longer than kMaxTagLength or there are more than kMaxTags.
+bool parseTags(std::string_view text, std::vector<std::string_view>& tags) {
   tags.clear();  // the Agent keeps the last `|#` field of a line
   while (!text.empty()) {
     auto comma = text.find(',');
     std::string_view tag = text.substr(0, comma);
+    if (tag.size() > kMaxTagLength) return false;
     if (!tag.empty()) tags.push_back(tag);
+    if (tags.size() > kMaxTags) return false;
     if (comma == std::string_view::npos) break;
     text.remove_prefix(comma + 1);
   }
+  return true;
 }
 
 }  // namespace
@@ -137,7 +148,7 @@ std::optional<DogStatsdMetric> parseLine(std::string_view line) {
         break;
       }
       case '#':
-        parseTags(field.substr(1), metric.tags);
+        if (!parseTags(field.substr(1), metric.tags)) return std::nullopt;
         break;
       case 'T': {
         auto timestamp = parseTimestamp(field.substr(1));

@@ -253,17 +253,20 @@ TEST(DogStatsdParser, EmptyDatagramYieldsNothing) {
 }
 
 TEST(DogStatsdParser, ReadsVeryLongLines) {
-  std::string name(10'000, 'n');
-  std::string line = name + ":1";
+  // Long in values (protocol 1.1 packs them) and in tags up to the bounds; a 10,000-character
+  // name is refused (no query could name it) without disturbing the next line.
+  std::string line = "long.line:1";
   for (int i = 0; i < 5'000; ++i) line += ":" + std::to_string(i);
   line += "|h|#";
-  for (int i = 0; i < 2'000; ++i) line += (i ? ",k" : "k") + std::to_string(i) + ":v";
-  auto out = parse(line + "\nafter:1|c");
+  for (int i = 0; i < 100; ++i)
+    line += (i ? ",k" : "k") + std::to_string(i) + ":" + std::string(150, 'v');
+  std::string hugeName(10'000, 'n');
+  auto out = parse(line + "\n" + hugeName + ":1|c\nafter:1|c");
   ASSERT_EQ(out.metrics.size(), 2u);
-  EXPECT_EQ(out.metrics[0].name.size(), 10'000u);
   EXPECT_EQ(out.metrics[0].values.size(), 5'001u);
   EXPECT_EQ(out.metrics[0].values.back(), 4'999.0);
-  EXPECT_EQ(out.metrics[0].tags.size(), 2'000u);
+  EXPECT_EQ(out.metrics[0].tags.size(), 100u);
+  EXPECT_EQ(out.stats.malformed, 1u);
   EXPECT_EQ(out.metrics[1].name, "after");
 }
 
@@ -284,6 +287,26 @@ TEST(DogStatsdParser, BinaryGarbageIsCountedNotFatal) {
 
 TEST(DogStatsdParser, NulBytesInANameMakeTheLineMalformed) {
   EXPECT_FALSE(parseLine(std::string_view("a\0b:1|c", 7)).has_value());
+}
+
+}  // namespace
+}  // namespace xmetrics::ingest
+
+namespace xmetrics::ingest {
+namespace {
+
+TEST(DogStatsdParserBounds, ANameOrTagNoQueryCouldReadIsRefused) {
+  std::string name250(250, 'a'), name251(251, 'a');
+  EXPECT_TRUE(parseLine(name250 + ":1|g"));
+  EXPECT_FALSE(parseLine(name251 + ":1|g"));  // a 60 KB name cost the store its size
+  EXPECT_FALSE(parseLine("q:1|g|#k:" + std::string(200, 'v')));  // a 202-character tag
+  EXPECT_TRUE(parseLine("q:1|g|#k:" + std::string(198, 'v')));
+  std::string many;
+  for (int i = 0; i <= 100; ++i) many += (i ? "," : "") + std::string("t") + std::to_string(i);
+  EXPECT_FALSE(parseLine("q:1|g|#" + many));  // 101 tags
+  auto stats = parseDatagram(name251 + ":1|g\nok:1|g", [](const DogStatsdMetric&) {});
+  EXPECT_EQ(stats.metrics, 1u);
+  EXPECT_EQ(stats.malformed, 1u);  // counted (xmetrics_dogstatsd_malformed_total), not kept
 }
 
 }  // namespace
