@@ -169,6 +169,16 @@ func TestServingCertificateRotatesWithNoFailedRequest(t *testing.T) {
 	e := launchXmetricsEnvs(t, ctx, c, XmetricsNamespace, "xmetrics", manifestsReplica(t, "xmetrics-a", "--cert-validity=30s"))[0]
 	e.register()
 	startGauge(t, e.x, "tls_rotation_depth", "queue:rot", 3, time.Second)
+	// And an HPA reading it the whole time: 3 against an average of 1 per pod = 3 replicas,
+	// whatever the current count (AverageValue divides by the target, not the pods).
+	const appNS, app = "rotation-app", "worker"
+	e.startDeployment(appNS, app, 1)
+	e.createHPA(appNS, externalHPA(app, app, "tls_rotation_depth", map[string]string{"queue": "rot"}, autoscalingv2.AverageValueMetricType, "1", 1, 5))
+	e.waitHPA(appNS, app, "HPA ScalingActive=True, desired 3", 60*time.Second, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
+		return isTrue(h, autoscalingv2.ScalingActive) && h.Status.DesiredReplicas == 3
+	})
+	hpa := e.recordHPA(appNS, app)
+	watchFrom := time.Now()
 
 	// Readers through kube-apiserver, as the HPA controller reads: every answer must be 200.
 	var ok, failed atomic.Int64
@@ -225,6 +235,9 @@ func TestServingCertificateRotatesWithNoFailedRequest(t *testing.T) {
 		t.Fatalf("only %d requests went through kube-apiserver", ok.Load())
 	}
 	e.checkInjectedCaBundle(externalAPIService)
+	if s, bad := hpa.firstAfter(watchFrom, func(s hpaSample) bool { return s.active != "True" || s.desired != 3 }); bad {
+		t.Fatalf("the HPA failed during rotation at +%s: ScalingActive=%s desired=%d\n  %s", s.at.Sub(watchFrom).Round(time.Millisecond), s.active, s.desired, hpa.history(watchFrom))
+	}
 	t.Logf("%d certificates, %d requests through kube-apiserver, none failed", len(serials), ok.Load())
 	recordTiming("rotation: %d serving certificates in %d requests through kube-apiserver, 0 failed", len(serials), ok.Load())
 }
