@@ -160,14 +160,28 @@ class Session : public std::enable_shared_from_this<Session> {
     doRead();
   }
 
+  // Idle until a request's first byte (idleTimeout), then the request itself (requestTimeout).
   void doRead() {
     parser_.emplace();
     parser_->body_limit(server_.options.maxBodyBytes);
+    if (buffer_.size() > 0) return readRequest();  // pipelined: already begun
     beast::get_lowest_layer(stream_).expires_after(server_.options.idleTimeout);
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->onRead(ec);
+                              self->buffer_.commit(n);
+                              self->readRequest();
+                            });
+  }
+
+  void readRequest() {
+    beast::get_lowest_layer(stream_).expires_after(server_.options.requestTimeout);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
   }
+
+  static constexpr std::size_t kFirstRead = 4096;  // a whole HPA request, usually
 
   void onRead(beast::error_code ec);
 

@@ -59,8 +59,11 @@ struct HttpsServerOptions {
   unsigned threads = 1;
   TlsFiles tls;
   std::chrono::seconds handshakeTimeout{10};
-  std::chrono::seconds idleTimeout{
-      90};  // keep-alive connections with no request for this long close
+  // Keep-alive connections with no request for this long close.
+  std::chrono::seconds idleTimeout{90};
+  // Once a request's first byte is in, the whole request must be within this (Go's
+  // ReadHeaderTimeout): a client trickling a byte a second holds a connection 10 s, not 90.
+  std::chrono::seconds requestTimeout{10};
   std::chrono::seconds writeTimeout{30};
   std::size_t maxBodyBytes = 1 << 20;
   std::size_t maxConnections = 4096;  // beyond this, new connections wait in the kernel backlog

@@ -2,7 +2,10 @@
 anything but valid UTF-8, and a namespace that Kubernetes could not have is refused at the door."""
 import json
 import os
+import socket
+import ssl
 import subprocess
+import time
 
 from test_datadog_backend import start_datadog
 
@@ -106,3 +109,63 @@ def test_huge_selectors_are_refused_at_the_door_naming_the_limit(start_xmetrics)
     status, _, body = xm.request(f"{BASE}/namespaces/default/m?labelSelector={fine}", decode=False)
     assert status == 404, body  # accepted, just no such series
     assert len([m for m in xm.status()["metrics"] if m["metricName"] == "m"]) == 1
+
+
+def _tls(xm):
+    ctx = ssl.create_default_context(cafile=xm.ca_file)
+    ctx.load_cert_chain(xm.client_cert, xm.client_key)
+    return ctx.wrap_socket(socket.create_connection((xm.host, xm.port), timeout=5),
+                           server_hostname="localhost")
+
+
+def _closed_by_server(sock):
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+def test_a_request_trickled_a_byte_a_second_is_cut_while_idle_and_new_clients_are_served(
+        start_xmetrics):
+    """Slowloris, small: 20 connections send a request head one byte a second. Each is closed
+    about 10 s after its first byte (the request timeout), not after the 90 s idle timeout; an
+    idle keep-alive connection (no byte sent) stays usable; a new client is served meanwhile."""
+    xm = start_xmetrics()
+    head = b"GET /apis HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 200
+    slow = [_tls(xm) for _ in range(20)]
+    idle = _tls(xm)
+    started = time.monotonic()
+    closed_at = {}
+    fresh_latency = []
+    for second in range(16):
+        for i, sock in enumerate(slow):
+            if i in closed_at:
+                continue
+            if _closed_by_server(sock):
+                closed_at[i] = time.monotonic() - started
+                continue
+            try:
+                sock.send(head[second:second + 1])
+            except OSError:
+                closed_at[i] = time.monotonic() - started
+        t = time.monotonic()
+        status, _, _ = xm.request("/apis")
+        fresh_latency.append(time.monotonic() - t)
+        assert status == 200
+        if len(closed_at) == len(slow):
+            break
+        time.sleep(1)
+    assert len(closed_at) == len(slow), f"still open after {time.monotonic() - started:.0f}s"
+    assert max(closed_at.values()) < 13, closed_at
+    assert min(closed_at.values()) > 8, closed_at  # the timeout, not an early cut
+    assert max(fresh_latency) < 1.0, fresh_latency
+    # The idle connection, silent all along, still serves a request.
+    idle.sendall(b"GET /apis HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert idle.recv(64).startswith(b"HTTP/1.1 200"), "the idle keep-alive connection was cut"
+    for sock in slow + [idle]:
+        sock.close()
