@@ -64,7 +64,7 @@ std::expected<void, std::string> Service::startStages() {
   if (cluster_) kubernetes_ = std::make_unique<demand::KubernetesLink>(*cluster_);
   if (kubernetes_ && options.leaderElection) kubernetes_->expectLeaderElection();
   // Standalone: the local CA and the token file. In a cluster its CAs and TokenReview join them.
-  baseAuthentication_ = {.clientCa = *localCa, .tokens = std::move(tokens)};
+  baseAuthentication_ = {.replicaCa = *localCa, .tokens = std::move(tokens)};
   authenticator_ = std::make_unique<auth::Authenticator>(
       baseAuthentication_, kubernetes_ ? &kubernetes_->tokenReviewer() : nullptr);
   authorizer_ =

@@ -193,7 +193,11 @@ LocalAuthentication Authenticator::authenticateLocallyAs(const PeerCertificate& 
         return {std::nullopt, "front-proxy request without a user header", ""};
       }
     }
-    // 2. Client certificate.
+    // 2. Client certificate: xmetrics' own CA (its replicas, its admin kubeconfig), then the
+    // cluster's client CA.
+    if (cfg->replicaCa && !peer.commonName.empty() && cfg->replicaCa->verify(peer).empty()) {
+      return {UserInfo{peer.commonName, "", peer.organizations, {}, "x509-replica"}, "", ""};
+    }
     if (cfg->clientCa) {
       auto error = cfg->clientCa->verify(peer);
       if (error.empty() && !peer.commonName.empty()) {
@@ -201,8 +205,11 @@ LocalAuthentication Authenticator::authenticateLocallyAs(const PeerCertificate& 
       }
       certificateProblem = "the client certificate (CN \"" + peer.commonName +
                            "\") is not signed by a trusted CA: " + error;
-    } else {
+    } else if (!cfg->replicaCa) {
       certificateProblem = "client certificates are not accepted (no client CA configured)";
+    } else {
+      certificateProblem =
+          "the client certificate (CN \"" + peer.commonName + "\") is not signed by xmetrics' CA";
     }
   }
   // 3. Bearer tokens: the static file, then the cluster.

@@ -41,7 +41,11 @@ struct RequestHeaderConfig {
 
 struct AuthenticationConfig {
   std::optional<RequestHeaderConfig> requestHeader;  // front-proxy; absent in standalone mode
-  CertificatePoolPtr clientCa;      // client certificates: CN is the user, O the groups
+  CertificatePoolPtr clientCa;  // client certificates: CN is the user, O the groups
+  // xmetrics' own CA (the cert dir's, shared by the replicas through the serving-cert Secret): a
+  // certificate from it authenticates as method "x509-replica", the only identity that may call
+  // /xmetrics/v1/replicate. `xmetrics status` with the kubeconfig serve wrote uses it too.
+  CertificatePoolPtr replicaCa;
   std::vector<StaticToken> tokens;  // --token-auth-file
 };
 

@@ -26,7 +26,9 @@ struct UserInfo {
   std::string uid;
   std::vector<std::string> groups;
   std::map<std::string, std::vector<std::string>> extra;
-  std::string method;  // "front-proxy", "x509", "token" or "tokenreview": how the caller proved it
+  // How the caller proved it: "front-proxy", "x509" (the cluster's client CA), "x509-replica"
+  // (xmetrics' own CA), "token" or "tokenreview".
+  std::string method;
 
   bool inGroup(std::string_view group) const {
     for (const auto& g : groups) {

@@ -30,10 +30,15 @@ std::expected<auth::AuthenticationConfig, std::string> authenticationConfigFrom(
   auto* d = configMap.if_contains("data");
   if (!d || !d->is_object()) return std::unexpected(where + "has no data");
   const auto& data = d->as_object();
+  if (!extraClientCaPem.empty()) {
+    auto pool = auth::CertificatePool::fromPem(extraClientCaPem, "xmetrics' CA (ca.crt)");
+    if (!pool) return std::unexpected(pool.error());
+    base.replicaCa = *pool;
+  }
   if (auto* ca = data.if_contains("client-ca-file");
       ca && ca->is_string() && !ca->as_string().empty()) {
-    auto pool = auth::CertificatePool::fromPem(
-        std::string(ca->as_string()) + "\n" + extraClientCaPem, where + "client-ca-file");
+    auto pool =
+        auth::CertificatePool::fromPem(std::string(ca->as_string()), where + "client-ca-file");
     if (!pool) return std::unexpected(pool.error());
     base.clientCa = *pool;
   }

@@ -10,8 +10,9 @@ namespace xmetrics::kube {
 
 // Reads kube-system/extension-apiserver-authentication (client-ca-file, requestheader-*), whose
 // list values are JSON arrays of strings. `base` supplies what the ConfigMap does not (static
-// tokens); `extraClientCaPem` is trusted beside client-ca-file (xmetrics' local CA, so `xmetrics
-// status` with the kubeconfig it wrote keeps working). Errors name the key.
+// tokens); `extraClientCaPem` is xmetrics' own CA, trusted apart from client-ca-file as the
+// replicas' identity (AuthenticationConfig::replicaCa; `xmetrics status` with the kubeconfig serve
+// wrote uses it too). Errors name the key.
 std::expected<auth::AuthenticationConfig, std::string> authenticationConfigFrom(
     const boost::json::object& configMap, auth::AuthenticationConfig base,
     const std::string& extraClientCaPem = "");

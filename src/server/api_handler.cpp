@@ -227,6 +227,16 @@ void ApiHandler::handle(const HttpRequest& request, const PeerCertificate& peer,
 
 void ApiHandler::authorized(std::shared_ptr<const Parsed> request, const auth::UserInfo& user,
                             ResponseSlotPtr slot) {
+  // Replication hands out every value and takes demand that spends the backends' budget: only
+  // the replicas themselves, by the client certificate of xmetrics' own CA, whatever RBAC says.
+  if (routeOf(*request).route == Route::kReplicate && user.method != "x509-replica") {
+    return slot->respond(statusError(
+        403, "Forbidden",
+        "forbidden: user \"" + user.name + "\" (" + user.method +
+            ") cannot use /xmetrics/v1/replicate: only xmetrics' replicas may, with the client "
+            "certificate of xmetrics' own CA (client-admin.crt of the serving-cert Secret)",
+        request->version));
+  }
   auto access = accessRequestFor(routeOf(*request), request->path, request->methodText);
   auto decide = [this, request, slot, user, access](const auth::AccessDecision& decision) {
     if (decision.allowed) return route(*request, slot);

@@ -169,3 +169,41 @@ def test_a_request_trickled_a_byte_a_second_is_cut_while_idle_and_new_clients_ar
     assert idle.recv(64).startswith(b"HTTP/1.1 200"), "the idle keep-alive connection was cut"
     for sock in slow + [idle]:
         sock.close()
+
+
+def _post(xm, path, body, token=None):
+    import http.client
+    ctx = ssl.create_default_context(cafile=xm.ca_file)
+    if token is None:
+        ctx.load_cert_chain(xm.client_cert, xm.client_key)
+    conn = http.client.HTTPSConnection(xm.host, xm.port, context=ctx, timeout=10)
+    try:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.request("POST", path, body=body, headers=headers)
+        res = conn.getresponse()
+        return res.status, res.read().decode()
+    finally:
+        conn.close()
+
+
+def test_only_the_replicas_own_certificate_may_replicate(start_xmetrics):
+    """One POST carrying thousands of invented metrics spent the API budget: demand through
+    /xmetrics/v1/replicate comes only from the replicas (xmetrics' own CA), and within bounds."""
+    xm = start_xmetrics()
+    invented = {"generation": 0, "demand": [
+        {"namespace": "default", "metricName": f"invented.m{i}", "selector": ""} for i in range(50)]}
+    status, body = _post(xm, "/xmetrics/v1/replicate", json.dumps(invented), token=xm.token)
+    assert status == 403, body
+    assert "only xmetrics' replicas" in json.loads(body)["message"], body
+    assert not [m for m in xm.status()["metrics"] if m["metricName"].startswith("invented.")]
+    # The replicas' identity: allowed, and hostile items in its demand are dropped.
+    demand = {"generation": 0, "demand": [
+        {"namespace": "default", "metricName": "replica.wanted", "selector": ""},
+        {"namespace": "..", "metricName": "replica.badns", "selector": ""},
+        {"namespace": "default", "metricName": "replica.huge", "selector": "a=" + "x" * 5000}]}
+    status, body = _post(xm, "/xmetrics/v1/replicate", json.dumps(demand))
+    assert status == 200, body
+    names = {m["metricName"] for m in xm.status()["metrics"]}
+    assert "replica.wanted" in names and not names & {"replica.badns", "replica.huge"}, names

@@ -74,6 +74,18 @@ TEST(Authenticator, AClientCertificateFromTheClientCaIsTheUser) {
   EXPECT_EQ(result.user->method, "x509");
 }
 
+TEST(Authenticator, ACertificateFromXmetricsOwnCaIsAReplica) {
+  testing::TestCertificates own("authn-own");
+  testing::TestCertificates cluster("authn-cluster");
+  Authenticator a({.clientCa = cluster.pool, .replicaCa = own.pool});
+  auto replica = a.authenticateLocally(own.client, FakeHeaders());
+  ASSERT_TRUE(replica.user) << replica.error;
+  EXPECT_EQ(replica.user->method, "x509-replica");
+  auto user = a.authenticateLocally(cluster.client, FakeHeaders());
+  ASSERT_TRUE(user.user) << user.error;
+  EXPECT_EQ(user.user->method, "x509");  // same name and groups, but not a replica
+}
+
 TEST(Authenticator, ACertificateFromAnotherCaIsRefusedWithTheReason) {
   testing::TestCertificates trusted("authn-trusted");
   testing::TestCertificates other("authn-other");

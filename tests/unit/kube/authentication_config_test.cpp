@@ -31,7 +31,7 @@ TEST(AuthenticationConfig, ReadsBothCasAndTheRequestHeaderLists) {
   EXPECT_TRUE(config->clientCa->verify(clientCa.client).empty());
 }
 
-TEST(AuthenticationConfig, TheLocalCaIsTrustedBesideTheClusters) {
+TEST(AuthenticationConfig, TheLocalCaIsTrustedApartFromTheClustersAsTheReplicas) {
   testing::TestCertificates clusterCa("kube-cluster-ca");
   testing::TestCertificates localCa("kube-local-ca");
   boost::json::object cm{
@@ -39,8 +39,10 @@ TEST(AuthenticationConfig, TheLocalCaIsTrustedBesideTheClusters) {
        boost::json::object{{"client-ca-file", *certs::readFile(clusterCa.files.caCertificate)}}}};
   auto config = authenticationConfigFrom(cm, {}, *certs::readFile(localCa.files.caCertificate));
   ASSERT_TRUE(config);
-  EXPECT_TRUE(config->clientCa->verify(localCa.client).empty());
+  EXPECT_TRUE(config->replicaCa->verify(localCa.client).empty());
+  EXPECT_FALSE(config->replicaCa->verify(clusterCa.client).empty());
   EXPECT_TRUE(config->clientCa->verify(clusterCa.client).empty());
+  EXPECT_FALSE(config->clientCa->verify(localCa.client).empty());
 }
 
 TEST(AuthenticationConfig, BadListsNameTheKey) {
