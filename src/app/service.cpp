@@ -147,26 +147,25 @@ std::expected<void, std::string> Service::startStages() {
   if (servingSecret_) {
     // A rotated CA: clients presenting certificates from it (the other replicas) are trusted.
     servingSecret_->start([this](const std::string& caBundle) {
-      auto pool = auth::CertificatePool::fromPem(caBundle, certs_.caCertificate);
-      if (!pool) {
-        spdlog::error("component=certs event=ca_bundle_unusable error=\"{}\"", pool.error());
-        return;
-      }
       if (kubernetes_) kubernetes_->setLocalCa(caBundle);
       spdlog::info("component=certs event=trusted_ca_changed file={}", certs_.caCertificate);
     });
   }
-  if (!servingSecret_ && cluster_ && !options.injectCaBundle.empty()) {
-    // A Secret of the user's, mounted as the cert dir: its CA goes into the APIService now and
-    // whenever the mount changes.
-    injectorClient_ = std::make_unique<kube::KubeClient>(*cluster_);
-    injector_ = std::make_unique<certs::CaBundleInjector>(*injectorClient_, options.injectCaBundle);
-    injector_->inject(caPem_);
+  if (!servingSecret_ && cluster_) {
+    // A mounted cert dir (a Secret of the user's, cert-manager's): when its CA changes, the
+    // replicas' client certificates are judged against the new one, and with --inject-ca-bundle
+    // it goes into the APIService (now, and on every change).
+    if (!options.injectCaBundle.empty()) {
+      injectorClient_ = std::make_unique<kube::KubeClient>(*cluster_);
+      injector_ =
+          std::make_unique<certs::CaBundleInjector>(*injectorClient_, options.injectCaBundle);
+      injector_->inject(caPem_);
+    }
     caWatcher_ = std::make_unique<core::FileChangeWatcher>(
         std::vector<std::string>{certs_.caCertificate}, [this] {
           auto pem = certs::readFile(certs_.caCertificate);
           if (!pem) return;
-          injector_->inject(*pem);
+          if (injector_) injector_->inject(*pem);
           if (kubernetes_) kubernetes_->setLocalCa(*pem);
         });
   }

@@ -91,11 +91,12 @@ class Service {
   std::unique_ptr<poller::Poller> poller_;
   std::unique_ptr<server::ApiHandler> handler_;
   std::unique_ptr<server::HttpsServer> https_;
+  // Before the watchers: their threads use these until the watchers are destroyed (joined).
+  std::mutex reloadMutex_;               // the watcher's thread and SIGHUP's
+  config::ServeOptions runningOptions_;  // as last applied from --config
   std::unique_ptr<core::FileChangeWatcher> certificateWatcher_;
   std::unique_ptr<core::FileChangeWatcher> configWatcher_;
-  std::mutex reloadMutex_;                              // the watcher's thread and SIGHUP's
-  config::ServeOptions runningOptions_;                 // as last applied from --config
-  std::unique_ptr<core::FileChangeWatcher> caWatcher_;  // with injector_
+  std::unique_ptr<core::FileChangeWatcher> caWatcher_;  // a mounted cert dir's ca.crt
   bool stopped_ = false;
 };
 

@@ -67,7 +67,7 @@ void addExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
 
 SystemTime toTimePoint(const ASN1_TIME* time) {
   struct tm parts {};
-  ASN1_TIME_to_tm(time, &parts);
+  if (ASN1_TIME_to_tm(time, &parts) != 1) return SystemTime{};  // reads as long expired
   return std::chrono::system_clock::from_time_t(timegm(&parts));
 }
 
@@ -89,7 +89,9 @@ std::expected<KeyPair, std::string> issue(const CertificateRequest& request,
   if (!key || !cert) return std::unexpected("OpenSSL could not make a key");
   X509_set_version(cert.get(), 2);
   unsigned char serial[16];
-  RAND_bytes(serial, sizeof serial);
+  if (RAND_bytes(serial, sizeof serial) != 1) {
+    return std::unexpected(std::string("OpenSSL could not draw a serial number"));
+  }
   serial[0] &= 0x7f;  // positive
   BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
   BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert.get()));
@@ -97,7 +99,7 @@ std::expected<KeyPair, std::string> issue(const CertificateRequest& request,
   time_t from = request.issuedAt == SystemTime{}
                     ? std::time(nullptr)
                     : std::chrono::system_clock::to_time_t(request.issuedAt);
-  X509_time_adj(X509_getm_notBefore(cert.get()), -3600, &from);  // tolerate clock skew
+  X509_time_adj(X509_getm_notBefore(cert.get()), -kBackdate.count(), &from);
   X509_time_adj(X509_getm_notAfter(cert.get()), request.validity.count(), &from);
   if (issuerCert &&
       ASN1_TIME_compare(X509_get0_notAfter(cert.get()), X509_get0_notAfter(issuerCert.get())) > 0) {
@@ -153,7 +155,15 @@ std::expected<std::vector<CertificateFacts>, std::string> readCertificates(std::
     }
     out.push_back(std::move(facts));
   }
-  ERR_clear_error();  // the read that ended the loop
+  // The loop ends at the text's end (no start line) or at a certificate it cannot read: only the
+  // first is the end of a bundle; the second must not silently shorten it.
+  unsigned long last = ERR_peek_last_error();
+  bool malformed = last != 0 && ERR_GET_REASON(last) != PEM_R_NO_START_LINE;
+  ERR_clear_error();
+  if (malformed) {
+    return std::unexpected("holds a malformed certificate after " + std::to_string(out.size()) +
+                           " good ones");
+  }
   if (out.empty()) return std::unexpected(std::string("holds no PEM certificate"));
   return out;
 }

@@ -35,6 +35,10 @@ struct CertificateRequest {
   SystemTime issuedAt{};  // the epoch: now (tests issue at other times)
 };
 
+// Every certificate's notBefore is this much before it was issued: clocks a little behind still
+// accept it.
+constexpr std::chrono::seconds kBackdate{3600};
+
 // A new ECDSA P-256 key and a certificate for it: self-signed when `issuer` is null, else signed by
 // the issuer (whose key must be present). Errors name what could not be read.
 std::expected<KeyPair, std::string> issue(const CertificateRequest& request,

@@ -15,6 +15,10 @@ using core::json::objectAt;
 using core::json::str;
 using std::chrono::seconds;
 
+// How long a new CA stays in the bundle before it signs, at least: the other replicas' rounds
+// (a minute apart at most), libcurl's CA cache (60 s) and the APIService's injection.
+constexpr std::chrono::seconds kMinTrustTime{300};
+
 // Marks a Secret xmetrics created, and so may rotate. Any other Secret is only read.
 constexpr const char* kIssuedBy = "xmetrics.io/issued-by";
 
@@ -105,8 +109,16 @@ RotationStep planRotation(const SecretCertificates& certs, SystemTime now, secon
   const CertificateFacts* signing = caFor(*bundle, certs.caKey);
   if (!signing) return RotationStep::kNone;
   auto caLeft = signing->notAfter - now;
-  if (!certs.nextCaKey.empty() && caFor(*bundle, certs.nextCaKey)) {
-    if (caLeft < validity) return RotationStep::kPromoteCa;
+  if (const CertificateFacts* next =
+          certs.nextCaKey.empty() ? nullptr : caFor(*bundle, certs.nextCaKey)) {
+    // It signs once clients had time to take it into their bundles: normally a whole lifetime
+    // after it joined; never sooner than kMinTrustTime (a raised --cert-validity, replicas that
+    // were all down) nor before the lifetime of the signing CA runs short.
+    auto joined = next->notBefore + kBackdate;
+    if (caLeft < validity &&
+        now - joined >= std::min<std::chrono::seconds>(validity, kMinTrustTime)) {
+      return RotationStep::kPromoteCa;
+    }
   } else if (caLeft < 2 * validity) {
     return RotationStep::kIntroduceCa;
   }
@@ -354,13 +366,19 @@ std::expected<void, std::string> ServingSecret::round() {
   if (ours) {
     auto now = std::chrono::system_clock::now();
     auto step = planRotation(*certs, now, options_.issue.validity);
+    // A CA signs only once every client took it: not while an APIService still lacks the bundle.
+    if (step == RotationStep::kPromoteCa && injectionPending_.load(std::memory_order_relaxed)) {
+      step = RotationStep::kNone;
+    }
     if (step != RotationStep::kNone) {
+      // A rotation that cannot be written (no update permission, a quota) is reported and
+      // retried next round; the certificates as read are still served and injected.
       auto rotated = applyRotation(step, *certs, options_.issue, now);
-      if (!rotated)
-        return std::unexpected("rotation " + std::string(rotationStepName(step)) + ": " +
-                               rotated.error());
-      auto put = client_.put(secretPath_, secretObject(*rotated, resourceVersion));
-      if (put) {
+      if (!rotated) {
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::error("component=certs event=rotation_failed step={} error=\"{}\"",
+                      rotationStepName(step), rotated.error());
+      } else if (auto put = client_.put(secretPath_, secretObject(*rotated, resourceVersion))) {
         rotations_.fetch_add(1, std::memory_order_relaxed);
         spdlog::info("component=certs event=certificates_rotated step={} secret={}/{}",
                      rotationStepName(step), options_.ns, options_.name);
@@ -370,8 +388,11 @@ std::expected<void, std::string> ServingSecret::round() {
         certs = readOrCreate(resourceVersion, ours);
         if (!certs) return std::unexpected(certs.error());
       } else {
-        return std::unexpected("cannot update Secret " + options_.ns + "/" + options_.name + ": " +
-                               put.error().describe());
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::error(
+            "component=certs event=rotation_failed step={} secret={}/{} error=\"{}\" "
+            "hint=\"the service account needs update on that Secret\"",
+            rotationStepName(step), options_.ns, options_.name, put.error().describe());
       }
     }
   }

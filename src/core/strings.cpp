@@ -1,7 +1,5 @@
 #include "core/strings.hpp"
 
-#include <regex>
-
 namespace xmetrics::core {
 namespace {
 
@@ -50,8 +48,25 @@ std::string validUtf8(std::string_view text) {
 }
 
 std::string redactUrlCredentials(std::string_view text) {
-  static const std::regex userinfo("(://)[^/@\\s]+@");
-  return std::regex_replace(std::string(text), userinfo, "$1<redacted>@");
+  // A plain scan, not std::regex: backend bodies can be long, and libstdc++'s matcher recurses
+  // once per character of a match.
+  std::string out;
+  out.reserve(text.size());
+  std::size_t copied = 0;
+  for (auto scheme = text.find("://"); scheme != std::string_view::npos;
+       scheme = text.find("://", scheme + 3)) {
+    std::size_t start = scheme + 3, end = start;
+    while (end < text.size() && text[end] != '/' && text[end] != '@' && text[end] != ' ' &&
+           text[end] != '\t' && text[end] != '\n' && text[end] != '\r') {
+      ++end;
+    }
+    if (end == start || end == text.size() || text[end] != '@') continue;
+    out.append(text.substr(copied, start - copied));
+    out += "<redacted>";
+    copied = end;  // the '@' stays
+  }
+  out.append(text.substr(copied));
+  return out;
 }
 
 std::string redactSecrets(std::string_view text, std::initializer_list<std::string_view> secrets) {

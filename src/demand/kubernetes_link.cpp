@@ -176,7 +176,19 @@ boost::json::object KubernetesLink::leaderStatus() const {
 }
 
 bool KubernetesLink::applyAuthenticationLocked() {
-  if (!authenticator_ || !authenticationConfigMap_) return false;
+  if (!authenticator_) return false;
+  if (!authenticationConfigMap_) {
+    // No cluster settings yet (or no RBAC to read them): still, a rotated local CA applies.
+    auto base = authenticationBase_;
+    auto pool = auth::CertificatePool::fromPem(localCaPem_, "xmetrics' CA (ca.crt)");
+    if (!pool) {
+      spdlog::error("component=kube event=bad_local_ca error=\"{}\"", pool.error());
+      return false;
+    }
+    base.replicaCa = *pool;
+    authenticator_->update(std::move(base));
+    return false;
+  }
   auto config =
       kube::authenticationConfigFrom(*authenticationConfigMap_, authenticationBase_, localCaPem_);
   if (!config) {

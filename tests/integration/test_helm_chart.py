@@ -321,6 +321,7 @@ def test_keys_given_as_values_go_only_into_the_secret_the_chart_creates(render):
     ({"servingCert": {"mode": "self-signed"}}, "/servingCert/mode"),
     ({"servingCert": {"validity": "one year"}}, "/servingCert/validity"),
     ({"servingCert": {"mode": "cert-manager", "validity": "90m"}}, "whole hours"),
+    ({"servingCert": {"injectCaBundle": False}}, "leaves the APIService without a caBundle"),
 ])
 def test_invalid_values_fail_with_a_message_that_shows_no_key(helm, values, message):
     res = helm("template", "xmetrics", CHART, values=values, check=False)
@@ -451,6 +452,7 @@ def test_cert_manager_issues_both_certificates_and_injects_the_ca(render):
     assert "caBundle" not in api["spec"]
     certs = {c["metadata"]["name"]: c["spec"] for c in find(objs, "Certificate")}
     assert certs["xmetrics-ca"]["isCA"] is True and certs["xmetrics-ca"]["duration"] == "21600h"
+    assert certs["xmetrics-ca"]["privateKey"]["rotationPolicy"] == "Never"
     serving = certs["xmetrics-serving"]
     assert serving["secretName"] == "xmetrics-serving-cert" and serving["duration"] == "2160h"
     assert "xmetrics.xmetrics.svc" in serving["dnsNames"]

@@ -342,7 +342,8 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const BackendQuery> b
       markSuccess(*ep);
       return {Kind::kOk, std::move(*parsed), {}};
     }
-    std::string message = scrub(errorMessage(response->body));
+    // Scrubbed whole, before errorMessage clips it: a key cut in two would not match.
+    std::string message = errorMessage(scrub(response->body));
     callCounts_.add(status == 400 || status == 422 ? CallCounts::kRejected
                     : status == 429                ? CallCounts::kRateLimited
                                                    : CallCounts::kError);

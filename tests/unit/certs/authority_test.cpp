@@ -64,6 +64,10 @@ TEST(Authority, ABundleIsReadInOrderAndGarbageIsAnError) {
   EXPECT_NE(facts->at(0).subjectKeyId, facts->at(1).subjectKeyId);
   EXPECT_EQ(facts->at(0).subjectKeyId.size(), 40u);  // SHA-1 of the key, hex
   EXPECT_FALSE(readCertificates("not a certificate"));
+  // A damaged certificate after good ones is an error, not a shorter bundle.
+  std::string damaged = b.certificate;
+  damaged.replace(damaged.find('\n') + 10, 8, "@@@@@@@@");
+  EXPECT_FALSE(readCertificates(a.certificate + damaged));
   EXPECT_FALSE(readCertificates(""));
   KeyPair junk{"junk", "junk"};
   EXPECT_FALSE(issue({.usage = Usage::kServer}, &junk));

@@ -123,6 +123,29 @@ TEST(RotationPlan, BetweenIntroductionAndPromotionBothCasAreTrustedAndTheOldOneS
   EXPECT_TRUE(promoted.nextCaKey.empty());
 }
 
+TEST(RotationPlan, ACaIntroducedLateStillWaitsBeforeItSigns) {
+  // Replicas all down past the point of promotion (or --cert-validity raised): the next CA joins
+  // with less than a lifetime left on the old one, and still waits before it signs.
+  auto start = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  auto certs = *issueAll(kOptions, start);
+  auto late = start + hours(9 * 24 + 12);  // 12 h of the first CA left, under L = 24 h
+  ASSERT_EQ(planRotation(certs, late, kValidity), RotationStep::kIntroduceCa);
+  certs = *applyRotation(RotationStep::kIntroduceCa, certs, kOptions, late);
+  // The leaves (long expired) are renewed at once; the CA waits.
+  auto step = [&](std::chrono::seconds after) {
+    auto at = late + after;
+    auto next = planRotation(certs, at, kValidity);
+    if (next == RotationStep::kRenewLeaves) {
+      certs = *applyRotation(next, certs, kOptions, at);
+      next = planRotation(certs, at, kValidity);
+    }
+    return next;
+  };
+  EXPECT_EQ(step(std::chrono::seconds(60)), RotationStep::kNone);
+  EXPECT_EQ(step(std::chrono::seconds(299)), RotationStep::kNone);
+  EXPECT_EQ(step(std::chrono::seconds(300)), RotationStep::kPromoteCa);
+}
+
 TEST(RotationPlan, ASecretWithoutAUsableCaKeyIsLeftAlone) {
   auto now = std::chrono::system_clock::now();
   auto certs = *issueAll(kOptions, now);

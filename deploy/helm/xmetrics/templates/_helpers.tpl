@@ -91,6 +91,9 @@ rather than a pod that crash-loops. Never prints a key. */}}
 {{- if and (eq $cert.mode "cert-manager") (not (regexMatch "^[0-9]+h$" $cert.validity)) }}
 {{- fail "servingCert.validity must be whole hours (e.g. 8760h) with mode cert-manager: the chart's CA lives 10 times as long" }}
 {{- end }}
+{{- if and (eq $cert.mode "generated") (not $cert.injectCaBundle) .Values.apiService.create }}
+{{- fail "servingCert.mode generated with injectCaBundle=false leaves the APIService without a caBundle (its CA is only known once xmetrics made it): keep injectCaBundle, or use mode secret" }}
+{{- end }}
 {{- if and (ne $cert.mode "secret") .Values.apiService.caBundle }}
 {{- fail "apiService.caBundle is only for servingCert.mode secret (generated and cert-manager inject the CA themselves)" }}
 {{- end }}
