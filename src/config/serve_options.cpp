@@ -35,15 +35,11 @@ Apply stringSetting(std::string ServeOptions::*field) {
 }
 
 Apply boolSetting(bool ServeOptions::*field) {
-  return [field](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
-    std::string lower = core::lowercase(v);
-    if (lower == "true" || lower == "1") {
-      o.*field = true;
-    } else if (lower == "false" || lower == "0") {
-      o.*field = false;
-    } else {
-      return "must be true or false";
-    }
+  return [field, parse = boolean()](std::string_view v,
+                                    ServeOptions& o) -> std::optional<std::string> {
+    auto b = parse(v);
+    if (!b) return b.error();
+    o.*field = *b;
     return std::nullopt;
   };
 }
@@ -276,17 +272,20 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
          return std::nullopt;
        }},
       {{"log-format", {}, "text or json", "text"}, oneOfSetting(&O::logFormat, {"text", "json"})},
-      {{"log-level", {"DD_LOG_LEVEL"}, "trace, debug, info, warn, error", "info"},
+      {{"log-level",
+        {"DD_LOG_LEVEL"},
+        "trace, debug, info, warn, error, critical or off (the Cluster Agent's levels)",
+        "info"},
        [](std::string_view v, O& o) -> std::optional<std::string> {
          std::string lower = core::lowercase(v);
          if (lower == "warning") lower = "warn";
-         for (const char* l : {"trace", "debug", "info", "warn", "error"}) {
+         for (const char* l : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
            if (lower == l) {
              o.logLevel = lower;
              return std::nullopt;
            }
          }
-         return "must be one of trace, debug, info, warn, error";
+         return "must be one of trace, debug, info, warn, error, critical, off";
        }},
       {{"first-fetch-timeout",
         {},

@@ -41,10 +41,15 @@ ParseSetting<unsigned> numberIn(unsigned min, unsigned max) {
   };
 }
 
-ParseSetting<bool> exactlyTrueOrFalse() {
+ParseSetting<bool> boolean() {
   return [](std::string_view v) -> std::expected<bool, std::string> {
-    if (v != "true" && v != "false") return std::unexpected(std::string("must be true or false"));
-    return v == "true";
+    for (std::string_view yes : {"1", "t", "T", "TRUE", "true", "True"}) {
+      if (v == yes) return true;
+    }
+    for (std::string_view no : {"0", "f", "F", "FALSE", "false", "False"}) {
+      if (v == no) return false;
+    }
+    return std::unexpected(std::string("must be true or false (or 1/0, t/f)"));
   };
 }
 

@@ -21,7 +21,9 @@ ParseSetting<std::string> anyText();
 ParseSetting<std::string> oneOf(std::vector<std::string> allowed);  // "must be one of a, b"
 ParseSetting<std::chrono::seconds> durationAtLeast(std::chrono::seconds min);
 ParseSetting<unsigned> numberIn(unsigned min, unsigned max);  // "must be a number min-max"
-ParseSetting<bool> exactlyTrueOrFalse();                      // "true" or "false", as written
+// A boolean as the Cluster Agent reads its DD_* variables (Go's strconv.ParseBool): 1 t T TRUE
+// true True, 0 f F FALSE false False. "must be true or false (or 1/0, t/f)" otherwise.
+ParseSetting<bool> boolean();
 
 template <typename S, typename T>
 ApplySetting backendField(std::string backend, T S::*field, ParseSetting<T> parse) {

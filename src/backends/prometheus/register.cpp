@@ -31,7 +31,7 @@ std::vector<config::SettingRow> settingRows() {
         {},
         "do not verify Prometheus's TLS certificate (tests only)",
         "false"},
-       field(&S::insecureSkipVerify, config::exactlyTrueOrFalse())},
+       field(&S::insecureSkipVerify, config::boolean())},
       {{"prometheus-aggregation",
         {},
         "aggregation of inline metrics in PromQL: sum(metric{selector})",

@@ -87,6 +87,34 @@ TEST(ResolveServeOptions, FlagBeatsEnvironmentBeatsFile) {
   EXPECT_EQ(o->maxAge, seconds(300));  // file
 }
 
+TEST(ResolveServeOptions, BooleansAndLogLevelsAreReadAsTheClusterAgentReadsThem) {
+  // Go's strconv.ParseBool: a Cluster Agent deployment's DD_* values must not crash-loop xmetrics.
+  for (const char* yes : {"1", "t", "T", "TRUE", "true", "True"}) {
+    SettingSources s;
+    s.env = {{"DD_LEADER_ELECTION", yes}};
+    auto o = resolveServeOptions(s);
+    ASSERT_TRUE(o) << yes;
+    EXPECT_TRUE(o->leaderElection) << yes;
+  }
+  for (const char* no : {"0", "f", "F", "FALSE", "false", "False"}) {
+    SettingSources s;
+    s.env = {{"DD_LEADER_ELECTION", no}};
+    auto o = resolveServeOptions(s);
+    ASSERT_TRUE(o) << no;
+    EXPECT_FALSE(o->leaderElection) << no;
+  }
+  SettingSources bad;
+  bad.env = {{"DD_LEADER_ELECTION", "yes"}};
+  auto refused = resolveServeOptions(bad);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().front().find("DD_LEADER_ELECTION"), std::string::npos);
+  for (const char* level : {"critical", "off", "CRITICAL", "warning"}) {
+    SettingSources s;
+    s.env = {{"DD_LOG_LEVEL", level}};
+    EXPECT_TRUE(resolveServeOptions(s)) << level;
+  }
+}
+
 TEST(ResolveServeOptions, EitherAggregatorVariableWorks) {
   SettingSources s;
   s.env = {{"DD_EXTERNAL_METRICS_AGGREGATOR", "max"}};
