@@ -72,6 +72,7 @@ catalog::CatalogOptions catalogOptions(const config::ServeOptions& options, bool
       .autogenNamespace = std::move(autogenNamespace),
       .maxAge = options.maxAge,
       .bucketSize = options.bucketSize,
+      .maxWindow = options.maxTimeWindow,
       .defaultBackend = options.backend,
       .backends = backendNames(options),
       .configured = demand::configuredMetrics(options),
@@ -82,6 +83,7 @@ poller::PollerOptions pollerOptions(const config::ServeOptions& options,
                                     std::function<bool()> isLeader,
                                     decltype(poller::PollerOptions::follow) follow) {
   return {.refreshPeriod = options.refreshPeriod,
+          .queryValidityPeriod = options.queryValidityPeriod,
           .isLeader = std::move(isLeader),
           .follow = std::move(follow)};
 }
@@ -95,7 +97,16 @@ server::ApiHandlerOptions apiHandlerOptions(const config::ServeOptions& options,
           .isLeader = std::move(hooks.isLeader),
           .configReport = [report = configReport(options)] { return report; },
           .recentLogs = std::move(hooks.recentLogs),
+          .configuration = statusConfiguration(options),
           .extraMetrics = std::move(hooks.extraMetrics)};
+}
+
+core::StatusReport::Configuration statusConfiguration(const config::ServeOptions& options) {
+  core::StatusReport::Configuration c{.backend = options.backend,
+                                      .backendReason = options.backendReason,
+                                      .warnings = options.warnings};
+  for (const auto& n : options.environment) c.environment.push_back({n.variable, n.level, n.text});
+  return c;
 }
 
 boost::json::value configReport(const config::ServeOptions& options) {
@@ -103,7 +114,10 @@ boost::json::value configReport(const config::ServeOptions& options) {
   for (const auto& e : options.effective) {
     settings.push_back({{"name", e.name}, {"value", e.value}, {"source", e.source}});
   }
-  return boost::json::value{{"settings", std::move(settings)}};
+  boost::json::object report{{"settings", std::move(settings)}};
+  auto status = core::toJson(core::StatusReport{.configuration = statusConfiguration(options)});
+  for (const auto& [k, v] : status.at("configuration").as_object()) report[k] = v;
+  return report;
 }
 
 server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& options,

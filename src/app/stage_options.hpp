@@ -56,6 +56,8 @@ server::ApiHandlerOptions apiHandlerOptions(const config::ServeOptions& options,
 
 // /xmetrics/v1/config: every setting, secrets already redacted in `effective`.
 boost::json::value configReport(const config::ServeOptions& options);
+// The status report's `configuration` section: backend and why, warnings, the DD_* review.
+core::StatusReport::Configuration statusConfiguration(const config::ServeOptions& options);
 
 server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& options,
                                               const certs::CertificateFiles& certificates);

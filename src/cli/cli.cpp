@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <set>
 
 #include "app/logging.hpp"
 #include "app/versions.hpp"
@@ -111,11 +112,18 @@ int run(int argc, char** argv) {
     for (const auto& s : settings) {
       if (serve->count("--" + s.name) > 0) sources.flags[s.name] = flagValues[s.name];
     }
+    // Every DD_* variable (those xmetrics does not read are reviewed and reported), and the
+    // few others a setting names (POD_NAME).
+    std::set<std::string, std::less<>> named;
+    for (const auto& s : settings) named.insert(s.env.begin(), s.env.end());
     for (char** e = environ; *e; ++e) {
       std::string_view kv(*e);
-      if (!kv.starts_with("DD_")) continue;
       auto eq = kv.find('=');
-      if (eq != std::string_view::npos) sources.env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+      if (eq == std::string_view::npos) continue;
+      auto name = kv.substr(0, eq);
+      if (name.starts_with("DD_") || named.contains(name)) {
+        sources.env.emplace(name, kv.substr(eq + 1));
+      }
     }
     sources.inPod = kube::runningInCluster();
     auto options = config::resolveServeOptions(sources, backendSettings);

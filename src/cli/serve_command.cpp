@@ -4,6 +4,7 @@
 
 #include "app/service.hpp"
 #include "cli/commands.hpp"
+#include "core/build_info.hpp"
 
 namespace xmetrics::cli {
 
@@ -17,6 +18,19 @@ int runServe(const config::ServeOptions& options, const config::SettingSources& 
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  // First, before anything can fail: what serves and why, and what was changed or ignored of
+  // what the user set. A migrating user reads this line first.
+  spdlog::info("xmetrics {} starting: backend={} ({})", core::buildInfo().version, options.backend,
+               options.backendReason);
+  for (const auto& w : options.warnings) spdlog::warn("setting: {}", w);
+  for (const auto& n : options.environment) {
+    auto level = n.level == "warn" ? spdlog::level::warn : spdlog::level::info;
+    if (n.variable.empty()) {
+      spdlog::log(level, "{}", n.text);
+    } else {
+      spdlog::log(level, "{}: {}", n.variable, n.text);
+    }
+  }
   auto service = app::Service::start(options, sources);
   if (!service) {
     spdlog::error("{}", service.error());

@@ -11,6 +11,8 @@
 #include <set>
 #include <thread>
 
+#include "config/cluster_agent_settings.hpp"
+#include "config/config_file.hpp"
 #include "config/setting_rows.hpp"
 #include "core/strings.hpp"
 
@@ -244,6 +246,17 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
         "a value whose data point is older than this is served as an error",
         "120s"},
        durationSetting(&O::maxAge, std::chrono::seconds(1))},
+      {{"query-validity-period",
+        {"DD_EXTERNAL_METRICS_PROVIDER_QUERY_VALIDITY_PERIOD"},
+        "a value past max-age by no more than this is still served (status: in grace), for the "
+        "delay between a fetch and the HPA's read",
+        "30s"},
+       durationSetting(&O::queryValidityPeriod, std::chrono::seconds(0))},
+      {{"max-time-window",
+        {"DD_EXTERNAL_METRICS_PROVIDER_MAX_TIME_WINDOW"},
+        "longest window a query looks back, whatever a DatadogMetric's timeWindow or maxAge",
+        "24h"},
+       durationSetting(&O::maxTimeWindow, std::chrono::seconds(1))},
       {{"bucket-size",
         {"DD_EXTERNAL_METRICS_PROVIDER_BUCKET_SIZE"},
         "shortest query window; a query looks back max(max-age, bucket-size)",
@@ -356,6 +369,51 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
        durationSetting(&O::leaderRenewDeadline, std::chrono::seconds(1))},
       {{"leader-retry-period", {}, "how often the Lease is renewed or tried", "2s"},
        durationSetting(&O::leaderRetryPeriod, std::chrono::seconds(1))},
+      {{"pod-name",
+        {"DD_POD_NAME", "POD_NAME"},
+        "this replica's identity on the leader Lease",
+        "the host name"},
+       stringSetting(&O::podName)},
+      {{"secret-backend-command",
+        {"DD_SECRET_BACKEND_COMMAND"},
+        "executable that resolves ENC[handle] values of any setting, with the Datadog Agent's "
+        "secret-backend protocol (docs/configuration.md)",
+        ""},
+       stringSetting(&O::secretBackendCommand)},
+      {{"secret-backend-arguments",
+        {"DD_SECRET_BACKEND_ARGUMENTS"},
+        "its arguments, space-separated",
+        ""},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         o.secretBackendArguments.clear();
+         std::size_t start = 0;
+         while (start < v.size()) {
+           auto end = std::min(v.find(' ', start), v.size());
+           if (end > start) o.secretBackendArguments.emplace_back(v.substr(start, end - start));
+           start = end + 1;
+         }
+         return std::nullopt;
+       }},
+      {{"secret-backend-timeout",
+        {"DD_SECRET_BACKEND_TIMEOUT"},
+        "how long the command may take",
+        "30s"},
+       durationSetting(&O::secretBackendTimeout, std::chrono::seconds(1))},
+      {{"secret-backend-output-max-size",
+        {"DD_SECRET_BACKEND_OUTPUT_MAX_SIZE"},
+        "most bytes the command may print",
+        "1048576"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         auto n = parseNumber<std::size_t>(v);
+         if (!n || *n < 1) return "must be a positive number of bytes";
+         o.secretBackendOutputMaxSize = *n;
+         return std::nullopt;
+       }},
+      {{"secret-backend-allow-group-exec",
+        {"DD_SECRET_BACKEND_COMMAND_ALLOW_GROUP_EXEC_PERM"},
+        "let the command's group execute it (otherwise only its owner, xmetrics' user, may)",
+        "false"},
+       boolSetting(&O::secretBackendAllowGroupExec)},
       {{"peer-url",
         {},
         "the URL other replicas reach this one at (published on the Lease while leading)",
@@ -378,77 +436,147 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
     const SettingSources& sources, const std::vector<BackendSettings>& backends) {
   const auto rows = table(backends);
   std::vector<std::string> errors;
-  std::map<std::string, std::string> fromFile;
+  ConfigFile file;
   if (!sources.configFile.empty()) {
-    try {
-      YAML::Node root = YAML::LoadFile(sources.configFile);
-      if (root && !root.IsNull()) {
-        if (!root.IsMap()) {
-          errors.push_back("--config " + sources.configFile + ": expected a map of setting: value");
-        } else {
-          for (const auto& kv : root) {
-            auto key = kv.first.as<std::string>();
-            bool known = std::any_of(rows.begin(), rows.end(),
-                                     [&](const auto& s) { return s.setting.name == key; });
-            if (!known) {
-              errors.push_back("--config " + sources.configFile + ": unknown setting \"" + key +
-                               "\" (see `xmetrics serve --help` for the names)");
-            } else if (key == "metrics" && kv.second.IsSequence()) {
-              // The one structured setting: handed on as flow-style YAML text, as a flag carries
-              // it.
-              YAML::Emitter flow;
-              flow.SetSeqFormat(YAML::Flow);
-              flow.SetMapFormat(YAML::Flow);
-              flow << kv.second;
-              fromFile[key] = flow.c_str();
-            } else if (!kv.second.IsScalar()) {
-              errors.push_back("--config " + sources.configFile + ": \"" + key +
-                               "\" must be a single value");
-            } else {
-              fromFile[key] = kv.second.as<std::string>();
-            }
-          }
-        }
+    file = readConfigFile(sources.configFile, [&](std::string_view key) {
+      return std::ranges::any_of(rows, [&](const auto& s) { return s.setting.name == key; });
+    });
+    errors.insert(errors.end(), file.errors.begin(), file.errors.end());
+  }
+
+  // Where each setting's text comes from: flag > environment > file (its own name, then the
+  // Cluster Agent key binding one of its variables) > default.
+  struct Chosen {
+    std::string text, where;
+  };
+  std::vector<std::optional<Chosen>> chosen(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& s = rows[i].setting;
+    if (auto it = sources.flags.find(s.name); it != sources.flags.end()) {
+      chosen[i] = Chosen{it->second, "flag --" + s.name};
+      continue;
+    }
+    for (const auto& var : s.env) {
+      if (auto e = sources.env.find(var); e != sources.env.end() && !e->second.empty()) {
+        chosen[i] = Chosen{e->second, "environment variable " + var};
+        break;
       }
-    } catch (const YAML::Exception& e) {
-      errors.push_back("--config " + sources.configFile + ": " + e.what());
+    }
+    if (chosen[i]) continue;
+    if (auto f = file.settings.find(s.name); f != file.settings.end()) {
+      chosen[i] = Chosen{f->second, "\"" + s.name + "\" in " + sources.configFile};
+      continue;
+    }
+    for (const auto& var : s.env) {
+      if (auto f = file.variables.find(var);
+          f != file.variables.end() && !f->second.value.empty()) {
+        chosen[i] = Chosen{f->second.value, "\"" + f->second.key + "\" in " + sources.configFile};
+        break;
+      }
     }
   }
 
   ServeOptions options;
   for (const auto& b : backends) options.backendSettings[b.name] = b.defaults;
   std::set<std::string> given;
-  for (const auto& s : rows) {
-    std::optional<std::pair<std::string, std::string>> chosen;  // (value, where)
-    if (auto it = sources.flags.find(s.setting.name); it != sources.flags.end()) {
-      chosen.emplace(it->second, "flag --" + s.setting.name);
+  auto apply = [&](std::size_t i) {
+    const auto& s = rows[i].setting;
+    const auto& c = *chosen[i];
+    auto warned = options.warnings.size();
+    if (auto error = rows[i].apply(c.text, options)) {
+      errors.push_back(c.where + " = \"" + (s.secret ? "<redacted>" : c.text) + "\": " + *error);
+    }
+    // A value taken but changed on the way says where it came from.
+    for (auto w = warned; w < options.warnings.size(); ++w) {
+      options.warnings[w] = c.where + " = " + options.warnings[w];
+    }
+  };
+
+  // ENC[handle] values, resolved in one run of the secret backend, as the Agent does at start.
+  std::vector<std::string> handles;
+  for (const auto& c : chosen) {
+    if (!c) continue;
+    if (auto h = encryptedHandle(c->text); h && std::ranges::find(handles, *h) == handles.end()) {
+      handles.push_back(*h);
+    }
+  }
+  if (!handles.empty()) {
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      if (chosen[i] && rows[i].setting.name.starts_with("secret-backend-")) apply(i);
+    }
+    if (options.secretBackendCommand.empty()) {
+      errors.push_back("settings hold ENC[...] values (" + joined(handles) +
+                       ") but no secret-backend-command (DD_SECRET_BACKEND_COMMAND) resolves them");
     } else {
-      for (const auto& var : s.setting.env) {
-        if (auto e = sources.env.find(var); e != sources.env.end() && !e->second.empty()) {
-          chosen.emplace(e->second, "environment variable " + var);
-          break;
-        }
-      }
-      if (!chosen) {
-        if (auto f = fromFile.find(s.setting.name); f != fromFile.end()) {
-          chosen.emplace(f->second, "\"" + s.setting.name + "\" in " + sources.configFile);
+      SecretBackendCall call{.command = options.secretBackendCommand,
+                             .arguments = options.secretBackendArguments,
+                             .timeout = options.secretBackendTimeout,
+                             .outputMaxSize = options.secretBackendOutputMaxSize,
+                             .allowGroupExec = options.secretBackendAllowGroupExec,
+                             .handles = handles};
+      auto secrets = sources.secretBackend ? sources.secretBackend(call) : runSecretBackend(call);
+      if (!secrets) {
+        errors.push_back(secrets.error());
+      } else {
+        for (auto& c : chosen) {
+          if (!c) continue;
+          if (auto h = encryptedHandle(c->text)) {
+            c->where += " (" + c->text + " from secret-backend-command)";
+            c->text = secrets->at(*h);
+          }
         }
       }
     }
+  }
+
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& s = rows[i].setting;
     auto shown = [&](const std::string& value) {
-      if (s.setting.secret && !value.empty()) return std::string("<redacted>");
+      if (s.secret && !value.empty()) return std::string("<redacted>");
       return core::redactUrlCredentials(value);  // user:password@ in a proxy or endpoint URL
     };
-    if (!chosen) {
-      options.effective.push_back({s.setting.name, s.setting.defaultText, "default", 0});
+    if (!chosen[i]) {
+      options.effective.push_back({s.name, s.defaultText, "default", 0});
       continue;
     }
-    options.effective.push_back({s.setting.name, shown(chosen->first), chosen->second,
-                                 std::hash<std::string>{}(chosen->first)});
-    given.insert(s.setting.name);
-    if (auto error = s.apply(chosen->first, options)) {
-      errors.push_back(chosen->second + " = \"" + chosen->first + "\": " + *error);
+    bool fromSecretBackend = chosen[i]->where.ends_with("from secret-backend-command)");
+    options.effective.push_back({s.name, fromSecretBackend ? "<redacted>" : shown(chosen[i]->text),
+                                 chosen[i]->where, std::hash<std::string>{}(chosen[i]->text)});
+    given.insert(s.name);
+    if (encryptedHandle(chosen[i]->text)) continue;  // unresolved: reported above
+    apply(i);
+  }
+
+  // Every DD_* variable seen, and what became of it.
+  std::map<std::string, std::string> variables;
+  for (const auto& [name, v] : file.variables) variables[name] = v.value;
+  for (const auto& [name, value] : sources.env) variables[name] = value;
+  std::vector<Setting> settings;
+  for (const auto& r : rows) settings.push_back(r.setting);
+  options.environment = reviewClusterAgentVariables(variables, settings, sources.flags);
+
+  if (!given.contains("log-format")) {
+    // The Agent's log_format_json: a boolean where xmetrics has text | json.
+    auto json = variables.find("DD_LOG_FORMAT_JSON");
+    if (json != variables.end() && boolean()(json->second).value_or(false))
+      options.logFormat = "json";
+  }
+  if (!given.contains("backend")) {
+    for (const auto& b : backends) {
+      auto by =
+          std::ranges::find_if(b.selectedBy, [&](const auto& r) { return given.contains(r); });
+      if (by == b.selectedBy.end()) continue;
+      auto from =
+          std::ranges::find_if(options.effective, [&](const auto& e) { return e.name == *by; });
+      options.backend = b.name;
+      options.backendReason =
+          *by + " is set (" + from->source + ") and no backend setting is given";
+      break;
     }
+  } else {
+    auto from =
+        std::ranges::find_if(options.effective, [](const auto& e) { return e.name == "backend"; });
+    options.backendReason = "chosen by " + from->source;
   }
   if (!given.contains("bind-address") && sources.inPod) {
     options.bindAddress = "0.0.0.0";
@@ -465,22 +593,44 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
                                       : "/var/lib/xmetrics/certs";
   }
   if (options.threads == 0) options.threads = std::max(1u, std::thread::hardware_concurrency());
-  // As the Cluster Agent: max-age defaults to max(120 s, 3 x rollup). A point is stamped with the
-  // start of its rollup bucket, so with a long rollup a fresh value is already a rollup or two old.
-  if (!given.contains("max-age")) {
-    options.maxAge = std::max(options.maxAge, std::chrono::seconds(3 * options.rollupSeconds));
-  } else if (options.maxAge < std::chrono::seconds(2 * options.rollupSeconds)) {
-    errors.push_back("max-age (" + std::to_string(options.maxAge.count()) +
-                     "s) is shorter than two rollup intervals (" +
-                     std::to_string(2 * options.rollupSeconds) +
-                     "s): values are stamped at the start of their rollup bucket and would be "
-                     "served as stale; raise max-age or lower rollup");
+  auto sourceOf = [&](std::string_view name) {
+    auto e = std::ranges::find_if(options.effective, [&](const auto& x) { return x.name == name; });
+    return e->source;
+  };
+  // As the Cluster Agent: max-age is max(max_age, 3 x rollup), given or not. A point is stamped
+  // with the start of its rollup bucket, so with a long rollup a fresh value is a rollup or two
+  // old.
+  if (auto floor = std::chrono::seconds(3 * options.rollupSeconds); options.maxAge < floor) {
+    if (given.contains("max-age")) {
+      options.warnings.push_back(
+          sourceOf("max-age") + " = " + std::to_string(options.maxAge.count()) +
+          "s is below 3 x rollup (" + std::to_string(floor.count()) + "s): using " +
+          std::to_string(floor.count()) +
+          "s, as the Cluster Agent does (values are stamped at the start of their rollup bucket)");
+    }
+    options.maxAge = floor;
   }
-  if (options.maxAge < options.refreshPeriod) {
-    errors.push_back("max-age (" + std::to_string(options.maxAge.count()) +
-                     "s) is shorter than refresh-period (" +
-                     std::to_string(options.refreshPeriod.count()) +
-                     "s): every value would go stale between refreshes; raise max-age");
+  if (options.maxAge + options.queryValidityPeriod < options.refreshPeriod) {
+    options.warnings.push_back(
+        "max-age (" + std::to_string(options.maxAge.count()) + "s) plus query-validity-period (" +
+        std::to_string(options.queryValidityPeriod.count()) +
+        "s) is shorter than refresh-period (" + std::to_string(options.refreshPeriod.count()) +
+        "s): values will be served as stale for part of every refresh; raise max-age");
+  }
+  if (options.leaderElection && given.contains("leader-lease-duration") &&
+      !given.contains("leader-renew-deadline") && !given.contains("leader-retry-period")) {
+    // The Cluster Agent has only the lease duration: the other two follow it, in the proportions
+    // of the defaults (15 s / 10 s / 2 s). Under 4 s they cannot be ordered in whole seconds.
+    constexpr std::chrono::seconds kShortest{4};
+    if (options.leaderLeaseDuration < kShortest) {
+      options.warnings.push_back(sourceOf("leader-lease-duration") + " = " +
+                                 std::to_string(options.leaderLeaseDuration.count()) +
+                                 "s is too short to renew within: using 4s");
+      options.leaderLeaseDuration = kShortest;
+    }
+    options.leaderRenewDeadline = options.leaderLeaseDuration * 2 / 3;
+    options.leaderRetryPeriod =
+        std::max(std::chrono::seconds(1), options.leaderLeaseDuration * 2 / 15);
   }
   if (options.leaderElection && (options.leaderRenewDeadline >= options.leaderLeaseDuration ||
                                  options.leaderRetryPeriod >= options.leaderRenewDeadline)) {
@@ -490,6 +640,12 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
         std::to_string(options.leaderRenewDeadline.count()) + "s) < leader-lease-duration (" +
         std::to_string(options.leaderLeaseDuration.count()) +
         "s): otherwise two replicas could lead at once");
+  }
+  if (options.useDatadogMetricCrd && options.clusterName.empty()) {
+    options.warnings.push_back(
+        "cluster-name is empty: a DatadogMetric query with %%tag_kube_cluster_name%% is invalid; "
+        "the Cluster Agent detects the name from cloud metadata, xmetrics does not: set "
+        "DD_CLUSTER_NAME (or cluster-name)");
   }
   std::erase(options.backends, options.backend);  // the default runs anyway
   auto runs = [&](const std::string& name) {

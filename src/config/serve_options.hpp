@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/secret_backend.hpp"
 #include "core/time_format.hpp"
 
 namespace xmetrics::config {
@@ -48,7 +49,11 @@ struct ServeOptions {
   std::string dogstatsdAddress = "127.0.0.1:8125";
   std::chrono::seconds refreshPeriod{30};
   std::chrono::seconds maxAge{120};
+  // The Cluster Agent's query_validity_period: a value past max-age by no more than this is still
+  // served (status says "in grace"), for the delay between a fetch and the HPA's read.
+  std::chrono::seconds queryValidityPeriod{30};
   std::chrono::seconds bucketSize{300};  // minimum query window, as the Cluster Agent's bucket_size
+  std::chrono::seconds maxTimeWindow{86400};  // longest query window (max_time_window)
   int rollupSeconds = 30;
   std::string aggregator = "avg";
   unsigned threads = 0;  // 0: one per core
@@ -72,6 +77,26 @@ struct ServeOptions {
   std::chrono::seconds leaderRenewDeadline{10};
   std::chrono::seconds leaderRetryPeriod{2};
   std::string peerUrl;  // empty: https://$POD_IP:<secure-port>, else https://127.0.0.1:<port>
+  std::string podName;  // identity on the Lease; empty: the host name
+
+  // The Agent's secret backend: ENC[handle] values of any setting are resolved by running it.
+  std::string secretBackendCommand;
+  std::vector<std::string> secretBackendArguments;
+  std::chrono::seconds secretBackendTimeout{30};
+  std::size_t secretBackendOutputMaxSize = 1024 * 1024;
+  bool secretBackendAllowGroupExec = false;
+
+  // Why `backend` is the default backend: "--backend" when it was given, else what chose it.
+  std::string backendReason = "the default (no backend setting, no Datadog keys)";
+  // Values accepted as the Cluster Agent accepts them but changed on the way (clamped, raised):
+  // each names the setting, its source and the change. Logged as warnings at start.
+  std::vector<std::string> warnings;
+  // How each DD_* variable seen (in the environment or a Datadog-style config file) was applied
+  // (cluster_agent_settings.hpp). level "info" or "warn"; variable empty for a grouped note.
+  struct EnvironmentNote {
+    std::string variable, level, text;
+  };
+  std::vector<EnvironmentNote> environment;
 
   // Each backend's own settings struct (e.g. backends::datadog::DatadogSettings), under its name:
   // the rows a backend registers fill it. Read it with backendSettings<T>(options, name).
@@ -111,6 +136,9 @@ struct BackendSettings {
   std::string name;
   std::any defaults;  // empty: the backend has no settings
   std::vector<SettingRow> rows;
+  // Rows whose presence makes this the default backend when no backend setting is given (the
+  // Datadog keys: a Cluster Agent's environment must not land on the embedded store silently).
+  std::vector<std::string> selectedBy;
 };
 
 // A backend's settings struct. Asking for a backend or type that is not there is a programming
@@ -138,6 +166,8 @@ struct SettingSources {
   // In a pod (service account mounted, KUBERNETES_SERVICE_HOST set): bind-address defaults to
   // 0.0.0.0 there, since kube-apiserver and the other replicas dial the pod's IP.
   bool inPod = false;
+  // Resolves ENC[handle] values (secret_backend.hpp); empty: runs secret-backend-command for real.
+  SecretBackend secretBackend;
 };
 
 // Builds the options from all sources and validates them. Returns *every* error at once, each

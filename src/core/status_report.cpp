@@ -98,9 +98,39 @@ StatusReport::Leader parseLeader(const boost::json::object& o) {
   return l;
 }
 
-constexpr std::array<std::string_view, 9> kKnownKeys = {"time",      "metrics",    "backend",
-                                                        "backends",  "poller",     "embedded",
-                                                        "dogstatsd", "kubernetes", "leader"};
+boost::json::object configurationJson(const StatusReport::Configuration& c) {
+  boost::json::array warnings, environment;
+  for (const auto& w : c.warnings) warnings.emplace_back(w);
+  for (const auto& n : c.environment) {
+    environment.push_back({{"variable", n.variable}, {"level", n.level}, {"text", n.text}});
+  }
+  return {{"backend", c.backend},
+          {"backendReason", c.backendReason},
+          {"warnings", std::move(warnings)},
+          {"environment", std::move(environment)}};
+}
+
+StatusReport::Configuration parseConfiguration(const boost::json::object& o) {
+  StatusReport::Configuration c{.backend = str(o, "backend"),
+                                .backendReason = str(o, "backendReason")};
+  if (const auto* w = arrayAt(o, "warnings")) {
+    for (const auto& item : *w) {
+      if (item.is_string()) c.warnings.emplace_back(item.as_string());
+    }
+  }
+  if (const auto* e = arrayAt(o, "environment")) {
+    for (const auto& item : *e) {
+      if (!item.is_object()) continue;
+      const auto& n = item.as_object();
+      c.environment.push_back({str(n, "variable"), str(n, "level"), str(n, "text")});
+    }
+  }
+  return c;
+}
+
+constexpr std::array<std::string_view, 10> kKnownKeys = {
+    "time",     "metrics",   "backend",    "backends", "poller",
+    "embedded", "dogstatsd", "kubernetes", "leader",   "configuration"};
 
 }  // namespace
 
@@ -137,6 +167,7 @@ boost::json::object toJson(const StatusReport::Metric& metric) {
     m["ageSeconds"] = s->ageSeconds;
   }
   m["valid"] = metric.valid;
+  if (metric.inGrace) m["inGrace"] = true;  // written only when so: older readers see no change
   if (!metric.valid) m["error"] = metric.error;
   m["lastFetch"] = metric.lastFetch;
   m["lastFetchAgeSeconds"] = metric.lastFetchAgeSeconds;
@@ -192,6 +223,7 @@ boost::json::object toJson(const StatusReport& report) {
   }
   if (report.kubernetes) o["kubernetes"] = kubernetesJson(*report.kubernetes);
   if (report.leader) o["leader"] = leaderJson(*report.leader);
+  if (report.configuration) o["configuration"] = configurationJson(*report.configuration);
   for (const auto& [k, v] : report.unknown) o[k] = v;
   return o;
 }
@@ -207,6 +239,7 @@ std::expected<StatusReport::Metric, std::string> parseStatusMetric(const boost::
                          .backend = str(o, "backend"),
                          .datadogMetric = str(o, "datadogMetric"),
                          .valid = boolAt(o, "valid"),
+                         .inGrace = boolAt(o, "inGrace"),
                          .error = str(o, "error"),
                          .lastFetch = str(o, "lastFetch"),
                          .lastFetchAgeSeconds = intAt(o, "lastFetchAgeSeconds")};
@@ -294,6 +327,7 @@ std::expected<StatusReport, std::string> parseStatusReport(const boost::json::va
   }
   if (const auto* k = objectAt(o, "kubernetes")) r.kubernetes = parseKubernetes(*k);
   if (const auto* l = objectAt(o, "leader")) r.leader = parseLeader(*l);
+  if (const auto* c = objectAt(o, "configuration")) r.configuration = parseConfiguration(*c);
   for (const auto& [k, v] : o) {
     if (std::ranges::find(kKnownKeys, std::string_view(k)) == kKnownKeys.end()) r.unknown[k] = v;
   }

@@ -37,6 +37,7 @@ struct StatusReport {
     std::vector<std::string> references;  // the HPAs that use it, "ns/name"
     std::optional<Sample> sample;
     bool valid = false;     // a value no older than max-age
+    bool inGrace = false;   // not valid, but within query-validity-period: still served
     std::string error;      // why it is not valid; written only when !valid
     std::string lastFetch;  // RFC 3339
     int64_t lastFetchAgeSeconds = 0;
@@ -129,6 +130,18 @@ struct StatusReport {
     std::optional<Election> election;
   };
 
+  // How the server was configured, as far as a migrating user must see it: which backend serves
+  // and why, the values it changed to accept them, and what became of each DD_* variable.
+  struct Configuration {
+    struct Note {
+      std::string variable, level, text;  // level "info" | "warn"
+    };
+    std::string backend;
+    std::string backendReason;
+    std::vector<std::string> warnings;
+    std::vector<Note> environment;
+  };
+
   std::string time;  // RFC 3339, when the report was made
   std::vector<Metric> metrics;
   Backend backend;                // the default backend
@@ -139,6 +152,7 @@ struct StatusReport {
   std::optional<Dogstatsd> dogstatsd;
   std::optional<Kubernetes> kubernetes;
   std::optional<Leader> leader;
+  std::optional<Configuration> configuration;
   // Top-level keys this type does not know (a newer server), written back last, in order.
   boost::json::object unknown;
 

@@ -129,7 +129,6 @@ void KubernetesLink::startLeaderElection(const config::ServeOptions& options, st
   if (!options.leaderElection || elector_) return;
   char host[256] = {};
   gethostname(host, sizeof host - 1);
-  const char* podName = std::getenv("POD_NAME");
   // Unique even for two processes on one host (tests): a restarted replica is a new candidate.
   std::random_device random;
   char suffix[16];
@@ -139,7 +138,8 @@ void KubernetesLink::startLeaderElection(const config::ServeOptions& options, st
       client_, kube::LeaderElectionOptions{
                    .ns = ownNamespace(options, client_.config()),
                    .leaseName = options.leaderLeaseName,
-                   .identity = std::string(podName && *podName ? podName : host) + "_" + suffix,
+                   .identity = (options.podName.empty() ? std::string(host) : options.podName) +
+                               "_" + suffix,
                    .leaseDuration = options.leaderLeaseDuration,
                    .renewDeadline = options.leaderRenewDeadline,
                    .retryPeriod = options.leaderRetryPeriod,

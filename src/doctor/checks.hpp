@@ -148,4 +148,14 @@ Finding classifyHpaMetric(const StatusMetric* entry, const MetricRead& read,
 bool needsProbes(const StatusMetric* entry, const Finding& finding);
 std::vector<Check> checkHpas(const Evidence& e);
 
+// ---------------------------------------------------------------------------------------------
+// Moving from the Datadog Cluster Agent (migration_checks.cpp)
+
+// migration-settings: the backend and why, values changed to be accepted, DD_* variables that do
+// not apply or are unknown. migration-apiservice: the APIService still belongs to another Helm
+// release (its uninstall deletes it). migration-cluster-agent: a Cluster Agent still runs its
+// external metrics provider. migration-crd: the DatadogMetric CRD goes with another release's
+// uninstall, and every DatadogMetric with it.
+std::vector<Check> checkMigration(const Evidence& e);
+
 }  // namespace xmetrics::doctor

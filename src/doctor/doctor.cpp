@@ -30,6 +30,7 @@ std::vector<Check> judge(const Evidence& e) {
   append(checks, checkBackends(e));
   append(checks, checkHpas(e));
   append(checks, checkAutogen(e));
+  append(checks, checkMigration(e));
   return checks;
 }
 

@@ -114,6 +114,11 @@ struct Evidence {
 
   // CRD mode only.
   std::optional<kube::KubeResult<boost::json::value>> datadogMetrics;
+
+  // Leftovers of a Cluster Agent install (migration_checks.cpp): the DatadogMetric CRD, and the
+  // Deployments labelled as a Datadog Cluster Agent in any namespace.
+  kube::KubeResult<boost::json::value> datadogMetricCrd = std::unexpected(kube::KubeError{});
+  kube::KubeResult<boost::json::value> clusterAgents = std::unexpected(kube::KubeError{});
 };
 
 // The walk's I/O, in the order the checks report. `cluster` must reach kube-apiserver.

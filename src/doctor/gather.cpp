@@ -56,6 +56,11 @@ class Gatherer {
     if (e_.status && e_.status->crdMode()) {
       e_.datadogMetrics = kube_.get("/apis/datadoghq.com/v1alpha1/datadogmetrics");
     }
+    e_.datadogMetricCrd = kube_.get(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/datadogmetrics.datadoghq.com");
+    // The datadog chart labels its Deployment app.kubernetes.io/component=cluster-agent.
+    e_.clusterAgents = kube_.get(
+        "/apis/apps/v1/deployments?labelSelector=app.kubernetes.io%2Fcomponent%3Dcluster-agent");
     e_.now = core::Clock::now();
     return std::move(e_);
   }

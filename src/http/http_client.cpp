@@ -154,6 +154,7 @@ struct HttpClient::Impl {
     }
     curl().easy_setopt(h, CURLOPT_HTTPHEADER, headerList.get());
     if (!r.proxy.empty()) curl().easy_setopt(h, CURLOPT_PROXY, r.proxy.c_str());
+    if (!r.noProxy.empty()) curl().easy_setopt(h, CURLOPT_NOPROXY, r.noProxy.c_str());
     if (!tls.caFile.empty()) {
       curl().easy_setopt(h, CURLOPT_CAINFO, tls.caFile.c_str());
       // libcurl keeps a parsed CA file for 24 h by default; a CA file that rotates (the shared

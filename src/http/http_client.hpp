@@ -44,7 +44,8 @@ struct Request {
   std::string body;
   std::chrono::milliseconds timeout{10'000};  // whole exchange; 0 = none (watches)
   std::chrono::milliseconds connectTimeout{5'000};
-  std::string proxy;  // overrides the environment's proxy when set
+  std::string proxy;    // overrides the environment's proxy when set
+  std::string noProxy;  // comma-separated hosts reached directly (libcurl NOPROXY), when set
 };
 
 struct Response {

@@ -400,6 +400,7 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
     value->resolution = entry.resolution();
     value->object = entry.object;
     value->maxAge = entry.maxAge;
+    value->grace = options_.queryValidityPeriod;
     value->errorCode = entry.errorCode;
     value->labels = equalityLabels(entry.selector);
     value->lastFetch = now;

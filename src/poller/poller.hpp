@@ -24,8 +24,9 @@
 namespace xmetrics::poller {
 
 struct PollerOptions {
-  std::chrono::seconds refreshPeriod{30};  // DD_EXTERNAL_METRICS_PROVIDER_REFRESH_PERIOD
-  std::size_t batchSize = 35;              // queries per backend call
+  std::chrono::seconds refreshPeriod{30};       // DD_EXTERNAL_METRICS_PROVIDER_REFRESH_PERIOD
+  std::size_t batchSize = 35;                   // queries per backend call
+  std::chrono::seconds queryValidityPeriod{0};  // store::MetricValue::grace of every value
   // A metric without a value (its last fetch failed: no data yet, backend error) is fetched again
   // after this, doubling up to the refresh period: a restart or a late first data point is served
   // within seconds instead of a whole period later.

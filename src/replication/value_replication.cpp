@@ -36,6 +36,7 @@ boost::json::object encodeValue(const store::MetricValue& v) {
                         {"resolution", v.resolution},
                         {"object", v.object},
                         {"maxAgeSeconds", v.maxAge.count()},
+                        {"graceSeconds", v.grace.count()},
                         {"errorCode", v.errorCode},
                         {"error", v.error},
                         {"lastFetch", nanos(v.lastFetch)},
@@ -62,6 +63,7 @@ std::expected<store::MetricValue, std::string> decodeValue(const boost::json::va
   v.resolution = str(o, "resolution");
   v.object = str(o, "object");
   v.maxAge = std::chrono::seconds(integer(o, "maxAgeSeconds"));
+  v.grace = std::chrono::seconds(integer(o, "graceSeconds"));  // 0 from an older leader
   v.errorCode = static_cast<int>(integer(o, "errorCode"));
   v.error = str(o, "error");
   v.lastFetch = fromNanos(integer(o, "lastFetch"));

@@ -576,7 +576,7 @@ HttpResponse ApiHandler::answer(const std::string& key, std::string_view ns,
         "unable to get " + describe(ns, metric, selector) + where + ": " + value->error + hint,
         version);
   }
-  if (!store::isFresh(*value, now)) {
+  if (!store::isServable(*value, now)) {
     auto age = ageSeconds(now, value->sample->time);
     auto fetched = ageSeconds(now, value->lastSuccess);
     std::string cause = value->error.empty() ? "the backend has no newer point"
@@ -586,11 +586,15 @@ HttpResponse ApiHandler::answer(const std::string& key, std::string_view ns,
                                    core::rfc3339(value->sample->time) + ")"
                              : "the newest data point (" + core::rfc3339(value->sample->time) +
                                    ") was fetched " + std::to_string(fetched) + "s ago";
-    return statusError(503, "ServiceUnavailable",
-                       "stale value for " + describe(ns, metric, selector) + where + ": " + howOld +
-                           ", older than max-age " + std::to_string(value->maxAge.count()) + "s; " +
-                           cause,
-                       version);
+    return statusError(
+        503, "ServiceUnavailable",
+        "stale value for " + describe(ns, metric, selector) + where + ": " + howOld +
+            ", older than max-age " + std::to_string(value->maxAge.count()) + "s" +
+            (value->grace.count() > 0
+                 ? " and its query-validity-period " + std::to_string(value->grace.count()) + "s"
+                 : "") +
+            "; " + cause,
+        version);
   }
   return jsonResponse(200, value->body, version);
 }
@@ -622,6 +626,7 @@ boost::json::object ApiHandler::statusReport() const {
     if (v->sample) {
       auto age = ageSeconds(now, v->sample->time);
       m.valid = store::isFresh(*v, now);
+      m.inGrace = !m.valid && store::isServable(*v, now);
       m.sample = core::StatusReport::Metric::Sample{.value = core::formatQuantity(v->sample->value),
                                                     .valueNumber = v->sample->value,
                                                     .unit = v->sample->unit,
@@ -629,11 +634,15 @@ boost::json::object ApiHandler::statusReport() const {
                                                     .ageSeconds = age};
     }
     if (!m.valid) {
-      m.error = v->sample
-                    ? (v->error.empty()
-                           ? "stale: older than max-age " + std::to_string(v->maxAge.count()) + "s"
-                           : v->error)
-                    : v->error;
+      m.error =
+          v->sample
+              ? (m.inGrace ? "in grace: older than max-age " + std::to_string(v->maxAge.count()) +
+                                 "s, still served for query-validity-period " +
+                                 std::to_string(v->grace.count()) + "s"
+                 : v->error.empty()
+                     ? "stale: older than max-age " + std::to_string(v->maxAge.count()) + "s"
+                     : v->error)
+              : v->error;
     }
     m.lastFetch = core::rfc3339(v->lastFetch);
     m.lastFetchAgeSeconds = ageSeconds(now, v->lastFetch);
@@ -664,6 +673,7 @@ boost::json::object ApiHandler::statusReport() const {
                         ? std::string()
                         : core::rfc3339(poller.lastFollow),
   };
+  report.configuration = options_.configuration;
   auto json = core::toJson(report);
   // What the process adds beyond the request path (embedded store, DogStatsD, the cluster link,
   // leadership), in the same report.

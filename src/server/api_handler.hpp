@@ -14,6 +14,7 @@
 
 #include "auth/authenticator.hpp"
 #include "auth/authorizer.hpp"
+#include "core/status_report.hpp"
 #include "server/https_server.hpp"
 #include "server/metric_demand.hpp"
 #include "server/metrics_endpoint.hpp"
@@ -38,6 +39,8 @@ struct ApiHandlerOptions {
   // lines): what `xmetrics flare` collects. Empty: 404.
   std::function<boost::json::value()> configReport;
   std::function<std::vector<std::string>()> recentLogs;
+  // The status report's `configuration` section; absent when not given.
+  std::optional<core::StatusReport::Configuration> configuration;
   // Families /metrics adds to the handler's own (requests, values, poller, backend).
   telemetry::MetricsSource extraMetrics;
 };

@@ -28,6 +28,9 @@ struct MetricValue {
   std::string resolution;            // which catalog rule applied (CatalogEntry::resolution())
   std::string object;                // the DatadogMetric serving it ("ns/name"), if any
   std::chrono::seconds maxAge{120};  // older samples are served as errors
+  // query-validity-period: past maxAge by no more than this, the sample is still served ("in
+  // grace") though status, /metrics and DatadogMetric status already call it not valid.
+  std::chrono::seconds grace{0};
   // Non-zero when the metric cannot be resolved (DatadogMetric missing or invalid): `error` says
   // why and this is the HTTP status to answer with; there is no sample.
   int errorCode = 0;
@@ -58,6 +61,10 @@ inline std::chrono::seconds staleness(const MetricValue& v, core::Clock::time_po
 // Whether `v` has a point young enough to serve.
 inline bool isFresh(const MetricValue& v, core::Clock::time_point now) {
   return v.sample && staleness(v, now) <= v.maxAge;
+}
+// Whether the request path answers with it: fresh, or within the grace after max-age.
+inline bool isServable(const MetricValue& v, core::Clock::time_point now) {
+  return v.sample && staleness(v, now) <= v.maxAge + v.grace;
 }
 
 using ValueMap = std::unordered_map<std::string, MetricValuePtr>;  // by core::metricKey()

@@ -137,7 +137,10 @@ def test_points_stamped_in_the_future_are_refused_or_go_stale_when_the_backend_f
     dd = fake_datadog()
     dd.values["future.metric"] = 4
     dd.clock_offset_ms = 3600 * 1000
-    xm = start_datadog(start_xmetrics, dd, "--rollup", "5", "--max-age", "12s")  # refresh 1 s
+    # max-age 12 s is 3 x rollup (no raise); no query-validity-period grace, so the error comes
+    # max-age after the last good fetch. Refresh 1 s.
+    xm = start_datadog(start_xmetrics, dd, "--rollup", "4", "--max-age", "12s",
+                       "--query-validity-period", "0")
     res = xm.get_raw(metric_path("future.metric"), check=False)
     assert res.returncode != 0, res.stdout
     assert "in the future" in res.stderr and "future.metric" in res.stderr, res.stderr

@@ -314,7 +314,8 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const BackendQuery> b
                        {"User-Agent", "xmetrics"}};
     request.timeout = options_.timeout;
     request.connectTimeout = std::min(options_.timeout, std::chrono::milliseconds(5'000));
-    request.proxy = options_.proxy;
+    request.proxy = request.url.starts_with("http://") ? options_.proxyHttp : options_.proxy;
+    request.noProxy = options_.noProxy;
     auto response = transport_(request);
     ++calls_;
     // What comes back may echo the request — a proxy's or the API's 400 quoting its headers, a

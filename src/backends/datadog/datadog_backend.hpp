@@ -32,6 +32,8 @@ struct Endpoint {
 struct DatadogOptions {
   std::vector<Endpoint> endpoints;  // tried in order; the first healthy one is used
   std::string proxy;                // HTTPS proxy URL; empty: libcurl's HTTPS_PROXY / NO_PROXY
+  std::string proxyHttp;            // proxy of http:// endpoints; empty: libcurl's HTTP_PROXY
+  std::string noProxy;              // comma-separated hosts never proxied (libcurl NOPROXY)
   BatchLimits limits;
   std::size_t maxParallelCalls = 10;          // DD_EXTERNAL_METRICS_PROVIDER_MAX_PARALLEL_QUERIES
   std::chrono::milliseconds timeout{10'000};  // one call, connect to last byte

@@ -14,6 +14,9 @@ struct DatadogSettings {
   std::string apiKey, appKey;
   std::string apiKeyFile, appKeyFile;  // re-read when they change
   std::string proxy;                   // empty: HTTPS_PROXY from the environment
+  std::string proxyHttp;               // for http:// endpoints; empty: HTTP_PROXY
+  std::string noProxy;                 // space- or comma-separated hosts
+  bool skipTlsVerify = false;
   unsigned chunkSize = 35;
   unsigned maxParallelQueries = 10;
   std::chrono::seconds timeout{10};

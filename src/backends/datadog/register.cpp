@@ -1,6 +1,8 @@
 // The datadog backend's entry in the registry: its settings rows and its factory.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <charconv>
 #include <tuple>
 
 #include "backends/datadog/datadog_backend.hpp"
@@ -14,6 +16,7 @@ namespace xmetrics::backends::datadog {
 namespace {
 
 constexpr std::string_view kName = "datadog";
+constexpr long long kMaxChunkSize = 35;  // the Cluster Agent's maxExternalMetricsProviderChunkSize
 
 template <typename T>
 config::ApplySetting field(T DatadogSettings::*member, config::ParseSetting<T> parse) {
@@ -69,11 +72,41 @@ std::vector<config::SettingRow> settingRows() {
         "HTTPS proxy for Datadog calls (default: HTTPS_PROXY / NO_PROXY)",
         ""},
        field(&S::proxy, config::anyText())},
+      {{"datadog-proxy-http",
+        {"DD_PROXY_HTTP"},
+        "proxy for Datadog endpoints given as http:// (default: HTTP_PROXY / NO_PROXY)",
+        ""},
+       field(&S::proxyHttp, config::anyText())},
+      {{"datadog-no-proxy",
+        {"DD_PROXY_NO_PROXY"},
+        "hosts reached without the proxy, space- or comma-separated, as the Agent's "
+        "proxy.no_proxy",
+        ""},
+       field(&S::noProxy, config::anyText())},
+      {{"datadog-skip-tls-verify",
+        {"DD_SKIP_SSL_VALIDATION"},
+        "do not verify the Datadog API's certificate (a TLS-intercepting proxy); warned about",
+        "false"},
+       field(&S::skipTlsVerify, config::boolean())},
+      // As the Cluster Agent: any number is taken, and one outside 1-35 is clamped with a warning.
       {{"datadog-chunk-size",
         {"DD_EXTERNAL_METRICS_PROVIDER_CHUNK_SIZE"},
-        "most queries per Datadog call",
+        "most queries per Datadog call, 1-35 (the Cluster Agent's bounds: others are clamped)",
         "35"},
-       field(&S::chunkSize, config::numberIn(1, 1000))},
+       [](std::string_view text, config::ServeOptions& options) -> std::optional<std::string> {
+         long long n = 0;
+         auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+         if (ec != std::errc() || ptr != text.data() + text.size()) return "must be a number";
+         unsigned clamped = static_cast<unsigned>(std::clamp<long long>(n, 1, kMaxChunkSize));
+         if (clamped != n) {
+           options.warnings.push_back(std::string(text) + " is outside 1-" +
+                                      std::to_string(kMaxChunkSize) +
+                                      " (the queries one Datadog call takes): using " +
+                                      std::to_string(clamped) + ", as the Cluster Agent does");
+         }
+         config::backendSettings<DatadogSettings>(options, kName).chunkSize = clamped;
+         return std::nullopt;
+       }},
       {{"datadog-max-parallel-queries",
         {"DD_EXTERNAL_METRICS_PROVIDER_MAX_PARALLEL_QUERIES"},
         "most Datadog calls in flight at once",
@@ -124,12 +157,22 @@ std::expected<BackendPtr, std::string> make(const BackendContext& context) {
     }
   }
   options.proxy = settings.proxy;
+  options.proxyHttp = settings.proxyHttp;
+  // The Agent's no_proxy is a space-separated list; libcurl's NOPROXY a comma-separated one.
+  for (char c : settings.noProxy) options.noProxy += c == ' ' ? ',' : c;
+  if (settings.skipTlsVerify) {
+    spdlog::warn(
+        "datadog-skip-tls-verify (DD_SKIP_SSL_VALIDATION) is on: the Datadog API's certificate is "
+        "not verified, so whoever sits between xmetrics and it reads the keys");
+  }
   options.limits.maxQueries = settings.chunkSize;
+  options.maxWindow = context.options.maxTimeWindow;
   options.maxParallelCalls = settings.maxParallelQueries;
   options.timeout = settings.timeout;
   options.endpointBackoff = settings.endpointBackoff;
   // One kept-alive connection per parallel call.
-  auto client = std::make_shared<http::HttpClient>(http::TlsOptions{}, options.maxParallelCalls);
+  auto client = std::make_shared<http::HttpClient>(
+      http::TlsOptions{.insecureSkipVerify = settings.skipTlsVerify}, options.maxParallelCalls);
   return std::make_unique<DatadogBackend>(
       std::move(options), [client](const http::Request& r) { return client->send(r); });
 }
@@ -138,7 +181,10 @@ std::expected<BackendPtr, std::string> make(const BackendContext& context) {
 
 void registerBackend(BackendRegistry& registry) {
   registry.add({.name = std::string(kName),
-                .settings = {.defaults = DatadogSettings{}, .rows = settingRows()},
+                .settings = {.defaults = DatadogSettings{},
+                             .rows = settingRows(),
+                             .selectedBy = {"datadog-api-key", "datadog-app-key",
+                                            "datadog-api-key-file", "datadog-app-key-file"}},
                 .make = make});
 }
 

@@ -47,6 +47,10 @@ TEST(ApiHandlerOptions, ReportTheEffectiveSettingsAsStarted) {
   auto settings = h.configReport().at("settings").as_array();
   ASSERT_EQ(settings.size(), 1u);
   EXPECT_EQ(settings[0].at("source").as_string(), "flag --max-age");
+  // The backend and why, and the review of the DD_* variables, travel with the settings.
+  EXPECT_EQ(h.configReport().at("backendReason").as_string(), o.backendReason);
+  ASSERT_TRUE(h.configuration);
+  EXPECT_EQ(h.configuration->backend, o.backend);
 }
 
 TEST(PeerUrl, FlagThenPodIpThenLoopbackWithIpv6InBrackets) {

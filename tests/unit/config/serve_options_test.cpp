@@ -142,12 +142,196 @@ TEST(ResolveServeOptions, ReportsEveryErrorAtOnceNamingTheSource) {
             std::string::npos);
 }
 
-TEST(ResolveServeOptions, MaxAgeShorterThanTheRefreshIsRefused) {
+// The Cluster Agent takes max(max_age, 3 x rollup): a lower max-age is raised, never refused
+// (refusing made a Cluster Agent environment crash-loop), and the warning names the change.
+TEST(ResolveServeOptions, MaxAgeBelowThreeRollupsIsRaisedWithAWarning) {
   SettingSources s;
-  s.flags = {{"max-age", "10s"}, {"refresh-period", "30s"}};
+  s.env = {{"DD_EXTERNAL_METRICS_PROVIDER_MAX_AGE", "10"}};
   auto o = resolveServeOptions(s);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->maxAge, seconds(90));
+  ASSERT_EQ(o->warnings.size(), 1u);
+  EXPECT_NE(o->warnings[0].find("environment variable DD_EXTERNAL_METRICS_PROVIDER_MAX_AGE = 10s "
+                                "is below 3 x rollup (90s): using 90s"),
+            std::string::npos)
+      << o->warnings[0];
+}
+
+TEST(ResolveServeOptions, MaxAgeShorterThanTheRefreshIsWarnedAbout) {
+  SettingSources s;
+  s.flags = {{"max-age", "100s"}, {"refresh-period", "200s"}};
+  auto o = resolveServeOptions(s);
+  ASSERT_TRUE(o);
+  ASSERT_EQ(o->warnings.size(), 1u);
+  EXPECT_NE(o->warnings[0].find("raise max-age"), std::string::npos);
+}
+
+TEST(ResolveServeOptions, ChunkSizeOutsideTheClusterAgentsBoundsIsClamped) {
+  for (auto [text, expected] : {std::pair{"0", 1u}, {"-4", 1u}, {"50", 35u}, {"20", 20u}}) {
+    SettingSources s;
+    s.env = {{"DD_EXTERNAL_METRICS_PROVIDER_CHUNK_SIZE", text}};
+    auto o = resolveServeOptions(s);
+    ASSERT_TRUE(o) << text;
+    const auto& e = std::ranges::find_if(
+        o->effective, [](const auto& x) { return x.name == "datadog-chunk-size"; });
+    EXPECT_EQ(e->value, text);
+    bool clamped = expected != static_cast<unsigned>(std::atoi(text));
+    ASSERT_EQ(o->warnings.size(), clamped ? 1u : 0u) << text;
+    if (clamped) {
+      EXPECT_NE(o->warnings[0].find("DD_EXTERNAL_METRICS_PROVIDER_CHUNK_SIZE = " +
+                                    std::string(text) + " is outside 1-35"),
+                std::string::npos)
+          << o->warnings[0];
+      EXPECT_NE(o->warnings[0].find("using " + std::to_string(expected)), std::string::npos);
+    }
+  }
+  SettingSources bad;
+  bad.env = {{"DD_EXTERNAL_METRICS_PROVIDER_CHUNK_SIZE", "many"}};
+  EXPECT_FALSE(resolveServeOptions(bad));
+}
+
+TEST(ResolveServeOptions, AShortClusterAgentLeaseIsAcceptedAndTheRenewalFollowsIt) {
+  SettingSources s;
+  s.env = {{"DD_LEADER_ELECTION", "true"}, {"DD_LEADER_LEASE_DURATION", "6"}};
+  auto o = resolveServeOptions(s);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->leaderLeaseDuration, seconds(6));
+  EXPECT_EQ(o->leaderRenewDeadline, seconds(4));
+  EXPECT_EQ(o->leaderRetryPeriod, seconds(1));
+  s.env["DD_LEADER_LEASE_DURATION"] = "2";
+  o = resolveServeOptions(s);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->leaderLeaseDuration, seconds(4));
+  EXPECT_LT(o->leaderRetryPeriod, o->leaderRenewDeadline);
+  ASSERT_EQ(o->warnings.size(), 1u);
+  EXPECT_NE(o->warnings[0].find("using 4s"), std::string::npos);
+  // The Cluster Agent's default lease, 60 s.
+  s.env["DD_LEADER_LEASE_DURATION"] = "60";
+  o = resolveServeOptions(s);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->leaderRenewDeadline, seconds(40));
+  EXPECT_EQ(o->leaderRetryPeriod, seconds(8));
+}
+
+TEST(ResolveServeOptions, DatadogKeysChooseTheDatadogBackendAndSaySo) {
+  SettingSources s;
+  s.env = {{"DD_API_KEY", "k"}, {"DD_APP_KEY", "a"}, {"DD_SITE", "datadoghq.eu"}};
+  auto o = resolveServeOptions(s);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->backend, "datadog");
+  EXPECT_EQ(o->backendReason,
+            "datadog-api-key is set (environment variable DD_API_KEY) and no backend setting is "
+            "given");
+  s.flags = {{"backend", "embedded"}};
+  o = resolveServeOptions(s);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->backend, "embedded");
+  EXPECT_EQ(o->backendReason, "chosen by flag --backend");
+  o = resolveServeOptions({});
+  EXPECT_EQ(o->backend, "embedded");
+}
+
+TEST(ResolveServeOptions, QueryValidityPeriodAndMaxTimeWindowAreTheClusterAgents) {
+  auto o = resolveServeOptions({});
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->queryValidityPeriod, seconds(30));
+  EXPECT_EQ(o->maxTimeWindow, seconds(86400));
+  SettingSources s;
+  s.env = {{"DD_EXTERNAL_METRICS_PROVIDER_QUERY_VALIDITY_PERIOD", "45"},
+           {"DD_EXTERNAL_METRICS_PROVIDER_MAX_TIME_WINDOW", "3600"}};
+  o = resolveServeOptions(s);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->queryValidityPeriod, seconds(45));
+  EXPECT_EQ(o->maxTimeWindow, seconds(3600));
+}
+
+TEST(ResolveServeOptions, TheClusterAgentsConfigFileIsReadAsItsVariables) {
+  std::string path = ::testing::TempDir() + "/datadog-cluster.yaml";
+  std::ofstream(path) << "api_key: k-file\n"
+                         "app_key: a-file\n"
+                         "site: datadoghq.eu\n"
+                         "cluster_name: prod-eu\n"
+                         "log_format_json: true\n"
+                         "external_metrics_provider:\n"
+                         "  enabled: true\n"
+                         "  refresh_period: 15\n"
+                         "  use_datadogmetric_crd: true\n"
+                         "  endpoints:\n"
+                         "    - {url: 'https://api.datadoghq.com', api_key: k2, app_key: a2}\n"
+                         "external_metrics:\n"
+                         "  aggregator: max\n"
+                         "proxy:\n"
+                         "  https: http://proxy:3128\n"
+                         "  no_proxy: [a.local, b.local]\n"
+                         "apm_config:\n"
+                         "  enabled: false\n"
+                         "max-metrics: 500\n";
+  SettingSources s;
+  s.configFile = path;
+  s.env = {{"DD_SITE", "datadoghq.com"}};  // the environment still wins over the file
+  auto o = resolveServeOptions(s);
+  ASSERT_TRUE(o) << o.error()[0];
+  EXPECT_EQ(o->backend, "datadog");
+  EXPECT_EQ(o->refreshPeriod, seconds(15));
+  EXPECT_TRUE(o->useDatadogMetricCrd);
+  EXPECT_EQ(o->aggregator, "max");
+  EXPECT_EQ(o->clusterName, "prod-eu");
+  EXPECT_EQ(o->logFormat, "json");
+  EXPECT_EQ(o->maxMetrics, 500u);
+  auto source = [&](std::string_view name) {
+    return std::ranges::find_if(o->effective, [&](const auto& e) { return e.name == name; })
+        ->source;
+  };
+  EXPECT_EQ(source("refresh-period"), "\"external_metrics_provider.refresh_period\" in " + path);
+  EXPECT_EQ(source("datadog-site"), "environment variable DD_SITE");
+  EXPECT_EQ(source("datadog-no-proxy"), "\"proxy.no_proxy\" in " + path);
+  auto value = [&](std::string_view name) {
+    return std::ranges::find_if(o->effective, [&](const auto& e) { return e.name == name; })->value;
+  };
+  EXPECT_EQ(value("datadog-no-proxy"), "a.local b.local");
+  EXPECT_EQ(value("datadog-api-key"), "<redacted>");
+  // A key of the Agent's that xmetrics has no use for is reported, not refused.
+  auto apm = std::ranges::find_if(
+      o->environment, [](const auto& n) { return n.variable == "DD_APM_CONFIG_ENABLED"; });
+  bool grouped = std::ranges::any_of(o->environment, [](const auto& n) {
+    return n.variable.empty() && n.text.find("DD_APM_CONFIG_ENABLED") != std::string::npos;
+  });
+  EXPECT_TRUE(apm != o->environment.end() || grouped);
+}
+
+TEST(ResolveServeOptions, EncValuesGoThroughTheSecretBackend) {
+  SettingSources s;
+  s.env = {{"DD_API_KEY", "ENC[api]"},
+           {"DD_APP_KEY", "ENC[app]"},
+           {"DD_SECRET_BACKEND_COMMAND", "/opt/secrets"},
+           {"DD_SECRET_BACKEND_ARGUMENTS", "--vault prod"}};
+  std::vector<SecretBackendCall> calls;
+  s.secretBackend = [&](const SecretBackendCall& c)
+      -> std::expected<std::map<std::string, std::string>, std::string> {
+    calls.push_back(c);
+    return std::map<std::string, std::string>{{"api", "real-api"}, {"app", "real-app"}};
+  };
+  auto o = resolveServeOptions(s);
+  ASSERT_TRUE(o) << o.error()[0];
+  ASSERT_EQ(calls.size(), 1u);  // one run for every handle, as the Agent
+  EXPECT_EQ(calls[0].command, "/opt/secrets");
+  EXPECT_EQ(calls[0].arguments, (std::vector<std::string>{"--vault", "prod"}));
+  EXPECT_EQ(calls[0].handles, (std::vector<std::string>{"api", "app"}));
+  EXPECT_EQ(o->backend, "datadog");
+  for (const auto& e : o->effective) EXPECT_EQ(e.value.find("real-"), std::string::npos) << e.name;
+
+  s.secretBackend = [](const SecretBackendCall&)
+      -> std::expected<std::map<std::string, std::string>, std::string> {
+    return std::unexpected(std::string("secret-backend-command /opt/secrets: it exited with 1"));
+  };
+  o = resolveServeOptions(s);
   ASSERT_FALSE(o);
-  EXPECT_NE(o.error()[0].find("raise max-age"), std::string::npos);
+  EXPECT_EQ(o.error()[0], "secret-backend-command /opt/secrets: it exited with 1");
+
+  s.env.erase("DD_SECRET_BACKEND_COMMAND");
+  o = resolveServeOptions(s);
+  ASSERT_FALSE(o);
+  EXPECT_NE(o.error()[0].find("no secret-backend-command"), std::string::npos);
 }
 
 TEST(ServeSettings, EverySettingAndVariableIsDocumented) {

@@ -151,9 +151,10 @@ TEST(Judge, EveryLinkInOrder) {
   e.lease = std::unexpected(kube::KubeError{.status = 404});
   std::vector<std::string> names;
   for (const auto& c : judge(e)) names.push_back(c.name);
-  EXPECT_EQ(names,
-            (std::vector<std::string>{"apiservice", "service", "certificate", "discovery",
-                                      "rbac-hpa", "rbac-xmetrics", "xmetrics", "leader", "hpa"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"apiservice", "service", "certificate", "discovery",
+                                             "rbac-hpa", "rbac-xmetrics", "xmetrics", "leader",
+                                             "hpa", "migration-settings", "migration-apiservice",
+                                             "migration-cluster-agent", "migration-crd"}));
 }
 
 }  // namespace
