@@ -155,10 +155,11 @@ std::expected<void, std::string> Service::startStages() {
     // A mounted cert dir (a Secret of the user's, cert-manager's): when its CA changes, the
     // replicas' client certificates are judged against the new one, and with --inject-ca-bundle
     // it goes into the APIService (now, and on every change).
-    if (!options.injectCaBundle.empty()) {
+    if (!options.injectCaBundle.empty() || !options.takeOverApiService.empty()) {
       injectorClient_ = std::make_unique<kube::KubeClient>(*cluster_);
-      injector_ =
-          std::make_unique<certs::CaBundleInjector>(*injectorClient_, options.injectCaBundle);
+      injector_ = std::make_unique<certs::CaBundleInjector>(
+          *injectorClient_, options.injectCaBundle,
+          apiServiceTakeOver(options, demand::ownNamespace(options, cluster_)));
       injector_->inject(caPem_);
     }
     caWatcher_ = std::make_unique<core::FileChangeWatcher>(

@@ -35,6 +35,14 @@ certs::CertificateOptions certificateOptions(const config::ServeOptions& options
           .generate = !fromSecret};
 }
 
+certs::ApiServiceTakeOver apiServiceTakeOver(const config::ServeOptions& options,
+                                             const std::string& ns) {
+  return {.names = options.takeOverApiService,
+          .ns = ns,
+          .service = options.serviceName,
+          .port = options.servicePort};
+}
+
 certs::ServingSecretOptions servingSecretOptions(const config::ServeOptions& options,
                                                  const std::string& ns) {
   // A round every tenth of the lifetime, at most a minute apart: a renewal (a third left) is
@@ -44,6 +52,7 @@ certs::ServingSecretOptions servingSecretOptions(const config::ServeOptions& opt
   return {.ns = ns,
           .name = options.servingCertSecret,
           .apiServices = options.injectCaBundle,
+          .takeOver = apiServiceTakeOver(options, ns),
           .issue = {.dnsNames = serviceNames(options, ns), .validity = options.certValidity},
           .certDir = options.certDir,
           .checkInterval = interval};

@@ -56,6 +56,9 @@ server::ApiHandlerOptions apiHandlerOptions(const config::ServeOptions& options,
 
 // /xmetrics/v1/config: every setting, secrets already redacted in `effective`.
 boost::json::value configReport(const config::ServeOptions& options);
+// --take-over-apiservice: the APIServices pointed at xmetrics' Service <ns>/<service-name>.
+certs::ApiServiceTakeOver apiServiceTakeOver(const config::ServeOptions& options,
+                                             const std::string& ns);
 // The status report's `configuration` section: backend and why, warnings, the DD_* review.
 core::StatusReport::Configuration statusConfiguration(const config::ServeOptions& options);
 

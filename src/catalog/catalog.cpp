@@ -168,7 +168,10 @@ CatalogEntryPtr Catalog::resolveLocked(const Demand& demand) const {
   }
   // Autogen objects mirror what the Cluster Agent would generate: inline Datadog queries only.
   if (options_.useDatadogMetrics && options_.autogen && !entry->configured) {
-    entry->object = options_.autogenNamespace + "/" + autogenName(entry->query);
+    auto name = autogenName(entry->query);
+    auto existing = autogenByName_.find(name);
+    entry->object = existing != autogenByName_.end() ? existing->second
+                                                     : options_.autogenNamespace + "/" + name;
   }
   return entry;
 }
@@ -283,6 +286,7 @@ std::vector<CatalogEntryPtr> Catalog::applyDatadogMetrics(std::vector<DatadogMet
   std::lock_guard lock(mutex_);
   objects_.clear();
   byExternalName_.clear();
+  autogenByName_.clear();
   for (auto& o : objects) {
     std::string id = o.id();
     objects_.insert_or_assign(std::move(id), std::move(o));
@@ -291,6 +295,11 @@ std::vector<CatalogEntryPtr> Catalog::applyDatadogMetrics(std::vector<DatadogMet
   for (const auto& [id, o] : objects_) {
     if (!o.autogen && !o.externalMetricName.empty()) {
       byExternalName_[o.externalMetricName].push_back(&o);
+    }
+    if (o.autogen) {
+      // Ours first: of two copies of one query, the one in autogenNamespace serves.
+      auto [it, added] = autogenByName_.emplace(o.name, id);
+      if (!added && o.ns == options_.autogenNamespace) it->second = id;
     }
     if (o.alwaysActive) {
       // Polled under its reference name in its own namespace, as a request for it would be.

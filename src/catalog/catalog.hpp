@@ -208,6 +208,9 @@ class Catalog {
   std::unordered_map<std::string, std::vector<std::string>> references_;  // key -> HPA owners
   std::unordered_map<std::string, std::string> alwaysActive_;             // key -> object id
   std::map<std::string, DatadogMetric> objects_;                          // by "ns/name"
+  // Autogen objects by name (dcaautogen-<hash>) -> "ns/name": one another agent (the Cluster
+  // Agent, in its namespace) generated for the same query is taken over, never duplicated.
+  std::unordered_map<std::string, std::string> autogenByName_;
   // Non-autogen objects by spec.externalMetricName, in id order (rule 3).
   std::unordered_map<std::string, std::vector<const DatadogMetric*>> byExternalName_;
   std::unordered_map<std::string, CatalogEntryPtr> entries_;  // by key

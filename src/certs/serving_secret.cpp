@@ -337,6 +337,38 @@ bool CaBundleInjector::inject(const std::string& caBundle) {
       continue;
     }
     const auto* spec = got->is_object() ? objectAt(got->as_object(), "spec") : nullptr;
+    if (std::ranges::find(takeOver_.names, name) != takeOver_.names.end()) {
+      const auto* service = objectAt(spec, "service");
+      const auto* port = service ? service->if_contains("port") : nullptr;
+      bool ours = str(service, "namespace") == takeOver_.ns &&
+                  str(service, "name") == takeOver_.service && port && port->is_int64() &&
+                  port->as_int64() == takeOver_.port;
+      bool insecure = spec && core::json::boolAt(*spec, "insecureSkipTLSVerify");
+      if (!ours || insecure || str(spec, "caBundle") != encoded) {
+        boost::json::object patch{{"spec",
+                                   {{"service",
+                                     {{"namespace", takeOver_.ns},
+                                      {"name", takeOver_.service},
+                                      {"port", takeOver_.port}}},
+                                    {"insecureSkipTLSVerify", nullptr},
+                                    {"caBundle", encoded}}}};
+        if (auto patched = client_.mergePatch(path, patch); !patched) {
+          warnOnce("take-over patch refused: " + patched.error().describe() +
+                   "; the service account needs patch on that APIService");
+          allDone = false;
+          continue;
+        }
+        std::erase(warned_, name);
+        injections_.fetch_add(1, std::memory_order_relaxed);
+        if (!ours || insecure) {
+          spdlog::info(
+              "component=certs event=apiservice_taken_over apiservice={} from={}/{} to={}/{}:{}",
+              name, str(service, "namespace"), str(service, "name"), takeOver_.ns,
+              takeOver_.service, takeOver_.port);
+        }
+      }
+      continue;
+    }
     if (spec && core::json::boolAt(*spec, "insecureSkipTLSVerify")) {
       warnOnce(
           "it has insecureSkipTLSVerify: true, which Kubernetes refuses with a caBundle; "

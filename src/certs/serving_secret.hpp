@@ -51,10 +51,26 @@ std::expected<SecretCertificates, std::string> applyRotation(RotationStep step,
 // Keeps each named APIService's spec.caBundle equal to a CA bundle: read, compared, merge-patched
 // when different. An APIService that is missing, refuses, or has insecureSkipTLSVerify is warned
 // about once (until it works) and tried again next time.
+//
+// Taking over (--take-over-apiservice, moving from another adapter such as the Cluster Agent):
+// the named APIServices are also pointed at xmetrics' Service, and their insecureSkipTLSVerify
+// (the Cluster Agent's) is removed, in the same merge patch that sets the caBundle — the switch
+// is one write, so kube-apiserver never has an APIService it cannot verify.
+struct ApiServiceTakeOver {
+  std::vector<std::string> names;
+  std::string ns, service;  // xmetrics' Service
+  int port = 443;
+};
+
 class CaBundleInjector {
  public:
-  CaBundleInjector(kube::KubeClient& client, std::vector<std::string> apiServices)
-      : client_(client), apiServices_(std::move(apiServices)) {}
+  CaBundleInjector(kube::KubeClient& client, std::vector<std::string> apiServices,
+                   ApiServiceTakeOver takeOver = {})
+      : client_(client), apiServices_(std::move(apiServices)), takeOver_(std::move(takeOver)) {
+    for (const auto& name : takeOver_.names) {
+      if (std::ranges::find(apiServices_, name) == apiServices_.end()) apiServices_.push_back(name);
+    }
+  }
   // true when every APIService holds `caBundle` now.
   bool inject(const std::string& caBundle);
   uint64_t injections() const { return injections_.load(std::memory_order_relaxed); }
@@ -62,6 +78,7 @@ class CaBundleInjector {
  private:
   kube::KubeClient& client_;
   std::vector<std::string> apiServices_;
+  ApiServiceTakeOver takeOver_;
   std::vector<std::string> warned_;
   std::atomic<uint64_t> injections_{0};
 };
@@ -69,6 +86,7 @@ class CaBundleInjector {
 struct ServingSecretOptions {
   std::string ns, name;                  // the Secret, in xmetrics' namespace
   std::vector<std::string> apiServices;  // whose spec.caBundle is kept equal to ca.crt
+  ApiServiceTakeOver takeOver;           // and which of those are pointed at xmetrics
   IssueOptions issue;
   std::string certDir;  // where the files are written for the server (an emptyDir in a pod)
   std::chrono::seconds checkInterval{60};
@@ -106,7 +124,7 @@ class ServingSecret {
 
   kube::KubeClient client_;
   ServingSecretOptions options_;
-  CaBundleInjector injector_{client_, options_.apiServices};
+  CaBundleInjector injector_{client_, options_.apiServices, options_.takeOver};
   std::string secretPath_;
   std::function<void(const std::string&)> onTrustChanged_;
   SecretCertificates written_;  // what the cert dir holds; only the round's thread touches it

@@ -18,8 +18,8 @@ std::string normalized(std::string_view value) {
 }
 
 bool harmless(const ClusterAgentSetting& s, std::string_view value) {
-  return std::ranges::any_of(s.harmless,
-                             [&](const std::string& h) { return normalized(h) == normalized(value); });
+  return std::ranges::any_of(
+      s.harmless, [&](const std::string& h) { return normalized(h) == normalized(value); });
 }
 
 // Variables a user may mean when writing one nobody reads.
@@ -39,14 +39,16 @@ std::string suggestion(std::string_view variable) {
 
 std::string clusterAgentVariable(std::string_view key) {
   std::string v = "DD_";
-  for (char c : key) v += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : key)
+    v += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return v;
 }
 
 const std::vector<ClusterAgentSetting>& clusterAgentSettings() {
   static const std::vector<ClusterAgentSetting> kSettings = {
       // The external metrics provider.
-      {"external_metrics_provider.enabled", Kind::Mechanism,
+      {"external_metrics_provider.enabled",
+       Kind::Mechanism,
        "xmetrics is the provider and serves either way; false is warned about",
        {"true"}},
       {"external_metrics_provider.port", Kind::Same, "secure-port"},
@@ -55,7 +57,8 @@ const std::vector<ClusterAgentSetting>& clusterAgentSettings() {
       {"external_metrics_provider.app_key", Kind::Same, "datadog-app-key"},
       {"external_metrics_provider.endpoints", Kind::Same, "datadog-endpoints"},
       {"external_metrics_provider.refresh_period", Kind::Same, "refresh-period"},
-      {"external_metrics_provider.batch_window", Kind::NotApplicable,
+      {"external_metrics_provider.batch_window",
+       Kind::NotApplicable,
        "HPA changes reach the catalog at once from its watch; there is no ConfigMap to batch into",
        {"10"}},
       {"external_metrics_provider.max_age", Kind::Same, "max-age"},
@@ -64,29 +67,35 @@ const std::vector<ClusterAgentSetting>& clusterAgentSettings() {
       {"external_metrics_provider.max_time_window", Kind::Same, "max-time-window"},
       {"external_metrics_provider.bucket_size", Kind::Same, "bucket-size"},
       {"external_metrics_provider.rollup", Kind::Same, "rollup"},
-      {"external_metrics_provider.wpa_controller", Kind::NotApplicable,
+      {"external_metrics_provider.wpa_controller",
+       Kind::NotApplicable,
        "Watermark Pod Autoscalers are not served; HPAs are",
        {"false"}},
       {"external_metrics_provider.use_datadogmetric_crd", Kind::Same, "use-datadogmetric-crd"},
       {"external_metrics_provider.enable_datadogmetric_autogen", Kind::Same,
        "datadogmetric-autogen"},
-      {"external_metrics_provider.config", Kind::NotApplicable,
+      {"external_metrics_provider.config",
+       Kind::NotApplicable,
        "the API server's options are xmetrics' own flags (secure-port, threads, ...)",
        {"", "{}"}},
-      {"external_metrics_provider.local_copy_refresh_rate", Kind::NotApplicable,
+      {"external_metrics_provider.local_copy_refresh_rate",
+       Kind::NotApplicable,
        "followers mirror the leader's values every second (docs/high-availability.md)",
        {"30"}},
       {"external_metrics_provider.chunk_size", Kind::Same, "datadog-chunk-size"},
-      {"external_metrics_provider.split_batches_with_backoff", Kind::Mechanism,
+      {"external_metrics_provider.split_batches_with_backoff",
+       Kind::Mechanism,
        "always on: a batch with a failing query is halved until the query is alone, so its "
        "neighbours keep their values",
        {"true", "false"}},
-      {"external_metrics_provider.num_workers", Kind::NotApplicable,
+      {"external_metrics_provider.num_workers",
+       Kind::NotApplicable,
        "one poller thread serves every metric; DatadogMetric status is written by one controller",
        {"2"}},
       {"external_metrics_provider.max_parallel_queries", Kind::Same,
        "datadog-max-parallel-queries"},
-      {"external_metrics_provider.hpa_label_selector", Kind::NotApplicable,
+      {"external_metrics_provider.hpa_label_selector",
+       Kind::NotApplicable,
        "every HPA is watched; one that names no external metric costs nothing",
        {""}},
       // General settings the provider reads.
@@ -100,11 +109,13 @@ const std::vector<ClusterAgentSetting>& clusterAgentSettings() {
       {"leader_election", Kind::Same, "leader-election"},
       {"leader_lease_name", Kind::Same, "leader-lease-name"},
       {"leader_lease_duration", Kind::Same, "leader-lease-duration"},
-      {"leader_election_default_resource", Kind::Mechanism,
+      {"leader_election_default_resource",
+       Kind::Mechanism,
        "the lock is always a coordination.k8s.io Lease named leader-lease-name",
        {"lease", "configmap", ""}},
       {"pod_name", Kind::Same, "pod-name"},
-      {"health_port", Kind::Mechanism,
+      {"health_port",
+       Kind::Mechanism,
        "/livez and /readyz are served on secure-port (HTTPS); point the probes there, as the "
        "xmetrics chart does",
        {}},
@@ -116,16 +127,17 @@ const std::vector<ClusterAgentSetting>& clusterAgentSettings() {
       {"secret_backend_arguments", Kind::Same, "secret-backend-arguments"},
       {"secret_backend_timeout", Kind::Same, "secret-backend-timeout"},
       {"secret_backend_output_max_size", Kind::Same, "secret-backend-output-max-size"},
-      {"hpa_watcher_polling_freq", Kind::NotApplicable,
-       "HPAs are watched, not polled",
-       {"10"}},
-      {"hpa_watcher_gc_period", Kind::NotApplicable,
+      {"hpa_watcher_polling_freq", Kind::NotApplicable, "HPAs are watched, not polled", {"10"}},
+      {"hpa_watcher_gc_period",
+       Kind::NotApplicable,
        "metrics no HPA names stop being polled after inactive-after",
        {"300"}},
-      {"hpa_configmap_name", Kind::NotApplicable,
+      {"hpa_configmap_name",
+       Kind::NotApplicable,
        "no ConfigMap: the catalog lives in memory and is rebuilt from the watches",
        {"datadog-custom-metrics"}},
-      {"kubernetes_informers_resync_period", Kind::NotApplicable,
+      {"kubernetes_informers_resync_period",
+       Kind::NotApplicable,
        "watches are re-listed when they drop, never on a timer",
        {"300"}},
   };
@@ -134,16 +146,31 @@ const std::vector<ClusterAgentSetting>& clusterAgentSettings() {
 
 bool otherClusterAgentFeature(std::string_view variable) {
   static constexpr std::string_view kPrefixes[] = {
-      "DD_ADMISSION_CONTROLLER_", "DD_CLUSTER_CHECKS_", "DD_ORCHESTRATOR_EXPLORER_",
-      "DD_CLUSTER_AGENT_",        "DD_KUBERNETES_",     "DD_LANGUAGE_DETECTION_",
-      "DD_CSI_",                  "DD_REMOTE_CONFIGURATION_", "DD_EXTRA_",
-      "DD_APM_",                  "DD_INSTRUMENTATION_", "DD_COLLECT_KUBERNETES_EVENTS",
-      "DD_TRACE_AGENT_",          "DD_DOGSTATSD_HOST_SOCKET_PATH", "DD_DOGSTATSD_SOCKET",
-      "DD_AUTOSCALING_",          "DD_COMPLIANCE_",     "DD_PROCESS_",
-      "DD_SBOM_",                 "DD_RUNTIME_SECURITY_", "DD_CLC_RUNNER_",
+      "DD_ADMISSION_CONTROLLER_",
+      "DD_CLUSTER_CHECKS_",
+      "DD_ORCHESTRATOR_EXPLORER_",
+      "DD_CLUSTER_AGENT_",
+      "DD_KUBERNETES_",
+      "DD_LANGUAGE_DETECTION_",
+      "DD_CSI_",
+      "DD_REMOTE_CONFIGURATION_",
+      "DD_EXTRA_",
+      "DD_APM_",
+      "DD_INSTRUMENTATION_",
+      "DD_COLLECT_KUBERNETES_EVENTS",
+      "DD_TRACE_AGENT_",
+      "DD_DOGSTATSD_HOST_SOCKET_PATH",
+      "DD_DOGSTATSD_SOCKET",
+      "DD_AUTOSCALING_",
+      "DD_COMPLIANCE_",
+      "DD_PROCESS_",
+      "DD_SBOM_",
+      "DD_RUNTIME_SECURITY_",
+      "DD_CLC_RUNNER_",
       "DD_EXTERNAL_METRICS_PROVIDER_WPA_",  // (the WPA controller has its own entry)
   };
-  return std::ranges::any_of(kPrefixes, [&](std::string_view p) { return variable.starts_with(p); });
+  return std::ranges::any_of(kPrefixes,
+                             [&](std::string_view p) { return variable.starts_with(p); });
 }
 
 std::vector<ServeOptions::EnvironmentNote> reviewClusterAgentVariables(
@@ -153,9 +180,8 @@ std::vector<ServeOptions::EnvironmentNote> reviewClusterAgentVariables(
   std::string otherFeatures;
   for (const auto& [variable, value] : variables) {
     if (!variable.starts_with("DD_")) continue;
-    auto row = std::ranges::find_if(rows, [&](const Setting& s) {
-      return std::ranges::find(s.env, variable) != s.env.end();
-    });
+    auto row = std::ranges::find_if(
+        rows, [&](const Setting& s) { return std::ranges::find(s.env, variable) != s.env.end(); });
     if (row != rows.end()) {
       if (flags.contains(row->name)) {
         notes.push_back({variable, "info", "shadowed by flag --" + row->name + ", which wins"});
@@ -168,8 +194,9 @@ std::vector<ServeOptions::EnvironmentNote> reviewClusterAgentVariables(
       return clusterAgentVariable(s.key) == variable;
     });
     if (entry != clusterAgentSettings().end() && entry->kind != Kind::Same) {
-      bool quiet = entry->kind == Kind::Mechanism ? entry->harmless.empty() || harmless(*entry, value)
-                                                   : harmless(*entry, value);
+      bool quiet = entry->kind == Kind::Mechanism
+                       ? entry->harmless.empty() || harmless(*entry, value)
+                       : harmless(*entry, value);
       std::string what = entry->kind == Kind::Mechanism ? "accepted: " : "not applicable: ";
       notes.push_back({variable, quiet ? "info" : "warn", what + entry->xmetrics});
       continue;
@@ -184,9 +211,9 @@ std::vector<ServeOptions::EnvironmentNote> reviewClusterAgentVariables(
                          suggestion(variable)});
   }
   if (!otherFeatures.empty()) {
-    notes.push_back({"", "info",
-                     "settings of Cluster Agent features xmetrics does not have, ignored: " +
-                         otherFeatures});
+    notes.push_back(
+        {"", "info",
+         "settings of Cluster Agent features xmetrics does not have, ignored: " + otherFeatures});
   }
   return notes;
 }

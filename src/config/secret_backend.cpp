@@ -29,9 +29,8 @@ std::optional<std::string> checkRights(const SecretBackendCall& call) {
   if (!S_ISREG(st.st_mode)) return std::string("it is not a regular file");
   mode_t forbidden = call.allowGroupExec ? (S_IWGRP | S_IRWXO) : (S_IRWXG | S_IRWXO);
   if ((st.st_mode & forbidden) != 0) {
-    return std::string(call.allowGroupExec
-                           ? "others have rights on it or its group may write it"
-                           : "its group or others have rights on it") +
+    return std::string(call.allowGroupExec ? "others have rights on it or its group may write it"
+                                           : "its group or others have rights on it") +
            " (chmod 700 it, as the Agent requires)";
   }
   if (st.st_uid != ::geteuid()) {
@@ -90,7 +89,8 @@ std::expected<std::map<std::string, std::string>, std::string> parseSecretBacken
   boost::system::error_code ec;
   auto json = boost::json::parse(output, ec);
   if (ec || !json.is_object()) {
-    return std::unexpected(std::string("its output is not a JSON object of handle: {value, error}"));
+    return std::unexpected(
+        std::string("its output is not a JSON object of handle: {value, error}"));
   }
   std::map<std::string, std::string> secrets;
   for (const auto& handle : handles) {
@@ -160,8 +160,8 @@ std::expected<std::map<std::string, std::string>, std::string> runSecretBackend(
       timedOut = true;
       break;
     }
-    std::array<pollfd, 3> polled{{{in.fds[1], POLLOUT, 0}, {out.fds[0], POLLIN, 0},
-                                  {err.fds[0], POLLIN, 0}}};
+    std::array<pollfd, 3> polled{
+        {{in.fds[1], POLLOUT, 0}, {out.fds[0], POLLIN, 0}, {err.fds[0], POLLIN, 0}}};
     if (::poll(polled.data(), polled.size(), static_cast<int>(left.count())) < 0) {
       if (errno == EINTR) continue;
       break;
@@ -172,9 +172,8 @@ std::expected<std::map<std::string, std::string>, std::string> runSecretBackend(
       if (n < 0 && errno != EAGAIN) written = input.size();  // it closed stdin: fine
       if (written >= input.size()) in.closeEnd(1);
     }
-    for (auto [index, pipe, text, limit] :
-         {std::tuple{1, &out, &stdoutText, call.outputMaxSize},
-          std::tuple{2, &err, &stderrText, std::size_t{4096}}}) {
+    for (auto [index, pipe, text, limit] : {std::tuple{1, &out, &stdoutText, call.outputMaxSize},
+                                            std::tuple{2, &err, &stderrText, std::size_t{4096}}}) {
       if (pipe->fds[0] < 0 || !(polled[index].revents & (POLLIN | POLLERR | POLLHUP))) continue;
       char buffer[4096];
       ssize_t n = ::read(pipe->fds[0], buffer, sizeof buffer);
@@ -203,9 +202,9 @@ std::expected<std::map<std::string, std::string>, std::string> runSecretBackend(
                 std::to_string(call.outputMaxSize) + " bytes");
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string why = WIFEXITED(status) ? "it exited with " + std::to_string(WEXITSTATUS(status))
-                                        : "it was killed by signal " +
-                                              std::to_string(WTERMSIG(status));
+    std::string why = WIFEXITED(status)
+                          ? "it exited with " + std::to_string(WEXITSTATUS(status))
+                          : "it was killed by signal " + std::to_string(WTERMSIG(status));
     auto said = core::oneLine(core::validUtf8(stderrText));
     if (said.size() > 200) said = said.substr(0, 200) + "...";
     return fail(why + (said.empty() ? "" : ": " + said));

@@ -46,6 +46,24 @@ Apply boolSetting(bool ServeOptions::*field) {
   };
 }
 
+// A comma-separated list of names, blanks around each ignored.
+Apply commaList(std::vector<std::string> ServeOptions::*field) {
+  return [field](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
+    auto& list = o.*field;
+    list.clear();
+    std::size_t start = 0;
+    while (start <= v.size()) {
+      auto end = std::min(v.find(',', start), v.size());
+      auto item = v.substr(start, end - start);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      if (!item.empty()) list.emplace_back(item);
+      start = end + 1;
+    }
+    return std::nullopt;
+  };
+}
+
 std::string joined(const std::vector<std::string>& names) {
   std::string list;
   for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
@@ -157,17 +175,19 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
         "APIService names, comma-separated, whose spec.caBundle xmetrics keeps equal to the "
         "serving-cert Secret's CA bundle",
         ""},
+       commaList(&O::injectCaBundle)},
+      {{"take-over-apiservice",
+        {},
+        "APIService names, comma-separated, that another adapter registered (the Cluster "
+        "Agent's): xmetrics points them at its Service, drops insecureSkipTLSVerify and keeps "
+        "their caBundle (as inject-ca-bundle)",
+        ""},
+       commaList(&O::takeOverApiService)},
+      {{"service-port", {}, "the port of that Service the APIService names", "443"},
        [](std::string_view v, O& o) -> std::optional<std::string> {
-         o.injectCaBundle.clear();
-         std::size_t start = 0;
-         while (start <= v.size()) {
-           auto end = std::min(v.find(',', start), v.size());
-           auto item = v.substr(start, end - start);
-           while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-           while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-           if (!item.empty()) o.injectCaBundle.emplace_back(item);
-           start = end + 1;
-         }
+         auto n = parseNumber<uint16_t>(v);
+         if (!n || *n == 0) return "must be a port number 1-65535";
+         o.servicePort = *n;
          return std::nullopt;
        }},
       {{"service-name",

@@ -32,6 +32,9 @@ struct ServeOptions {
   std::vector<std::string> injectCaBundle;
   std::chrono::seconds certValidity{365 * 24 * 3600};
   std::string serviceName = "xmetrics";  // the Service in namespace the APIService points at
+  int servicePort = 443;                 // its port
+  // APIServices another adapter registered (the Cluster Agent's), pointed at that Service.
+  std::vector<std::string> takeOverApiService;
   std::string tokenAuthFile;
   std::string kubeconfig;  // Kubernetes mode outside a pod; in a pod the service account is used
   std::string backend = "embedded";   // the default backend

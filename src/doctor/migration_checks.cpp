@@ -88,9 +88,8 @@ Check clusterAgentCheck(const Evidence& e) {
     c.summary = "Cluster Agent Deployments not checked: " + e.clusterAgents.error().message;
     return c;
   }
-  const auto* items = e.clusterAgents->is_object()
-                          ? e.clusterAgents->as_object().if_contains("items")
-                          : nullptr;
+  const auto* items =
+      e.clusterAgents->is_object() ? e.clusterAgents->as_object().if_contains("items") : nullptr;
   std::vector<std::string> serving;
   if (items && items->is_array()) {
     for (const auto& d : items->as_array()) {
@@ -102,10 +101,10 @@ Check clusterAgentCheck(const Evidence& e) {
       bool provider = false;
       if (const auto* podSpec = objectAt(objectAt(spec, "template"), "spec")) {
         const auto* list = podSpec->if_contains("containers");
-        for (const auto& container : list && list->is_array() ? list->as_array()
-                                                                : boost::json::array{}) {
-          const auto* env = container.is_object() ? container.as_object().if_contains("env")
-                                                  : nullptr;
+        for (const auto& container :
+             list && list->is_array() ? list->as_array() : boost::json::array{}) {
+          const auto* env =
+              container.is_object() ? container.as_object().if_contains("env") : nullptr;
           for (const auto& var : env && env->is_array() ? env->as_array() : boost::json::array{}) {
             if (!var.is_object()) continue;
             std::string value = core::lowercase(str(var.as_object(), "value"));

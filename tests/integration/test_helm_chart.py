@@ -555,3 +555,241 @@ def test_the_rendered_deployment_drives_the_binary(render, start_xmetrics, fake_
     assert "max:helm.chart.metric{app:web}.rollup(60)" in queries, queries
     status = xm.status()
     assert status["backend"]["name"] == "datadog", status["backend"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Values files of the official datadog chart (tests/integration/fixtures/datadog-chart/README.md)
+
+DATADOG_CHART = os.path.join(REPO, "tests", "integration", "fixtures", "datadog-chart")
+DATADOG_CHART_VALUES = ["values-inline.yaml", "values-crd.yaml", "values-crd-ha.yaml"]
+
+
+class FakeDiscovery:
+    """The three discovery documents `helm install --dry-run=client` reads for its capabilities (it
+    wants a reachable cluster even then), on 127.0.0.1; releases live in Helm's memory driver."""
+
+    DOCS = {"/version": {"major": "1", "minor": "31", "gitVersion": "v1.31.0"},
+            "/api": {"kind": "APIVersions", "versions": ["v1"]},
+            "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": []},
+            "/apis": {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}}
+
+    def __init__(self, workdir):
+        import http.server
+        import threading
+        docs = self.DOCS
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = docs.get(self.path.split("?")[0])
+                data = json.dumps(body).encode() if body is not None else b"{}"
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.kubeconfig = workdir / "kubeconfig"
+        self.kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake", "users": [],
+            "clusters": [{"name": "fake", "cluster": {
+                "server": f"http://127.0.0.1:{self.server.server_address[1]}"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake"}}]}))
+        self.releases = workdir / "releases.yaml"
+        self.releases.write_text("[]\n")
+
+    def env(self):
+        return {"KUBECONFIG": str(self.kubeconfig), "HELM_DRIVER": "memory",
+                "HELM_MEMORY_DRIVER_DATA": str(self.releases)}
+
+
+@pytest.fixture(scope="module")
+def install_notes(helm_env, tmp_path_factory):
+    """install_notes(*args) -> the NOTES `helm install --dry-run=client` prints (namespace datadog)."""
+    fake = FakeDiscovery(tmp_path_factory.mktemp("fake-discovery"))
+
+    def run(*args):
+        cmd = [HELM, "install", "xmetrics", CHART, "--dry-run=client", "--namespace", "datadog", *args]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                             env={**helm_env, **fake.env()})
+        assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stderr}"
+        assert "\nNOTES:\n" in res.stdout, res.stdout
+        return res.stdout.split("\nNOTES:\n", 1)[1]
+    yield run
+    fake.server.shutdown()
+
+
+@pytest.mark.parametrize("values_file", DATADOG_CHART_VALUES)
+def test_a_datadog_chart_values_file_installs_xmetrics(helm, install_notes, values_file):
+    path = os.path.join(DATADOG_CHART, values_file)
+    with open(path) as f:
+        given = yaml.safe_load(f)
+    crd_mode = given["clusterAgent"]["metricsProvider"]["useDatadogMetrics"]
+    ha = values_file == "values-crd-ha.yaml"
+
+    res = helm("lint", "--strict", CHART, "-f", path)
+    assert "0 chart(s) failed" in res.stdout, res.stdout
+    res = helm("template", "xmetrics", CHART, "--namespace", "datadog", "-f", path)
+    objs = [d for d in yaml.safe_load_all(res.stdout) if d]
+
+    c = container(objs)
+    args = c["args"]
+    assert "--backend=datadog" in args
+    assert ("--use-datadogmetric-crd=true" in args) == crd_mode
+    assert ("--cluster-name=prod-eu" in args) == ha
+    assert not [a for a in args if a.startswith("--log-level")]  # datadog.logLevel not set
+    env = env_of(objs)
+    # The datadog chart's Secret and key names; the API key optional as there, the app key not.
+    assert env["DD_API_KEY"]["valueFrom"] == {"secretKeyRef": {
+        "name": "datadog-secret", "key": "api-key", "optional": True}}
+    assert env["DD_APP_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "datadog-secret", "key": "app-key"}}
+    assert env["DD_SITE"] == {"name": "DD_SITE", "value": "datadoghq.eu"}
+    assert not find(objs, "Secret")  # the keys stay in the datadog chart's Secret
+    assert one(objs, "Deployment")["spec"]["replicas"] == 2  # crd-ha: clusterAgent.replicas; else the default
+    if ha:
+        # clusterAgent.env comes last, as the datadog chart puts it.
+        assert c["env"][-1] == {"name": "DD_EXTERNAL_METRICS_PROVIDER_POLLING_INTERVAL", "value": "15"}
+    else:
+        assert "DD_EXTERNAL_METRICS_PROVIDER_POLLING_INTERVAL" not in env
+    # CRD mode: the RBAC for DatadogMetric objects and (no cluster to look into) the CRD, kept.
+    assert bool(find(objs, "ClusterRole", "xmetrics:datadogmetrics")) == crd_mode
+    crds = find(objs, "CustomResourceDefinition", "datadogmetrics.datadoghq.com")
+    assert bool(crds) == crd_mode
+    for crd in crds:
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    api = one(objs, "APIService", "v1beta1.external.metrics.k8s.io")
+    assert api["spec"]["service"] == {"name": "xmetrics", "namespace": "datadog", "port": 443}
+    assert find(objs, "ClusterRoleBinding", "xmetrics:external-metrics-reader")
+
+    notes = install_notes("-f", path)
+    lines = [line.strip() for line in notes.splitlines()]
+    assert "ignored: agents.enabled (the node Agent DaemonSet: xmetrics runs no node Agent)" in lines, notes
+    assert "read: datadog.site → DD_SITE" in lines, notes
+    for key in ("serviceAccounts.clusterAgent.create", "serviceAccounts.clusterAgent.name",
+                "clusterAgent.enabled", "clusterAgent.metricsProvider.enabled=true"):
+        assert [line for line in lines if line.startswith(f"ignored: {key} (")], (key, notes)
+    assert [line for line in lines if line.startswith("read: datadog.apiKeyExistingSecret → ")], notes
+    assert bool([line for line in lines if line.startswith("read: datadog.clusterName → ")]) == ha
+    assert ("clusterAgent.env sets DD_EXTERNAL_METRICS_PROVIDER_POLLING_INTERVAL" in notes) == ha
+
+
+def test_log_levels_in_any_case(render):
+    objs, _ = render({"datadog": {"logLevel": "WARNING"}})
+    assert "--log-level=warn" in container(objs)["args"]
+    objs, _ = render({"datadog": {"logLevel": "INFO"}})
+    assert "--log-level=info" in container(objs)["args"]
+    # The chart's own logLevel, any case, wins over the datadog chart's.
+    objs, _ = render({"logLevel": "INFO", "datadog": {"logLevel": "DEBUG"}})
+    assert "--log-level=info" in container(objs)["args"]
+    objs, _ = render({"logLevel": "Critical"})
+    assert "--log-level=critical" in container(objs)["args"]
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"datadog": {"logLevel": "LOUD"}}, "/datadog/logLevel"),  # the schema, before the template's check
+    ({"logLevel": "LOUD"}, "/logLevel"),
+    ({"datadog": {"apiKeyExistingSecret": "datadog-secret"}}, "backend datadog needs its keys"),
+])
+def test_invalid_datadog_chart_values_fail(helm, values, message):
+    res = helm("template", "xmetrics", CHART, values=values, check=False)
+    assert res.returncode != 0
+    assert message in res.stderr, res.stderr
+
+
+def test_datadog_chart_keys_beneath_the_chart_own(render):
+    dd = {"datadog": {"apiKeyExistingSecret": "dd-api", "appKeyExistingSecret": "dd-app",
+                      "secretBackend": {"command": "/readsecret.sh", "arguments": "/etc/keys"}},
+          "clusterAgent": {"replicas": 3, "resources": {"requests": {"cpu": "1"}},
+                           "nodeSelector": {"pool": "system"}, "podLabels": {"team": "dd"},
+                           "podAnnotations": {"a": "dd"}, "priorityClassName": "critical",
+                           "env": [{"name": "FOO", "value": "bar"}],
+                           "metricsProvider": {"aggregator": "max", "endpoint": "https://dd.example",
+                                               "service": {"port": 8443}, "registerAPIService": False,
+                                               "createReaderRbac": False}}}
+    objs, _ = render(dd)
+    dep = one(objs, "Deployment")
+    pod = dep["spec"]["template"]
+    c = container(objs)
+    assert dep["spec"]["replicas"] == 3
+    assert c["resources"] == {"requests": {"cpu": "1"}}
+    assert pod["spec"]["nodeSelector"] == {"pool": "system"}
+    assert pod["spec"]["priorityClassName"] == "critical"
+    assert pod["metadata"]["labels"]["team"] == "dd" and pod["metadata"]["annotations"] == {"a": "dd"}
+    assert "--aggregator=max" in c["args"]
+    env = env_of(objs)
+    assert env["DD_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "dd-api", "key": "api-key",
+                                                              "optional": True}
+    assert env["DD_APP_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "dd-app", "key": "app-key"}
+    assert env["DD_EXTERNAL_METRICS_PROVIDER_ENDPOINT"]["value"] == "https://dd.example"
+    assert env["DD_SECRET_BACKEND_COMMAND"]["value"] == "/readsecret.sh"
+    assert env["DD_SECRET_BACKEND_ARGUMENTS"]["value"] == "/etc/keys"
+    assert c["env"][-1] == {"name": "FOO", "value": "bar"}
+    assert one(objs, "Service")["spec"]["ports"][0]["port"] == 8443
+    assert not find(objs, "APIService")  # registerAPIService=false
+    assert not find(objs, "ClusterRoleBinding", "xmetrics:external-metrics-reader")  # createReaderRbac=false
+
+    # The chart's own keys win where both are set.
+    objs, _ = render({**dd, "replicaCount": 5, "resources": {}, "aggregator": "min",
+                      "nodeSelector": {"pool": "mine"}, "podAnnotations": {"a": "mine"},
+                      "service": {"port": 443}})
+    dep = one(objs, "Deployment")
+    c = container(objs)
+    assert dep["spec"]["replicas"] == 5 and "resources" not in c
+    assert "--aggregator=min" in c["args"] and "--aggregator=max" not in c["args"]
+    assert dep["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "mine"}
+    assert dep["spec"]["template"]["metadata"]["annotations"] == {"a": "mine"}
+    assert one(objs, "Service")["spec"]["ports"][0]["port"] == 443
+
+    # Keys as files from the datadog chart's two Secrets: one projected volume.
+    objs, _ = render({**dd, "datadog": {**dd["datadog"], "keysAsFiles": True}})
+    vol = next(v for v in one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+               if v["name"] == "datadog-keys")
+    assert vol["projected"]["sources"] == [
+        {"secret": {"name": "dd-api", "items": [{"key": "api-key", "path": "api-key"}]}},
+        {"secret": {"name": "dd-app", "items": [{"key": "app-key", "path": "app-key"}]}}]
+
+
+def test_backend_follows_the_configured_keys(render):
+    assert "--backend=embedded" in container(render({})[0])["args"]
+    objs, _ = render({"datadog": {"existingSecret": "dd"}})
+    assert "--backend=datadog" in container(objs)["args"]
+    # An explicit backend wins: the keys are then not used.
+    objs, _ = render({"backend": "embedded", "datadog": {"apiKeyExistingSecret": "a",
+                                                         "appKeyExistingSecret": "b"}})
+    assert "--backend=embedded" in container(objs)["args"]
+    assert "DD_API_KEY" not in env_of(objs)
+    # datadog.apiKey/appKey: the keys given as values go into the chart's Secret; the datadog chart's
+    # appKeyExistingSecret supplies the other one.
+    objs, _ = render({"datadog": {"apiKey": "api-key-sentinel", "appKeyExistingSecret": "dd-app"}})
+    secret = one(objs, "Secret", "xmetrics-datadog-keys")
+    assert set(secret["data"]) == {"api-key"}
+    env = env_of(objs)
+    assert env["DD_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "xmetrics-datadog-keys", "key": "api-key"}
+    assert env["DD_APP_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "dd-app", "key": "app-key"}
+
+
+def test_apiservice_take_over(render):
+    objs, _ = render({"apiService": {"takeOver": True}})
+    assert not find(objs, "APIService")
+    args = container(objs)["args"]
+    assert "--take-over-apiservice=v1beta1.external.metrics.k8s.io" in args
+    assert "--inject-ca-bundle=v1beta1.external.metrics.k8s.io" in args
+    assert find(objs, "ClusterRole", "xmetrics:ca-bundle-injector")
+    assert not [a for a in container(render({})[0])["args"] if a.startswith("--take-over")]
+
+
+def test_metrics_provider_off_is_a_note_not_an_error(render, install_notes, tmp_path):
+    values = {"datadog": {"apiKeyExistingSecret": "s", "appKeyExistingSecret": "s"},
+              "clusterAgent": {"metricsProvider": {"enabled": False}}}
+    objs, _ = render(values)
+    assert "--backend=datadog" in container(objs)["args"]
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    notes = install_notes("-f", str(path))
+    assert "ignored: clusterAgent.metricsProvider.enabled=false (" in notes, notes
+    # Without any datadog-chart key, NOTES has no such section.
+    assert "Keys of the datadog chart" not in install_notes()

@@ -106,6 +106,26 @@ TEST(CatalogResolution, Rule2ObjectNamedLikeTheMetricInTheRequestNamespace) {
   EXPECT_NE(here->key, there->key);
 }
 
+// A Cluster Agent's autogen object (in its namespace, "datadog") for the same inline query is
+// taken over, not duplicated in xmetrics' namespace; once xmetrics has its own copy, that one wins.
+TEST(CatalogResolution, AnotherAgentsAutogenObjectIsTakenOverNotDuplicated) {
+  Catalog c(crdMode());
+  auto inlineQuery =
+      std::string("avg:nginx.net.request_per_s{kube_container_name:nginx}.rollup(30)");
+  auto name = autogenName(inlineQuery);
+  c.setDatadogMetrics({object("datadog", name, inlineQuery, "nginx.net.request_per_s")}, at(0));
+  auto e =
+      c.ensure("shop", "nginx.net.request_per_s", selector("kube_container_name=nginx"), at(0));
+  EXPECT_EQ(e->rule, Rule::kInline);
+  EXPECT_EQ(e->query, inlineQuery);
+  EXPECT_EQ(e->object, "datadog/" + name);
+  c.setDatadogMetrics({object("datadog", name, inlineQuery, "nginx.net.request_per_s"),
+                       object("xmetrics", name, inlineQuery, "nginx.net.request_per_s")},
+                      at(1));
+  e = c.ensure("shop", "nginx.net.request_per_s", selector("kube_container_name=nginx"), at(1));
+  EXPECT_EQ(e->object, "xmetrics/" + name);
+}
+
 TEST(CatalogResolution, Rule3NeedsTheSameInlineQueryAndSkipsAutogenObjects) {
   Catalog c(crdMode());
   std::string inlineQuery = "avg:requests{app:web}.rollup(30)";

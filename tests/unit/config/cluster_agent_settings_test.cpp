@@ -12,8 +12,8 @@ namespace {
 
 std::vector<Setting> rows() { return serveSettings(backends::registeredBackends().settings()); }
 
-const ServeOptions::EnvironmentNote* noteFor(const std::vector<ServeOptions::EnvironmentNote>& notes,
-                                             std::string_view variable) {
+const ServeOptions::EnvironmentNote* noteFor(
+    const std::vector<ServeOptions::EnvironmentNote>& notes, std::string_view variable) {
   auto it = std::ranges::find_if(notes, [&](const auto& n) { return n.variable == variable; });
   return it == notes.end() ? nullptr : &*it;
 }
@@ -30,7 +30,8 @@ TEST(ClusterAgentSettings, EverySameSettingIsReadByTheXmetricsSettingItNames) {
   auto settings = rows();
   for (const auto& s : clusterAgentSettings()) {
     if (s.kind != ClusterAgentSetting::Kind::Same) continue;
-    auto row = std::ranges::find_if(settings, [&](const Setting& r) { return r.name == s.xmetrics; });
+    auto row =
+        std::ranges::find_if(settings, [&](const Setting& r) { return r.name == s.xmetrics; });
     ASSERT_NE(row, settings.end()) << s.key << " names " << s.xmetrics << ", not a setting";
     EXPECT_NE(std::ranges::find(row->env, clusterAgentVariable(s.key)), row->env.end())
         << s.xmetrics << " does not read " << clusterAgentVariable(s.key);
@@ -104,19 +105,20 @@ TEST(ReviewClusterAgentVariables, ValuesThatWouldChangeBehaviourAreWarnings) {
                                             {"DD_EXTERNAL_METRICS_PROVIDER_ENABLED", "false"},
                                             {"DD_EXTERNAL_METRICS_PROVIDER_NUM_WORKERS", "8"}},
                                            rows(), {});
-  for (const auto* v : {"DD_EXTERNAL_METRICS_PROVIDER_WPA_CONTROLLER",
-                        "DD_EXTERNAL_METRICS_PROVIDER_ENABLED",
-                        "DD_EXTERNAL_METRICS_PROVIDER_NUM_WORKERS"}) {
+  for (const auto* v :
+       {"DD_EXTERNAL_METRICS_PROVIDER_WPA_CONTROLLER", "DD_EXTERNAL_METRICS_PROVIDER_ENABLED",
+        "DD_EXTERNAL_METRICS_PROVIDER_NUM_WORKERS"}) {
     ASSERT_NE(noteFor(notes, v), nullptr) << v;
     EXPECT_EQ(noteFor(notes, v)->level, "warn") << v;
   }
-  EXPECT_NE(noteFor(notes, "DD_EXTERNAL_METRICS_PROVIDER_WPA_CONTROLLER")->text.find("not applicable"),
-            std::string::npos);
+  EXPECT_NE(
+      noteFor(notes, "DD_EXTERNAL_METRICS_PROVIDER_WPA_CONTROLLER")->text.find("not applicable"),
+      std::string::npos);
 }
 
 TEST(ReviewClusterAgentVariables, OtherVariablesAreNotReviewed) {
-  EXPECT_TRUE(reviewClusterAgentVariables({{"HOME", "/root"}, {"KUBERNETES", "yes"}}, rows(), {})
-                  .empty());
+  EXPECT_TRUE(
+      reviewClusterAgentVariables({{"HOME", "/root"}, {"KUBERNETES", "yes"}}, rows(), {}).empty());
 }
 
 }  // namespace

@@ -13,8 +13,8 @@ using std::chrono::seconds;
 
 // A secret backend script, private to this user as the Agent requires.
 std::string script(const std::string& name, const std::string& body, mode_t mode = 0700) {
-  std::string path = ::testing::TempDir() + "/xmetrics-secret-" + name + "-" +
-                     std::to_string(::getpid());
+  std::string path =
+      ::testing::TempDir() + "/xmetrics-secret-" + name + "-" + std::to_string(::getpid());
   std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
   ::chmod(path.c_str(), mode);
   return path;
@@ -34,10 +34,11 @@ TEST(EncryptedHandle, OnlyAWholeEncValue) {
 
 TEST(RunSecretBackend, SpeaksTheAgentsProtocol) {
   // The script echoes what it read on stdin as the value of "request", so the payload is checked.
-  auto path = script("ok",
-                     "read -r input\n"
-                     "printf '{\"api\": {\"value\": \"k-123\", \"error\": null}, \"app\": {\"value\": "
-                     "\"%s\", \"error\": null}}' \"$(echo \"$input\" | sed 's/\"/\\\\\"/g')\"");
+  auto path =
+      script("ok",
+             "read -r input\n"
+             "printf '{\"api\": {\"value\": \"k-123\", \"error\": null}, \"app\": {\"value\": "
+             "\"%s\", \"error\": null}}' \"$(echo \"$input\" | sed 's/\"/\\\\\"/g')\"");
   auto secrets = runSecretBackend(call(path, {"api", "app"}));
   ASSERT_TRUE(secrets) << secrets.error();
   EXPECT_EQ(secrets->at("api"), "k-123");
@@ -54,10 +55,12 @@ TEST(RunSecretBackend, PassesItsArguments) {
 }
 
 TEST(RunSecretBackend, AnErrorForOneSecretFailsNamingIt) {
-  auto path = script("err", "cat >/dev/null; echo '{\"h\": {\"value\": null, \"error\": \"no such key\"}}'");
+  auto path = script(
+      "err", "cat >/dev/null; echo '{\"h\": {\"value\": null, \"error\": \"no such key\"}}'");
   auto secrets = runSecretBackend(call(path, {"h"}));
   ASSERT_FALSE(secrets);
-  EXPECT_NE(secrets.error().find("secret \"h\": no such key"), std::string::npos) << secrets.error();
+  EXPECT_NE(secrets.error().find("secret \"h\": no such key"), std::string::npos)
+      << secrets.error();
 }
 
 TEST(RunSecretBackend, AMissingHandleFails) {
@@ -105,7 +108,9 @@ TEST(RunSecretBackend, OutputBeyondTheLimitIsRefused) {
 }
 
 TEST(RunSecretBackend, AFailedCommandSaysWhyButNeverItsOutput) {
-  auto path = script("exit", "cat >/dev/null; echo '{\"h\": {\"value\": \"s3cret\"}}'; echo 'vault sealed' >&2; exit 3");
+  auto path = script(
+      "exit",
+      "cat >/dev/null; echo '{\"h\": {\"value\": \"s3cret\"}}'; echo 'vault sealed' >&2; exit 3");
   auto secrets = runSecretBackend(call(path, {"h"}));
   ASSERT_FALSE(secrets);
   EXPECT_NE(secrets.error().find("exited with 3: vault sealed"), std::string::npos)
