@@ -123,7 +123,25 @@ def test_an_old_data_point_is_served_as_stale_not_as_a_number(xmetrics):
     assert status == 503, body
     assert s["reason"] == "ServiceUnavailable"
     assert "stale" in s["message"] and "older than max-age 120s" in s["message"]
+    assert "query-validity-period 30s" in s["message"]
     assert "legacy.gauge" in s["message"]
+
+
+def test_a_value_just_past_max_age_is_served_in_the_query_validity_grace(start_xmetrics):
+    """The Cluster Agent's query_validity_period: a point 135 s old (stamped at its 30 s rollup
+    bucket's start: 135-165 s) is past max-age 120 s but within a 60 s grace, so it is still
+    served, while status says it is not valid but in grace."""
+    xmetrics = start_xmetrics("--query-validity-period", "60s")
+    old = int(time.time()) - 135
+    before = xmetrics.status()["dogstatsd"]["metrics"]
+    xmetrics.send(f"grace.gauge:6|g|#env:grace|T{old}")
+    xmetrics.wait_ingested(before + 1)
+    status, _, body = xmetrics.request(metric_path("grace.gauge", "env=grace"))
+    assert status == 200, body
+    assert json.loads(body)["items"][0]["value"] == "6"
+    entry = next(m for m in xmetrics.status()["metrics"] if m["metricName"] == "grace.gauge")
+    assert entry["valid"] is False and entry["inGrace"] is True, entry
+    assert entry["error"].startswith("in grace: older than max-age 120s"), entry
 
 
 def test_metric_names_with_capitals_resolve_to_the_same_metric(xmetrics):
