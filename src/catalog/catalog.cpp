@@ -170,8 +170,11 @@ CatalogEntryPtr Catalog::resolveLocked(const Demand& demand) const {
   if (options_.useDatadogMetrics && options_.autogen && !entry->configured) {
     auto name = autogenName(entry->query);
     auto existing = autogenByName_.find(name);
-    entry->object = existing != autogenByName_.end() ? existing->second
-                                                     : options_.autogenNamespace + "/" + name;
+    // Only an object that asks the same query: one edited since (or hashed from another text)
+    // would get this query's status.
+    bool same =
+        existing != autogenByName_.end() && objects_.at(existing->second).query == entry->query;
+    entry->object = same ? existing->second : options_.autogenNamespace + "/" + name;
   }
   return entry;
 }

@@ -175,7 +175,7 @@ bool otherClusterAgentFeature(std::string_view variable) {
 
 std::vector<ServeOptions::EnvironmentNote> reviewClusterAgentVariables(
     const std::map<std::string, std::string>& variables, const std::vector<Setting>& rows,
-    const std::map<std::string, std::string>& flags) {
+    const std::map<std::string, std::string>& sources) {
   std::vector<ServeOptions::EnvironmentNote> notes;
   std::string otherFeatures;
   for (const auto& [variable, value] : variables) {
@@ -183,10 +183,19 @@ std::vector<ServeOptions::EnvironmentNote> reviewClusterAgentVariables(
     auto row = std::ranges::find_if(
         rows, [&](const Setting& s) { return std::ranges::find(s.env, variable) != s.env.end(); });
     if (row != rows.end()) {
-      if (flags.contains(row->name)) {
-        notes.push_back({variable, "info", "shadowed by flag --" + row->name + ", which wins"});
-      } else {
+      auto source = sources.find(row->name);
+      std::string where = source == sources.end() ? "default" : source->second;
+      // A file key reads as its variable: "external_metrics_provider.port" is this variable's.
+      std::string fileKey;
+      if (where.starts_with("\"")) fileKey = where.substr(1, where.find('"', 1) - 1);
+      if (where == "environment variable " + variable ||
+          (!fileKey.empty() && clusterAgentVariable(fileKey) == variable)) {
         notes.push_back({variable, "info", "read as " + row->name});
+      } else if (value.empty()) {
+        notes.push_back({variable, "info", "empty: ignored (" + row->name + " keeps its default)"});
+      } else {
+        notes.push_back(
+            {variable, "info", "shadowed by " + where + ", which wins (" + row->name + ")"});
       }
       continue;
     }

@@ -40,10 +40,11 @@ bool otherClusterAgentFeature(std::string_view variable);
 
 // Reviews every DD_* variable of `variables` (the environment, then variables a Datadog-style
 // config file sets): how each is applied, which are not applicable, which are unknown. `rows`:
-// the settings table; `given` the names of the settings that came from a flag (a variable they
-// shadow says so).
+// the settings table; `sources` where each setting's value came from (EffectiveSetting::source:
+// "flag --x", "environment variable DD_X", "\"key\" in file", "default"), so a variable another
+// source won over says which.
 std::vector<ServeOptions::EnvironmentNote> reviewClusterAgentVariables(
     const std::map<std::string, std::string>& variables, const std::vector<Setting>& rows,
-    const std::map<std::string, std::string>& flags);
+    const std::map<std::string, std::string>& sources);
 
 }  // namespace xmetrics::config

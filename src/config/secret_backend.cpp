@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
 #include <cerrno>
@@ -162,8 +163,10 @@ std::expected<std::map<std::string, std::string>, std::string> runSecretBackend(
     }
     std::array<pollfd, 3> polled{
         {{in.fds[1], POLLOUT, 0}, {out.fds[0], POLLIN, 0}, {err.fds[0], POLLIN, 0}}};
-    if (::poll(polled.data(), polled.size(), static_cast<int>(left.count())) < 0) {
+    int wait = static_cast<int>(std::min<int64_t>(left.count(), 60'000));
+    if (::poll(polled.data(), polled.size(), wait) < 0) {
       if (errno == EINTR) continue;
+      timedOut = true;  // cannot watch it any more: treated as not answering
       break;
     }
     if (in.fds[1] >= 0 && (polled[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
@@ -189,9 +192,25 @@ std::expected<std::map<std::string, std::string>, std::string> runSecretBackend(
     }
     if (tooLarge) break;
   }
-  if (timedOut || tooLarge) ::kill(pid, SIGKILL);
+  // A command that closed its output may still not exit: it gets until the same deadline.
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  bool exited = false;
+  while (!timedOut && !tooLarge) {
+    pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid || (done < 0 && errno != EINTR)) {
+      exited = true;
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      timedOut = true;
+      break;
+    }
+    ::usleep(10'000);
+  }
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
   }
   if (timedOut) {
     return fail("it did not answer within secret-backend-timeout " +

@@ -400,10 +400,12 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
         "secret-backend protocol (docs/configuration.md)",
         ""},
        stringSetting(&O::secretBackendCommand)},
+      // Secret: arguments may carry a token for the vault the command reads.
       {{"secret-backend-arguments",
         {"DD_SECRET_BACKEND_ARGUMENTS"},
         "its arguments, space-separated",
-        ""},
+        "",
+        true},
        [](std::string_view v, O& o) -> std::optional<std::string> {
          o.secretBackendArguments.clear();
          std::size_t start = 0;
@@ -468,6 +470,7 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
   // Cluster Agent key binding one of its variables) > default.
   struct Chosen {
     std::string text, where;
+    bool fromSecretBackend = false;  // resolved from ENC[...]: a secret, whatever the setting
   };
   std::vector<std::optional<Chosen>> chosen(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -502,28 +505,41 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
   auto apply = [&](std::size_t i) {
     const auto& s = rows[i].setting;
     const auto& c = *chosen[i];
+    bool hidden = s.secret || c.fromSecretBackend;
     auto warned = options.warnings.size();
     if (auto error = rows[i].apply(c.text, options)) {
-      errors.push_back(c.where + " = \"" + (s.secret ? "<redacted>" : c.text) + "\": " + *error);
+      errors.push_back(c.where + " = \"" + (hidden ? "<redacted>" : c.text) + "\": " + *error);
     }
-    // A value taken but changed on the way says where it came from.
+    // A value taken but changed on the way says where it came from (a secret's change, not what).
     for (auto w = warned; w < options.warnings.size(); ++w) {
-      options.warnings[w] = c.where + " = " + options.warnings[w];
+      options.warnings[w] =
+          c.where + " = " + (hidden ? "<redacted>: changed to be accepted" : options.warnings[w]);
     }
+  };
+  auto secretBackendRow = [&](std::size_t i) {
+    return rows[i].setting.name.starts_with("secret-backend-");
   };
 
   // ENC[handle] values, resolved in one run of the secret backend, as the Agent does at start.
   std::vector<std::string> handles;
-  for (const auto& c : chosen) {
-    if (!c) continue;
-    if (auto h = encryptedHandle(c->text); h && std::ranges::find(handles, *h) == handles.end()) {
-      handles.push_back(*h);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (!chosen[i]) continue;
+    auto h = encryptedHandle(chosen[i]->text);
+    if (!h) continue;
+    if (secretBackendRow(i)) {
+      // The command cannot resolve its own settings.
+      errors.push_back(chosen[i]->where + ": the secret backend's own settings cannot be ENC[...]");
+      chosen[i].reset();
+      continue;
     }
+    if (std::ranges::find(handles, *h) == handles.end()) handles.push_back(*h);
   }
+  bool secretBackendApplied = false;
   if (!handles.empty()) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
-      if (chosen[i] && rows[i].setting.name.starts_with("secret-backend-")) apply(i);
+      if (chosen[i] && secretBackendRow(i)) apply(i);
     }
+    secretBackendApplied = true;
     if (options.secretBackendCommand.empty()) {
       errors.push_back("settings hold ENC[...] values (" + joined(handles) +
                        ") but no secret-backend-command (DD_SECRET_BACKEND_COMMAND) resolves them");
@@ -540,10 +556,17 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
       } else {
         for (auto& c : chosen) {
           if (!c) continue;
-          if (auto h = encryptedHandle(c->text)) {
-            c->where += " (" + c->text + " from secret-backend-command)";
-            c->text = secrets->at(*h);
+          auto h = encryptedHandle(c->text);
+          if (!h) continue;
+          auto secret = secrets->find(*h);
+          if (secret == secrets->end()) {
+            errors.push_back("secret-backend-command " + options.secretBackendCommand +
+                             ": it gave nothing for secret \"" + *h + "\"");
+            continue;
           }
+          c->where += " (" + c->text + " from secret-backend-command)";
+          c->text = secret->second;
+          c->fromSecretBackend = true;
         }
       }
     }
@@ -559,11 +582,12 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
       options.effective.push_back({s.name, s.defaultText, "default", 0});
       continue;
     }
-    bool fromSecretBackend = chosen[i]->where.ends_with("from secret-backend-command)");
-    options.effective.push_back({s.name, fromSecretBackend ? "<redacted>" : shown(chosen[i]->text),
-                                 chosen[i]->where, std::hash<std::string>{}(chosen[i]->text)});
+    options.effective.push_back(
+        {s.name, chosen[i]->fromSecretBackend ? "<redacted>" : shown(chosen[i]->text),
+         chosen[i]->where, std::hash<std::string>{}(chosen[i]->text)});
     given.insert(s.name);
-    if (encryptedHandle(chosen[i]->text)) continue;  // unresolved: reported above
+    if (encryptedHandle(chosen[i]->text)) continue;             // unresolved: reported above
+    if (secretBackendApplied && secretBackendRow(i)) continue;  // applied once, above
     apply(i);
   }
 
@@ -573,7 +597,9 @@ std::expected<ServeOptions, std::vector<std::string>> resolveServeOptions(
   for (const auto& [name, value] : sources.env) variables[name] = value;
   std::vector<Setting> settings;
   for (const auto& r : rows) settings.push_back(r.setting);
-  options.environment = reviewClusterAgentVariables(variables, settings, sources.flags);
+  std::map<std::string, std::string> settingSources;
+  for (const auto& e : options.effective) settingSources[e.name] = e.source;
+  options.environment = reviewClusterAgentVariables(variables, settings, settingSources);
 
   if (!given.contains("log-format")) {
     // The Agent's log_format_json: a boolean where xmetrics has text | json.

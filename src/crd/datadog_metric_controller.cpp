@@ -234,9 +234,9 @@ void DatadogMetricController::manageAutogen(const kube::ObjectMap& objects,
   // the expiry survives restarts and leader changes.
   auto referenced = catalog_.objectReferences();
   for (const auto& metric : catalog_.datadogMetrics()) {
-    // Any namespace: autogen objects another agent left (the Cluster Agent's, taken over by the
-    // catalog) expire like xmetrics' own once nothing names them.
-    if (!metric.autogen) continue;
+    // With autogen on, any namespace: autogen objects another agent left (the Cluster Agent's,
+    // taken over by the catalog) expire like xmetrics' own once nothing names them.
+    if (!metric.autogen || (metric.ns != options.autogenNamespace && !options.autogen)) continue;
     if (referenced.contains(metric.id())) continue;  // named again before its status said so
     auto raw = objects.find(metric.id());
     if (raw == objects.end()) continue;

@@ -85,7 +85,10 @@ Check apiServiceCheck(const Evidence& e) {
 Check clusterAgentCheck(const Evidence& e) {
   Check c{.name = "migration-cluster-agent"};
   if (!e.clusterAgents) {
+    c.verdict = Verdict::kWarn;
+    c.problem = "migration-not-checked";
     c.summary = "Cluster Agent Deployments not checked: " + e.clusterAgents.error().message;
+    c.fix = "run doctor as a user who may list deployments in every namespace";
     return c;
   }
   const auto* items =
@@ -140,9 +143,14 @@ Check clusterAgentCheck(const Evidence& e) {
 Check crdCheck(const Evidence& e) {
   Check c{.name = "migration-crd"};
   if (!e.datadogMetricCrd) {
-    c.summary = e.datadogMetricCrd.error().status == 404
-                    ? "no DatadogMetric CRD installed"
-                    : "DatadogMetric CRD not read: " + e.datadogMetricCrd.error().message;
+    if (e.datadogMetricCrd.error().status == 404) {
+      c.summary = "no DatadogMetric CRD installed";
+      return c;
+    }
+    c.verdict = Verdict::kWarn;
+    c.problem = "migration-not-checked";
+    c.summary = "DatadogMetric CRD not read: " + e.datadogMetricCrd.error().message;
+    c.fix = "run doctor as a user who may get customresourcedefinitions";
     return c;
   }
   const auto* metadata = metadataOf(*e.datadogMetricCrd);

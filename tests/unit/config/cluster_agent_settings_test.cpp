@@ -70,10 +70,13 @@ TEST(ReviewClusterAgentVariables, TheDatadogChartsEnvironmentIsFullyAccountedFor
       {"DD_KUBE_RESOURCES_NAMESPACE", "datadog"},
       {"DD_EXTERNAL_METRICS_PROVIDER_POLLING_INTERVAL", "15"},
   };
-  auto notes = reviewClusterAgentVariables(env, rows(), {{"secure-port", "9443"}});
+  auto notes = reviewClusterAgentVariables(env, rows(),
+                                           {{"secure-port", "flag --secure-port"},
+                                            {"datadog-site", "environment variable DD_SITE"},
+                                            {"pod-name", "environment variable DD_POD_NAME"}});
   EXPECT_EQ(noteFor(notes, "DD_SITE")->text, "read as datadog-site");
   EXPECT_EQ(noteFor(notes, "DD_EXTERNAL_METRICS_PROVIDER_PORT")->text,
-            "shadowed by flag --secure-port, which wins");
+            "shadowed by flag --secure-port, which wins (secure-port)");
   EXPECT_EQ(noteFor(notes, "DD_POD_NAME")->text, "read as pod-name");
   // Harmless values of settings that do not apply are info, not warnings.
   EXPECT_EQ(noteFor(notes, "DD_EXTERNAL_METRICS_PROVIDER_WPA_CONTROLLER")->level, "info");
@@ -114,6 +117,27 @@ TEST(ReviewClusterAgentVariables, ValuesThatWouldChangeBehaviourAreWarnings) {
   EXPECT_NE(
       noteFor(notes, "DD_EXTERNAL_METRICS_PROVIDER_WPA_CONTROLLER")->text.find("not applicable"),
       std::string::npos);
+}
+
+// Of two variables for one setting, the one that lost says which won; a file key is its variable.
+TEST(ReviewClusterAgentVariables, TheVariableThatLostSaysWhichWon) {
+  auto notes = reviewClusterAgentVariables(
+      {{"DD_API_KEY", "k1"},
+       {"DD_EXTERNAL_METRICS_PROVIDER_API_KEY", "k2"},
+       {"DD_EXTERNAL_METRICS_PROVIDER_REFRESH_PERIOD", "15"},
+       {"DD_SITE", ""}},
+      rows(),
+      {{"datadog-api-key", "environment variable DD_EXTERNAL_METRICS_PROVIDER_API_KEY"},
+       {"refresh-period", "\"external_metrics_provider.refresh_period\" in /etc/dd.yaml"},
+       {"datadog-site", "default"}});
+  EXPECT_EQ(noteFor(notes, "DD_EXTERNAL_METRICS_PROVIDER_API_KEY")->text,
+            "read as datadog-api-key");
+  EXPECT_EQ(noteFor(notes, "DD_API_KEY")->text,
+            "shadowed by environment variable DD_EXTERNAL_METRICS_PROVIDER_API_KEY, which wins "
+            "(datadog-api-key)");
+  EXPECT_EQ(noteFor(notes, "DD_EXTERNAL_METRICS_PROVIDER_REFRESH_PERIOD")->text,
+            "read as refresh-period");
+  EXPECT_EQ(noteFor(notes, "DD_SITE")->text, "empty: ignored (datadog-site keeps its default)");
 }
 
 TEST(ReviewClusterAgentVariables, OtherVariablesAreNotReviewed) {

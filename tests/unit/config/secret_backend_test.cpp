@@ -97,6 +97,17 @@ TEST(RunSecretBackend, AHungCommandIsKilledAtTheTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(5));
 }
 
+TEST(RunSecretBackend, ACommandThatClosesItsOutputButNeverExitsIsKilledToo) {
+  auto path = script("closed", "exec >&- 2>&-; sleep 30");
+  auto c = call(path, {"h"});
+  c.timeout = seconds(1);
+  auto start = std::chrono::steady_clock::now();
+  auto secrets = runSecretBackend(c);
+  ASSERT_FALSE(secrets);
+  EXPECT_NE(secrets.error().find("did not answer within"), std::string::npos) << secrets.error();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(5));
+}
+
 TEST(RunSecretBackend, OutputBeyondTheLimitIsRefused) {
   auto path = script("large", "cat >/dev/null; head -c 5000 /dev/zero | tr '\\0' x");
   auto c = call(path, {"h"});
