@@ -160,6 +160,7 @@ std::expected<void, std::string> Service::startStages() {
       injector_ = std::make_unique<certs::CaBundleInjector>(
           *injectorClient_, options.injectCaBundle,
           apiServiceTakeOver(options, demand::ownNamespace(options, cluster_)));
+      injector_->enableTakeOver();  // the server listens already
       injector_->inject(caPem_);
     }
     caWatcher_ = std::make_unique<core::FileChangeWatcher>(

@@ -338,6 +338,10 @@ bool CaBundleInjector::inject(const std::string& caBundle) {
     }
     const auto* spec = got->is_object() ? objectAt(got->as_object(), "spec") : nullptr;
     if (std::ranges::find(takeOver_.names, name) != takeOver_.names.end()) {
+      if (!takeOverEnabled_.load(std::memory_order_relaxed)) {
+        allDone = false;  // not yet: done on the round after the server listens
+        continue;
+      }
       const auto* service = objectAt(spec, "service");
       const auto* port = service ? service->if_contains("port") : nullptr;
       bool ours = str(service, "namespace") == takeOver_.ns &&
@@ -467,7 +471,15 @@ std::expected<void, std::string> ServingSecret::bootstrap() {
 
 void ServingSecret::start(std::function<void(const std::string&)> onTrustChanged) {
   onTrustChanged_ = std::move(onTrustChanged);
+  // The server listens now: APIServices to take over are pointed at it in a first round at once.
+  injector_.enableTakeOver();
   thread_ = std::thread([this] {
+    if (!options_.takeOver.names.empty()) {
+      if (auto done = round(); !done) {
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("component=certs event=round_failed error=\"{}\"", done.error());
+      }
+    }
     std::unique_lock lock(mutex_);
     auto interval = [this] {
       return injectionPending_.load(std::memory_order_relaxed)

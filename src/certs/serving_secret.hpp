@@ -73,12 +73,16 @@ class CaBundleInjector {
   }
   // true when every APIService holds `caBundle` now.
   bool inject(const std::string& caBundle);
+  // Taking over starts only once xmetrics listens: before, the APIServices to take over are left
+  // as they are (their current provider keeps serving).
+  void enableTakeOver() { takeOverEnabled_.store(true, std::memory_order_relaxed); }
   uint64_t injections() const { return injections_.load(std::memory_order_relaxed); }
 
  private:
   kube::KubeClient& client_;
   std::vector<std::string> apiServices_;
   ApiServiceTakeOver takeOver_;
+  std::atomic<bool> takeOverEnabled_{false};
   std::vector<std::string> warned_;
   std::atomic<uint64_t> injections_{0};
 };

@@ -139,7 +139,10 @@ func TestCutoverFromTheClusterAgent(t *testing.T) {
 	loopbackService(t, ctx, c, XmetricsNamespace, XmetricsServiceName, "https", port)
 	switchedAt := time.Now()
 	xm := launchXmetricsEnv(t, ctx, c, XmetricsNamespace, "xmetrics", XmetricsOptions{
+		// As the chart runs it (servingCert.mode generated): the serving-cert Secret, so the
+		// take-over waits until the server listens, after the Secret's bootstrap.
 		Args: append([]string{"--secure-port=" + itoa(port), "--namespace=" + XmetricsNamespace,
+			"--serving-cert-secret=" + servingCertSecret,
 			"--take-over-apiservice=" + externalAPIService, "--service-port=" + itoa(port)}, datadogArgs...),
 		Env: keys,
 	})
