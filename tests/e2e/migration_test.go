@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,50 +44,13 @@ func TestCutoverFromTheClusterAgent(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	c := StartCluster(t)
-	dir := ManifestsDir()
-	for _, f := range []string{"00-namespace.yaml", "10-rbac.yaml"} {
-		if out, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(dir, f)); err != nil {
-			t.Fatalf("apply %s: %v\n%s", f, err, out)
-		}
-	}
-	// The datadog chart's CRD: the extract keeps its metadata only, so the schema is xmetrics'
-	// copy of Datadog's, relabelled as the datadog-crds chart labels it (no resource-policy keep).
+	c := clusterAgentLeftovers(t, ctx, true)
 	kubectl := func(args ...string) {
 		t.Helper()
 		if out, err := c.Kubectl(ctx, args...); err != nil {
 			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	kubectl("apply", "-f", filepath.Join(dir, "05-datadogmetric-crd.yaml"))
-	kubectl("label", "--overwrite", "crd/"+DatadogMetricCRD, "helm.sh/chart=datadog-crds-2.23.0",
-		"app.kubernetes.io/managed-by=Helm", "app.kubernetes.io/name=datadog-crds", "app.kubernetes.io/instance=datadog-agent")
-	kubectl("annotate", "--overwrite", "crd/"+DatadogMetricCRD, "meta.helm.sh/release-name=datadog-agent",
-		"meta.helm.sh/release-namespace=datadog", "helm.sh/resource-policy-")
-	kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/"+DatadogMetricCRD)
-
-	// Everything else of the extract as rendered, in namespace datadog.
-	if err := c.EnsureNamespace(ctx, "datadog"); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(datadogChartExtract(t, "crd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var docs []string
-	for _, d := range strings.Split(string(raw), "\n---\n") {
-		if !strings.Contains(d, "kind: CustomResourceDefinition") {
-			docs = append(docs, d)
-		}
-	}
-	extract := filepath.Join(c.Dir, "datadog-extract.yaml")
-	if err := os.WriteFile(extract, []byte(strings.Join(docs, "\n---\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kubectl("apply", "-f", extract)
-	kubectl("annotate", "--overwrite", "apiservice/"+externalAPIService,
-		"meta.helm.sh/release-name=datadog-agent", "meta.helm.sh/release-namespace=datadog")
-
 	dd := startFakeDatadog(t, fakeDatadogConfig{Values: map[string]any{"xm.cut.requests": 60, "xm.cut.queue": 30}})
 	datadogArgs := []string{"--datadog-endpoint", dd.URL, "--datadog-endpoint-backoff", "1s",
 		"--datadog-timeout", "2s", "--refresh-period", "1s", "--use-datadogmetric-crd=true", "--cluster-name=prod-eu"}
@@ -226,6 +190,64 @@ func TestCutoverFromTheClusterAgent(t *testing.T) {
 	recordTiming("cutover from the Cluster Agent: %s", time.Since(start).Round(100*time.Millisecond))
 }
 
+// clusterAgentLeftovers starts a cluster holding what the datadog chart (CRD mode, release
+// datadog-agent in namespace datadog) leaves: its APIService, RBAC, Deployment, ConfigMaps and
+// Service as rendered, and the DatadogMetric CRD labelled and annotated as the datadog-crds
+// subchart's (the extract keeps only its metadata: the schema is xmetrics' copy of Datadog's).
+// With manifests, xmetrics' namespace and RBAC (deploy/manifests) are applied too (a Helm
+// install brings its own).
+func clusterAgentLeftovers(t *testing.T, ctx context.Context, manifests bool) *Cluster {
+	t.Helper()
+	c := StartCluster(t)
+	dir := ManifestsDir()
+	for _, f := range []string{"00-namespace.yaml", "10-rbac.yaml"} {
+		if !manifests {
+			break
+		}
+		if out, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(dir, f)); err != nil {
+			t.Fatalf("apply %s: %v\n%s", f, err, out)
+		}
+	}
+	// The datadog chart's CRD: the extract keeps its metadata only, so the schema is xmetrics'
+	// copy of Datadog's, relabelled as the datadog-crds chart labels it (no resource-policy keep).
+	kubectl := func(args ...string) {
+		t.Helper()
+		if out, err := c.Kubectl(ctx, args...); err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	kubectl("apply", "-f", filepath.Join(dir, "05-datadogmetric-crd.yaml"))
+	kubectl("label", "--overwrite", "crd/"+DatadogMetricCRD, "helm.sh/chart=datadog-crds-2.23.0",
+		"app.kubernetes.io/managed-by=Helm", "app.kubernetes.io/name=datadog-crds", "app.kubernetes.io/instance=datadog-agent")
+	kubectl("annotate", "--overwrite", "crd/"+DatadogMetricCRD, "meta.helm.sh/release-name=datadog-agent",
+		"meta.helm.sh/release-namespace=datadog", "helm.sh/resource-policy-")
+	kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/"+DatadogMetricCRD)
+
+	// Everything else of the extract as rendered, in namespace datadog.
+	if err := c.EnsureNamespace(ctx, "datadog"); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(datadogChartExtract(t, "crd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for _, d := range strings.Split(string(raw), "\n---\n") {
+		if !strings.Contains(d, "kind: CustomResourceDefinition") {
+			docs = append(docs, d)
+		}
+	}
+	extract := filepath.Join(c.Dir, "datadog-extract.yaml")
+	if err := os.WriteFile(extract, []byte(strings.Join(docs, "\n---\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kubectl("apply", "-f", extract)
+	kubectl("annotate", "--overwrite", "apiservice/"+externalAPIService,
+		"meta.helm.sh/release-name=datadog-agent", "meta.helm.sh/release-namespace=datadog")
+
+	return c
+}
+
 // loopbackService (re)creates ns/name as an ExternalName Service for localhost:port, its one
 // port named portName: the aggregator dials localhost:port (no kubelet here).
 func loopbackService(t *testing.T, ctx context.Context, c *Cluster, ns, name, portName string, port int) {
@@ -267,4 +289,90 @@ func longestInactive(r *hpaRecorder, since time.Time) time.Duration {
 		longest = max(longest, time.Since(from))
 	}
 	return longest
+}
+
+// TestHelmInstallBesideTheClusterAgent installs the xmetrics chart with real helm, with the
+// datadog chart's own values file (values-crd.yaml) and nothing else, onto a cluster holding what
+// that chart left: the chart sees (Helm lookup) the datadog-crds CRD and neither renders nor
+// adopts it; an APIService of another release makes the install fail with what to do, and
+// apiService.takeOver installs beside it, leaving the APIService and the CRD as they were.
+func TestHelmInstallBesideTheClusterAgent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	c := clusterAgentLeftovers(t, ctx, false)
+	values, err := filepath.Abs(filepath.Join("..", "integration", "fixtures", "datadog-chart", "values-crd.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	helm := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, HelmPath(), args...)
+		home := filepath.Join(c.Dir, "helm")
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+c.AdminKubeconfig, "HELM_CACHE_HOME="+home+"/cache",
+			"HELM_CONFIG_HOME="+home+"/config", "HELM_DATA_HOME="+home+"/data")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	crdBefore, err := c.Kubectl(ctx, "get", "crd", DatadogMetricCRD, "-o", "jsonpath={.metadata.labels}{.metadata.annotations}")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := helm("install", "xmetrics", ChartDir(), "--namespace", "datadog", "-f", values)
+	if err == nil {
+		t.Fatalf("helm install succeeded although the APIService belongs to release datadog-agent:\n%s", out)
+	}
+	if !strings.Contains(out, "apiService.takeOver") {
+		t.Errorf("helm install failed without saying what to do about the APIService:\n%s", out)
+	}
+	t.Logf("refused as expected: %s", strings.TrimSpace(out))
+
+	out, err = helm("install", "xmetrics", ChartDir(), "--namespace", "datadog", "-f", values,
+		"--set", "apiService.takeOver=true")
+	if err != nil {
+		t.Fatalf("helm install with apiService.takeOver: %v\n%s", err, out)
+	}
+	t.Logf("helm install:\n%s", out)
+	for _, want := range []string{"ignored: agents.enabled", "datadog.site"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("install NOTES do not mention %q", want)
+		}
+	}
+	manifest, err := helm("get", "manifest", "xmetrics", "--namespace", "datadog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(manifest, "kind: CustomResourceDefinition") || strings.Contains(manifest, "kind: APIService") {
+		t.Errorf("the release owns the CRD or the APIService it should have left alone:\n%s", manifest)
+	}
+	crdAfter, err := c.Kubectl(ctx, "get", "crd", DatadogMetricCRD, "-o", "jsonpath={.metadata.labels}{.metadata.annotations}")
+	if err != nil || crdAfter != crdBefore {
+		t.Errorf("the datadog-crds CRD changed: before %s, after %s (%v)", crdBefore, crdAfter, err)
+	}
+	api, err := c.Aggregator.ApiregistrationV1().APIServices().Get(ctx, externalAPIService, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if api.Annotations["meta.helm.sh/release-name"] != "datadog-agent" {
+		t.Errorf("the APIService's Helm owner changed: %v", api.Annotations)
+	}
+	// The Deployment xmetrics runs as: the datadog keys, the take-over of that APIService.
+	dep, err := c.Client.AppsV1().Deployments("datadog").Get(ctx, "xmetrics", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " ")
+	for _, want := range []string{"--backend=datadog", "--take-over-apiservice=" + externalAPIService, "--use-datadogmetric-crd=true"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("the chart's Deployment runs xmetrics without %s: %s", want, args)
+		}
+	}
+	if out, err := helm("uninstall", "xmetrics", "--namespace", "datadog"); err != nil {
+		t.Fatalf("helm uninstall: %v\n%s", err, out)
+	}
+	if _, err := c.Kubectl(ctx, "get", "crd", DatadogMetricCRD); err != nil {
+		t.Errorf("uninstalling xmetrics removed the datadog-crds CRD: %v", err)
+	}
+	if _, err := c.Aggregator.ApiregistrationV1().APIServices().Get(ctx, externalAPIService, metav1.GetOptions{}); err != nil {
+		t.Errorf("uninstalling xmetrics removed the Cluster Agent's APIService: %v", err)
+	}
 }
