@@ -61,6 +61,10 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
     }
     int64_t available = std::max<int64_t>(1, remaining - inFlight_);
     spacing = (resetAt - slot) / available;
+  } else if (!answered_) {
+    // Nothing announced yet: one call a second until the first answer says what the budget is,
+    // rather than a whole refresh's parallel calls at once into a budget of a few.
+    spacing = std::chrono::seconds(1);
   }
   if (waitingForReset && slot - now > maxWait) {
     return std::unexpected("Datadog's rate limit" + (name_.empty() ? "" : " \"" + name_ + "\"") +
@@ -80,16 +84,19 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
 void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint now) {
   std::lock_guard lock(mutex_);
   if (inFlight_ > 0) --inFlight_;
+  // The first answer ends the one-a-second start: pacing follows what it announced from now.
+  if (!answered_) nextSlot_ = std::min(nextSlot_, now);
+  answered_ = true;
   if (headers.limit && headers.period && headers.remaining && headers.reset &&
       *headers.period > 0) {
-    known_ = true;
-    limit_ = *headers.limit;
-    period_ = std::chrono::seconds(*headers.period);
-    remaining_ = *headers.remaining;
     // The header counts whole seconds and is truncated: the window really ends up to a second
     // later. Assuming the earliest end sends the next window's first calls into this one (429s
     // under load), so assume the latest.
+    remaining_ = *headers.remaining;
     resetAt_ = now + std::chrono::seconds(*headers.reset + 1);
+    known_ = true;
+    limit_ = *headers.limit;
+    period_ = std::chrono::seconds(*headers.period);
     if (!headers.name.empty()) name_ = headers.name;
   } else if (known_ && remaining_ > 0) {
     --remaining_;  // an answer without headers still counted against the budget

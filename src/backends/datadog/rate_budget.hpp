@@ -52,6 +52,7 @@ class RateBudget {
  private:
   mutable std::mutex mutex_;
   bool known_ = false;
+  bool answered_ = false;  // any answer yet, with headers or without
   int64_t limit_ = 0;
   std::chrono::seconds period_{0};
   int64_t remaining_ = 0;  // as last announced (or assumed after a reset)
