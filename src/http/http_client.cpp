@@ -1,6 +1,10 @@
 #include "http/http_client.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <set>
 
 #include "http/curl_api.hpp"
 
@@ -78,6 +82,32 @@ struct HttpClient::Impl {
   long maxConnections;
   std::mutex idleMutex;
   std::vector<Easy> idle;
+  // Every socket this client's connections hold, so cancel() can shut them down.
+  std::mutex socketsMutex;
+  std::set<curl_socket_t> sockets;
+  std::atomic<bool> cancelled{false};
+
+  static curl_socket_t openSocket(void* user, curlsocktype, struct curl_sockaddr* address) {
+    auto* impl = static_cast<Impl*>(user);
+    curl_socket_t fd =
+        ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+    if (fd == CURL_SOCKET_BAD) return fd;
+    std::lock_guard lock(impl->socketsMutex);
+    if (impl->cancelled.load()) {
+      ::close(fd);
+      return CURL_SOCKET_BAD;
+    }
+    impl->sockets.insert(fd);
+    return fd;
+  }
+  static int closeSocket(void* user, curl_socket_t fd) {
+    auto* impl = static_cast<Impl*>(user);
+    {
+      std::lock_guard lock(impl->socketsMutex);
+      impl->sockets.erase(fd);
+    }
+    return ::close(fd);
+  }
 
   static void lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
     static_cast<Impl*>(user)->shareLocks[data].lock();
@@ -180,6 +210,10 @@ struct HttpClient::Impl {
     }
     curl().easy_setopt(h, CURLOPT_HEADERFUNCTION, &onHeader);
     curl().easy_setopt(h, CURLOPT_HEADERDATA, responseHeaders);
+    curl().easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &Impl::openSocket);
+    curl().easy_setopt(h, CURLOPT_OPENSOCKETDATA, this);
+    curl().easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, &Impl::closeSocket);
+    curl().easy_setopt(h, CURLOPT_CLOSESOCKETDATA, this);
     return c;
   }
 
@@ -202,7 +236,17 @@ HttpClient::HttpClient(TlsOptions tls, std::size_t maxConnections)
     : impl_(std::make_unique<Impl>(std::move(tls), maxConnections)) {}
 HttpClient::~HttpClient() = default;
 
+void HttpClient::cancel() {
+  std::lock_guard lock(impl_->socketsMutex);
+  impl_->cancelled.store(true);
+  for (curl_socket_t fd : impl_->sockets) ::shutdown(fd, SHUT_RDWR);
+}
+
 std::expected<Response, std::string> HttpClient::send(const Request& request) {
+  if (impl_->cancelled.load()) {
+    return std::unexpected(request.method + " " + originOf(request.url) +
+                           " failed: cancelled (xmetrics is shutting down)");
+  }
   Response response;
   Slist headerList;
   Easy c = impl_->prepare(request, &response.headers, headerList);

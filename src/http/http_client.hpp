@@ -79,6 +79,11 @@ class HttpClient {
                                           const std::function<bool(std::string_view)>& onData,
                                           const std::atomic<bool>* cancel = nullptr);
 
+  // Shutdown: every call in flight fails at once (its sockets are shut down, which wakes libcurl
+  // from its wait, where a progress callback would take up to a second), and every later call
+  // fails without trying. For the backends' cancel(): SIGTERM must not wait for a hung API.
+  void cancel();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

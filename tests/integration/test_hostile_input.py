@@ -2,12 +2,15 @@
 anything but valid UTF-8, and a namespace that Kubernetes could not have is refused at the door."""
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
 import time
 
+from conftest import wait_for
 from test_datadog_backend import start_datadog
+from test_external_metrics import metric_path
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
 
@@ -207,3 +210,55 @@ def test_only_the_replicas_own_certificate_may_replicate(start_xmetrics):
     assert status == 200, body
     names = {m["metricName"] for m in xm.status()["metrics"]}
     assert "replica.wanted" in names and not names & {"replica.badns", "replica.huge"}, names
+
+
+def test_sigterm_while_a_backend_hangs_exits_within_a_second(start_xmetrics, fake_datadog):
+    """Issue 13, items 8 and 14: Kubernetes sends SIGKILL 30 s after SIGTERM. A Datadog call that
+    hangs (the API accepted the connection and never answers) is cancelled at shutdown, and the
+    process is gone within a second, with its last log line."""
+    dd = fake_datadog()
+    dd.values["hung.metric"] = 1
+    xm = start_xmetrics("--backend", "datadog", "--datadog-endpoint", dd.url,
+                        "--datadog-timeout", "60s", "--first-fetch-timeout", "1s",
+                        env={"DD_API_KEY": dd.api_key, "DD_APP_KEY": dd.app_key})
+    dd.fail_next(*[("timeout", 60)] * 5)
+    xm.request(metric_path("hung.metric"))  # its first fetch gives up after 1 s; the call hangs on
+    wait_for(lambda: len(dd.calls) >= 1, what="the hung call")
+    started = time.monotonic()
+    xm.proc.send_signal(signal.SIGTERM)
+    xm.proc.wait(timeout=10)
+    took = time.monotonic() - started
+    assert xm.proc.returncode == 0, xm.logs()
+    assert took < 1.0, f"SIGTERM took {took:.2f}s with a hung Datadog call"
+    assert "stopped" in xm.logs().splitlines()[-1]
+
+
+def test_sigterm_answers_a_waiting_first_fetch_and_exits_within_a_second(start_xmetrics,
+                                                                          fake_datadog):
+    """A request waiting for its first fetch (up to first-fetch-timeout, 5 s) when SIGTERM comes
+    is answered at once, and the process exits within a second."""
+    import threading
+    dd = fake_datadog()
+    xm = start_xmetrics("--backend", "datadog", "--datadog-endpoint", dd.url,
+                        "--datadog-timeout", "60s",
+                        env={"DD_API_KEY": dd.api_key, "DD_APP_KEY": dd.app_key})
+    dd.fail_next(*[("timeout", 60)] * 5)
+    answer = {}
+
+    def ask():
+        try:
+            answer["status"], _, answer["body"] = xm.request(metric_path("waiting.metric"))
+        except Exception as e:  # noqa: BLE001 - a closed connection is an answer too
+            answer["error"] = repr(e)
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    wait_for(lambda: len(dd.calls) >= 1, what="the first fetch's call")
+    started = time.monotonic()
+    xm.proc.send_signal(signal.SIGTERM)
+    xm.proc.wait(timeout=10)
+    took = time.monotonic() - started
+    asking.join(timeout=10)
+    assert took < 1.0, f"SIGTERM took {took:.2f}s with a first fetch waiting"
+    # Answered, saying why (or the connection closed): never left to the client's timeout.
+    assert "error" in answer or "shutting down" in answer["body"], answer

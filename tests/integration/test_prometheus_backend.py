@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -77,9 +78,11 @@ scrape_configs:
         except OSError:
             return None
 
+    query.process = proc  # for tests that stop it (SIGSTOP) to play a hung Prometheus
     try:
         yield url, query
     finally:
+        proc.send_signal(signal.SIGCONT)
         proc.terminate()
         try:
             proc.wait(10)
@@ -218,3 +221,24 @@ def test_prometheus_scrapes_xmetrics_own_metrics_over_tls_with_a_token(start_xme
             timeout=30, interval=0.2, what="a second scrape to be counted")
         assert float(scrapes[0]["value"][1]) > 1
         assert query('xmetrics_http_request_duration_seconds_bucket{path="metrics",le="+Inf"}')
+
+
+def test_sigterm_while_prometheus_hangs_exits_within_a_second(start_xmetrics):
+    """Issue 13, item 14: Prometheus stopped (SIGSTOP: its connections stay open, nothing answers)
+    while xmetrics asks it; SIGTERM cancels the call and xmetrics is gone within a second."""
+    import time
+    if not PROMETHEUS:
+        pytest.skip("prometheus is not installed (scripts/setup test installs it)")
+    with running_prometheus("  []\n") as (url, query):
+        wait_for(lambda: query("up") is not None, timeout=30, interval=0.2,
+                 what="Prometheus to answer")
+        xm = start_xmetrics("--backend", "prometheus", "--prometheus-url", url,
+                            "--first-fetch-timeout", "1s")
+        query.process.send_signal(signal.SIGSTOP)
+        get(xm, "hung.metric")  # its first fetch gives up after 1 s; the call hangs on
+        started = time.monotonic()
+        xm.proc.send_signal(signal.SIGTERM)
+        xm.proc.wait(timeout=15)
+        took = time.monotonic() - started
+        assert took < 1.0, f"SIGTERM took {took:.2f}s with Prometheus hung"
+        assert xm.proc.returncode == 0

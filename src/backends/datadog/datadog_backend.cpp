@@ -134,6 +134,7 @@ void DatadogBackend::cancel() {
     cancelled_ = true;
   }
   cancelled_cv_.notify_all();
+  if (options_.cancelTransport) options_.cancelTransport();
 }
 
 bool DatadogBackend::sleepFor(SteadyClock::duration d) {

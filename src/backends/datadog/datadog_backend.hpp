@@ -47,6 +47,8 @@ struct DatadogOptions {
   std::chrono::seconds maxWindow{86400};  // max_time_window: windows are capped to it
   // A query Datadog rejected (400/422) is answered from memory, without a call, for this long.
   std::chrono::seconds rejectedQueryTtl{600};
+  // Fails the calls in flight and every later one (HttpClient::cancel): shutdown.
+  std::function<void()> cancelTransport;
 };
 
 // "datadoghq.eu" -> "https://api.datadoghq.eu".

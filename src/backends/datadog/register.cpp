@@ -173,6 +173,7 @@ std::expected<BackendPtr, std::string> make(const BackendContext& context) {
   // One kept-alive connection per parallel call.
   auto client = std::make_shared<http::HttpClient>(
       http::TlsOptions{.insecureSkipVerify = settings.skipTlsVerify}, options.maxParallelCalls);
+  options.cancelTransport = [client] { client->cancel(); };
   return std::make_unique<DatadogBackend>(
       std::move(options), [client](const http::Request& r) { return client->send(r); });
 }

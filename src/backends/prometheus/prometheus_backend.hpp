@@ -16,6 +16,8 @@ struct PrometheusOptions {
   std::string aggregation = "sum";            // of inline queries: sum, avg, min, max, count, none
   std::chrono::milliseconds timeout{10'000};
   std::size_t maxGetUrl = 2000;  // longer queries go as a POST form body
+  // Fails the calls in flight and every later one (HttpClient::cancel): shutdown.
+  std::function<void()> cancelTransport;
 };
 
 using Transport = std::function<std::expected<http::Response, std::string>(const http::Request&)>;
@@ -33,6 +35,9 @@ class PrometheusBackend final : public Backend {
   BackendHealth health() const override;
   std::optional<std::string> translateInline(std::string_view metric,
                                              const core::LabelSelector& selector) const override;
+  void cancel() override {
+    if (options_.cancelTransport) options_.cancelTransport();
+  }
 
  private:
   BackendResult query(const std::string& promql, core::Clock::time_point now);

@@ -51,7 +51,8 @@ std::expected<BackendPtr, std::string> make(const BackendContext& context) {
   return std::make_unique<PrometheusBackend>(
       PrometheusOptions{.url = settings.url,
                         .bearerTokenFile = settings.bearerTokenFile,
-                        .aggregation = settings.aggregation},
+                        .aggregation = settings.aggregation,
+                        .cancelTransport = [client] { client->cancel(); }},
       [client](const http::Request& r) { return client->send(r); });
 }
 
