@@ -98,6 +98,11 @@ struct CatalogEntry {
   core::Clock::time_point registeredAt;
   // Stamped by the request path on every hit; the catalog expires entries whose stamp is old.
   core::DemandStamp demand = std::make_shared<std::atomic<int64_t>>(0);
+  // Set by the poller once a fetch gave a value: a direct request that never had one is the first
+  // to make room when max-metrics is reached (a flood of invented names cannot lock others out).
+  std::shared_ptr<std::atomic<bool>> served = std::make_shared<std::atomic<bool>>(false);
+  void markServed() const { served->store(true, std::memory_order_relaxed); }
+  bool everServed() const { return served->load(std::memory_order_relaxed); }
 
   // "inline", "autogen xmetrics/dcaautogen-…", "datadogmetric ns/name (rule 2: named like the
   // metric)": what `xmetrics status` shows.
@@ -171,6 +176,11 @@ class Catalog {
 
   std::size_t size() const;
   std::size_t maxRequested() const { return options_.maxRequested; }
+  // Direct requests that never had a value, dropped to make room for a new name.
+  uint64_t evicted() const {
+    std::lock_guard lock(mutex_);
+    return evicted_;
+  }
   const CatalogOptions& options() const { return options_; }
 
  private:
@@ -181,6 +191,7 @@ class Catalog {
     core::LabelSelector selector;
     core::DemandStamp stamp;
     core::Clock::time_point registeredAt;
+    std::shared_ptr<std::atomic<bool>> served = std::make_shared<std::atomic<bool>>(false);
   };
   CatalogEntryPtr resolveLocked(const Demand& demand) const;
   std::vector<CatalogEntryPtr> applyReferences(const std::vector<Reference>& references,
@@ -208,6 +219,7 @@ class Catalog {
   std::unordered_map<std::string, std::vector<std::string>> references_;  // key -> HPA owners
   std::unordered_map<std::string, std::string> alwaysActive_;             // key -> object id
   std::map<std::string, DatadogMetric> objects_;                          // by "ns/name"
+  uint64_t evicted_ = 0;
   // Autogen objects by name (dcaautogen-<hash>) -> "ns/name": one another agent (the Cluster
   // Agent, in its namespace) generated for the same query is taken over, never duplicated.
   std::unordered_map<std::string, std::string> autogenByName_;

@@ -446,6 +446,7 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
                      old->sample->time == value->sample->time && old->labels == value->labels &&
                      old->metricName == value->metricName;
     if (!samePoint) value->body = store::renderValueList(*value);
+    if (value->sample) entries[i]->markServed();
     noteOutcome(entries[i], value->sample.has_value());
     fresh[entry.key] = std::move(value);
   }

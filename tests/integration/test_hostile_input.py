@@ -262,3 +262,21 @@ def test_sigterm_answers_a_waiting_first_fetch_and_exits_within_a_second(start_x
     assert took < 1.0, f"SIGTERM took {took:.2f}s with a first fetch waiting"
     # Answered, saying why (or the connection closed): never left to the client's timeout.
     assert "error" in answer or "shutting down" in answer["body"], answer
+
+
+def test_a_flood_of_invented_names_does_not_lock_out_a_real_metric(start_xmetrics):
+    """Issue 13, item 5: invented names filled --max-metrics and every new legitimate metric got
+    429 for inactive-after (10 min). Names that never had a value make room now."""
+    xm = start_xmetrics("--max-metrics", "20")
+    before = xm.status()["dogstatsd"]["metrics"]
+    xm.send("real.queue:7|g|#queue:jobs")
+    xm.wait_ingested(before + 1)
+    for i in range(40):
+        status, _, body = xm.request(metric_path(f"invented.{i}"))
+        assert status == 404, body  # no such series, and registered all the same
+    status, _, body = xm.request(metric_path("real.queue", "queue=jobs"))
+    assert status == 200, body
+    assert json.loads(body)["items"][0]["value"] == "7"
+    # The dropped names leave the published values at the next refresh (1 s here).
+    wait_for(lambda: len(xm.status()["metrics"]) <= 20, timeout=5,
+             what="the published values to hold at most --max-metrics")

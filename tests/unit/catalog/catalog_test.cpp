@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace xmetrics::catalog {
 namespace {
 
@@ -23,6 +25,36 @@ TEST(Catalog, EquivalentRequestsShareOneEntry) {
 TEST(Catalog, UsesTheConfiguredAggregatorAndRollup) {
   Catalog c({.inlineQuery = {query::Aggregator::kMax, 60}, .inactiveAfter = 600s});
   EXPECT_EQ(c.ensure("default", "m", {}, at(0))->query, "max:m{*}.rollup(60)");
+}
+
+// A flood of invented names fills max-metrics: each new name takes the place of the oldest-asked
+// direct request that never had a value, so legitimate metrics keep getting in; metrics that had
+// a value and metrics an HPA names are never dropped for it.
+TEST(Catalog, AFullCatalogDropsTheOldestNeverServedDirectRequestForANewName) {
+  Catalog c(
+      {.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s, .maxRequested = 3});
+  c.setReferences({{"shop", "hpa.metric", {}, "hpa:shop/web"}}, at(0));
+  auto served = c.ensure("default", "served", {}, at(0));
+  served->markServed();
+  c.ensure("default", "junk1", {}, at(1));
+  c.ensure("default", "junk2", {}, at(2));
+  EXPECT_EQ(c.size(), 4u);  // 3 direct + the HPA's
+  auto legit = c.ensure("default", "legit", {}, at(3));
+  ASSERT_NE(legit, nullptr);
+  EXPECT_EQ(c.size(), 4u);
+  auto names = [&] {
+    std::set<std::string> out;
+    for (const auto& e : c.entries()) out.insert(e->metricName);
+    return out;
+  };
+  EXPECT_EQ(names(), (std::set<std::string>{"hpa.metric", "served", "junk2", "legit"}));
+  EXPECT_EQ(c.evicted(), 1u);
+  legit->markServed();
+  c.ensure("default", "junk3", {}, at(4));  // takes junk2's place
+  EXPECT_EQ(names(), (std::set<std::string>{"hpa.metric", "served", "legit", "junk3"}));
+  // Every direct request has had a value: a new name is refused.
+  for (const auto& e : c.entries()) e->markServed();
+  EXPECT_EQ(c.ensure("default", "junk4", {}, at(5)), nullptr);
 }
 
 TEST(Catalog, ForgetsMetricsNotRequestedForInactiveAfter) {

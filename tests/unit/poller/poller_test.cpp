@@ -382,12 +382,20 @@ TEST(PollerHealth, ABackendsHealthIsPublishedDuringAFetchNotOnlyAfterIt) {
   EXPECT_EQ(backend.seenDuringFetch, (std::vector<uint64_t>{1, 2}));
 }
 
-TEST_F(PollerTest, FirstFetchIsRefusedPastTheCapAndWantFetchesOnlyWhatHasNoValue) {
+// Past the cap a new name is refused once every direct request has had a value; one that never
+// had (an invented name) makes room instead (issue 13, item 5).
+TEST_F(PollerTest, FirstFetchIsRefusedPastTheCapOnlyWhenEveryMetricHasHadAValue) {
   catalog::Catalog small{{.inlineQuery = {query::Aggregator::kAvg, 30}, .maxRequested = 1}};
   store::ValueStore smallValues;
   Poller capped{small, backend, smallValues, {.refreshPeriod = 30s}, [this] { return now; }};
+  EXPECT_EQ(capped.fetchFirst("default", "invented", {}, now, [] {}),
+            std::optional<std::string>("avg:invented{*}.rollup(30)"));
+  capped.refreshAll();  // no data for it
   EXPECT_EQ(capped.fetchFirst("default", "a", {}, now, [] {}),
             std::optional<std::string>("avg:a{*}.rollup(30)"));
+  EXPECT_EQ(small.size(), 1u);
+  backend.set("avg:a{*}.rollup(30)", core::Sample{4, now});
+  capped.refreshAll();  // a has a value now: it stays
   EXPECT_EQ(capped.fetchFirst("default", "b", {}, now, [] {}), std::nullopt);
   EXPECT_EQ(capped.maxRequested(), 1u);
 }
