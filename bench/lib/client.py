@@ -277,6 +277,34 @@ def cmd_memory_load(args):
     print("RESULT-JSON " + json.dumps(report))
 
 
+def cmd_idle_connections(args):
+    """Opens --count TLS connections to xmetrics (pid --pid), handshake done and then idle, as
+    keep-alive clients between requests; reports VmRSS per connection, and after they all close
+    (and the server's 5 s heap trim ran), how much of it came back."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, args.count + 256)), hard))
+    ctx = tls_context(args.ca)
+    ctx.check_hostname = False
+    time.sleep(1)
+    before = read_proc_status(args.pid)["VmRSS"]
+    conns = []
+    for _ in range(args.count):
+        s = socket.create_connection((HOST, args.port), timeout=10)
+        conns.append(ctx.wrap_socket(s, server_hostname="localhost"))
+    time.sleep(1)
+    held = read_proc_status(args.pid)["VmRSS"]
+    for c in conns:
+        c.close()
+    time.sleep(6.5)
+    after = read_proc_status(args.pid)["VmRSS"]
+    per = (held - before) / args.count
+    print(f"  {args.count} idle TLS connections: VmRSS {before / 1024:.1f} -> {held / 1024:.1f} MB "
+          f"({per:.1f} KB each); {after / 1024:.1f} MB once they closed")
+    print("RESULT-JSON " + json.dumps({"before_kb": before, "held_kb": held, "after_kb": after,
+                                        "per_connection_kb": per}))
+
+
 def cmd_startup(args):
     """Time from spawning xmetrics to its first 200 on /healthz, measured here so the client's own
     start-up (Python, TLS context, CA loading) is paid before the clock starts."""
@@ -411,6 +439,13 @@ def main():
     s.add_argument("--prefix", default="bench.mem.m")
     s.add_argument("--feed-seconds", type=float, default=12)
     s.set_defaults(fn=cmd_memory_load)
+
+    s = sub.add_parser("idle-connections")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--ca", required=True)
+    s.add_argument("--pid", type=int, required=True)
+    s.add_argument("--count", type=int, default=2000)
+    s.set_defaults(fn=cmd_idle_connections)
 
     s = sub.add_parser("startup")
     s.add_argument("--binary", required=True)

@@ -8,6 +8,7 @@
 #include "app/self_metrics.hpp"
 #include "app/stage_options.hpp"
 #include "backends/registry.hpp"
+#include "core/cgroup.hpp"
 #include "demand/config_reload.hpp"
 
 namespace xmetrics::app {
@@ -129,7 +130,13 @@ std::expected<void, std::string> Service::startStages() {
                                         .servingSecret = servingSecret_.get(),
                                         .isLeader = [this] { return isLeader(); }})}),
       *authenticator_, *authorizer_, values_, *poller_, [this] { return extraStatus(); });
-  https_ = std::make_unique<server::HttpsServer>(httpsServerOptions(options, certs_), *handler_);
+  auto memoryLimit = core::cgroupMemoryLimit();
+  auto httpsOptions = httpsServerOptions(options, certs_, memoryLimit);
+  if (memoryLimit) {
+    spdlog::info("component=server event=connection_cap connections={} memory_limit_mib={}",
+                 httpsOptions.maxConnections, *memoryLimit / (1024 * 1024));
+  }
+  https_ = std::make_unique<server::HttpsServer>(std::move(httpsOptions), *handler_);
   if (auto started = https_->start(); !started) return std::unexpected(started.error());
 
   // Rotation without restart: new connections get the new serving certificate, open ones keep

@@ -129,12 +129,21 @@ boost::json::value configReport(const config::ServeOptions& options) {
   return report;
 }
 
+std::size_t connectionCap(std::optional<uint64_t> memoryLimit) {
+  constexpr std::size_t kMost = 4096, kLeast = 64;
+  if (!memoryLimit) return kMost;
+  auto cap = static_cast<std::size_t>(*memoryLimit / 2 / kConnectionBytes);
+  return std::clamp(cap, kLeast, kMost);
+}
+
 server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& options,
-                                              const certs::CertificateFiles& certificates) {
+                                              const certs::CertificateFiles& certificates,
+                                              std::optional<uint64_t> memoryLimit) {
   return {.bindAddress = options.bindAddress,
           .port = options.securePort,
           .threads = options.threads,
-          .tls = {certificates.servingCertificate, certificates.servingKey}};
+          .tls = {certificates.servingCertificate, certificates.servingKey},
+          .maxConnections = connectionCap(memoryLimit)};
 }
 
 std::string serveUrl(const std::string& bindAddress, uint16_t port) {

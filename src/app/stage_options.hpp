@@ -62,8 +62,14 @@ certs::ApiServiceTakeOver apiServiceTakeOver(const config::ServeOptions& options
 // The status report's `configuration` section: backend and why, warnings, the DD_* review.
 core::StatusReport::Configuration statusConfiguration(const config::ServeOptions& options);
 
+// Connections the server holds at once: half the cgroup memory limit at kConnectionBytes each
+// (what an idle TLS connection costs with Boost.Asio's SSL stream, bench/memory), 64-4096; 4096
+// without a limit. A 128 MiB pod gets 838, not the 4096 that would take it past its limit.
+inline constexpr std::size_t kConnectionBytes = 80 * 1024;
+std::size_t connectionCap(std::optional<uint64_t> memoryLimit);
 server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& options,
-                                              const certs::CertificateFiles& certificates);
+                                              const certs::CertificateFiles& certificates,
+                                              std::optional<uint64_t> memoryLimit);
 
 // https://host:port, with an IPv6 host in brackets.
 std::string serveUrl(const std::string& bindAddress, uint16_t port);
