@@ -167,7 +167,6 @@ std::expected<void, std::string> Service::startStages() {
       injector_ = std::make_unique<certs::CaBundleInjector>(
           *injectorClient_, options.injectCaBundle,
           apiServiceTakeOver(options, demand::ownNamespace(options, cluster_)));
-      injector_->enableTakeOver();  // the server listens already
       injector_->inject(caPem_);
     }
     caWatcher_ = std::make_unique<core::FileChangeWatcher>(
@@ -196,6 +195,9 @@ std::expected<void, std::string> Service::startStages() {
       return std::unexpected("--write-kubeconfig: " + written.error());
     }
   }
+  if (!options.takeOverApiService.empty() && (servingSecret_ || injector_)) {
+    waitReadyThenTakeOver();
+  }
   return {};
 }
 
@@ -211,9 +213,37 @@ void Service::reloadConfiguration() {
                             *catalog_);
 }
 
+void Service::waitReadyThenTakeOver() {
+  // The APIService moves to xmetrics only once it would pass /readyz (first refresh done, the
+  // cluster link in place): until then its current provider keeps serving the HPAs.
+  takeOverWaiter_ = std::thread([this] {
+    std::unique_lock lock(takeOverMutex_);
+    while (!takeOverStop_ && !handler_->ready()) {
+      takeOverWake_.wait_for(lock, std::chrono::milliseconds(200));
+    }
+    if (takeOverStop_) return;
+    lock.unlock();
+    spdlog::info("component=certs event=take_over_ready reason=\"first refresh done\"");
+    if (servingSecret_) {
+      servingSecret_->enableTakeOver();
+    } else if (injector_) {
+      injector_->enableTakeOver();
+      injector_->inject(caPem_);
+    }
+  });
+}
+
 void Service::stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (takeOverWaiter_.joinable()) {
+    {
+      std::lock_guard lock(takeOverMutex_);
+      takeOverStop_ = true;
+    }
+    takeOverWake_.notify_all();
+    takeOverWaiter_.join();
+  }
   // Everything that can still answer a request finishes while the server runs; then it stops.
   if (handler_) handler_->shutdown();
   if (kubernetes_) kubernetes_->stop();

@@ -7,11 +7,13 @@
 // and nothing includes it except cli/.
 
 #include <boost/json/object.hpp>
+#include <condition_variable>
 #include <expected>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "auth/authenticator.hpp"
@@ -98,6 +100,13 @@ class Service {
   std::unique_ptr<core::FileChangeWatcher> configWatcher_;
   std::unique_ptr<core::FileChangeWatcher> caWatcher_;  // a mounted cert dir's ca.crt
   bool stopped_ = false;
+  // --take-over-apiservice: waits for readiness, then lets the APIService move
+  // (waitReadyThenTakeOver).
+  void waitReadyThenTakeOver();
+  std::thread takeOverWaiter_;
+  std::mutex takeOverMutex_;
+  std::condition_variable takeOverWake_;
+  bool takeOverStop_ = false;
 };
 
 }  // namespace xmetrics::app

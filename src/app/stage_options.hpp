@@ -64,7 +64,7 @@ core::StatusReport::Configuration statusConfiguration(const config::ServeOptions
 
 // Connections the server holds at once: half the cgroup memory limit at kConnectionBytes each
 // (what an idle TLS connection costs with Boost.Asio's SSL stream, bench/memory), 64-4096; 4096
-// without a limit. A 128 MiB pod gets 838, not the 4096 that would take it past its limit.
+// without a limit. A 128 MiB pod gets 819, not the 4096 that would take it past its limit.
 inline constexpr std::size_t kConnectionBytes = 80 * 1024;
 std::size_t connectionCap(std::optional<uint64_t> memoryLimit);
 server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& options,

@@ -99,6 +99,7 @@ CatalogEntryPtr Catalog::resolveLocked(const Demand& demand) const {
   entry->registeredAt = demand.registeredAt;
   entry->demand = demand.stamp;
   entry->served = demand.served;
+  entry->attempted = demand.attempted;
   entry->maxAge = options_.maxAge;
   entry->window = std::min(std::max(options_.maxAge, options_.bucketSize), options_.maxWindow);
   entry->backend = options_.defaultBackend;
@@ -205,12 +206,14 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
     return it->second;
   }
   if (entries_.size() >= options_.maxRequested + references_.size() + alwaysActive_.size()) {
-    // Full: the directly requested entry that never had a value and was asked for longest ago
-    // makes room (metrics an HPA names or always-active objects never do). Only when every
-    // direct request has had a value is the new name refused.
+    // Full: the directly requested entry that was fetched, never had a value, and was asked for
+    // longest ago makes room (metrics an HPA names or always-active objects never do). Only when
+    // every direct request has had a value is the new name refused.
     auto victim = entries_.end();
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (heldLocked(it->first) || it->second->everServed()) continue;
+      if (heldLocked(it->first) || it->second->everServed() || !it->second->everAttempted()) {
+        continue;
+      }
       if (victim == entries_.end() ||
           it->second->lastRequested() < victim->second->lastRequested()) {
         victim = it;

@@ -103,6 +103,11 @@ struct CatalogEntry {
   std::shared_ptr<std::atomic<bool>> served = std::make_shared<std::atomic<bool>>(false);
   void markServed() const { served->store(true, std::memory_order_relaxed); }
   bool everServed() const { return served->load(std::memory_order_relaxed); }
+  // Set once a fetch was made for it (with or without a value): only an entry that was tried and
+  // had nothing makes room, never one whose first fetch is still queued.
+  std::shared_ptr<std::atomic<bool>> attempted = std::make_shared<std::atomic<bool>>(false);
+  void markAttempted() const { attempted->store(true, std::memory_order_relaxed); }
+  bool everAttempted() const { return attempted->load(std::memory_order_relaxed); }
 
   // "inline", "autogen xmetrics/dcaautogen-…", "datadogmetric ns/name (rule 2: named like the
   // metric)": what `xmetrics status` shows.
@@ -192,6 +197,7 @@ class Catalog {
     core::DemandStamp stamp;
     core::Clock::time_point registeredAt;
     std::shared_ptr<std::atomic<bool>> served = std::make_shared<std::atomic<bool>>(false);
+    std::shared_ptr<std::atomic<bool>> attempted = std::make_shared<std::atomic<bool>>(false);
   };
   CatalogEntryPtr resolveLocked(const Demand& demand) const;
   std::vector<CatalogEntryPtr> applyReferences(const std::vector<Reference>& references,

@@ -317,6 +317,7 @@ std::expected<void, std::string> ServingSecret::writeFiles(const SecretCertifica
 }
 
 bool CaBundleInjector::inject(const std::string& caBundle) {
+  std::lock_guard lock(injectMutex_);
   const auto encoded = base64Encode(caBundle);
   bool allDone = true;
   for (const auto& name : apiServices_) {
@@ -471,22 +472,18 @@ std::expected<void, std::string> ServingSecret::bootstrap() {
 
 void ServingSecret::start(std::function<void(const std::string&)> onTrustChanged) {
   onTrustChanged_ = std::move(onTrustChanged);
-  // The server listens now: APIServices to take over are pointed at it in a first round at once.
-  injector_.enableTakeOver();
   thread_ = std::thread([this] {
-    if (!options_.takeOver.names.empty()) {
-      if (auto done = round(); !done) {
-        failures_.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("component=certs event=round_failed error=\"{}\"", done.error());
-      }
-    }
     std::unique_lock lock(mutex_);
     auto interval = [this] {
       return injectionPending_.load(std::memory_order_relaxed)
                  ? std::min(options_.checkInterval, std::chrono::seconds(5))
                  : options_.checkInterval;
     };
-    while (!wake_.wait_for(lock, interval(), [this] { return stopping_; })) {
+    for (;;) {
+      // A round every interval, or at once when asked (enableTakeOver).
+      wake_.wait_for(lock, interval(), [this] { return stopping_ || roundNow_; });
+      if (stopping_) break;
+      roundNow_ = false;
       lock.unlock();
       if (auto done = round(); !done) {
         failures_.fetch_add(1, std::memory_order_relaxed);
@@ -495,6 +492,15 @@ void ServingSecret::start(std::function<void(const std::string&)> onTrustChanged
       lock.lock();
     }
   });
+}
+
+void ServingSecret::enableTakeOver() {
+  injector_.enableTakeOver();
+  {
+    std::lock_guard lock(mutex_);
+    roundNow_ = true;
+  }
+  wake_.notify_all();
 }
 
 void ServingSecret::stop() {

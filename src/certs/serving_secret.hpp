@@ -73,8 +73,8 @@ class CaBundleInjector {
   }
   // true when every APIService holds `caBundle` now.
   bool inject(const std::string& caBundle);
-  // Taking over starts only once xmetrics listens: before, the APIServices to take over are left
-  // as they are (their current provider keeps serving).
+  // Taking over starts only once xmetrics is ready (serving, first refresh done): before, the
+  // APIServices to take over are left as they are (their current provider keeps serving).
   void enableTakeOver() { takeOverEnabled_.store(true, std::memory_order_relaxed); }
   uint64_t injections() const { return injections_.load(std::memory_order_relaxed); }
 
@@ -83,6 +83,7 @@ class CaBundleInjector {
   std::vector<std::string> apiServices_;
   ApiServiceTakeOver takeOver_;
   std::atomic<bool> takeOverEnabled_{false};
+  std::mutex injectMutex_;  // inject() runs on the Secret's round and on a readiness waiter
   std::vector<std::string> warned_;
   std::atomic<uint64_t> injections_{0};
 };
@@ -113,6 +114,8 @@ class ServingSecret {
   // Then a round every checkInterval. `onTrustChanged(caBundle)` runs when ca.crt changed.
   void start(std::function<void(const std::string&)> onTrustChanged);
   void stop();
+  // xmetrics is ready: --take-over-apiservice goes ahead, in a round at once.
+  void enableTakeOver();
 
   // xmetrics_serving_certificate_expiry_timestamp_seconds{certificate}, rotations and failures.
   void writeMetrics(telemetry::ExpositionWriter& out) const;
@@ -135,6 +138,7 @@ class ServingSecret {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  bool roundNow_ = false;
   std::thread thread_;
   struct Facts {
     double servingExpiry = 0, clientExpiry = 0, caExpiry = 0;  // Unix seconds

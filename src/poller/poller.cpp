@@ -236,8 +236,8 @@ void Poller::followLeader(
 
 void Poller::publishReplica(std::vector<store::MetricValue> values) {
   auto previous = store_.snapshot();
-  std::unordered_map<std::string, core::DemandStamp> demand;
-  for (const auto& e : catalog_.entries()) demand.emplace(e->key, e->demand);
+  std::unordered_map<std::string, catalog::CatalogEntryPtr> ours;
+  for (const auto& e : catalog_.entries()) ours.emplace(e->key, e);
   auto map = std::make_shared<store::ValueMap>();
   map->reserve(values.size());
   std::set<std::string> seen;
@@ -245,8 +245,11 @@ void Poller::publishReplica(std::vector<store::MetricValue> values) {
     auto key = core::metricKey(v.ns, v.metricName, v.selector);
     replication::Demand asked{v.ns, v.metricName, v.selector};
     auto value = std::make_shared<store::MetricValue>(std::move(v));
-    if (auto it = demand.find(key); it != demand.end()) {
-      value->demand = it->second;
+    if (auto it = ours.find(key); it != ours.end()) {
+      value->demand = it->second->demand;
+      it->second->markAttempted();
+      // The leader's value counts as ours: a follower's max-metrics keeps what has values.
+      if (value->sample) it->second->markServed();
       mirrorDemand_.erase(key);
     } else {
       auto& mirrored = mirrorDemand_[key];
@@ -446,6 +449,7 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
                      old->sample->time == value->sample->time && old->labels == value->labels &&
                      old->metricName == value->metricName;
     if (!samePoint) value->body = store::renderValueList(*value);
+    entries[i]->markAttempted();
     if (value->sample) entries[i]->markServed();
     noteOutcome(entries[i], value->sample.has_value());
     fresh[entry.key] = std::move(value);

@@ -327,6 +327,18 @@ void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
                             "the server could not find the requested resource " + path, version));
 }
 
+bool ApiHandler::readyExceptLiveness(const std::string& notReady) const {
+  const auto& status = values_.status()->poller;
+  // Readiness waits for the first complete refresh, so a fresh replica never serves "not fetched".
+  // A follower is ready once it holds the leader's values.
+  bool refreshed = status.cycles > 0 || status.lastFollow.time_since_epoch().count() != 0;
+  return refreshed && notReady.empty();
+}
+
+bool ApiHandler::ready() const {
+  return readyExceptLiveness(options_.notReadyReason ? options_.notReadyReason() : "");
+}
+
 HttpResponse ApiHandler::health(std::string_view path, unsigned version) const {
   const auto& status = values_.status()->poller;
   // Liveness follows the refresh loop: a poller that stopped ticking is a process to restart.
@@ -338,11 +350,8 @@ HttpResponse ApiHandler::health(std::string_view path, unsigned version) const {
   // not a hang, for up to ten times the limit.
   bool live =
       status.fetchingSince ? now - *status.fetchingSince <= liveLimit * 10 : sinceTick <= liveLimit;
-  // Readiness waits for the first complete refresh, so a fresh replica never serves "not fetched".
   std::string notReady = options_.notReadyReason ? options_.notReadyReason() : "";
-  // A follower is ready once it holds the leader's values.
-  bool refreshed = status.cycles > 0 || status.lastFollow.time_since_epoch().count() != 0;
-  bool ready = live && refreshed && notReady.empty();
+  bool ready = live && readyExceptLiveness(notReady);
   bool ok = path == "/readyz" ? ready : live;
   std::string check =
       path == "/readyz" ? "first refresh cycle complete and poller ticking" : "poller ticking";

@@ -56,6 +56,9 @@ struct ApiHandlerOptions {
 //   /metrics                                             self-metrics, Prometheus text format
 class ApiHandler final : public RequestHandler {
  public:
+  // What /readyz says, minus liveness: the first refresh is done and the cluster link is in
+  // place. (--take-over-apiservice waits for it.)
+  bool ready() const;
   using ExtraStatus = std::function<boost::json::object()>;
   ApiHandler(ApiHandlerOptions options, auth::Authenticator& authenticator,
              auth::Authorizer& authorizer, store::ValueStore& values, MetricDemand& demand,
@@ -85,6 +88,7 @@ class ApiHandler final : public RequestHandler {
   void route(const Parsed& request, ResponseSlotPtr slot);
   static RouteMatch routeOf(const Parsed& request);
   HttpResponse health(std::string_view path, unsigned version) const;
+  bool readyExceptLiveness(const std::string& notReady) const;
   HttpResponse discovery(std::string_view path, unsigned version) const;
   HttpResponse metricsResponse(unsigned version) const;
   void externalMetric(std::string_view ns, std::string_view metric, std::string_view selectorText,

@@ -107,7 +107,8 @@ struct HttpsServer::Impl {
   // Connections closed since the heap was last trimmed: glibc keeps freed memory in its arenas,
   // so 2,000 closed connections would leave their memory resident for good.
   std::atomic<uint64_t> closed{0};
-  net::steady_timer trimTimer{ioc};
+  // On the acceptor's strand, as stop()'s cancel is: one timer is never touched by two threads.
+  net::steady_timer trimTimer{acceptor.get_executor()};
   void trimEvery(std::chrono::seconds period) {
     trimTimer.expires_after(period);
     trimTimer.async_wait([this, period](beast::error_code ec) {

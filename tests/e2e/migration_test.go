@@ -123,8 +123,11 @@ func TestCutoverFromTheClusterAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("APIService taken over and Available %s after xmetrics started", time.Since(switchedAt).Round(time.Millisecond))
-	if !strings.Contains(xm.x.Logs(), "event=apiservice_taken_over") {
-		t.Errorf("xmetrics did not log the take-over")
+	// Taken over only once xmetrics was ready (first refresh done): not the moment it listened.
+	logs := xm.x.Logs()
+	ready, taken := strings.Index(logs, "event=take_over_ready"), strings.Index(logs, "event=apiservice_taken_over")
+	if ready < 0 || taken < 0 || taken < ready {
+		t.Errorf("xmetrics should log event=take_over_ready, then event=apiservice_taken_over (at %d, %d)", ready, taken)
 	}
 	// The Cluster Agent's provider stops.
 	standIn.x.Stop()

@@ -303,6 +303,21 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const BackendQuery> b
     }
     auto wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait);
     if (!wait) return {Kind::kFailed, {}, wait.error()};
+    // Booked before the budget was known (one a second): once the first answer tells it, book
+    // again rather than sleep out the rest of the spacing.
+    while (*wait > SteadyClock::duration::zero() && !ep->budget.answered()) {
+      auto slice = std::min<SteadyClock::duration>(*wait, std::chrono::milliseconds(100));
+      if (!sleepFor(slice)) {
+        ep->budget.release();
+        return {Kind::kFailed, {}, "xmetrics is shutting down"};
+      }
+      *wait -= slice;
+      if (ep->budget.answered()) {
+        ep->budget.release();
+        wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait);
+        if (!wait) return {Kind::kFailed, {}, wait.error()};
+      }
+    }
     if (!sleepFor(*wait)) {
       ep->budget.release();
       return {Kind::kFailed, {}, "xmetrics is shutting down"};

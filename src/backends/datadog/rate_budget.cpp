@@ -47,8 +47,10 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
   // as announced (status shows "0 of N calls left", not the next period's full budget).
   int64_t remaining = remaining_;
   TimePoint resetAt = resetAt_;
+  bool assumed = assumed_;
   if (known_) {
     if (slot >= resetAt) {
+      assumed = true;
       // The period rolled over since the last answer: assume a full budget until told otherwise.
       remaining = limit_;
       resetAt = slot + period_;
@@ -56,6 +58,7 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
     if (remaining - inFlight_ <= 0) {
       slot = std::max(slot, resetAt);
       waitingForReset = true;
+      assumed = true;
       remaining = limit_;
       resetAt = slot + period_;
     }
@@ -76,6 +79,7 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
   }
   remaining_ = remaining;
   resetAt_ = resetAt;
+  assumed_ = assumed;
   nextSlot_ = slot + spacing;
   ++inFlight_;
   return slot - now;
@@ -92,8 +96,21 @@ void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint
     // The header counts whole seconds and is truncated: the window really ends up to a second
     // later. Assuming the earliest end sends the next window's first calls into this one (429s
     // under load), so assume the latest.
-    remaining_ = *headers.remaining;
-    resetAt_ = now + std::chrono::seconds(*headers.reset + 1);
+    // Answers of parallel calls arrive out of order under load, and one sent late in a window may
+    // be read after calls of the next were sent: its "calls left" must not undo what newer
+    // answers said. Its window is told by where it ends: within the slack of ours, the same
+    // window (what is left only ever goes down); well before ours, an older one (ignored).
+    auto announcedReset = now + std::chrono::seconds(*headers.reset + 1);
+    constexpr auto kSameWindow = std::chrono::milliseconds(1500);
+    if (!known_ || assumed_ || announcedReset > resetAt_ + kSameWindow) {
+      // The first answer, one after a rollover we only assumed, or a newer window.
+      remaining_ = *headers.remaining;
+      resetAt_ = announcedReset;
+      assumed_ = false;
+    } else if (announcedReset + kSameWindow >= resetAt_) {
+      remaining_ = std::min(remaining_, *headers.remaining);
+      resetAt_ = std::max(resetAt_, announcedReset);
+    }
     known_ = true;
     limit_ = *headers.limit;
     period_ = std::chrono::seconds(*headers.period);
@@ -108,8 +125,11 @@ void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint
                                       : std::chrono::seconds(10);
     blockedUntil_ = std::max(blockedUntil_, now + wait);
     if (known_) {
+      // Spent until the reset the 429 announces (the server's word on where this window ends,
+      // whatever earlier answers said); without one, at least until the block lifts.
       remaining_ = 0;
-      resetAt_ = std::max(resetAt_, blockedUntil_);
+      resetAt_ = headers.reset ? blockedUntil_ : std::max(resetAt_, blockedUntil_);
+      assumed_ = !headers.reset;
     }
   }
 }

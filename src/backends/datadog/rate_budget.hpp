@@ -48,11 +48,20 @@ class RateBudget {
   void release();
 
   RateBudgetSnapshot snapshot(TimePoint now) const;
+  // Whether any answer came yet: a call booked before one (a second apart) books again once it
+  // does, instead of sleeping out a spacing the answer may have made needless.
+  bool answered() const {
+    std::lock_guard lock(mutex_);
+    return answered_;
+  }
 
  private:
   mutable std::mutex mutex_;
   bool known_ = false;
   bool answered_ = false;  // any answer yet, with headers or without
+  // remaining_/resetAt_ are our guess after a rollover (a full budget for a period), not what an
+  // answer said: the next answer replaces them whatever window it tells.
+  bool assumed_ = false;
   int64_t limit_ = 0;
   std::chrono::seconds period_{0};
   int64_t remaining_ = 0;  // as last announced (or assumed after a reset)

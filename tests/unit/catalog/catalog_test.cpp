@@ -39,6 +39,9 @@ TEST(Catalog, AFullCatalogDropsTheOldestNeverServedDirectRequestForANewName) {
   c.ensure("default", "junk1", {}, at(1));
   c.ensure("default", "junk2", {}, at(2));
   EXPECT_EQ(c.size(), 4u);  // 3 direct + the HPA's
+  // Not fetched yet: nothing can make room.
+  EXPECT_EQ(c.ensure("default", "early", {}, at(3)), nullptr);
+  for (const auto& e : c.entries()) e->markAttempted();  // fetched, no data
   auto legit = c.ensure("default", "legit", {}, at(3));
   ASSERT_NE(legit, nullptr);
   EXPECT_EQ(c.size(), 4u);
@@ -50,7 +53,7 @@ TEST(Catalog, AFullCatalogDropsTheOldestNeverServedDirectRequestForANewName) {
   EXPECT_EQ(names(), (std::set<std::string>{"hpa.metric", "served", "junk2", "legit"}));
   EXPECT_EQ(c.evicted(), 1u);
   legit->markServed();
-  c.ensure("default", "junk3", {}, at(4));  // takes junk2's place
+  c.ensure("default", "junk3", {}, at(4))->markAttempted();  // takes junk2's place
   EXPECT_EQ(names(), (std::set<std::string>{"hpa.metric", "served", "legit", "junk3"}));
   // Every direct request has had a value: a new name is refused.
   for (const auto& e : c.entries()) e->markServed();

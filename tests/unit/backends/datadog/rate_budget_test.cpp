@@ -221,6 +221,38 @@ TEST(RateBudget, NeverOverrunsAFixedWindowWhateverThePhaseLatencyOrParallelism) 
   }
 }
 
+// A 429's reset is the server's word on where the window ends: once it passed, the next answer
+// (a long window with plenty left) restores the budget instead of "spent for an hour".
+TEST(RateBudget, After429sResetTheNextAnswerRestoresTheBudget) {
+  RateBudget b;
+  TimePoint t0{};
+  ASSERT_TRUE(b.reserve(t0, 30s));
+  b.observe(headers(100000, 3600, 99990, 3500), 200, t0);
+  ASSERT_TRUE(b.reserve(t0, 30s));
+  b.observe({.remaining = 0, .reset = 2}, 429, t0 + 100ms);
+  auto after = t0 + 4s;
+  auto wait = b.reserve(after, 30s);
+  ASSERT_TRUE(wait) << wait.error();
+  EXPECT_EQ(*wait, 0s);
+  b.observe(headers(100000, 3600, 99989, 3496), 200, after);
+  EXPECT_EQ(b.snapshot(after).remaining, 99989);
+}
+
+// A call answered late, after the window rolled: its answer (from the old window, more calls
+// left) arrives after a newer one from the new window and must not raise what is left.
+TEST(RateBudget, AnOlderWindowsLateAnswerDoesNotRaiseWhatIsLeft) {
+  RateBudget b;
+  TimePoint t0{};
+  ASSERT_TRUE(b.reserve(t0, 30s));
+  b.observe(headers(4, 3, 3, 2), 200, t0);  // window ends by t0 + 3 s
+  // The new window's answer (1 left, 2 s to go), read at 3.45 s ...
+  b.observe(headers(4, 3, 1, 2), 200, t0 + 3450ms);
+  EXPECT_EQ(b.snapshot(t0 + 3450ms).remaining, 1);
+  // ... then the old window's, sent at 2.0 s with 2 left, read at 3.5 s.
+  b.observe(headers(4, 3, 2, 1), 200, t0 + 3500ms);
+  EXPECT_EQ(b.snapshot(t0 + 3500ms).remaining, 1);
+}
+
 // As simulateFixedWindows, but event by event in time order with a latency drawn per call, so the
 // answers of parallel calls arrive out of order (an older answer, with more calls left, after a
 // newer one) as they do under load.
