@@ -35,6 +35,13 @@ Poller::Poller(catalog::Catalog& catalog, std::vector<backends::Backend*> backen
       options_(options),
       clock_(std::move(clock)) {
   status_.lastTick = std::chrono::steady_clock::now();
+  for (std::size_t b = 0; b < backends_.size(); ++b) {
+    auto lane = std::make_unique<Lane>();
+    lane->index = b;
+    lane->status.backend = std::string(backends_[b]->name());
+    lane->status.lastTick = status_.lastTick;
+    lanes_.push_back(std::move(lane));
+  }
   for (auto* backend : backends_) backend->onHealthChange([this] { publishStatus(); });
   publishStatus();
   // What the catalog re-resolves (a watch event, a config reload) is fetched ahead of the cycle.
@@ -49,12 +56,46 @@ Poller::~Poller() {
   for (auto* backend : backends_) backend->onHealthChange({});
 }
 
+std::size_t Poller::laneIndexOf(std::string_view backendName) const {
+  for (std::size_t b = 0; b < backends_.size(); ++b) {
+    if (backends_[b]->name() == backendName) return b;
+  }
+  return 0;
+}
+
+Poller::Lane& Poller::laneOf(const catalog::CatalogEntry& entry) {
+  return *lanes_[entry.backend.empty() ? 0 : laneIndexOf(entry.backend)];
+}
+
+PollerStatus Poller::statusLocked() const {
+  PollerStatus out = status_;
+  out.loops.clear();
+  bool first = true;
+  for (const auto& lane : lanes_) {
+    const auto& l = lane->status;
+    out.loops.push_back(l);
+    out.metrics = (first ? 0 : out.metrics) + l.metrics;
+    out.queries = (first ? 0 : out.queries) + l.queries;
+    out.cycles = first ? l.cycles : std::min(out.cycles, l.cycles);
+    out.lastCycleStart = first ? l.lastCycleStart : std::min(out.lastCycleStart, l.lastCycleStart);
+    out.lastCycleDuration =
+        first ? l.lastCycleDuration : std::max(out.lastCycleDuration, l.lastCycleDuration);
+    out.lastTick = first ? l.lastTick : std::min(out.lastTick, l.lastTick);
+    if (l.fetchingSince) {
+      out.fetchingSince =
+          out.fetchingSince ? std::min(*out.fetchingSince, *l.fetchingSince) : *l.fetchingSince;
+    }
+    first = false;
+  }
+  return out;
+}
+
 void Poller::publishStatus() {
   std::lock_guard publishing(publishStatusMutex_);
   store::ServiceStatus next;
   {
     std::lock_guard lock(mutex_);
-    next.poller = status_;
+    next.poller = statusLocked();
   }
   next.backends.reserve(backends_.size());
   for (const auto* backend : backends_) {
@@ -81,61 +122,78 @@ void Poller::want(std::string_view ns, std::string_view metricName,
 }
 
 void Poller::start() {
-  thread_ = std::thread([this] { run(); });
+  for (auto& lane : lanes_) lane->thread = std::thread([this, l = lane.get()] { run(*l); });
 }
 
 void Poller::stop() {
-  std::vector<std::pair<catalog::CatalogEntryPtr, std::function<void()>>> abandoned;
+  std::vector<Urgent> abandoned;
+  bool running = false;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
     // Pending first fetches are dropped, not answered: their waiters hold their own deadlines.
-    abandoned.swap(urgent_);
+    for (auto& lane : lanes_) {
+      abandoned.push_back(std::move(lane->urgent));
+      lane->urgent.clear();
+      running = running || lane->thread.joinable();
+    }
   }
-  // A paced refresh could otherwise hold us for minutes.
-  if (thread_.joinable()) {
+  // A paced refresh, or a backend that stopped answering, could otherwise hold us for minutes.
+  if (running) {
     for (auto* backend : backends_) backend->cancel();
   }
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (auto& lane : lanes_) {
+    if (lane->thread.joinable()) lane->thread.join();
+  }
 }
 
 void Poller::fetchNow(catalog::CatalogEntryPtr entry, std::function<void()> done) {
   {
     std::lock_guard lock(mutex_);
-    urgent_.emplace_back(std::move(entry), std::move(done));
+    // A follower's requests all go to the leader, through the default backend's loop.
+    auto& lane = leading() ? laneOf(*entry) : *lanes_.front();
+    lane.urgent.emplace_back(std::move(entry), std::move(done));
   }
   wake_.notify_all();
 }
 
 PollerStatus Poller::status() const {
   std::lock_guard lock(mutex_);
-  return status_;
+  return statusLocked();
 }
 
-void Poller::run() {
+void Poller::run(Lane& lane) {
+  const bool followsLeader = lane.index == 0;
   auto nextRefresh = std::chrono::steady_clock::now();
   auto nextFollow = std::chrono::steady_clock::now();
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     bool leader = leading();
-    auto wakeAt = leader ? std::min(nextRefresh, nextRetry()) : nextFollow;
-    if (!leader && !followWaiting_.empty()) {
+    auto wakeAt = leader ? std::min(nextRefresh, nextRetry(lane)) : nextFollow;
+    if (!leader && followsLeader && !followWaiting_.empty()) {
       // A first request waits for the leader's value: ask again soon.
       wakeAt = std::min(wakeAt, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
     }
-    wake_.wait_until(lock, wakeAt, [&] { return stopping_ || !urgent_.empty(); });
+    wake_.wait_until(lock, wakeAt, [&] { return stopping_ || !lane.urgent.empty(); });
     if (stopping_) break;
-    status_.lastTick = std::chrono::steady_clock::now();
-    auto urgent = std::move(urgent_);
-    urgent_.clear();
-    lock.unlock();
-    publishStatus();
+    lane.status.lastTick = std::chrono::steady_clock::now();
+    auto urgent = std::move(lane.urgent);
+    lane.urgent.clear();
     if (!leading()) {
-      {
-        std::lock_guard statusLock(mutex_);
-        status_.following = true;
+      // Only the default backend's loop talks to the leader; the others hand it what they hold.
+      if (!followsLeader) {
+        auto& first = lanes_.front()->urgent;
+        for (auto& u : urgent) first.push_back(std::move(u));
+        bool handed = !urgent.empty();
+        nextFollow = std::chrono::steady_clock::now() + options_.followPeriod;
+        nextRefresh = std::chrono::steady_clock::now();
+        if (handed) wake_.notify_all();
+        continue;
       }
+      status_.following = true;
+      lock.unlock();
+      publishStatus();
       followLeader(std::move(urgent));
       publishStatus();
       nextFollow = std::chrono::steady_clock::now() + options_.followPeriod;
@@ -145,26 +203,30 @@ void Poller::run() {
       lock.lock();
       continue;
     }
-    {
-      std::lock_guard statusLock(mutex_);
+    if (followsLeader) {
       status_.following = false;
+      // Requests that waited for the old leader are now ours to fetch, each by its backend's loop.
+      for (auto& w : followWaiting_) {
+        auto& to = laneOf(*w.entry);
+        (&to == &lane ? urgent : to.urgent).emplace_back(std::move(w.entry), std::move(w.done));
+      }
+      if (!followWaiting_.empty()) wake_.notify_all();
+      followWaiting_.clear();
     }
+    lock.unlock();
     publishStatus();
-    // Requests that waited for the old leader are now ours to fetch.
-    for (auto& w : followWaiting_) urgent.emplace_back(std::move(w.entry), std::move(w.done));
-    followWaiting_.clear();
     if (!urgent.empty()) {
       std::vector<catalog::CatalogEntryPtr> entries;
       entries.reserve(urgent.size());
       for (auto& [entry, done] : urgent) entries.push_back(entry);
-      fetchAndPublish(entries, false);
+      fetchAndPublish(lane, entries, false);
       for (auto& [entry, done] : urgent) done();
     }
-    if (auto due = dueRetries(std::chrono::steady_clock::now()); !due.empty()) {
-      fetchAndPublish(due, false);
+    if (auto due = dueRetries(lane, std::chrono::steady_clock::now()); !due.empty()) {
+      fetchAndPublish(lane, due, false);
     }
     if (std::chrono::steady_clock::now() >= nextRefresh) {
-      refreshAll();
+      refresh(lane);
       // Fixed cadence from the schedule, not from when the cycle ended, so cycles do not drift.
       nextRefresh += options_.refreshPeriod;
       if (nextRefresh < std::chrono::steady_clock::now()) {
@@ -174,7 +236,7 @@ void Poller::run() {
     lock.lock();
   }
   // Requests still waiting for the leader are answered by their own deadlines.
-  followWaiting_.clear();
+  if (followsLeader) followWaiting_.clear();
 }
 
 void Poller::followLeader(
@@ -235,6 +297,7 @@ void Poller::followLeader(
 }
 
 void Poller::publishReplica(std::vector<store::MetricValue> values) {
+  std::lock_guard publishing(publishValuesMutex_);
   auto previous = store_.snapshot();
   std::unordered_map<std::string, catalog::CatalogEntryPtr> ours;
   for (const auto& e : catalog_.entries()) ours.emplace(e->key, e);
@@ -273,118 +336,122 @@ void Poller::publishReplica(std::vector<store::MetricValue> values) {
   store_.publish(std::move(next));
 }
 
-void Poller::noteOutcome(const catalog::CatalogEntryPtr& entry, bool hasValue) {
+void Poller::noteOutcome(Lane& lane, const catalog::CatalogEntryPtr& entry, bool hasValue) {
   if (hasValue) {
-    retries_.erase(entry->key);
+    lane.retries.erase(entry->key);
     return;
   }
   auto period = std::chrono::duration_cast<std::chrono::milliseconds>(options_.refreshPeriod);
-  auto it = retries_.find(entry->key);
-  auto delay = it == retries_.end() ? options_.firstRetry : std::min(it->second.delay * 2, period);
-  retries_[entry->key] = {entry, std::chrono::steady_clock::now() + delay, delay};
+  auto it = lane.retries.find(entry->key);
+  auto delay =
+      it == lane.retries.end() ? options_.firstRetry : std::min(it->second.delay * 2, period);
+  lane.retries[entry->key] = {entry, std::chrono::steady_clock::now() + delay, delay};
 }
 
 std::vector<catalog::CatalogEntryPtr> Poller::dueRetries(
-    std::chrono::steady_clock::time_point now) {
+    const Lane& lane, std::chrono::steady_clock::time_point now) {
   std::vector<catalog::CatalogEntryPtr> due;
-  for (const auto& [key, retry] : retries_) {
+  for (const auto& [key, retry] : lane.retries) {
     if (retry.due <= now) due.push_back(retry.entry);
   }
   return due;
 }
 
-std::chrono::steady_clock::time_point Poller::nextRetry() const {
+std::chrono::steady_clock::time_point Poller::nextRetry(const Lane& lane) {
   auto next = std::chrono::steady_clock::time_point::max();
-  for (const auto& [key, retry] : retries_) next = std::min(next, retry.due);
+  for (const auto& [key, retry] : lane.retries) next = std::min(next, retry.due);
   return next;
 }
 
 void Poller::refreshAll() {
+  for (auto& lane : lanes_) refresh(*lane);
+}
+
+void Poller::refreshBackend(std::string_view backend) {
+  for (auto& lane : lanes_) {
+    if (backends_[lane->index]->name() == backend) refresh(*lane);
+  }
+}
+
+void Poller::refresh(Lane& lane) {
   auto started = std::chrono::steady_clock::now();
   auto now = clock_();
   auto wanted = catalog_.wanted(now);
-  fetchAndPublish(wanted, true);
+  std::erase_if(wanted, [&](const catalog::CatalogEntryPtr& e) { return &laneOf(*e) != &lane; });
+  fetchAndPublish(lane, wanted, true);
   {
     std::lock_guard lock(mutex_);
-    ++status_.cycles;
-    status_.lastCycleStart = now;
-    status_.lastCycleDuration = std::chrono::duration_cast<std::chrono::microseconds>(
+    ++lane.status.cycles;
+    lane.status.lastCycleStart = now;
+    lane.status.lastCycleDuration = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - started);
-    status_.metrics = wanted.size();
-    status_.lastTick = std::chrono::steady_clock::now();
+    lane.status.metrics = wanted.size();
+    lane.status.lastTick = std::chrono::steady_clock::now();
   }
   publishStatus();
 }
 
-void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entries, bool fullCycle) {
+void Poller::setFetching(Lane& lane, bool fetching) {
+  {
+    std::lock_guard lock(mutex_);
+    if (fetching) {
+      lane.status.fetchingSince = std::chrono::steady_clock::now();
+    } else {
+      lane.status.fetchingSince.reset();
+      lane.status.lastTick = std::chrono::steady_clock::now();
+    }
+  }
+  publishStatus();
+}
+
+void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntryPtr>& entries,
+                             bool fullCycle) {
   auto now = clock_();
-  // Identical queries over the same window and backend (two HPAs, two namespaces, two selectors
-  // that translate alike) are fetched once. Entries that cannot resolve are not fetched at all.
-  struct Planned {
-    std::vector<backends::BackendQuery> queries;
-    std::vector<backends::BackendResult> results;
-  };
-  std::vector<Planned> plan(backends_.size());
+  auto& backend = *backends_[lane.index];
+  // Identical queries over the same window (two HPAs, two namespaces, two selectors that translate
+  // alike) are fetched once. Entries that cannot resolve are not fetched at all.
+  std::vector<backends::BackendQuery> queries;
+  std::vector<backends::BackendResult> results;
   static constexpr std::size_t kNotFetched = std::numeric_limits<std::size_t>::max();
   std::unordered_map<std::string, std::size_t> queryIndex;
-  std::vector<std::pair<std::size_t, std::size_t>> entryQuery(entries.size(), {kNotFetched, 0});
+  std::vector<std::size_t> entryQuery(entries.size(), kNotFetched);
   std::vector<std::string> unknownBackend(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& entry = *entries[i];
     if (entry.errorCode) continue;
-    std::size_t b = 0;
-    if (!entry.backend.empty()) {
-      while (b < backends_.size() && backends_[b]->name() != entry.backend) ++b;
-      if (b == backends_.size()) {
-        unknownBackend[i] = "backend \"" + entry.backend + "\" is not running (--backends)";
-        continue;
-      }
+    if (!entry.backend.empty() && entry.backend != backend.name()) {
+      unknownBackend[i] = "backend \"" + entry.backend + "\" is not running (--backends)";
+      continue;
     }
-    std::string dedupeKey = std::to_string(b);
-    dedupeKey += '\x1f';
-    dedupeKey += entry.query;
+    std::string dedupeKey = entry.query;
     dedupeKey += '\x1f';
     dedupeKey += std::to_string(entry.window.count());
-    auto [it, inserted] = queryIndex.try_emplace(std::move(dedupeKey), plan[b].queries.size());
-    if (inserted) plan[b].queries.push_back({entry.query, entry.window});
-    entryQuery[i] = {b, it->second};
+    auto [it, inserted] = queryIndex.try_emplace(std::move(dedupeKey), queries.size());
+    if (inserted) queries.push_back({entry.query, entry.window});
+    entryQuery[i] = it->second;
   }
   uint64_t calls = 0;
-  std::size_t queryCount = 0;
-  for (std::size_t b = 0; b < backends_.size(); ++b) {
-    auto& backend = *backends_[b];
-    auto& queries = plan[b].queries;
-    auto& results = plan[b].results;
-    queryCount += queries.size();
-    results.reserve(queries.size());
-    // A backend that batches itself gets the whole refresh at once, to pace and parallelise it.
-    std::size_t chunk =
-        backend.batchesItself() ? std::max<std::size_t>(1, queries.size()) : options_.batchSize;
-    for (std::size_t start = 0; start < queries.size(); start += chunk) {
-      std::size_t n = std::min(chunk, queries.size() - start);
-      {
-        std::lock_guard lock(mutex_);
-        status_.fetchingSince = std::chrono::steady_clock::now();
-      }
-      publishStatus();
-      auto batch = backend.fetch(std::span(queries).subspan(start, n), now);
-      {
-        std::lock_guard lock(mutex_);
-        status_.fetchingSince.reset();
-        status_.lastTick = std::chrono::steady_clock::now();
-      }
-      publishStatus();
-      ++calls;
-      if (batch.size() != n) {
-        // A backend bug must not shift answers onto the wrong metrics.
-        batch.assign(n, std::unexpected(std::string("backend ") + std::string(backend.name()) +
-                                        " answered " + std::to_string(batch.size()) +
-                                        " results for " + std::to_string(n) + " queries"));
-      }
-      for (auto& r : batch) results.push_back(std::move(r));
+  results.reserve(queries.size());
+  // A backend that batches itself gets the whole refresh at once, to pace and parallelise it.
+  std::size_t chunk =
+      backend.batchesItself() ? std::max<std::size_t>(1, queries.size()) : options_.batchSize;
+  for (std::size_t start = 0; start < queries.size(); start += chunk) {
+    std::size_t n = std::min(chunk, queries.size() - start);
+    setFetching(lane, true);
+    auto batch = backend.fetch(std::span(queries).subspan(start, n), now);
+    setFetching(lane, false);
+    ++calls;
+    if (batch.size() != n) {
+      // A backend bug must not shift answers onto the wrong metrics.
+      batch.assign(n, std::unexpected(std::string("backend ") + std::string(backend.name()) +
+                                      " answered " + std::to_string(batch.size()) +
+                                      " results for " + std::to_string(n) + " queries"));
     }
+    for (auto& r : batch) results.push_back(std::move(r));
   }
 
+  // The snapshot is shared by every loop: merge into the newest one, one writer at a time.
+  std::lock_guard publishing(publishValuesMutex_);
   auto previous = store_.snapshot();
   store::ValueSnapshot next;
   store::ValueMap fresh;
@@ -412,18 +479,17 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
       value->error = entry.error;
       value->sample.reset();
       value->body.clear();
-      noteOutcome(entries[i], true);  // nothing to retry until the objects change
+      noteOutcome(lane, entries[i], true);  // nothing to retry until the objects change
       fresh[entry.key] = std::move(value);
       continue;
     }
     if (!unknownBackend[i].empty()) {
       value->error = unknownBackend[i];
-      noteOutcome(entries[i], value->sample.has_value());
+      noteOutcome(lane, entries[i], value->sample.has_value());
       fresh[entry.key] = std::move(value);
       continue;
     }
-    const auto& [backendIndex, queryIndexOfEntry] = entryQuery[i];
-    const auto& result = plan[backendIndex].results[queryIndexOfEntry];
+    const auto& result = results[entryQuery[i]];
     if (result && std::isfinite(result->value) && result->time > now + kMaxFutureSkew) {
       // Served, it would look fresh until the clock reached it, whatever the backend did next.
       value->error =
@@ -451,12 +517,19 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
     if (!samePoint) value->body = store::renderValueList(*value);
     entries[i]->markAttempted();
     if (value->sample) entries[i]->markServed();
-    noteOutcome(entries[i], value->sample.has_value());
+    noteOutcome(lane, entries[i], value->sample.has_value());
     fresh[entry.key] = std::move(value);
   }
   if (fullCycle) {
     // Metrics no longer wanted stop being retried too.
-    std::erase_if(retries_, [&](const auto& kv) { return !fresh.contains(kv.first); });
+    std::erase_if(lane.retries, [&](const auto& kv) { return !fresh.contains(kv.first); });
+    if (lanes_.size() > 1) {
+      // This loop's full refresh replaces its own values only; the other backends' stay as their
+      // loops last published them.
+      previous->forEach([&](const std::string& key, const store::MetricValuePtr& value) {
+        if (laneIndexOf(value->backend) != lane.index) fresh.try_emplace(key, value);
+      });
+    }
     next.base = std::make_shared<const store::ValueMap>(std::move(fresh));
   } else if (previous->recent.size() + fresh.size() <= store::ValueSnapshot::kMaxRecent) {
     // A first fetch adds to what is there, copying only the small recent level.
@@ -475,7 +548,7 @@ void Poller::fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entrie
     std::lock_guard lock(mutex_);
     status_.backendCalls += calls;
     if (fullCycle) {
-      status_.queries = queryCount;
+      lane.status.queries = queries.size();
     } else {
       status_.firstFetches += entries.size();
     }

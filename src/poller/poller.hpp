@@ -1,6 +1,6 @@
 #pragma once
 
-// poller/: the leader's refresh loop and the follower's mirroring — the only caller of backends.
+// poller/: the leader's refresh loops and the follower's mirroring — the only caller of backends.
 // Reads the catalog, writes the store, implements server::MetricDemand. May include core/,
 // catalog/, backends/backend.hpp, replication/, store/ and server/metric_demand.hpp.
 
@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -47,8 +48,10 @@ using PollerStatus = store::PollerStatus;
 // Owns all backend traffic: refreshes every wanted metric each period, deduplicating identical
 // queries and packing them into batches, and publishes a new ValueStore snapshot after each round,
 // and its own status and the backends' health each time they change. Subscribes to the catalog's
-// changes (fetched at once). One thread; the request path reaches it only through
-// server::MetricDemand, whose callbacks are bounded by the caller's own deadline.
+// changes (fetched at once). One refresh loop, on a thread of its own, per backend: a backend
+// that hangs (a stopped Prometheus, a paced Datadog) delays only the metrics it answers. The
+// request path reaches it only through server::MetricDemand, whose callbacks are bounded by the
+// caller's own deadline.
 class Poller final : public server::MetricDemand {
  public:
   using ClockFn = std::function<core::Clock::time_point()>;
@@ -64,14 +67,17 @@ class Poller final : public server::MetricDemand {
   ~Poller() override;
 
   void start();
+  // Cancels every backend call in progress and joins the loops.
   void stop();
 
   // Fetches `entry` as soon as possible (ahead of the refresh cycle), publishes, then calls `done`
-  // on the poller thread. Thread-safe. `done` must be cheap.
+  // on the thread of the loop of its backend. Thread-safe. `done` must be cheap.
   void fetchNow(catalog::CatalogEntryPtr entry, std::function<void()> done);
 
-  // One full refresh, on the calling thread. start() runs it every refreshPeriod; tests call it.
+  // One full refresh of every backend, one after the other, on the calling thread. start() runs
+  // each backend's every refreshPeriod on its own thread; tests call these.
   void refreshAll();
+  void refreshBackend(std::string_view backend);
 
   PollerStatus status() const;
 
@@ -90,18 +96,43 @@ class Poller final : public server::MetricDemand {
   const std::vector<backends::Backend*>& backends() const { return backends_; }
 
  private:
-  void run();
-  // Publishes status_ and every backend's health() into the store (store::ServiceStatus).
+  using Urgent = std::vector<std::pair<catalog::CatalogEntryPtr, std::function<void()>>>;
+  struct Retry {
+    catalog::CatalogEntryPtr entry;
+    std::chrono::steady_clock::time_point due;
+    std::chrono::milliseconds delay;
+  };
+  // One backend's refresh loop.
+  struct Lane {
+    std::size_t index = 0;                           // in backends_
+    Urgent urgent;                                   // guarded by mutex_
+    store::RefreshLoopStatus status;                 // guarded by mutex_
+    std::unordered_map<std::string, Retry> retries;  // by metric key; its own thread only
+    std::thread thread;
+  };
+
+  void run(Lane& lane);
+  // The loop of the backend an entry names (an unknown one: the default's, which records the
+  // error); `backendName` likewise for a published value.
+  Lane& laneOf(const catalog::CatalogEntry& entry);
+  std::size_t laneIndexOf(std::string_view backendName) const;
+  void refresh(Lane& lane);
+  // Publishes the status and every backend's health() into the store (store::ServiceStatus).
   void publishStatus();
-  // One exchange with the leader: sends demand, publishes its values, answers waiting requests.
-  void followLeader(std::vector<std::pair<catalog::CatalogEntryPtr, std::function<void()>>> urgent);
+  PollerStatus statusLocked() const;
+  // One exchange with the leader (the default backend's loop only): sends demand, publishes its
+  // values, answers waiting requests.
+  void followLeader(Urgent urgent);
   void publishReplica(std::vector<store::MetricValue> values);
   bool leading() const { return !options_.isLeader || options_.isLeader(); }
-  void fetchAndPublish(const std::vector<catalog::CatalogEntryPtr>& entries, bool fullCycle);
+  void fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntryPtr>& entries,
+                       bool fullCycle);
+  void setFetching(Lane& lane, bool fetching);
   // Schedules (or clears) the early retry of a metric after a fetch.
-  void noteOutcome(const catalog::CatalogEntryPtr& entry, bool hasValue);
-  std::vector<catalog::CatalogEntryPtr> dueRetries(std::chrono::steady_clock::time_point now);
-  std::chrono::steady_clock::time_point nextRetry() const;
+  void noteOutcome(Lane& lane, const catalog::CatalogEntryPtr& entry, bool hasValue);
+  static std::vector<catalog::CatalogEntryPtr> dueRetries(
+      const Lane& lane, std::chrono::steady_clock::time_point now);
+  static std::chrono::steady_clock::time_point nextRetry(const Lane& lane);
 
   catalog::Catalog& catalog_;
   std::vector<backends::Backend*> backends_;
@@ -110,16 +141,10 @@ class Poller final : public server::MetricDemand {
   ClockFn clock_;
 
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
+  std::condition_variable wake_;  // every loop waits on it, each for its own urgent list
   bool stopping_ = false;
-  std::vector<std::pair<catalog::CatalogEntryPtr, std::function<void()>>> urgent_;
-  struct Retry {
-    catalog::CatalogEntryPtr entry;
-    std::chrono::steady_clock::time_point due;
-    std::chrono::milliseconds delay;
-  };
-  std::unordered_map<std::string, Retry> retries_;  // by metric key; poller thread only
-  // Follower state; poller thread only.
+  std::vector<std::unique_ptr<Lane>> lanes_;  // one per backend, in backends_ order
+  // Follower state; the default backend's loop only.
   struct Waiting {
     catalog::CatalogEntryPtr entry;
     std::function<void()> done;
@@ -132,9 +157,10 @@ class Poller final : public server::MetricDemand {
   // Stamps for mirrored values this replica has no catalog entry for (first asked of the leader):
   // their hits here must still reach the leader as demand, or it would stop polling them.
   std::unordered_map<std::string, std::pair<core::DemandStamp, replication::Demand>> mirrorDemand_;
-  PollerStatus status_;
+  PollerStatus status_;            // the fields every loop shares; guarded by mutex_
   std::mutex publishStatusMutex_;  // one publisher at a time, so a newer status is never undone
-  std::thread thread_;
+  // One snapshot writer at a time: each loop merges its values into what the others published.
+  std::mutex publishValuesMutex_;
 };
 
 }  // namespace xmetrics::poller

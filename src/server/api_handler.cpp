@@ -343,13 +343,30 @@ HttpResponse ApiHandler::health(std::string_view path, unsigned version) const {
   const auto& status = values_.status()->poller;
   // Liveness follows the refresh loop: a poller that stopped ticking is a process to restart.
   auto now = std::chrono::steady_clock::now();
-  auto sinceTick = now - status.lastTick;
   auto liveLimit =
       std::max<std::chrono::seconds>(options_.refreshPeriod * 3, std::chrono::seconds(60));
   // A backend call in progress (a paced Datadog refresh spreads over the whole period) is work,
-  // not a hang, for up to ten times the limit.
-  bool live =
-      status.fetchingSince ? now - *status.fetchingSince <= liveLimit * 10 : sinceTick <= liveLimit;
+  // not a hang, for up to ten times the limit. Each backend's loop is judged on its own.
+  std::string stuck;  // why the first loop found hanging is
+  auto loopLive = [&](std::string_view backend, std::chrono::steady_clock::time_point lastTick,
+                      std::optional<std::chrono::steady_clock::time_point> fetchingSince) {
+    bool ok = fetchingSince ? now - *fetchingSince <= liveLimit * 10 : now - lastTick <= liveLimit;
+    if (!ok && stuck.empty()) {
+      auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                         now - (fetchingSince ? *fetchingSince : lastTick))
+                         .count();
+      stuck = "the poller" +
+              (backend.empty() ? std::string() : " of backend " + std::string(backend)) +
+              (fetchingSince ? " has been in one backend call for " : " has not ticked for ") +
+              std::to_string(seconds) + "s";
+    }
+    return ok;
+  };
+  bool live = status.loops.empty()
+                  ? loopLive("", status.lastTick, status.fetchingSince)
+                  : std::ranges::all_of(status.loops, [&](const auto& loop) {
+                      return loopLive(loop.backend, loop.lastTick, loop.fetchingSince);
+                    });
   std::string notReady = options_.notReadyReason ? options_.notReadyReason() : "";
   bool ready = live && readyExceptLiveness(notReady);
   bool ok = path == "/readyz" ? ready : live;
@@ -370,10 +387,7 @@ HttpResponse ApiHandler::health(std::string_view path, unsigned version) const {
       503, "ServiceUnavailable",
       std::string(path) + " failed: " +
           (live ? (notReady.empty() ? "the first refresh cycle has not completed yet" : notReady)
-                : "the poller has not ticked for " +
-                      std::to_string(
-                          std::chrono::duration_cast<std::chrono::seconds>(sinceTick).count()) +
-                      "s"),
+                : stuck),
       version);
 }
 

@@ -242,3 +242,58 @@ def test_sigterm_while_prometheus_hangs_exits_within_a_second(start_xmetrics):
         took = time.monotonic() - started
         assert took < 1.0, f"SIGTERM took {took:.2f}s with Prometheus hung"
         assert xm.proc.returncode == 0
+
+
+def test_a_hung_prometheus_costs_only_its_own_metrics(start_xmetrics, tmp_path):
+    """Issue 13, item 2: Prometheus stopped (SIGSTOP) while xmetrics asks it. The embedded metrics
+    of the same process go on being refreshed, and a new embedded metric gets its first value at
+    once: each backend has its own refresh loop."""
+    import time
+    with running_prometheus("  []\n") as (url, query):
+        wait_for(lambda: query("up") is not None, timeout=30, interval=0.2,
+                 what="Prometheus to answer")
+        config = tmp_path / "xmetrics.yaml"
+        config.write_text(f"""backend: embedded
+backends: prometheus
+prometheus-url: {url}
+metrics:
+  - name: from.prometheus
+    backend: prometheus
+    query: vector(5)
+""")
+        xm = start_xmetrics("--config", str(config), "--first-fetch-timeout", "3s")
+        before = xm.status()["dogstatsd"]["metrics"]
+        xm.send("local.gauge:7|g|#env:it")
+        xm.wait_ingested(before + 1)
+        status, _, body = get(xm, "from.prometheus")
+        assert status == 200 and json.loads(body)["items"][0]["value"] == "5", body
+        status, _, body = get(xm, "local.gauge", "env=it")
+        assert status == 200, body
+
+        query.process.send_signal(signal.SIGSTOP)
+        try:
+            def local_fetch_age():
+                by_name = {m["metricName"]: m for m in xm.status()["metrics"]}
+                return by_name["local.gauge"]["lastFetchAgeSeconds"]
+            # 12 s: longer than one Prometheus timeout, so a loop shared with it would show it.
+            deadline = time.monotonic() + 12
+            worst = 0
+            while time.monotonic() < deadline:
+                worst = max(worst, local_fetch_age())
+                time.sleep(0.25)
+            assert worst <= 3, f"the embedded metric went {worst}s without a refresh"
+
+            xm.send("fresh.gauge:3|g")
+            wait_for(lambda: xm.status()["dogstatsd"]["metrics"] >= before + 2, timeout=10,
+                     interval=0.05, what="the new gauge to be ingested")
+            asked = time.monotonic()
+            status, _, body = get(xm, "fresh.gauge")
+            took = time.monotonic() - asked
+            assert status == 200, body
+            assert json.loads(body)["items"][0]["value"] == "3"
+            assert took < 1.0, f"a new embedded metric waited {took:.2f}s behind Prometheus"
+            # Prometheus' own metric is the one that suffers: not refreshed since it stopped.
+            by_name = {m["metricName"]: m for m in xm.status()["metrics"]}
+            assert by_name["from.prometheus"]["lastFetchAgeSeconds"] >= 10
+        finally:
+            query.process.send_signal(signal.SIGCONT)

@@ -68,14 +68,25 @@ std::vector<BackendResult> PrometheusBackend::fetch(std::span<const BackendQuery
                                                     core::Clock::time_point now) {
   std::vector<BackendResult> out;
   out.reserve(batch.size());
+  // Queries go one at a time; once one found Prometheus timing out, the rest of the batch is not
+  // sent: a stopped Prometheus costs one timeout per batch, not one per query.
+  std::optional<std::string> timedOut;
   for (const auto& q : batch) {
-    out.push_back(query(q.query, now));
+    if (timedOut) {
+      out.push_back(
+          std::unexpected("not asked: " + *timedOut + " (an earlier query of this batch)"));
+      continue;
+    }
+    bool timeout = false;
+    out.push_back(query(q.query, now, timeout));
+    if (timeout) timedOut = out.back().error();
     healthChanged();  // each call moves the counters `xmetrics status` shows
   }
   return out;
 }
 
-BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::time_point now) {
+BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::time_point now,
+                                       bool& timedOut) {
   std::string form = "query=" + boost::urls::encode(promql, boost::urls::unreserved_chars) +
                      "&time=" + formTime(now);
   http::Request request;
@@ -118,8 +129,8 @@ BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::t
     ++calls_;
   }
   if (!response) {
-    callCounts_.add(http::isTimeoutError(response.error()) ? CallCounts::kTimeout
-                                                           : CallCounts::kError);
+    timedOut = http::isTimeoutError(response.error());
+    callCounts_.add(timedOut ? CallCounts::kTimeout : CallCounts::kError);
     return fail("Prometheus " + response.error(), true);
   }
   boost::system::error_code ec;

@@ -40,7 +40,8 @@ class PrometheusBackend final : public Backend {
   }
 
  private:
-  BackendResult query(const std::string& promql, core::Clock::time_point now);
+  // `timedOut`: set when Prometheus did not answer in time (the transport's timeout).
+  BackendResult query(const std::string& promql, core::Clock::time_point now, bool& timedOut);
 
   PrometheusOptions options_;
   Transport transport_;

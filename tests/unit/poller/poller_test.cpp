@@ -419,3 +419,88 @@ TEST_F(PollerTest, WantQueuesAFetchOnlyForWhatHasNoValueYet) {
 
 }  // namespace
 }  // namespace xmetrics::poller
+
+namespace xmetrics::poller {
+namespace {
+
+// Issue 13, item 2: with Prometheus stopped (connections open, no answer), the embedded metrics in
+// the same process must keep refreshing and a new embedded metric must get its first value.
+TEST(PollerBackends, AHungBackendCostsOnlyItsOwnMetrics) {
+  testing::FakeBackend embedded("embedded"), prometheus("prometheus");
+  store::ValueStore values;
+  catalog::Catalog catalog(
+      {.defaultBackend = "embedded",
+       .backends = {"embedded", "prometheus"},
+       .configured = {{.name = "promq", .backend = "prometheus", .query = "sum(rate(x[1m]))"}}});
+  Poller poller(catalog, std::vector<backends::Backend*>{&embedded, &prometheus}, values,
+                {.refreshPeriod = 1s});
+  auto now = core::Clock::now();
+  auto local = catalog.ensure("default", "local", {}, now);
+  auto promq = catalog.ensure("default", "promq", {}, now);
+  embedded.set(local->query, core::Sample{1, now});
+  prometheus.set("sum(rate(x[1m]))", core::Sample{2, now});
+  prometheus.hang(true);
+  poller.start();
+  for (int i = 0; i < 200 && !prometheus.inFetch(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(prometheus.inFetch());
+
+  // The embedded backend's refresh goes on while Prometheus holds its call...
+  auto refreshedBy = std::chrono::steady_clock::now() + 5s;
+  embedded.set(local->query, core::Sample{7, core::Clock::now()});
+  store::MetricValuePtr v;
+  while (std::chrono::steady_clock::now() < refreshedBy) {
+    v = values.snapshot()->find(local->key);
+    if (v && v->sample && v->sample->value == 7) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(v && v->sample);
+  EXPECT_EQ(v->sample->value, 7) << "the embedded metric was not refreshed while Prometheus hung";
+
+  // ...and a new embedded metric's first fetch is answered at once.
+  auto fresh = catalog.ensure("default", "fresh", {}, core::Clock::now());
+  embedded.set(fresh->query, core::Sample{3, core::Clock::now()});
+  std::promise<void> answered;
+  auto asked = std::chrono::steady_clock::now();
+  poller.fetchNow(fresh, [&] { answered.set_value(); });
+  ASSERT_EQ(answered.get_future().wait_for(2s), std::future_status::ready)
+      << "a first fetch waited behind the hung backend";
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 1s);
+  ASSERT_TRUE(values.snapshot()->find(fresh->key)->sample);
+  EXPECT_TRUE(prometheus.inFetch());
+  EXPECT_FALSE(values.snapshot()->find(promq->key) && values.snapshot()->find(promq->key)->sample);
+
+  // Stopping cancels the hung call instead of waiting for it.
+  auto stopping = std::chrono::steady_clock::now();
+  poller.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, 1s);
+}
+
+// The hung backend's values stay as they were; the others' full refreshes never drop them.
+TEST(PollerBackends, OneBackendsFullRefreshKeepsTheOthersValues) {
+  testing::FakeBackend embedded("embedded"), prometheus("prometheus");
+  store::ValueStore values;
+  catalog::Catalog catalog(
+      {.defaultBackend = "embedded",
+       .backends = {"embedded", "prometheus"},
+       .configured = {{.name = "promq", .backend = "prometheus", .query = "sum(rate(x[1m]))"}}});
+  auto now = core::Clock::now();
+  Poller poller(catalog, std::vector<backends::Backend*>{&embedded, &prometheus}, values,
+                {.refreshPeriod = 30s}, [&] { return now; });
+  auto local = catalog.ensure("default", "local", {}, now);
+  auto promq = catalog.ensure("default", "promq", {}, now);
+  embedded.set(local->query, core::Sample{1, now});
+  prometheus.set("sum(rate(x[1m]))", core::Sample{2, now});
+  poller.refreshAll();
+  ASSERT_EQ(values.snapshot()->find(promq->key)->sample->value, 2);
+  now += 30s;
+  embedded.set(local->query, core::Sample{5, now});
+  poller.refreshBackend("embedded");
+  auto snapshot = values.snapshot();
+  EXPECT_EQ(snapshot->find(local->key)->sample->value, 5);
+  ASSERT_NE(snapshot->find(promq->key), nullptr)
+      << "the embedded refresh dropped Prometheus' value";
+  EXPECT_EQ(snapshot->find(promq->key)->sample->value, 2);
+}
+
+}  // namespace
+}  // namespace xmetrics::poller

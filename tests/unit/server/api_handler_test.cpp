@@ -125,6 +125,26 @@ TEST_F(ApiHandlerTest, UnauthenticatedCallersGet401ButHealthIsOpen) {
   EXPECT_EQ(get("/readyz", PeerCertificate{}).result_int(), 200);
 }
 
+// Each backend's refresh loop is judged on its own: one stuck in a call for too long fails
+// liveness, naming its backend, even though the others tick.
+TEST_F(ApiHandlerTest, LivenessNamesTheBackendWhoseLoopIsStuck) {
+  poller.refreshAll();
+  ASSERT_EQ(get("/livez", PeerCertificate{}).result_int(), 200);
+  auto status = *values.status();
+  auto now = std::chrono::steady_clock::now();
+  status.poller.loops = {{.backend = "embedded", .lastTick = now},
+                         {.backend = "prometheus", .lastTick = now, .fetchingSince = now - 3600s}};
+  values.publishStatus(status);
+  auto r = get("/livez", PeerCertificate{});
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_NE(r.body().find("backend prometheus has been in one backend call for 3600s"),
+            std::string::npos)
+      << r.body();
+  status.poller.loops[1].fetchingSince = now - 10s;  // a slow call, not a hang
+  values.publishStatus(status);
+  EXPECT_EQ(get("/livez", PeerCertificate{}).result_int(), 200);
+}
+
 TEST_F(ApiHandlerTest, TokenCallersAreAccepted) {
   HttpRequest req{http::verb::get, "/apis/external.metrics.k8s.io/v1beta1", 11};
   req.set(http::field::authorization, "Bearer tok");

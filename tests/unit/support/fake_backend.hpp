@@ -1,5 +1,6 @@
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
 
@@ -19,12 +20,32 @@ class FakeBackend final : public backends::Backend {
     std::lock_guard lock(mutex_);
     return calls_;
   }
+  // While hung, fetch() blocks (as a backend whose process was SIGSTOPped) until hang(false) or
+  // cancel(), which make it answer errors.
+  void hang(bool hung) {
+    {
+      std::lock_guard lock(mutex_);
+      hung_ = hung;
+    }
+    released_.notify_all();
+  }
+  bool inFetch() const {
+    std::lock_guard lock(mutex_);
+    return inFetch_;
+  }
 
   // backends::Backend
   std::vector<backends::BackendResult> fetch(std::span<const backends::BackendQuery> batch,
                                              core::Clock::time_point) override {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     std::vector<backends::BackendResult> out;
+    if (hung_) {
+      inFetch_ = true;
+      released_.wait(lock, [&] { return !hung_ || cancelled_; });
+      inFetch_ = false;
+      for (const auto& q : batch) out.push_back(std::unexpected("timed out asking for " + q.query));
+      return out;
+    }
     calls_.emplace_back();
     for (const auto& q : batch) {
       calls_.back().push_back(q.query);
@@ -37,12 +58,23 @@ class FakeBackend final : public backends::Backend {
   }
   std::string_view name() const override { return name_; }
   backends::BackendHealth health() const override { return {}; }
+  void cancel() override {
+    {
+      std::lock_guard lock(mutex_);
+      cancelled_ = true;
+    }
+    released_.notify_all();
+  }
 
  private:
   std::string name_;
   mutable std::mutex mutex_;
   std::map<std::string, backends::BackendResult> answers_;
   std::vector<std::vector<std::string>> calls_;
+  std::condition_variable released_;
+  bool hung_ = false;
+  bool inFetch_ = false;
+  bool cancelled_ = false;
 };
 
 }  // namespace xmetrics::testing

@@ -114,6 +114,25 @@ TEST(PrometheusBackend, CountsCallsByOutcome) {
   EXPECT_TRUE(backend.health().rateLimits.empty());
 }
 
+// Issue 13, item 2: a stopped Prometheus answers nothing; one timeout per batch, not per query.
+TEST(PrometheusBackend, AfterATimeoutTheRestOfTheBatchIsNotSent) {
+  int sent = 0;
+  PrometheusBackend backend(
+      {}, [&](const http::Request&) -> std::expected<http::Response, std::string> {
+        ++sent;
+        return std::unexpected("GET http://127.0.0.1:9 failed: Timeout was reached");
+      });
+  std::vector<BackendQuery> batch = {{"sum(a)", 300s}, {"sum(b)", 300s}, {"sum(c)", 300s}};
+  auto results = backend.fetch(batch, kNow);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(sent, 1);
+  EXPECT_NE(results[0].error().find("Timeout was reached"), std::string::npos);
+  for (int i : {1, 2}) {
+    EXPECT_NE(results[i].error().find("not asked"), std::string::npos) << results[i].error();
+    EXPECT_NE(results[i].error().find("Timeout was reached"), std::string::npos);
+  }
+}
+
 TEST(PrometheusBackend, SendsTheBearerTokenFromItsFile) {
   std::string path = ::testing::TempDir() + "/prom-token";
   FILE* f = fopen(path.c_str(), "w");
