@@ -28,6 +28,29 @@ telemetry::MetricsSource selfMetrics(SelfMetricsSources sources) {
                  "DogStatsD datagrams the kernel dropped because the receive buffer was full.")
           .sample({}, s.dropped);
     }
+    if (const auto* store = sources.timeSeries) {
+      auto s = store->stats();
+      out.family("xmetrics_embedded_series", MetricType::kGauge, "Series the embedded store holds.")
+          .sample({}, s.series);
+      out.family("xmetrics_embedded_bytes", MetricType::kGauge,
+                 "Heap the embedded store holds; kept at or under xmetrics_embedded_max_bytes.")
+          .sample({}, s.approxBytes);
+      out.family("xmetrics_embedded_max_bytes", MetricType::kGauge,
+                 "The embedded store's memory bound (--embedded-max-bytes).")
+          .sample({}, s.maxBytes);
+      out.family("xmetrics_embedded_evicted_series_total", MetricType::kCounter,
+                 "Series evicted before their idle expiry to make room for a new one.")
+          .sample({}, s.evictedSeries);
+      auto& refused = out.family(
+          "xmetrics_embedded_refused_total", MetricType::kCounter,
+          "New series (and set members) refused at a bound because every series held had been "
+          "read by a query within the idle expiry; bound is series or bytes.");
+      refused.sample({{"bound", "series"}}, s.refusedSeries);
+      refused.sample({{"bound", "bytes"}}, s.refusedForBytes);
+      out.family("xmetrics_embedded_rejected_points_total", MetricType::kCounter,
+                 "Points refused for a timestamp before the retention or over 60 s ahead.")
+          .sample({}, s.rejectedPoints);
+    }
     if (sources.kubernetes) sources.kubernetes->writeMetrics(out);
     if (sources.servingSecret) sources.servingSecret->writeMetrics(out);
   };

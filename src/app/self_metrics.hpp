@@ -6,12 +6,14 @@
 #include "demand/kubernetes_link.hpp"
 #include "ingest/dogstatsd_listener.hpp"
 #include "telemetry/exposition.hpp"
+#include "tsdb/time_series_store.hpp"
 
 namespace xmetrics::app {
 
 // What /metrics shows beyond the server's own families. Each pointer may be null (not running).
 struct SelfMetricsSources {
   const ingest::DogStatsdListener* dogstatsd = nullptr;
+  const tsdb::TimeSeriesStore* timeSeries = nullptr;  // the embedded store DogStatsD feeds
   const demand::KubernetesLink* kubernetes = nullptr;
   const certs::ServingSecret* servingSecret = nullptr;
   // Whether this replica is the leader (the one writing DatadogMetric status). A single replica is

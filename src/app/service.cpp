@@ -71,7 +71,7 @@ std::expected<void, std::string> Service::startStages() {
   authorizer_ =
       std::make_unique<auth::Authorizer>(kubernetes_ ? &kubernetes_->accessReviewer() : nullptr);
 
-  timeSeries_ = std::make_shared<tsdb::TimeSeriesStore>();
+  timeSeries_ = std::make_shared<tsdb::TimeSeriesStore>(timeSeriesOptions(options));
   if (!options.dogstatsdAddress.empty()) {
     dogstatsd_ =
         std::make_unique<ingest::DogStatsdListener>(*timeSeries_, dogstatsdOptions(options));
@@ -126,6 +126,7 @@ std::expected<void, std::string> Service::startStages() {
            .isLeader = [this] { return isLeader(); },
            .recentLogs = recentLogLines,
            .extraMetrics = selfMetrics({.dogstatsd = dogstatsd_.get(),
+                                        .timeSeries = timeSeries_.get(),
                                         .kubernetes = kubernetes_.get(),
                                         .servingSecret = servingSecret_.get(),
                                         .isLeader = [this] { return isLeader(); }})}),
@@ -266,7 +267,10 @@ boost::json::object Service::extraStatus() const {
   extra["embedded"] = {{"series", stats.series},
                        {"points", stats.points},
                        {"refusedSeries", stats.refusedSeries},
-                       {"approxBytes", stats.approxBytes}};
+                       {"refusedForBytes", stats.refusedForBytes},
+                       {"evictedSeries", stats.evictedSeries},
+                       {"approxBytes", stats.approxBytes},
+                       {"maxBytes", stats.maxBytes}};
   if (dogstatsd_) {
     auto s = dogstatsd_->stats();
     extra["dogstatsd"] = {{"address", dogstatsdAddress()}, {"packets", s.packets},

@@ -62,6 +62,10 @@ ingest::DogStatsdListenerOptions dogstatsdOptions(const config::ServeOptions& op
   return {.address = options.dogstatsdAddress};
 }
 
+tsdb::TimeSeriesStoreOptions timeSeriesOptions(const config::ServeOptions& options) {
+  return {.maxBytes = options.embeddedMaxBytes};
+}
+
 std::vector<std::string> backendNames(const config::ServeOptions& options) {
   std::vector<std::string> names{options.backend};
   names.insert(names.end(), options.backends.begin(), options.backends.end());

@@ -14,6 +14,7 @@
 #include "poller/poller.hpp"
 #include "server/api_handler.hpp"
 #include "server/https_server.hpp"
+#include "tsdb/time_series_store.hpp"
 
 namespace xmetrics::app {
 
@@ -30,6 +31,7 @@ certs::ServingSecretOptions servingSecretOptions(const config::ServeOptions& opt
                                                  const std::string& ns);
 
 ingest::DogStatsdListenerOptions dogstatsdOptions(const config::ServeOptions& options);
+tsdb::TimeSeriesStoreOptions timeSeriesOptions(const config::ServeOptions& options);
 
 // Every backend to run, the default first: it answers every metric that does not choose another.
 std::vector<std::string> backendNames(const config::ServeOptions& options);

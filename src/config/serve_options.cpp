@@ -256,6 +256,29 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
         "UDP host:port of the DogStatsD listener (empty: off)",
         "127.0.0.1:8125"},
        stringSetting(&O::dogstatsdAddress)},
+      {{"embedded-max-bytes",
+        {},
+        "memory the embedded store's series may hold, in bytes or with Ki, Mi, Gi; at the bound a "
+        "new series evicts the idlest never-queried ones (docs/embedded-backend.md)",
+        "32Mi"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         std::size_t unit = 1;
+         for (auto [suffix, factor] :
+              {std::pair{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}}) {
+           if (v.ends_with(suffix)) {
+             unit = static_cast<std::size_t>(factor);
+             v.remove_suffix(2);
+             break;
+           }
+         }
+         auto n = parseNumber<std::size_t>(v);
+         // Below 1 MiB the store's own tables leave no room for series worth serving.
+         if (!n || *n > (std::size_t{1} << 50) / unit || *n * unit < (1 << 20)) {
+           return "must be a size of at least 1Mi (bytes, or a number with Ki, Mi or Gi)";
+         }
+         o.embeddedMaxBytes = *n * unit;
+         return std::nullopt;
+       }},
       {{"refresh-period",
         {"DD_EXTERNAL_METRICS_PROVIDER_REFRESH_PERIOD"},
         "how often every wanted metric is fetched again",

@@ -29,6 +29,22 @@ constexpr std::size_t kMaxSetMembers = 100'000;
 
 constexpr uint32_t kNoId = std::numeric_limits<uint32_t>::max();
 
+// What malloc really takes for a block of n bytes (glibc, 64-bit): n plus an 8-byte header, rounded
+// up to 16, at least 32. Counting requested sizes instead under-counts small blocks by half, and
+// the store is mostly small blocks; approxBytes is the bound maxBytes enforces, so it must be real.
+constexpr std::size_t heapBytes(std::size_t n) {
+  return n == 0 ? 0 : std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15});
+}
+// A node of a std::unordered_* holding `value` bytes: the next pointer, the value, and the cached
+// hash when the hash is not one libstdc++ deems fast (ours, on strings, is not).
+constexpr std::size_t nodeBytes(std::size_t value, bool cachedHash) {
+  return heapBytes(8 + value + (cachedHash ? 8 : 0));
+}
+// Bucket array of an unordered container (a single bucket lives inside the container).
+std::size_t bucketArrayBytes(std::size_t buckets) {
+  return buckets > 1 ? heapBytes(buckets * sizeof(void*)) : 0;
+}
+
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 int64_t epochSeconds(core::Clock::time_point t) {
@@ -80,7 +96,7 @@ class Interner {
     e.size = static_cast<uint32_t>(text.size());
     e.refs = 1;
     ids_.emplace(view(id), id);
-    bytes_ += text.size() + kPerEntryBytes;
+    bytes_ += heapBytes(text.size()) + kNodeBytes;
     return id;
   }
 
@@ -88,14 +104,17 @@ class Interner {
     Entry& e = entries_[id];
     if (--e.refs > 0) return;
     ids_.erase(view(id));
-    bytes_ -= e.size + kPerEntryBytes;
+    bytes_ -= heapBytes(e.size) + kNodeBytes;
     e.chars.reset();
     e.size = 0;
     free_.push_back(id);
   }
 
   std::string_view view(uint32_t id) const { return {entries_[id].chars.get(), entries_[id].size}; }
-  std::size_t bytes() const { return bytes_ + entries_.capacity() * sizeof(Entry); }
+  std::size_t bytes() const {
+    return bytes_ + heapBytes(entries_.capacity() * sizeof(Entry)) +
+           heapBytes(free_.capacity() * sizeof(uint32_t)) + bucketArrayBytes(ids_.bucket_count());
+  }
 
  private:
   struct Entry {
@@ -119,8 +138,8 @@ class Interner {
              });
     }
   };
-  // Hash node + bucket slot + allocation header, roughly.
-  static constexpr std::size_t kPerEntryBytes = 64;
+  // An ids_ node: a string_view and an id, plus the cached hash.
+  static constexpr std::size_t kNodeBytes = nodeBytes(sizeof(std::string_view) + 8, true);
 
   std::unordered_map<std::string_view, uint32_t, CaseInsensitiveHash, CaseInsensitiveEqual> ids_;
   std::vector<Entry> entries_;
@@ -215,11 +234,27 @@ struct OpenBucket {
   std::unordered_set<uint64_t> members;          // member hashes, sets
 };
 
+// Eviction classes, in the order their series make room for a new one (docs/embedded-backend.md).
+// Within a class series are kept least recently fed (kQueried: least recently matched) first.
+enum class Tier : uint8_t {
+  kOneShot,   // data in a single native bucket and never matched by a query: a flood looks so
+  kFedAgain,  // fed in two buckets or more, never matched by a query
+  kQueried,   // matched by a query; protected while that was within idleExpiry
+};
+constexpr std::size_t kTiers = 3;
+
 struct Series {
   uint64_t hash = 0;
   uint32_t name = kNoId;  // interned, lowercased
   SeriesKind kind = SeriesKind::kGauge;
   bool alive = false;
+  Tier tier = Tier::kOneShot;
+  uint32_t prev = kNoId;  // neighbours in its tier's list
+  uint32_t next = kNoId;
+  uint32_t nameSlot = 0;       // its index in byName[name]
+  uint32_t firstBucket = 0;    // the native bucket of its first point
+  uint32_t cost = 0;           // bytes it holds beyond its record, as counted in seriesBytes
+  int64_t lastMatched = 0;     // epoch seconds of the newest query that matched it; 0: none
   std::vector<uint32_t> tags;  // interned, sorted, unique
   int64_t lastSeen = 0;        // epoch seconds of the newest ingest
   // Counts only: the first and newest native bucket that received a point. Between them, and for
@@ -281,7 +316,16 @@ struct TimeSeriesStore::Impl {
   std::unordered_map<uint32_t, std::vector<uint32_t>> byName;  // name id -> series ids
   std::size_t points = 0;
   uint64_t refusedSeries = 0;
+  uint64_t refusedForBytes = 0;
+  uint64_t evictedSeries = 0;
   uint64_t rejectedPoints = 0;
+  std::size_t seriesBytes = 0;  // sum of Series::cost
+  std::size_t nameBytes = 0;    // byName's nodes and id vectors
+  struct List {
+    uint32_t head = kNoId;  // the next to go
+    uint32_t tail = kNoId;
+  };
+  std::array<List, kTiers> tiers;
   uint64_t rng = 0x853c49e6748fea9bULL;
   std::vector<uint32_t> scratchTags;  // ingest's probe key, reused to avoid an allocation per line
 
@@ -293,14 +337,131 @@ struct TimeSeriesStore::Impl {
     return rng * 0x2545f4914f6cdd1dULL;
   }
 
+  // --- what the store holds, in bytes ---
+
+  // A byKey node: the 8-byte hash and the 4-byte id, padded.
+  static constexpr std::size_t kKeyNodeBytes = nodeBytes(16, false);
+  // A byName node: the name id and its vector of series ids.
+  static constexpr std::size_t kNameNodeBytes = nodeBytes(8 + sizeof(std::vector<uint32_t>), false);
+  // One distinct member of a set bucket: its node in the set, and a bucket slot at load factor 1.
+  static constexpr std::size_t kMemberBytes = nodeBytes(8, false) + sizeof(void*);
+
+  // What one series holds besides its record in `series`: its ring, its tags, its key node and
+  // the raw material of the bucket being filled.
+  std::size_t costOf(const Series& s) const {
+    std::size_t bytes =
+        kKeyNodeBytes + heapBytes(ringSize * sizeof(uint32_t)) +
+        heapBytes(ringSize * (s.histograms ? sizeof(HistogramBucket) : sizeof(double))) +
+        heapBytes(s.tags.capacity() * sizeof(uint32_t));
+    if (s.open) {
+      bytes += heapBytes(sizeof(OpenBucket)) +
+               heapBytes(s.open->samples.capacity() * sizeof(std::pair<float, float>)) +
+               s.open->members.size() * nodeBytes(8, false) +
+               bucketArrayBytes(s.open->members.bucket_count());
+    }
+    return bytes;
+  }
+
+  void recost(Series& s) {
+    std::size_t cost = costOf(s);
+    seriesBytes = seriesBytes + cost - s.cost;
+    s.cost = static_cast<uint32_t>(cost);
+  }
+
+  std::size_t totalBytes() const {
+    return sizeof(Impl) + seriesBytes + nameBytes + strings.bytes() +
+           heapBytes(series.capacity() * sizeof(Series)) +
+           heapBytes(freeSeries.capacity() * sizeof(uint32_t)) +
+           heapBytes(scratchTags.capacity() * sizeof(uint32_t)) +
+           bucketArrayBytes(byKey.bucket_count()) + bucketArrayBytes(byName.bucket_count());
+  }
+
+  // --- eviction ---
+
+  void link(uint32_t id, Tier tier) {
+    Series& s = series[id];
+    List& list = tiers[static_cast<std::size_t>(tier)];
+    s.tier = tier;
+    s.prev = list.tail;
+    s.next = kNoId;
+    if (list.tail != kNoId) {
+      series[list.tail].next = id;
+    } else {
+      list.head = id;
+    }
+    list.tail = id;
+  }
+
+  void unlink(uint32_t id) {
+    Series& s = series[id];
+    List& list = tiers[static_cast<std::size_t>(s.tier)];
+    (s.prev != kNoId ? series[s.prev].next : list.head) = s.next;
+    (s.next != kNoId ? series[s.next].prev : list.tail) = s.prev;
+    s.prev = s.next = kNoId;
+  }
+
+  void moveToTail(uint32_t id, Tier tier) {
+    const Series& s = series[id];
+    if (s.tier == tier && s.next == kNoId) return;
+    unlink(id);
+    link(id, tier);
+  }
+
+  // A new point: the series moves to the fed end of its list, or up a tier when a second bucket
+  // shows it is not a one-shot. A queried series keeps its place, ordered by its last match.
+  void fed(uint32_t id, uint32_t bucket) {
+    const Series& s = series[id];
+    if (s.tier == Tier::kQueried) return;
+    moveToTail(id, s.tier == Tier::kOneShot && bucket != s.firstBucket ? Tier::kFedAgain : s.tier);
+  }
+
+  bool protectedAt(const Series& s, int64_t now) const {
+    return s.lastMatched != 0 && now - s.lastMatched < options.idleExpiry.count();
+  }
+
+  // The next series to evict, never `keep`: from the lowest tier that has one, the costliest of
+  // the few that were fed (or matched) longest ago. kNoId when every series is protected.
+  uint32_t victim(uint32_t keep, int64_t now) const {
+    constexpr int kSampled = 8;
+    for (const List& list : tiers) {
+      uint32_t best = kNoId;
+      int seen = 0;
+      for (uint32_t id = list.head; id != kNoId && seen < kSampled; id = series[id].next) {
+        if (id == keep) continue;
+        // kQueried is ordered by last match: past the first protected one, all are.
+        if (protectedAt(series[id], now)) break;
+        ++seen;
+        if (best == kNoId || series[id].cost > series[best].cost) best = id;
+      }
+      if (best != kNoId) return best;
+    }
+    return kNoId;
+  }
+
+  bool overBounds(std::size_t extraBytes) const {
+    return liveSeries > options.maxSeries || totalBytes() + extraBytes > options.maxBytes;
+  }
+
+  // Evicts until both bounds hold with `extraBytes` more; false when only protected series (and
+  // `keep`) are left.
+  bool makeRoom(uint32_t keep, int64_t now, std::size_t extraBytes = 0) {
+    while (overBounds(extraBytes)) {
+      uint32_t id = victim(keep, now);
+      if (id == kNoId) return false;
+      remove(id);
+      ++evictedSeries;
+    }
+    return true;
+  }
+
   static uint64_t identityHash(SeriesKind kind, uint32_t name, const std::vector<uint32_t>& tags) {
     uint64_t h = mix(static_cast<uint64_t>(kind) + 1, name);
     for (uint32_t t : tags) h = mix(h, t);
     return h;
   }
 
-  // Finds or creates the series; nullptr when it is new and maxSeries is reached.
-  Series* seriesFor(const Observation& m, SeriesKind kind) {
+  // Finds or creates the series; nullptr when it is new and no room can be made for it.
+  Series* seriesFor(const Observation& m, SeriesKind kind, uint32_t bucket, int64_t now) {
     uint32_t name = strings.find(m.name);
     bool known = name != kNoId;
     scratchTags.clear();
@@ -323,14 +484,18 @@ struct TimeSeriesStore::Impl {
         if (s.kind == kind && s.name == name && s.tags == scratchTags) return &s;
       }
     }
-    if (liveSeries >= options.maxSeries) {
-      ++refusedSeries;
+    // Created first, so that what it costs (strings included) is known exactly; then room is
+    // made, or it goes again.
+    uint32_t id = create(m, kind, bucket);
+    if (!makeRoom(id, now)) {
+      ++(liveSeries > options.maxSeries ? refusedSeries : refusedForBytes);
+      remove(id);
       return nullptr;
     }
-    return &create(m, kind);
+    return &series[id];
   }
 
-  Series& create(const Observation& m, SeriesKind kind) {
+  uint32_t create(const Observation& m, SeriesKind kind, uint32_t bucket) {
     uint32_t id;
     if (!freeSeries.empty()) {
       id = freeSeries.back();
@@ -359,10 +524,18 @@ struct TimeSeriesStore::Impl {
     } else {
       s.values = std::make_unique<double[]>(ringSize);
     }
+    s.firstBucket = bucket;
     byKey.emplace(s.hash, id);
-    byName[s.name].push_back(id);
+    auto [named, added] = byName.try_emplace(s.name);
+    std::size_t idsBefore = heapBytes(named->second.capacity() * sizeof(uint32_t));
+    s.nameSlot = static_cast<uint32_t>(named->second.size());
+    named->second.push_back(id);
+    nameBytes += (added ? kNameNodeBytes : 0) +
+                 heapBytes(named->second.capacity() * sizeof(uint32_t)) - idsBefore;
+    link(id, Tier::kOneShot);
+    recost(s);
     ++liveSeries;
-    return s;
+    return id;
   }
 
   void remove(uint32_t id) {
@@ -374,9 +547,18 @@ struct TimeSeriesStore::Impl {
         break;
       }
     }
-    auto& named = byName[s.name];
-    named.erase(std::find(named.begin(), named.end(), id));
-    if (named.empty()) byName.erase(s.name);
+    // Swap-and-pop: evicting from a flood of one name stays O(1).
+    auto named = byName.find(s.name);
+    auto& ids = named->second;
+    ids[s.nameSlot] = ids.back();
+    series[ids[s.nameSlot]].nameSlot = s.nameSlot;
+    ids.pop_back();
+    if (ids.empty()) {
+      nameBytes -= kNameNodeBytes + heapBytes(ids.capacity() * sizeof(uint32_t));
+      byName.erase(named);
+    }
+    unlink(id);
+    seriesBytes -= s.cost;
     for (uint32_t i = 0; i < ringSize; ++i) {
       if (s.ids[i] != 0) --points;
     }
@@ -459,7 +641,7 @@ struct TimeSeriesStore::Impl {
     }
   }
 
-  void addSetMember(Series& s, uint32_t bucket, std::string_view member) {
+  void addSetMember(Series& s, uint32_t bucket, std::string_view member, int64_t now) {
     auto slot = slotFor(s, bucket);
     if (!slot) {
       ++rejectedPoints;
@@ -472,7 +654,15 @@ struct TimeSeriesStore::Impl {
       return;
     }
     if (open->members.size() >= kMaxSetMembers) return;
-    open->members.insert(std::hash<std::string_view>{}(member));
+    uint64_t hash = std::hash<std::string_view>{}(member);
+    // Members are the one thing a known series grows by without bound but kMaxSetMembers: room is
+    // made (or the member refused) before, as for a new series.
+    if (!open->members.contains(hash) &&
+        !makeRoom(static_cast<uint32_t>(&s - series.data()), now, kMemberBytes)) {
+      ++refusedForBytes;
+      return;
+    }
+    open->members.insert(hash);
     distinct = static_cast<double>(open->members.size());
   }
 
@@ -491,8 +681,10 @@ struct TimeSeriesStore::Impl {
       return;
     }
     auto bucket = static_cast<uint32_t>(floorDiv(at, resolution));
-    Series* s = seriesFor(m, kind);
+    Series* s = seriesFor(m, kind, bucket, received);
     if (s == nullptr) return;
+    const auto id = static_cast<uint32_t>(s - series.data());
+    fed(id, bucket);
     s->lastSeen = std::max(s->lastSeen, received);
     if (kind == SeriesKind::kCount) {
       if (s->firstCountBucket == 0 || bucket < s->firstCountBucket) s->firstCountBucket = bucket;
@@ -525,13 +717,17 @@ struct TimeSeriesStore::Impl {
         return;
       }
       case SeriesKind::kSet:
-        addSetMember(*s, bucket, m.setValue);
+        addSetMember(*s, bucket, m.setValue, received);
+        recost(*s);
         return;
       case SeriesKind::kHistogram:
       case SeriesKind::kDistribution:
         for (double value : m.values) {
           if (std::isfinite(value)) addHistogram(*s, bucket, value, weight);
         }
+        // The reservoir grew (by at most 1 KiB a bucket): others make room if they can.
+        recost(*s);
+        if (overBounds(0)) makeRoom(id, received);
         return;
     }
   }
@@ -665,7 +861,7 @@ struct TimeSeriesStore::Impl {
   }
 
   TimeSeriesStore::Result evaluate(const query::DatadogQuery& q, seconds window,
-                                   core::Clock::time_point now) const {
+                                   core::Clock::time_point now) {
     if (!q.groupBy.empty()) {
       return std::unexpected(
           "grouped queries are not supported by the embedded backend: " + query::printQuery(q) +
@@ -675,6 +871,12 @@ struct TimeSeriesStore::Impl {
     std::lock_guard lock(mutex);
     auto windowText = [&] { return std::to_string(window.count()) + "s"; };
     auto matched = candidates(q);
+    // A series someone reads is what the store is for: protected from eviction from now on.
+    for (const Candidate& c : matched) {
+      auto id = static_cast<uint32_t>(c.series - series.data());
+      series[id].lastMatched = std::max(series[id].lastMatched, epochSeconds(now));
+      moveToTail(id, Tier::kQueried);
+    }
     if (matched.empty()) {
       return std::unexpected("no series matches " + query::printQuery(q) + " in the last " +
                              windowText());
@@ -750,7 +952,10 @@ struct TimeSeriesStore::Impl {
         remove(id);
         continue;
       }
-      if (s.open && s.open->bucket < currentBucket) finalize(s);
+      if (s.open && s.open->bucket < currentBucket) {
+        finalize(s);
+        recost(s);
+      }
       for (uint32_t i = 0; i < ringSize; ++i) {
         if (s.ids[i] != 0 && static_cast<int64_t>(s.ids[i]) < oldestBucket) {
           s.ids[i] = 0;
@@ -771,24 +976,11 @@ struct TimeSeriesStore::Impl {
     out.series = liveSeries;
     out.points = points;
     out.refusedSeries = refusedSeries;
+    out.refusedForBytes = refusedForBytes;
+    out.evictedSeries = evictedSeries;
     out.rejectedPoints = rejectedPoints;
-    std::size_t bytes = series.capacity() * sizeof(Series) + freeSeries.capacity() * 4 +
-                        strings.bytes() + byKey.bucket_count() * sizeof(void*) + byKey.size() * 32 +
-                        byName.bucket_count() * sizeof(void*);
-    constexpr std::size_t kAllocationOverhead = 16;
-    for (const auto& [name, ids] : byName) bytes += 48 + ids.capacity() * sizeof(uint32_t);
-    for (const Series& s : series) {
-      if (!s.alive) continue;
-      bytes += s.tags.capacity() * sizeof(uint32_t) + kAllocationOverhead;
-      bytes += ringSize *
-                   (sizeof(uint32_t) + (s.histograms ? sizeof(HistogramBucket) : sizeof(double))) +
-               2 * kAllocationOverhead;
-      if (s.open) {
-        bytes += sizeof(OpenBucket) + s.open->samples.capacity() * sizeof(std::pair<float, float>) +
-                 s.open->members.size() * 32 + s.open->members.bucket_count() * sizeof(void*);
-      }
-    }
-    out.approxBytes = bytes;
+    out.approxBytes = totalBytes();
+    out.maxBytes = options.maxBytes;
     return out;
   }
 };

@@ -17,15 +17,21 @@ struct TimeSeriesStoreOptions {
   std::chrono::seconds resolution{10};   // native bucket width; also the DogStatsD flush interval
   std::chrono::seconds retention{900};   // points older than this are dropped (>= 15 min)
   std::chrono::seconds idleExpiry{900};  // a series with no new point for this long is removed
-  std::size_t maxSeries = 200'000;       // beyond this new series are refused and counted
+  // The two bounds. Reaching either makes room for a new series by evicting others (never one a
+  // query matched within idleExpiry); docs/embedded-backend.md gives the order.
+  std::size_t maxSeries = 200'000;
+  std::size_t maxBytes = 32 << 20;  // heap the store may hold, as approxBytes counts it
 };
 
 struct TimeSeriesStoreStats {
   std::size_t series = 0;
   std::size_t points = 0;
-  uint64_t refusedSeries = 0;   // new series refused because maxSeries was reached
-  uint64_t rejectedPoints = 0;  // points stamped before the retention or > 60 s in the future
-  std::size_t approxBytes = 0;  // estimate of the memory the store holds
+  uint64_t refusedSeries = 0;    // new series refused at maxSeries: every series held was protected
+  uint64_t refusedForBytes = 0;  // new series and set members refused at maxBytes, the same way
+  uint64_t evictedSeries = 0;    // series removed before their idle expiry to make room
+  uint64_t rejectedPoints = 0;   // points stamped before the retention or > 60 s in the future
+  std::size_t approxBytes = 0;   // heap held: blocks as malloc sizes them, tables, strings
+  std::size_t maxBytes = 0;      // the bound approxBytes is kept under
 };
 
 // The embedded backend's in-memory time-series database, fed by DogStatsD (ingest/).
@@ -42,7 +48,8 @@ class TimeSeriesStore {
   void ingest(const Observation& metric, core::Clock::time_point receivedAt);
 
   // Answers a parsed query over [now - window, now]. Errors name the query and the cause
-  // ("no series matches avg:foo{env:prod}", ...).
+  // ("no series matches avg:foo{env:prod}", ...). The series it matches are protected from
+  // eviction for idleExpiry from `now`.
   // The same type as backends::BackendResult: a data point, or why there is none.
   using Result = std::expected<core::Sample, std::string>;
   Result evaluate(const query::DatadogQuery& query, std::chrono::seconds window,

@@ -280,3 +280,59 @@ def test_a_flood_of_invented_names_does_not_lock_out_a_real_metric(start_xmetric
     # The dropped names leave the published values at the next refresh (1 s here).
     wait_for(lambda: len(xm.status()["metrics"]) <= 20, timeout=5,
              what="the published values to hold at most --max-metrics")
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_a_flood_of_invented_dogstatsd_tag_sets_stays_within_the_bytes_bound(start_xmetrics):
+    """Issue 13, item 6: a million tag sets of histograms took 773 MB before maxSeries refused the
+    rest, and then every new legitimate series for 15 min. 40,000 here (150 MB unbounded) against
+    a 4 MiB bound: memory stays flat, and a series a query reads and a brand-new one are served."""
+    from test_self_metrics import scrape
+    xm = start_xmetrics("--embedded-max-bytes", "4Mi")
+    before = xm.status()["dogstatsd"]["metrics"]
+    xm.send("checkout.requests:5|g|#env:prod")
+    xm.wait_ingested(before + 1)
+    status, _, body = xm.request(metric_path("checkout.requests", "env=prod"))
+    assert status == 200, body  # read by a query: protected from eviction from now on
+    rss_before = rss_kb(xm.proc.pid)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    flood, per_datagram = 40_000, 20
+    for first in range(0, flood, per_datagram):
+        sock.sendto("\n".join(f"flood.latency:{i % 100}|h|#env:prod,request_id:{i}"
+                              for i in range(first, first + per_datagram)).encode(), xm.dogstatsd)
+        if first % (per_datagram * 50) == 0:
+            time.sleep(0.002)  # paced so the kernel keeps (nearly) all of it
+    sock.close()
+    ingested = before + 1
+
+    def settled():
+        nonlocal ingested
+        now = xm.status()["dogstatsd"]["metrics"]
+        done, ingested = now == ingested, now
+        return done
+    wait_for(settled, timeout=20, interval=0.3, what="the flood to be ingested")
+    assert ingested - before > flood // 2, "most of the flood should have arrived"
+
+    parsed, _ = scrape(xm)
+    assert parsed.get("xmetrics_embedded_max_bytes") == 4 << 20
+    assert 0 < parsed.get("xmetrics_embedded_bytes") <= 4 << 20
+    assert parsed.get("xmetrics_embedded_evicted_series_total") > flood // 4
+    assert parsed.get("xmetrics_embedded_refused_total", bound="bytes") == 0
+    grown_mb = (rss_kb(xm.proc.pid) - rss_before) / 1024
+    assert grown_mb < 30, f"VmRSS grew by {grown_mb:.0f} MB over a 4 MiB bound"
+
+    # A brand-new series after the flood is stored and served; the one a query read survived.
+    ingested = xm.status()["dogstatsd"]["metrics"]
+    xm.send("checkout.latency:42|ms|#env:prod")
+    xm.wait_ingested(ingested + 1)
+    status, _, body = xm.request(metric_path("checkout.latency.avg", "env=prod"))
+    assert status == 200, body
+    assert json.loads(body)["items"][0]["value"] == "42"
+    status, _, body = xm.request(metric_path("checkout.requests", "env=prod"))
+    assert status == 200, body
+    assert json.loads(body)["items"][0]["value"] == "5"

@@ -55,6 +55,21 @@ TEST(ResolveServeOptions, DefaultsMatchTheClusterAgent) {
   EXPECT_GE(o->threads, 1u);
 }
 
+TEST(ResolveServeOptions, EmbeddedMaxBytesTakesBinarySuffixesAndRefusesTinyBounds) {
+  EXPECT_EQ(resolveServeOptions({})->embeddedMaxBytes, 32u << 20);
+  for (auto [text, bytes] : {std::pair{"4Mi", std::size_t{4} << 20},
+                             {"2048Ki", std::size_t{2} << 20},
+                             {"1Gi", std::size_t{1} << 30},
+                             {"1048576", std::size_t{1} << 20}}) {
+    auto o = resolveServeOptions({.flags = {{"embedded-max-bytes", text}}});
+    ASSERT_TRUE(o) << text;
+    EXPECT_EQ(o->embeddedMaxBytes, bytes) << text;
+  }
+  for (const char* bad : {"512Ki", "32MB", "-1", "", "lots"}) {
+    EXPECT_FALSE(resolveServeOptions({.flags = {{"embedded-max-bytes", bad}}})) << bad;
+  }
+}
+
 TEST(ResolveServeOptions, InAPodTheDefaultBindAddressIsEveryInterface) {
   SettingSources pod;
   pod.inPod = true;

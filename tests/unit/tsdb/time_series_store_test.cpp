@@ -1,6 +1,7 @@
 #include "tsdb/time_series_store.hpp"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 
 #include <string>
 #include <thread>
@@ -385,16 +386,104 @@ TEST(TimeSeriesStore, EvaluateNeverServesPointsOlderThanRetention) {
   EXPECT_NE(errorOf(store, "avg:g{*}", at(500), seconds(3600)).find("no data"), std::string::npos);
 }
 
-TEST(TimeSeriesStore, RefusesNewSeriesBeyondMaxSeriesAndCountsThem) {
+TEST(TimeSeriesStore, AtMaxSeriesANewSeriesTakesTheIdlestUnqueriedOnesPlace) {
   TimeSeriesStore store({.maxSeries = 2});
   store.ingest(metric("m", MetricType::kGauge, {1}, {"pod:a"}), at(1));
-  store.ingest(metric("m", MetricType::kGauge, {1}, {"pod:b"}), at(1));
-  store.ingest(metric("m", MetricType::kGauge, {1}, {"pod:c"}), at(1));
-  store.ingest(metric("m", MetricType::kGauge, {5}, {"pod:a"}), at(2));  // known: accepted
+  store.ingest(metric("m", MetricType::kGauge, {1}, {"pod:b"}), at(2));
+  store.ingest(metric("m", MetricType::kGauge, {3}, {"pod:c"}), at(3));  // pod:a, idlest, goes
+  store.ingest(metric("m", MetricType::kGauge, {5}, {"pod:b"}), at(4));  // known: accepted
   auto stats = store.stats();
   EXPECT_EQ(stats.series, 2u);
+  EXPECT_EQ(stats.evictedSeries, 1u);
+  EXPECT_EQ(stats.refusedSeries, 0u);
+  EXPECT_DOUBLE_EQ(valueOf(store, "sum:m{*}", at(10)).value, 8.0);
+  EXPECT_NE(errorOf(store, "avg:m{pod:a}", at(10)).find("no series matches"), std::string::npos);
+}
+
+TEST(TimeSeriesStore, SeriesAQueryMatchedRecentlyAreNeverEvicted) {
+  TimeSeriesStore store({.idleExpiry = seconds(900), .maxSeries = 2});
+  store.ingest(metric("read", MetricType::kGauge, {1}), at(1));
+  store.ingest(metric("unread", MetricType::kGauge, {2}), at(2));
+  valueOf(store, "avg:read{*}", at(10));  // an HPA reads it: protected
+  store.ingest(metric("new", MetricType::kGauge, {3}), at(11));
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:read{*}", at(20)).value, 1.0);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:new{*}", at(20)).value, 3.0);
+  EXPECT_NE(errorOf(store, "avg:unread{*}", at(20)).find("no series matches"), std::string::npos);
+  // Both held series are protected now: a newcomer is refused, and counted.
+  store.ingest(metric("late", MetricType::kGauge, {4}), at(21));
+  auto stats = store.stats();
   EXPECT_EQ(stats.refusedSeries, 1u);
-  EXPECT_DOUBLE_EQ(valueOf(store, "sum:m{*}", at(10)).value, 6.0);
+  EXPECT_EQ(stats.evictedSeries, 1u);
+  EXPECT_NE(errorOf(store, "avg:late{*}", at(30)).find("no series matches"), std::string::npos);
+  // Protection lasts idleExpiry after the last match; then the series may make room again.
+  store.ingest(metric("read", MetricType::kGauge, {1}), at(905));
+  store.ingest(metric("new", MetricType::kGauge, {3}), at(905));
+  store.ingest(metric("late", MetricType::kGauge, {4}), at(925));
+  EXPECT_EQ(store.stats().evictedSeries, 2u);
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:late{*}", at(930)).value, 4.0);
+}
+
+TEST(TimeSeriesStore, OneShotSeriesMakeRoomBeforeSeriesFedRepeatedly) {
+  TimeSeriesStore store({.maxSeries = 2});
+  store.ingest(metric("steady", MetricType::kGauge, {1}), at(1));
+  store.ingest(metric("steady", MetricType::kGauge, {1}), at(11));  // a second bucket
+  store.ingest(metric("once", MetricType::kGauge, {2}), at(12));    // fed later, but only once
+  store.ingest(metric("new", MetricType::kGauge, {3}), at(13));
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:steady{*}", at(20)).value, 1.0);
+  EXPECT_NE(errorOf(store, "avg:once{*}", at(20)).find("no series matches"), std::string::npos);
+}
+
+TEST(TimeSeriesStore, OfTheIdlestTheCostliestMakesRoomFirst) {
+  TimeSeriesStore store({.maxSeries = 2});
+  store.ingest(metric("gauge", MetricType::kGauge, {1}), at(1));
+  store.ingest(metric("timer", MetricType::kTimer, {5}), at(2));  // a ring 3 times as big
+  store.ingest(metric("new", MetricType::kGauge, {3}), at(3));
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:gauge{*}", at(10)).value, 1.0);
+  EXPECT_NE(errorOf(store, "avg:timer.avg{*}", at(10)).find("no series matches"),
+            std::string::npos);
+}
+
+// Issue 13, item 6: a million invented tag sets of histograms took 773 MB before maxSeries
+// refused the rest, and then every new series for 15 minutes.
+TEST(TimeSeriesStore, AFloodOfHistogramTagSetsStaysUnderMaxBytesAndNewSeriesStillGetIn) {
+  constexpr std::size_t kMaxBytes = 4 << 20;
+  TimeSeriesStore store({.maxBytes = kMaxBytes});
+  store.ingest(metric("app.requests", MetricType::kCount, {1}, {"env:prod"}), at(1));
+  valueOf(store, "sum:app.requests{env:prod}", at(10));  // an HPA reads it
+  std::size_t highest = 0;
+  constexpr int kFlood = 100'000;  // about 380 MB of histograms without the bound
+  for (int i = 0; i < kFlood; ++i) {
+    std::string id = "request_id:" + std::to_string(i);
+    store.ingest(metric("flood.latency", MetricType::kHistogram, {0.5, 1.5}, {"env:prod", id}),
+                 at(11 + i / 10'000));
+    highest = std::max(highest, store.stats().approxBytes);
+  }
+  auto stats = store.stats();
+  EXPECT_LE(highest, kMaxBytes);
+  EXPECT_EQ(stats.maxBytes, kMaxBytes);
+  EXPECT_GT(stats.evictedSeries, kFlood / 2u);
+  EXPECT_EQ(stats.series + stats.evictedSeries, kFlood + 1u);
+  EXPECT_EQ(stats.refusedSeries + stats.refusedForBytes, 0u);
+  // The series an HPA reads survived; a brand-new one is stored and answers at once.
+  store.ingest(metric("app.requests", MetricType::kCount, {1}, {"env:prod"}), at(25));
+  store.ingest(metric("checkout.latency", MetricType::kTimer, {42}, {"env:prod"}), at(25));
+  EXPECT_DOUBLE_EQ(valueOf(store, "avg:checkout.latency.avg{env:prod}", at(30)).value, 42.0);
+  EXPECT_GT(valueOf(store, "sum:app.requests{env:prod}", at(30)).value, 0.0);
+  EXPECT_LE(store.stats().approxBytes, kMaxBytes);
+}
+
+TEST(TimeSeriesStore, SetMembersBeyondMaxBytesAreRefusedAndCounted) {
+  constexpr std::size_t kMaxBytes = 1 << 20;
+  TimeSeriesStore store({.maxBytes = kMaxBytes});
+  store.ingest(setMember("users", "u0"), at(1));
+  valueOf(store, "avg:users{*}", at(1));  // protected: nothing can make room
+  std::vector<std::string> members;
+  for (int i = 1; i < 50'000; ++i) members.push_back("u" + std::to_string(i));
+  for (const auto& member : members) store.ingest(setMember("users", member), at(2));
+  auto stats = store.stats();
+  EXPECT_LE(stats.approxBytes, kMaxBytes);
+  EXPECT_GT(stats.refusedForBytes, 0u);
+  EXPECT_LT(valueOf(store, "avg:users{*}", at(9)).value, 50'000.0);
 }
 
 TEST(TimeSeriesStore, ReportsItsMemory) {
@@ -409,6 +498,42 @@ TEST(TimeSeriesStore, ReportsItsMemory) {
   EXPECT_GT(stats.approxBytes, empty + 100 * 1000);
   EXPECT_LT(stats.approxBytes, empty + 100 * 4000);
 }
+
+// approxBytes is what maxBytes bounds, so it has to be what the heap really holds: checked against
+// glibc's own count of the bytes in use (not meaningful under a sanitizer's allocator).
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && defined(__GLIBC__)
+TEST(TimeSeriesStore, ApproxBytesIsWhatTheHeapHolds) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 4000; ++i) names.push_back("pod:web-" + std::to_string(i));
+  // In use from the arenas plus the large blocks malloc maps on their own.
+  auto heap = [] {
+    auto info = mallinfo2();
+    return static_cast<double>(info.uordblks + info.hblkhd);
+  };
+  double before = heap();
+  {
+    TimeSeriesStore store;
+    auto empty = static_cast<double>(store.stats().approxBytes);
+    for (int i = 0; i < 4000; ++i) {
+      std::string_view pod = names[i];
+      store.ingest(metric("hits", MetricType::kCount, {1}, {"env:prod", pod}), at(1));
+      store.ingest(metric("depth", MetricType::kGauge, {1}, {pod}), at(1));
+      for (int v = 0; v < 20; ++v) {
+        store.ingest(metric("latency", MetricType::kHistogram, {v * 1.0}, {pod}), at(1));
+      }
+      if (i % 10 == 0) {
+        for (int u = 0; u < 50; ++u) {
+          store.ingest(setMember("users", names[u], {pod}), at(1));
+        }
+      }
+    }
+    double counted = static_cast<double>(store.stats().approxBytes) - empty;
+    double held = heap() - before;
+    EXPECT_GT(counted, 0.95 * held) << "counted " << counted << ", heap " << held;
+    EXPECT_LT(counted, 1.05 * held) << "counted " << counted << ", heap " << held;
+  }
+}
+#endif
 
 // --- threads ---
 
