@@ -80,6 +80,7 @@ catalog::CatalogOptions catalogOptions(const config::ServeOptions& options, bool
                       std::move(translate)},
       .inactiveAfter = options.inactiveAfter,
       .maxRequested = options.maxMetrics,
+      .maxRequestedBytes = options.maxMetricsBytes,
       .useDatadogMetrics = options.useDatadogMetricCrd && inCluster,
       .autogen = options.datadogMetricAutogen,
       .autogenNamespace = std::move(autogenNamespace),

@@ -90,7 +90,52 @@ void Catalog::fromObject(CatalogEntry& entry, Rule rule, const DatadogMetric& ob
                           options_.maxWindow);
 }
 
+namespace {
+
+// Heap bytes of a string's buffer, with malloc's 16-byte chunk header; none for a short string.
+std::size_t heapBytes(const std::string& s) {
+  return s.capacity() > 15 ? s.capacity() + 1 + 16 : 0;
+}
+
+std::size_t selectorBytes(const core::LabelSelector& selector) {
+  const auto& reqs = selector.requirements();
+  std::size_t n = reqs.capacity() * sizeof(core::SelectorRequirement) + 16;
+  for (const auto& r : reqs) {
+    n += heapBytes(r.key) + r.values.capacity() * sizeof(std::string) + 16;
+    for (const auto& v : r.values) n += heapBytes(v);
+  }
+  return n;
+}
+
+}  // namespace
+
+std::size_t Catalog::entryBytes(const CatalogEntry& e) {
+  std::size_t text = heapBytes(e.key) + heapBytes(e.query) + heapBytes(e.error) +
+                     heapBytes(e.object) + heapBytes(e.ns) + heapBytes(e.metricName);
+  std::size_t selector = selectorBytes(e.selector);
+  std::size_t canonical = e.key.size() - e.ns.size() - e.metricName.size();  // its share of the key
+  // The entry (and its shared flags) and its Demand, each holding a parsed selector, and both
+  // maps' copies of the key.
+  std::size_t catalog = sizeof(CatalogEntry) + 3 * 32 + sizeof(Demand) + 2 * selector + text +
+                        2 * (heapBytes(e.key) + 64);
+  // The published value: its selector text, query, error (which quotes the query), labels (one
+  // per equality requirement), and the snapshot's and the retry map's keys.
+  std::size_t labels = 0;
+  for (const auto& r : e.selector.requirements()) {
+    if (r.values.size() == 1) labels += 96 + heapBytes(r.key) + heapBytes(r.values[0]);
+  }
+  std::size_t value =
+      700 + 3 * (canonical + 17) + 2 * (e.query.size() + 17) + labels + 2 * (heapBytes(e.key) + 64);
+  return catalog + value;
+}
+
 CatalogEntryPtr Catalog::resolveLocked(const Demand& demand) const {
+  auto entry = resolveRulesLocked(demand);
+  entry->bytes = entryBytes(*entry);
+  return entry;
+}
+
+std::shared_ptr<CatalogEntry> Catalog::resolveRulesLocked(const Demand& demand) const {
   auto entry = std::make_shared<CatalogEntry>();
   entry->key = core::metricKey(demand.ns, demand.metricName, demand.selector.canonical());
   entry->ns = demand.ns;
@@ -197,18 +242,38 @@ bool Catalog::heldLocked(const std::string& key) const {
   return references_.contains(key) || alwaysActive_.contains(key);
 }
 
+std::pair<std::size_t, std::size_t> Catalog::requestedUsageLocked() const {
+  std::size_t count = 0, bytes = 0;
+  for (const auto& [key, entry] : entries_) {
+    if (heldLocked(key)) continue;
+    ++count;
+    bytes += entry->bytes;
+  }
+  return {count, bytes};
+}
+
+std::pair<std::size_t, std::size_t> Catalog::requestedUsage() const {
+  std::lock_guard lock(mutex_);
+  return requestedUsageLocked();
+}
+
 CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName,
-                                const core::LabelSelector& selector, core::Clock::time_point now) {
+                                const core::LabelSelector& selector, core::Clock::time_point now,
+                                std::string* refused) {
   std::string key = core::metricKey(ns, metricName, selector.canonical());
   std::lock_guard lock(mutex_);
   if (auto it = entries_.find(key); it != entries_.end()) {
     it->second->touch(now);
     return it->second;
   }
-  if (entries_.size() >= options_.maxRequested + references_.size() + alwaysActive_.size()) {
-    // Full: the directly requested entry that was fetched, never had a value, and was asked for
-    // longest ago makes room (metrics an HPA names or always-active objects never do). Only when
-    // every direct request has had a value is the new name refused.
+  bool hadDemand = demands_.contains(key);
+  auto& demand = demandLocked(key, ns, metricName, selector, now);
+  auto entry = resolveLocked(demand);
+  auto [count, bytes] = requestedUsageLocked();
+  // Full (in entries or in bytes): the directly requested entries that were fetched, never had a
+  // value, and were asked for longest ago make room (metrics an HPA names or always-active objects
+  // never do). Only when every direct request has had a value is the new name refused.
+  while (count + 1 > options_.maxRequested || bytes + entry->bytes > options_.maxRequestedBytes) {
     auto victim = entries_.end();
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
       if (heldLocked(it->first) || it->second->everServed() || !it->second->everAttempted()) {
@@ -219,13 +284,28 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
         victim = it;
       }
     }
-    if (victim == entries_.end()) return nullptr;
+    if (victim == entries_.end()) {
+      if (refused) {
+        *refused = count + 1 > options_.maxRequested
+                       ? std::to_string(count) +
+                             " directly requested metrics are already polled (--max-metrics " +
+                             std::to_string(options_.maxRequested) + ")"
+                       : "the directly requested metrics already polled take " +
+                             std::to_string(bytes >> 10) + " KiB and this one would take " +
+                             std::to_string(entry->bytes >> 10) +
+                             " KiB more (--max-metrics-bytes " +
+                             std::to_string(options_.maxRequestedBytes >> 10) +
+                             " KiB; long selectors cost the most)";
+      }
+      if (!hadDemand) demands_.erase(key);
+      return nullptr;
+    }
+    --count;
+    bytes -= victim->second->bytes;
     demands_.erase(victim->first);
     entries_.erase(victim);
     ++evicted_;
   }
-  auto& demand = demandLocked(key, ns, metricName, selector, now);
-  auto entry = resolveLocked(demand);
   entry->touch(now);
   entries_[key] = entry;
   return entry;

@@ -48,8 +48,11 @@ struct CatalogOptions {
   // A metric only requested directly (no HPA names it) is dropped this long after its last request.
   std::chrono::seconds inactiveAfter{600};
   // Bounds the metrics registered by direct requests (HPA references are not counted against it):
-  // an authenticated caller inventing names must not grow memory without end.
+  // an authenticated caller inventing names must not grow memory without end. In entries, and in
+  // the bytes they cost (a few metrics with 4 KB selectors weigh as much as thousands of plain
+  // ones).
   std::size_t maxRequested = 10'000;
+  std::size_t maxRequestedBytes = 48u << 20;
   bool useDatadogMetrics = false;  // DD_EXTERNAL_METRICS_PROVIDER_USE_DATADOGMETRIC_CRD
   bool autogen = true;             // DD_EXTERNAL_METRICS_PROVIDER_ENABLE_DATADOGMETRIC_AUTOGEN
   std::string autogenNamespace = "xmetrics";  // where autogen objects live
@@ -96,6 +99,10 @@ struct CatalogEntry {
   std::string error;
 
   core::Clock::time_point registeredAt;
+  // Heap bytes it costs while polled: itself and the catalog's record of who wants it, and the
+  // value the poller publishes for it (Catalog::entryBytes). The bound `maxRequestedBytes` counts
+  // these.
+  std::size_t bytes = 0;
   // Stamped by the request path on every hit; the catalog expires entries whose stamp is old.
   core::DemandStamp demand = std::make_shared<std::atomic<int64_t>>(0);
   // Set by the poller once a fetch gave a value: a direct request that never had one is the first
@@ -131,9 +138,18 @@ class Catalog {
   explicit Catalog(CatalogOptions options);
 
   // Registers (ns, metric, selector) if new and returns its entry; nullptr when it is new and
-  // `maxRequested` metrics are already registered. Called from the request path on a miss.
+  // the direct requests already fill `maxRequested` or `maxRequestedBytes` with metrics that have
+  // had a value (`refused`, when given, then says which bound and by how much). Called from the
+  // request path on a miss.
   CatalogEntryPtr ensure(std::string_view ns, std::string_view metricName,
-                         const core::LabelSelector& selector, core::Clock::time_point now);
+                         const core::LabelSelector& selector, core::Clock::time_point now,
+                         std::string* refused = nullptr);
+
+  // The heap bytes an entry costs while polled (CatalogEntry::bytes): calibrated against malloc's
+  // own count in tests/unit/poller (the value's share is made by the poller).
+  static std::size_t entryBytes(const CatalogEntry& entry);
+  // What the direct requests cost now, in entries and bytes (HPA-named metrics not counted).
+  std::pair<std::size_t, std::size_t> requestedUsage() const;
 
   // An External metric some HPA names: `owner` is "hpa:<namespace>/<name>", `ns` the HPA's.
   struct Reference {
@@ -199,7 +215,9 @@ class Catalog {
     std::shared_ptr<std::atomic<bool>> served = std::make_shared<std::atomic<bool>>(false);
     std::shared_ptr<std::atomic<bool>> attempted = std::make_shared<std::atomic<bool>>(false);
   };
-  CatalogEntryPtr resolveLocked(const Demand& demand) const;
+  CatalogEntryPtr resolveLocked(const Demand& demand) const;  // with its bytes
+  std::shared_ptr<CatalogEntry> resolveRulesLocked(const Demand& demand) const;
+  std::pair<std::size_t, std::size_t> requestedUsageLocked() const;
   std::vector<CatalogEntryPtr> applyReferences(const std::vector<Reference>& references,
                                                core::Clock::time_point now);
   std::vector<CatalogEntryPtr> applyDatadogMetrics(std::vector<DatadogMetric> objects,

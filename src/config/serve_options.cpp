@@ -361,6 +361,13 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
          o.maxMetrics = *n;
          return std::nullopt;
        }},
+      {{"max-metrics-bytes",
+        {},
+        "most memory the directly requested metrics may take (their catalog entries and values), "
+        "in bytes or with Ki, Mi, Gi; a plain metric takes 2-5 KiB, one with a 4 KB selector "
+        "about 80 KiB; beyond it new names get 429",
+        "48Mi"},
+       byteSizeSetting(&O::maxMetricsBytes, 64 << 10, "64Ki")},
       {{"use-datadogmetric-crd",
         {"DD_EXTERNAL_METRICS_PROVIDER_USE_DATADOGMETRIC_CRD"},
         "watch DatadogMetric objects: datadogmetric@<ns>:<name> and objects named like the metric "

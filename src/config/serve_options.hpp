@@ -66,6 +66,7 @@ struct ServeOptions {
   std::chrono::seconds firstFetchTimeout{5};
   std::chrono::seconds inactiveAfter{600};
   std::size_t maxMetrics = 10'000;  // metrics registered by direct requests (not HPA references)
+  std::size_t maxMetricsBytes = 48u << 20;  // what those may cost in heap bytes
 
   // DatadogMetric objects (docs/datadogmetric.md).
   bool useDatadogMetricCrd = false;

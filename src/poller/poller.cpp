@@ -104,12 +104,14 @@ void Poller::publishStatus() {
   store_.publishStatus(std::move(next));
 }
 
-std::optional<std::string> Poller::fetchFirst(std::string_view ns, std::string_view metricName,
-                                              const core::LabelSelector& selector,
-                                              core::Clock::time_point now,
-                                              std::function<void()> done) {
-  auto entry = catalog_.ensure(ns, metricName, selector, now);
-  if (!entry) return std::nullopt;
+std::expected<std::string, std::string> Poller::fetchFirst(std::string_view ns,
+                                                           std::string_view metricName,
+                                                           const core::LabelSelector& selector,
+                                                           core::Clock::time_point now,
+                                                           std::function<void()> done) {
+  std::string refused;
+  auto entry = catalog_.ensure(ns, metricName, selector, now, &refused);
+  if (!entry) return std::unexpected(std::move(refused));
   std::string query = entry->query;
   fetchNow(std::move(entry), std::move(done));
   return query;

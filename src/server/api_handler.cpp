@@ -516,11 +516,9 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
   if (!query) {
     return slot->respond(statusError(
         429, "TooManyRequests",
-        "cannot start polling " + describe(ns, metric, canonical) + ": " +
-            std::to_string(demand_.maxRequested()) +
-            " directly requested metrics are already polled (--max-metrics) and every one of them "
-            "has had a value (one that never had is dropped to make room); metrics named by HPAs "
-            "are not limited",
+        "cannot start polling " + describe(ns, metric, canonical) + ": " + query.error() +
+            ", and every one of them has had a value (one that never had is dropped to make "
+            "room); metrics named by HPAs are not limited",
         version));
   }
   wait->query = std::move(*query);

@@ -60,6 +60,42 @@ TEST(Catalog, AFullCatalogDropsTheOldestNeverServedDirectRequestForANewName) {
   EXPECT_EQ(c.ensure("default", "junk4", {}, at(5)), nullptr);
 }
 
+// Issue 13, item 11: bounded in bytes as well as entries. Metrics with 4 KB selectors fill the
+// bytes long before the count; ordinary ones still get in by evicting never-served ones, and the
+// refusal names the bound and the cost.
+TEST(Catalog, TheDirectRequestsAreBoundedInBytes) {
+  Catalog c({.inlineQuery = {query::Aggregator::kAvg, 30},
+             .inactiveAfter = 600s,
+             .maxRequested = 10'000,
+             .maxRequestedBytes = 1u << 20});
+  auto huge = [](int i) {
+    std::string text;
+    for (int j = 0; j < 63; ++j) {
+      text +=
+          (j ? ",k" : "k") + std::to_string(j) + "=v" + std::to_string(i) + std::string(50, 'y');
+    }
+    return *core::LabelSelector::parse(text);
+  };
+  int admitted = 0;
+  for (int i = 0; i < 100 && c.ensure("default", "flood", huge(i), at(i)); ++i) ++admitted;
+  EXPECT_GT(admitted, 5);
+  EXPECT_LT(admitted, 20);  // ~80 KB each under a 1 MiB bound
+  EXPECT_LE(c.requestedUsage().second, std::size_t{1} << 20);
+  std::string refused;
+  EXPECT_EQ(c.ensure("default", "flood", huge(1000), at(200), &refused), nullptr);
+  EXPECT_NE(refused.find("KiB more (--max-metrics-bytes 1024 KiB"), std::string::npos) << refused;
+  // An ordinary metric still fits in what is left.
+  auto plain = c.ensure("default", "requests", *core::LabelSelector::parse("app=web"), at(201));
+  ASSERT_NE(plain, nullptr);
+  EXPECT_LT(plain->bytes, 4096u);
+  // The flood was fetched and never had a value: a new long one takes the place of one.
+  for (const auto& e : c.entries()) e->markAttempted();
+  plain->markServed();
+  EXPECT_NE(c.ensure("default", "legit", huge(2000), at(202)), nullptr);
+  EXPECT_EQ(c.evicted(), 1u);
+  EXPECT_LE(c.requestedUsage().second, std::size_t{1} << 20);
+}
+
 TEST(Catalog, ForgetsMetricsNotRequestedForInactiveAfter) {
   Catalog c({.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s});
   c.ensure("default", "a", {}, at(0));

@@ -1,6 +1,7 @@
 #include "poller/poller.hpp"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 
 #include <cmath>
 #include <future>
@@ -388,16 +389,15 @@ TEST_F(PollerTest, FirstFetchIsRefusedPastTheCapOnlyWhenEveryMetricHasHadAValue)
   catalog::Catalog small{{.inlineQuery = {query::Aggregator::kAvg, 30}, .maxRequested = 1}};
   store::ValueStore smallValues;
   Poller capped{small, backend, smallValues, {.refreshPeriod = 30s}, [this] { return now; }};
-  EXPECT_EQ(capped.fetchFirst("default", "invented", {}, now, [] {}),
-            std::optional<std::string>("avg:invented{*}.rollup(30)"));
+  EXPECT_EQ(capped.fetchFirst("default", "invented", {}, now, [] {}), "avg:invented{*}.rollup(30)");
   capped.refreshAll();  // no data for it
-  EXPECT_EQ(capped.fetchFirst("default", "a", {}, now, [] {}),
-            std::optional<std::string>("avg:a{*}.rollup(30)"));
+  EXPECT_EQ(capped.fetchFirst("default", "a", {}, now, [] {}), "avg:a{*}.rollup(30)");
   EXPECT_EQ(small.size(), 1u);
   backend.set("avg:a{*}.rollup(30)", core::Sample{4, now});
   capped.refreshAll();  // a has a value now: it stays
-  EXPECT_EQ(capped.fetchFirst("default", "b", {}, now, [] {}), std::nullopt);
-  EXPECT_EQ(capped.maxRequested(), 1u);
+  auto refused = capped.fetchFirst("default", "b", {}, now, [] {});
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(), "1 directly requested metrics are already polled (--max-metrics 1)");
 }
 
 TEST_F(PollerTest, WantQueuesAFetchOnlyForWhatHasNoValueYet) {
@@ -500,6 +500,46 @@ TEST(PollerBackends, OneBackendsFullRefreshKeepsTheOthersValues) {
   ASSERT_NE(snapshot->find(promq->key), nullptr)
       << "the embedded refresh dropped Prometheus' value";
   EXPECT_EQ(snapshot->find(promq->key)->sample->value, 2);
+}
+
+}  // namespace
+}  // namespace xmetrics::poller
+
+namespace xmetrics::poller {
+namespace {
+
+// Issue 13, item 11: the catalog is bounded in bytes, so its count of what an entry costs must be
+// honest. Checked against malloc's own count of what registering and publishing metrics
+// allocated, for long selectors and for ordinary ones.
+TEST(PollerMemory, TheCatalogsByteCountMatchesWhatMallocCounts) {
+  for (auto [requirements, padding] : {std::pair{63, 50}, {10, 20}, {2, 3}, {1, 0}}) {
+    testing::FakeBackend backend;  // answers errors that quote the query, as a backend does
+    store::ValueStore values;
+    catalog::Catalog catalog{{.inlineQuery = {query::Aggregator::kAvg, 30},
+                              .maxRequested = 100'000,
+                              .maxRequestedBytes = std::size_t{1} << 40}};
+    Poller poller{catalog, backend, values, {.refreshPeriod = 30s}};
+    auto now = core::Clock::now();
+    constexpr int kMetrics = 500;
+    std::vector<core::LabelSelector> selectors;
+    for (int i = 0; i < kMetrics; ++i) {
+      std::string text;
+      for (int j = 0; j < requirements; ++j) {
+        text += (j ? "," : "") + ("k" + std::to_string(j)) + "=v" + std::to_string(i) +
+                std::string(padding, 'y');
+      }
+      selectors.push_back(selector(text));
+    }
+    auto before = mallinfo2().uordblks;
+    for (int i = 0; i < kMetrics; ++i) {
+      catalog.ensure("default", "m" + std::to_string(i), selectors[i], now);
+    }
+    poller.refreshAll();  // on this thread: every allocation is in the main arena
+    double allocated = static_cast<double>(mallinfo2().uordblks - before);
+    double counted = static_cast<double>(catalog.requestedUsage().second);
+    EXPECT_GT(counted / allocated, 0.85) << requirements << " requirements: counts too little";
+    EXPECT_LT(counted / allocated, 1.25) << requirements << " requirements: counts too much";
+  }
 }
 
 }  // namespace
