@@ -59,7 +59,10 @@ certs::ServingSecretOptions servingSecretOptions(const config::ServeOptions& opt
 }
 
 ingest::DogStatsdListenerOptions dogstatsdOptions(const config::ServeOptions& options) {
-  return {.address = options.dogstatsdAddress};
+  // SO_RCVBUF takes an int; the kernel caps it far below INT_MAX anyway.
+  return {.address = options.dogstatsdAddress,
+          .receiveBufferBytes =
+              static_cast<int>(std::min<std::size_t>(options.dogstatsdReceiveBuffer, 1 << 30))};
 }
 
 tsdb::TimeSeriesStoreOptions timeSeriesOptions(const config::ServeOptions& options) {

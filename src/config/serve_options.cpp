@@ -64,6 +64,27 @@ Apply commaList(std::vector<std::string> ServeOptions::*field) {
   };
 }
 
+// A size in bytes, or a number with Ki, Mi or Gi, within [min, 1Ti].
+Apply byteSizeSetting(std::size_t ServeOptions::*field, std::size_t min, std::string_view minText) {
+  return [field, min, minText](std::string_view v, ServeOptions& o) -> std::optional<std::string> {
+    std::size_t unit = 1;
+    for (auto [suffix, factor] : {std::pair{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}}) {
+      if (v.ends_with(suffix)) {
+        unit = static_cast<std::size_t>(factor);
+        v.remove_suffix(2);
+        break;
+      }
+    }
+    auto n = parseNumber<std::size_t>(v);
+    if (!n || *n > (std::size_t{1} << 40) / unit || *n * unit < min) {
+      return "must be a size of at least " + std::string(minText) +
+             " (bytes, or a number with Ki, Mi or Gi)";
+    }
+    o.*field = *n * unit;
+    return std::nullopt;
+  };
+}
+
 std::string joined(const std::vector<std::string>& names) {
   std::string list;
   for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
@@ -261,24 +282,14 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
         "memory the embedded store's series may hold, in bytes or with Ki, Mi, Gi; at the bound a "
         "new series evicts the idlest never-queried ones (docs/embedded-backend.md)",
         "32Mi"},
-       [](std::string_view v, O& o) -> std::optional<std::string> {
-         std::size_t unit = 1;
-         for (auto [suffix, factor] :
-              {std::pair{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}}) {
-           if (v.ends_with(suffix)) {
-             unit = static_cast<std::size_t>(factor);
-             v.remove_suffix(2);
-             break;
-           }
-         }
-         auto n = parseNumber<std::size_t>(v);
-         // Below 1 MiB the store's own tables leave no room for series worth serving.
-         if (!n || *n > (std::size_t{1} << 50) / unit || *n * unit < (1 << 20)) {
-           return "must be a size of at least 1Mi (bytes, or a number with Ki, Mi or Gi)";
-         }
-         o.embeddedMaxBytes = *n * unit;
-         return std::nullopt;
-       }},
+       // Below 1 MiB the store's own tables leave no room for series worth serving.
+       byteSizeSetting(&O::embeddedMaxBytes, 1 << 20, "1Mi")},
+      {{"dogstatsd-receive-buffer",
+        {},
+        "UDP receive buffer the DogStatsD socket asks for (SO_RCVBUF), where bursts wait; capped "
+        "by net.core.rmem_max without CAP_NET_ADMIN",
+        "4Mi"},
+       byteSizeSetting(&O::dogstatsdReceiveBuffer, 4 << 10, "4Ki")},
       {{"refresh-period",
         {"DD_EXTERNAL_METRICS_PROVIDER_REFRESH_PERIOD"},
         "how often every wanted metric is fetched again",

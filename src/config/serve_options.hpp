@@ -50,7 +50,8 @@ struct ServeOptions {
   };
   std::vector<MetricSetting> metrics;
   std::string dogstatsdAddress = "127.0.0.1:8125";
-  std::size_t embeddedMaxBytes = 32 << 20;  // heap the embedded store may hold (its series)
+  std::size_t embeddedMaxBytes = 32 << 20;       // heap the embedded store may hold (its series)
+  std::size_t dogstatsdReceiveBuffer = 4 << 20;  // SO_RCVBUF the DogStatsD socket asks for
   std::chrono::seconds refreshPeriod{30};
   std::chrono::seconds maxAge{120};
   // The Cluster Agent's query_validity_period: a value past max-age by no more than this is still

@@ -64,6 +64,7 @@ class DogStatsdListener {
 
  private:
   void run();
+  void readDrops();
   void flushMalformedLog(core::Clock::time_point now, bool force);
   core::Clock::time_point now() const;
 

@@ -108,28 +108,39 @@ bool isEventOrServiceCheck(std::string_view line) {
 }
 
 std::optional<DogStatsdMetric> parseLine(std::string_view line) {
+  DogStatsdMetric metric;
+  if (!parseLine(line, metric)) return std::nullopt;
+  return metric;
+}
+
+bool parseLine(std::string_view line, DogStatsdMetric& metric) {
+  // Every field reset, the vectors keeping their capacity: no allocation per line.
+  metric.values.clear();
+  metric.tags.clear();
+  metric.setValue = {};
+  metric.sampleRate = 1.0;
+  metric.timestamp.reset();
   auto firstPipe = line.find('|');
-  if (firstPipe == std::string_view::npos) return std::nullopt;
+  if (firstPipe == std::string_view::npos) return false;
   std::string_view nameAndValue = line.substr(0, firstPipe);
   std::string_view rest = line.substr(firstPipe + 1);
 
   auto colon = nameAndValue.find(':');
-  if (colon == std::string_view::npos) return std::nullopt;
-  DogStatsdMetric metric;
+  if (colon == std::string_view::npos) return false;
   metric.name = nameAndValue.substr(0, colon);
   std::string_view rawValue = nameAndValue.substr(colon + 1);
-  if (!isValidName(metric.name) || rawValue.empty()) return std::nullopt;
+  if (!isValidName(metric.name) || rawValue.empty()) return false;
 
   auto pipe = rest.find('|');
   auto type = parseType(rest.substr(0, pipe));
-  if (!type) return std::nullopt;
+  if (!type) return false;
   metric.type = *type;
   rest = pipe == std::string_view::npos ? std::string_view{} : rest.substr(pipe + 1);
 
   if (metric.type == MetricType::kSet) {
     metric.setValue = rawValue;  // members are opaque and may hold ':' (the Agent keeps them whole)
   } else if (!parseValues(rawValue, metric)) {
-    return std::nullopt;
+    return false;
   }
 
   // Optional fields in any order; the last of a kind wins. Unknown ones (`c:` container id,
@@ -143,16 +154,16 @@ std::optional<DogStatsdMetric> parseLine(std::string_view line) {
     switch (field.front()) {
       case '@': {
         auto rate = parseFinite(field.substr(1));
-        if (!rate || *rate <= 0 || *rate > 1) return std::nullopt;
+        if (!rate || *rate <= 0 || *rate > 1) return false;
         metric.sampleRate = *rate;
         break;
       }
       case '#':
-        if (!parseTags(field.substr(1), metric.tags)) return std::nullopt;
+        if (!parseTags(field.substr(1), metric.tags)) return false;
         break;
       case 'T': {
         auto timestamp = parseTimestamp(field.substr(1));
-        if (!timestamp) return std::nullopt;
+        if (!timestamp) return false;
         metric.timestamp = *timestamp;
         break;
       }
@@ -160,7 +171,7 @@ std::optional<DogStatsdMetric> parseLine(std::string_view line) {
         break;
     }
   }
-  return metric;
+  return true;
 }
 
 }  // namespace xmetrics::ingest

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tsdb/observation.hpp"
@@ -25,16 +26,25 @@ struct ParseStats {
 };
 
 // Parses a whole datagram, calling `onMetric(const DogStatsdMetric&)` for each good line.
-// Never throws on bad input; bad lines are counted and skipped.
+// Never throws on bad input; bad lines are counted and skipped. `scratch` holds each line in
+// turn: a caller that keeps it across datagrams (the listener) parses without allocating.
 template <typename OnMetric>
-ParseStats parseDatagram(std::string_view datagram, OnMetric&& onMetric);
+ParseStats parseDatagram(std::string_view datagram, DogStatsdMetric& scratch, OnMetric&& onMetric);
+template <typename OnMetric>
+ParseStats parseDatagram(std::string_view datagram, OnMetric&& onMetric) {
+  DogStatsdMetric scratch;
+  return parseDatagram(datagram, scratch, std::forward<OnMetric>(onMetric));
+}
 
-// Parses one line (no newline). nullopt when malformed.
+// Parses one line (no newline) into `out`, reusing its vectors' capacity. false when malformed
+// (`out` then holds part of the line).
+bool parseLine(std::string_view line, DogStatsdMetric& out);
+// The same, into a new value. nullopt when malformed.
 std::optional<DogStatsdMetric> parseLine(std::string_view line);
 bool isEventOrServiceCheck(std::string_view line);
 
 template <typename OnMetric>
-ParseStats parseDatagram(std::string_view datagram, OnMetric&& onMetric) {
+ParseStats parseDatagram(std::string_view datagram, DogStatsdMetric& scratch, OnMetric&& onMetric) {
   ParseStats stats;
   while (!datagram.empty()) {
     auto nl = datagram.find('\n');
@@ -46,9 +56,9 @@ ParseStats parseDatagram(std::string_view datagram, OnMetric&& onMetric) {
       ++stats.skipped;
       continue;
     }
-    if (auto metric = parseLine(line)) {
+    if (parseLine(line, scratch)) {
       ++stats.metrics;
-      onMetric(*metric);
+      onMetric(std::as_const(scratch));
     } else {
       if (stats.malformed++ == 0) stats.firstMalformed = line;
     }

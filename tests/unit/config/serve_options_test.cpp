@@ -55,7 +55,7 @@ TEST(ResolveServeOptions, DefaultsMatchTheClusterAgent) {
   EXPECT_GE(o->threads, 1u);
 }
 
-TEST(ResolveServeOptions, EmbeddedMaxBytesTakesBinarySuffixesAndRefusesTinyBounds) {
+TEST(ResolveServeOptions, ByteSizesTakeBinarySuffixesAndTinyBoundsAreRefused) {
   EXPECT_EQ(resolveServeOptions({})->embeddedMaxBytes, 32u << 20);
   for (auto [text, bytes] : {std::pair{"4Mi", std::size_t{4} << 20},
                              {"2048Ki", std::size_t{2} << 20},
@@ -68,6 +68,10 @@ TEST(ResolveServeOptions, EmbeddedMaxBytesTakesBinarySuffixesAndRefusesTinyBound
   for (const char* bad : {"512Ki", "32MB", "-1", "", "lots"}) {
     EXPECT_FALSE(resolveServeOptions({.flags = {{"embedded-max-bytes", bad}}})) << bad;
   }
+  auto o = resolveServeOptions({.flags = {{"dogstatsd-receive-buffer", "16Mi"}}});
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->dogstatsdReceiveBuffer, 16u << 20);
+  EXPECT_EQ(resolveServeOptions({})->dogstatsdReceiveBuffer, 4u << 20);
 }
 
 TEST(ResolveServeOptions, InAPodTheDefaultBindAddressIsEveryInterface) {

@@ -342,3 +342,60 @@ TEST(DogStatsdListener, ExpiresIdleSeriesFromTheStore) {
 
 }  // namespace
 }  // namespace xmetrics::ingest
+
+namespace xmetrics::ingest {
+namespace {
+
+// Issue 13, item 7: under a flood faster than the receive thread the socket never drains. The
+// thread must still come up for its periodic work (expiry, the kernel's drop count) instead of
+// receiving forever. The clock, read once per receive call, slows the thread to about 64
+// datagrams a millisecond, which a sender in a tight loop outruns.
+TEST(DogStatsdListener, KeepsExpiringAndCountingDropsWhileAFloodNeverLetsTheSocketDrain) {
+  ManualClock manual;
+  tsdb::TimeSeriesStore store;
+  auto options = loopbackAnyPort();
+  options.receiveBufferBytes = 64 << 10;
+  auto base = manual.function();
+  options.clock = [&] {
+    std::this_thread::sleep_for(1ms);
+    return base();
+  };
+  DogStatsdListener listener(store, options);
+  ASSERT_TRUE(listener.start().has_value());
+  send(listener.port(), "short.lived:1|g");
+  ASSERT_TRUE(eventually([&] { return store.stats().series == 1; }));
+
+  std::atomic<bool> flooding{true};
+  std::atomic<uint64_t> flooded{0};
+  std::thread sender([&] {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(listener.port());
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    constexpr std::string_view kLine = "flood:1|c";
+    // Bounded: at most 5 s or 20 million datagrams, whichever comes first.
+    auto until = std::chrono::steady_clock::now() + 5s;
+    while (flooding && flooded < 20'000'000 && std::chrono::steady_clock::now() < until) {
+      for (int i = 0; i < 256; ++i) {
+        if (::send(fd, kLine.data(), kLine.size(), 0) > 0) ++flooded;
+      }
+    }
+    close(fd);
+  });
+  ASSERT_TRUE(eventually([&] { return store.stats().series == 2; }));  // the flood arrives
+  // Past the idle expiry of short.lived; the flood itself keeps being fed at the new time.
+  manual.offsetSeconds = 3600;
+  bool expired = eventually([&] { return store.stats().series == 1; });
+  bool dropsSeen = eventually([&] { return listener.stats().dropped > 0; });
+  bool stillFlooding = flooding && flooded > 0;
+  flooding = false;
+  sender.join();
+  EXPECT_TRUE(stillFlooding);
+  EXPECT_TRUE(expired) << "expiry never ran while the socket stayed full";
+  EXPECT_TRUE(dropsSeen) << "the kernel's drops were not counted during the flood";
+}
+
+}  // namespace
+}  // namespace xmetrics::ingest
