@@ -305,6 +305,95 @@ def cmd_idle_connections(args):
                                         "per_connection_kb": per}))
 
 
+def raise_nofile(count):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 256)), hard))
+
+
+def cmd_slowloris(args):
+    """--count TLS connections that each send a request head one byte a second for --seconds, and
+    reconnect when the server cuts them (as a slowloris does). Prints how many were open each
+    second, and `READY` once --count are open (the prober starts then)."""
+    import asyncio
+    raise_nofile(args.count)
+    ctx = tls_context(args.ca)
+    ctx.check_hostname = False
+    head = b"GET /apis HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 4000
+    state = {"open": 0, "cuts": 0, "connects": 0}
+    deadline = time.monotonic() + args.seconds
+
+    async def one(delay):
+        await asyncio.sleep(delay)
+        while time.monotonic() < deadline:
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(HOST, args.port, ssl=ctx, server_hostname="localhost"),
+                    timeout=30)
+            except (OSError, asyncio.TimeoutError, ssl.SSLError):
+                await asyncio.sleep(0.5)
+                continue
+            state["open"] += 1
+            state["connects"] += 1
+            try:
+                for i in range(len(head)):
+                    if time.monotonic() >= deadline:
+                        break
+                    writer.write(head[i:i + 1])
+                    await writer.drain()
+                    await asyncio.sleep(1)
+            except (OSError, ssl.SSLError, ConnectionError):
+                state["cuts"] += 1
+            finally:
+                state["open"] -= 1
+                writer.close()
+
+    async def report():
+        ready = False
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            if not ready and state["open"] >= min(args.count, args.ready_at):
+                ready = True
+                print("READY", flush=True)
+            print(f"  attack: {state['open']} open, {state['connects']} connects, "
+                  f"{state['cuts']} cut so far", flush=True)
+
+    async def main():
+        # Spread the handshakes over the first seconds, as a real flood would arrive.
+        tasks = [one(i * args.ramp / args.count) for i in range(args.count)]
+        await asyncio.gather(report(), *tasks)
+
+    asyncio.run(main())
+    print("RESULT-JSON " + json.dumps(state))
+
+
+def cmd_probe(args):
+    """--count new clients, one after another every --interval s: connect, handshake, one GET of
+    /apis, close. Prints p50/p99/max latency and failures."""
+    ctx = tls_context(args.ca)
+    ctx.check_hostname = False
+    latencies, failures = [], 0
+    for _ in range(args.count):
+        t = time.monotonic()
+        try:
+            with socket.create_connection((HOST, args.port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    s.sendall(b"GET /apis HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                              b"Authorization: Bearer " + args.token.encode() + b"\r\n\r\n")
+                    if not s.recv(16).startswith(b"HTTP/1.1 200"):
+                        failures += 1
+        except OSError:
+            failures += 1
+        latencies.append((time.monotonic() - t) * 1000)
+        time.sleep(args.interval)
+    latencies.sort()
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+    print(f"  {args.label}: {args.count} new clients, p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, "
+          f"max {latencies[-1]:.1f} ms, {failures} failed")
+    print("RESULT-JSON " + json.dumps({"p50_ms": p(0.5), "p99_ms": p(0.99),
+                                        "max_ms": latencies[-1], "failures": failures}))
+
+
 def cmd_startup(args):
     """Time from spawning xmetrics to its first 200 on /healthz, measured here so the client's own
     start-up (Python, TLS context, CA loading) is paid before the clock starts."""
@@ -446,6 +535,24 @@ def main():
     s.add_argument("--pid", type=int, required=True)
     s.add_argument("--count", type=int, default=2000)
     s.set_defaults(fn=cmd_idle_connections)
+
+    s = sub.add_parser("slowloris")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--ca", required=True)
+    s.add_argument("--count", type=int, default=4200)
+    s.add_argument("--seconds", type=float, default=30)
+    s.add_argument("--ramp", type=float, default=10, help="seconds over which the flood connects")
+    s.add_argument("--ready-at", type=int, default=4000, help="open connections that mean READY")
+    s.set_defaults(fn=cmd_slowloris)
+
+    s = sub.add_parser("probe")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--ca", required=True)
+    s.add_argument("--token", required=True)
+    s.add_argument("--count", type=int, default=200)
+    s.add_argument("--interval", type=float, default=0.05)
+    s.add_argument("--label", default="probe")
+    s.set_defaults(fn=cmd_probe)
 
     s = sub.add_parser("startup")
     s.add_argument("--binary", required=True)

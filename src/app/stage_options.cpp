@@ -151,7 +151,8 @@ server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& option
           .port = options.securePort,
           .threads = options.threads,
           .tls = {certificates.servingCertificate, certificates.servingKey},
-          .maxConnections = connectionCap(memoryLimit)};
+          .maxConnections =
+              options.maxConnections ? options.maxConnections : connectionCap(memoryLimit)};
 }
 
 std::string serveUrl(const std::string& bindAddress, uint16_t port) {

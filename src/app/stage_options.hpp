@@ -65,9 +65,10 @@ certs::ApiServiceTakeOver apiServiceTakeOver(const config::ServeOptions& options
 core::StatusReport::Configuration statusConfiguration(const config::ServeOptions& options);
 
 // Connections the server holds at once: half the cgroup memory limit at kConnectionBytes each
-// (what an idle TLS connection costs with Boost.Asio's SSL stream, bench/memory), 64-4096; 4096
-// without a limit. A 128 MiB pod gets 819, not the 4096 that would take it past its limit.
-inline constexpr std::size_t kConnectionBytes = 80 * 1024;
+// (an idle TLS connection costs 16 KB, bench/memory; one reading or writing holds OpenSSL's record
+// buffers too), 64-4096; 4096 without a limit. A 128 MiB pod gets 1638, not the 4096 that could
+// take it past its limit.
+inline constexpr std::size_t kConnectionBytes = 40 * 1024;
 std::size_t connectionCap(std::optional<uint64_t> memoryLimit);
 server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& options,
                                               const certs::CertificateFiles& certificates,

@@ -372,6 +372,18 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
          o.maxMetrics = *n;
          return std::nullopt;
        }},
+      {{"max-connections",
+        {},
+        "most TLS connections held at once; past it a new client takes the place of the one that "
+        "did least for longest (a request trickled in, a handshake, then the oldest idle one); "
+        "0: 4096, or what half the cgroup memory limit holds at 40 KiB each",
+        "0"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         auto n = parseNumber<std::size_t>(v);
+         if (!n || (*n != 0 && *n < 8) || *n > 1'000'000) return "must be 0 or 8 to 1000000";
+         o.maxConnections = *n;
+         return std::nullopt;
+       }},
       {{"max-metrics-bytes",
         {},
         "most memory the directly requested metrics may take (their catalog entries and values), "

@@ -15,7 +15,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <condition_variable>
+#include <list>
 #include <mutex>
+
+#include "server/tls_stream.hpp"
 
 namespace xmetrics::server {
 namespace {
@@ -80,8 +83,8 @@ std::expected<std::shared_ptr<ssl::context>, std::string> makeTlsContext(const T
   // request, and a caller without one may still use a bearer token. No list of acceptable CAs is
   // sent: Go clients (the aggregator, kubectl) withhold a certificate whose issuer is not listed,
   // and the trusted pools (front-proxy CA, client CA) change at run time.
-  ctx->set_verify_mode(ssl::verify_peer);
-  ctx->set_verify_callback([](bool, ssl::verify_context&) { return true; });
+  SSL_CTX_set_verify(ctx->native_handle(), SSL_VERIFY_PEER,
+                     [](int, X509_STORE_CTX*) -> int { return 1; });
   // Session resumption across reconnects of the same client (kubectl, the aggregator).
   SSL_CTX_set_session_id_context(ctx->native_handle(),
                                  reinterpret_cast<const unsigned char*>("xmetrics"), 8);
@@ -89,6 +92,10 @@ std::expected<std::shared_ptr<ssl::context>, std::string> makeTlsContext(const T
 }
 
 }  // namespace
+
+namespace {
+class Session;
+}
 
 struct HttpsServer::Impl {
   HttpsServerOptions options;
@@ -120,6 +127,16 @@ struct HttpsServer::Impl {
   static constexpr uint64_t kTrimAfterClosed = 64;
   uint16_t boundPort = 0;
 
+  // Every open connection, oldest first: at the cap, a new client takes the place of the one
+  // that has done least for longest (a request trickled in, then a handshake, then the oldest
+  // idle keep-alive), so a full table never starves new clients. See Session::State.
+  std::mutex registryMutex;
+  std::list<std::weak_ptr<Session>> registry;
+  // Closes the connection that yields its place; false when every one is busy answering.
+  bool shedOne();
+  // At stop: closes every connection not in the middle of an answer.
+  void shedIdle();
+
   Impl(HttpsServerOptions o, RequestHandler& h) : options(std::move(o)), handler(h) {}
 
   std::shared_ptr<ssl::context> currentTls() {
@@ -135,16 +152,36 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
+  // What a connection is doing, for the choice of which one makes room at the cap.
+  enum class State : int {
+    kHandshake = 0,
+    kIdle = 1,       // keep-alive, no request begun
+    kReading = 2,    // a request's first byte is in, not the whole request
+    kAnswering = 3,  // a request is handled or its answer written: never cut
+  };
+
   Session(tcp::socket&& socket, std::shared_ptr<ssl::context> tls, HttpsServer::Impl& server)
-      : tls_(std::move(tls)), stream_(std::move(socket), *tls_), server_(server) {
+      : tls_(std::move(tls)),
+        stream_(std::move(socket), tls_->native_handle()),
+        deadline_(stream_.get_executor()),
+        server_(server) {
     ++server_.sessions;
   }
   ~Session() {
+    if (registered_) {
+      std::lock_guard lock(server_.registryMutex);
+      server_.registry.erase(slot_);
+    }
     --server_.sessions;
     server_.closed.fetch_add(1, std::memory_order_relaxed);
   }
 
   void run() {
+    {
+      std::lock_guard lock(server_.registryMutex);
+      slot_ = server_.registry.insert(server_.registry.end(), weak_from_this());
+      registered_ = true;
+    }
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->doHandshake(); });
   }
 
@@ -156,7 +193,7 @@ class Session : public std::enable_shared_from_this<Session> {
     response_.prepare_payload();
     // HEAD: the headers of the GET answer, Content-Length included, and no body.
     if (isHead_) response_.body().clear();
-    beast::get_lowest_layer(stream_).expires_after(server_.options.writeTimeout);
+    setDeadline(server_.options.writeTimeout);
     http::async_write(
         stream_, response_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onWrite(ec); });
@@ -164,12 +201,43 @@ class Session : public std::enable_shared_from_this<Session> {
 
   net::any_io_executor executor() { return stream_.get_executor(); }
 
+  State state() const { return state_.load(std::memory_order_relaxed); }
+  std::chrono::steady_clock::time_point stateSince() const {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(stateSince_.load(std::memory_order_relaxed)));
+  }
+  // Claims this connection for closing; false when another caller already did.
+  bool claimForShedding() { return !shed_.exchange(true); }
+  bool shedding() const { return shed_.load(std::memory_order_relaxed); }
+  // On its strand: closes the socket, so whatever it waits for ends with an error and it goes.
+  void close() {
+    boost::system::error_code ignored;
+    deadline_.cancel();
+    stream_.socket().close(ignored);
+  }
+
  private:
+  void setState(State state) {
+    state_.store(state, std::memory_order_relaxed);
+    stateSince_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                      std::memory_order_relaxed);
+  }
+
+  // Each phase has its own bound (handshake, idle, request, write); passing it closes the
+  // connection. The timer holds no reference: a connection the peer closed goes at once.
+  void setDeadline(std::chrono::steady_clock::duration d) {
+    deadline_.expires_after(d);
+    deadline_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (ec) return;  // moved or cancelled
+      if (auto self = weak.lock()) self->close();
+    });
+  }
+
   void doHandshake() {
-    beast::get_lowest_layer(stream_).expires_after(server_.options.handshakeTimeout);
+    setState(State::kHandshake);
+    setDeadline(server_.options.handshakeTimeout);
     stream_.async_handshake(
-        ssl::stream_base::server,
-        [self = shared_from_this()](beast::error_code ec) { self->onHandshake(ec); });
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onHandshake(ec); });
   }
 
   void onHandshake(beast::error_code ec) {
@@ -186,27 +254,26 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(server_.options.maxBodyBytes);
     if (buffer_.size() > 0) return readRequest();  // pipelined: already begun
-    // Idle from here: what the last exchange held goes back (the next one allocates anew).
+    // Idle from here, holding no buffer: what the last exchange held goes back (the next one
+    // allocates anew once bytes arrive).
     buffer_.shrink_to_fit();
     request_ = {};
     response_ = {};
-    beast::get_lowest_layer(stream_).expires_after(server_.options.idleTimeout);
-    stream_.async_read_some(buffer_.prepare(kFirstRead),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                              if (ec) return self->onRead(ec);
-                              self->buffer_.commit(n);
-                              self->readRequest();
-                            });
+    setState(State::kIdle);
+    setDeadline(server_.options.idleTimeout);
+    stream_.async_wait_readable([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->onRead(ec);
+      self->readRequest();
+    });
   }
 
   void readRequest() {
-    beast::get_lowest_layer(stream_).expires_after(server_.options.requestTimeout);
+    setState(State::kReading);
+    setDeadline(server_.options.requestTimeout);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
   }
-
-  static constexpr std::size_t kFirstRead = 4096;  // a whole HPA request, usually
 
   void onRead(beast::error_code ec);
 
@@ -217,13 +284,19 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void doShutdown() {
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
-    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
+    setDeadline(std::chrono::seconds(5));
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code, std::size_t) {});
   }
 
   std::shared_ptr<ssl::context> tls_;
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  TlsStream stream_;
+  net::steady_timer deadline_;
   HttpsServer::Impl& server_;
+  std::list<std::weak_ptr<Session>>::iterator slot_;  // in server_.registry
+  bool registered_ = false;
+  std::atomic<State> state_{State::kHandshake};
+  std::atomic<int64_t> stateSince_{std::chrono::steady_clock::now().time_since_epoch().count()};
+  std::atomic<bool> shed_{false};
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpRequest request_;
@@ -270,6 +343,7 @@ void Session::onRead(beast::error_code ec) {
           R"({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"malformed HTTP request: )" +
           ec.message() + R"(","reason":"BadRequest","code":400})";
       keepAlive_ = false;
+      setState(State::kAnswering);
       request_ = {};  // the previous request's target must not be counted again
       requestRead_ = std::chrono::steady_clock::now();
       return write(std::move(bad));
@@ -277,6 +351,8 @@ void Session::onRead(beast::error_code ec) {
     return;  // timeout or reset: nothing to answer
   }
   requestRead_ = std::chrono::steady_clock::now();
+  setState(State::kAnswering);
+  deadline_.cancel();  // the handler bounds its own answer; the write has its deadline
   request_ = parser_->release();
   keepAlive_ = request_.keep_alive();
   isHead_ = request_.method() == http::verb::head;
@@ -285,13 +361,54 @@ void Session::onRead(beast::error_code ec) {
 
 }  // namespace
 
+bool HttpsServer::Impl::shedOne() {
+  // The connection that has done least for longest: a request trickled in first (the slowloris),
+  // then a handshake, then the oldest idle keep-alive. Never one answering.
+  std::shared_ptr<Session> victim;
+  std::pair<int, std::chrono::steady_clock::time_point> best{
+      -1, std::chrono::steady_clock::time_point::max()};
+  {
+    std::lock_guard lock(registryMutex);
+    for (const auto& weak : registry) {
+      auto session = weak.lock();
+      if (!session || session->state() == Session::State::kAnswering || session->shedding()) {
+        continue;
+      }
+      // Rank: reading 2, handshake 1, idle 0; older first within a rank.
+      int rank = session->state() == Session::State::kReading     ? 2
+                 : session->state() == Session::State::kHandshake ? 1
+                                                                  : 0;
+      auto since = session->stateSince();
+      if (rank > best.first || (rank == best.first && since < best.second)) {
+        best = {rank, since};
+        victim = std::move(session);
+      }
+    }
+  }
+  if (!victim || !victim->claimForShedding()) return false;
+  net::post(victim->executor(), [victim] { victim->close(); });
+  return true;
+}
+
+void HttpsServer::Impl::shedIdle() {
+  std::vector<std::shared_ptr<Session>> idle;
+  {
+    std::lock_guard lock(registryMutex);
+    for (const auto& weak : registry) {
+      auto session = weak.lock();
+      if (session && session->state() != Session::State::kAnswering) {
+        idle.push_back(std::move(session));
+      }
+    }
+  }
+  for (auto& session : idle) {
+    if (session->claimForShedding())
+      net::post(session->executor(), [session] { session->close(); });
+  }
+}
+
 void HttpsServer::Impl::accept() {
   if (stopping) return;
-  // At the connection cap, stop taking connections (the kernel backlog holds them) and look again
-  // shortly, rather than accepting and dropping.
-  if (sessions.load() >= static_cast<int>(options.maxConnections)) {
-    return retryAcceptAfter(std::chrono::milliseconds(50));
-  }
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || stopping) return;
@@ -305,6 +422,20 @@ void HttpsServer::Impl::accept() {
         acceptFailures = 0;
       }
       return retryAcceptAfter(std::chrono::milliseconds(100));
+    }
+    // At the connection cap a new client takes the place of the connection that has done least
+    // for longest; only when every one is answering a request is it turned away.
+    if (sessions.load() >= static_cast<int>(options.maxConnections) && !shedOne()) {
+      socket.close(ec);
+      auto now = std::chrono::steady_clock::now();
+      if (now - lastAcceptLog > std::chrono::seconds(1)) {
+        spdlog::warn(
+            "component=server event=connection_refused reason=\"{} connections, every "
+            "one answering a request\"",
+            options.maxConnections);
+        lastAcceptLog = now;
+      }
+      return accept();
     }
     socket.set_option(tcp::no_delay(true), ec);
     std::make_shared<Session>(std::move(socket), currentTls(), *this)->run();
@@ -372,8 +503,9 @@ void HttpsServer::stop() {
     impl_->acceptRetry.cancel();
     impl_->trimTimer.cancel();
   });
-  // In-flight requests finish (responses are sent with Connection: close); idle keep-alive
-  // connections are not waited for beyond this bound.
+  // In-flight requests finish (responses are sent with Connection: close); the others (idle
+  // keep-alive, handshakes, requests not yet whole) close now.
+  impl_->shedIdle();
   for (int i = 0; i < 50 && impl_->sessions.load() > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

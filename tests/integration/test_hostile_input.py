@@ -336,3 +336,60 @@ def test_a_flood_of_invented_dogstatsd_tag_sets_stays_within_the_bytes_bound(sta
     status, _, body = xm.request(metric_path("checkout.requests", "env=prod"))
     assert status == 200, body
     assert json.loads(body)["items"][0]["value"] == "5"
+
+
+def test_a_full_connection_table_never_starves_new_clients(start_xmetrics):
+    """Issue 13, item 1: at the connection cap, tricklers filled every slot and new clients waited
+    in the backlog until one timed out (p50 5 s). Now a new client takes the place of the
+    connection that has done least for longest: the oldest trickler first, never one answering;
+    an idle keep-alive connection is kept while tricklers can make room."""
+    cap = 30
+    xm = start_xmetrics("--max-connections", str(cap))
+    idle = _tls(xm)  # a keep-alive client between requests (the aggregator)
+    time.sleep(0.2)
+    head = b"GET /apis HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
+    slow = []
+    for i in range(cap - 1):  # the rest of the table: each has sent a first byte of a request
+        sock = _tls(xm)
+        sock.send(head[:1])
+        slow.append(sock)
+    time.sleep(0.3)
+    latencies = []
+    fresh = []
+    for _ in range(20):  # new clients that stay connected: each needs a slot of its own
+        t = time.monotonic()
+        sock = _tls(xm)
+        sock.sendall(b"GET /apis HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        answer = sock.recv(64)
+        latencies.append(time.monotonic() - t)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        fresh.append(sock)
+    assert max(latencies) < 1.0, latencies  # was: the 10 s request timeout of a trickler
+    time.sleep(0.2)
+    cut = [i for i, sock in enumerate(slow) if _closed_by_server(sock)]
+    # Each new client took one trickler's place, the oldest first; the served clients, idle now,
+    # were kept (tricklers go before idle connections).
+    assert cut == list(range(20)), cut
+    assert not any(_closed_by_server(sock) for sock in fresh)
+    idle.sendall(b"GET /apis HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert idle.recv(64).startswith(b"HTTP/1.1 200"), "the idle keep-alive connection was cut"
+    for sock in slow + fresh + [idle]:
+        sock.close()
+
+
+def test_sigterm_with_idle_keep_alive_connections_exits_within_a_second(start_xmetrics):
+    """Issue 13, item 8: idle keep-alive connections (an aggregator holds some) no longer hold
+    the exit: stop closes every connection that is not answering a request."""
+    xm = start_xmetrics()
+    held = [_tls(xm) for _ in range(20)]
+    for sock in held[:10]:
+        sock.sendall(b"GET /apis HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert sock.recv(64).startswith(b"HTTP/1.1 200")
+    started = time.monotonic()
+    xm.proc.send_signal(signal.SIGTERM)
+    xm.proc.wait(timeout=15)
+    took = time.monotonic() - started
+    assert took < 0.5, f"SIGTERM took {took:.2f}s with 20 idle connections"
+    assert xm.proc.returncode == 0
+    for sock in held:
+        sock.close()

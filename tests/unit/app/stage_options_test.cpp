@@ -56,8 +56,8 @@ TEST(ApiHandlerOptions, ReportTheEffectiveSettingsAsStarted) {
 TEST(ConnectionCap, FollowsTheMemoryLimitWithinItsBounds) {
   EXPECT_EQ(connectionCap(std::nullopt), 4096u);
   EXPECT_EQ(connectionCap(uint64_t{128} << 20), (uint64_t{64} << 20) / kConnectionBytes);
-  EXPECT_EQ(connectionCap(uint64_t{128} << 20), 819u);
-  EXPECT_EQ(connectionCap(uint64_t{16} << 20), 102u);
+  EXPECT_EQ(connectionCap(uint64_t{128} << 20), 1638u);
+  EXPECT_EQ(connectionCap(uint64_t{16} << 20), 204u);
   EXPECT_EQ(connectionCap(uint64_t{1} << 20), 64u);    // never below 64
   EXPECT_EQ(connectionCap(uint64_t{8} << 30), 4096u);  // never above 4096
 }
