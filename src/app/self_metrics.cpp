@@ -27,6 +27,13 @@ telemetry::MetricsSource selfMetrics(SelfMetricsSources sources) {
       out.family("xmetrics_dogstatsd_dropped_total", MetricType::kCounter,
                  "DogStatsD datagrams the kernel dropped because the receive buffer was full.")
           .sample({}, s.dropped);
+      auto& relayed = out.family(
+          "xmetrics_dogstatsd_relayed_total", MetricType::kCounter,
+          "DogStatsD datagrams between replicas: `sent` on to the others (one per replica), "
+          "`failed` to send, `received` from another replica.");
+      relayed.sample({{"direction", "sent"}}, s.relayed);
+      relayed.sample({{"direction", "failed"}}, s.relayFailed);
+      relayed.sample({{"direction", "received"}}, s.fromReplicas);
     }
     if (const auto* store = sources.timeSeries) {
       auto s = store->stats();

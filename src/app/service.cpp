@@ -76,6 +76,21 @@ std::expected<void, std::string> Service::startStages() {
     dogstatsd_ =
         std::make_unique<ingest::DogStatsdListener>(*timeSeries_, dogstatsdOptions(options));
     if (auto started = dogstatsd_->start(); !started) return std::unexpected(started.error());
+    // High availability: a UDP Service hands each datagram to one replica; each relays what its
+    // clients sent to the others (learned through the leader's exchanges), so every store holds
+    // all the traffic and a takeover computes from all of it.
+    if (cluster_ && options.leaderElection) {
+      auto self = dogstatsdRelayAddress(options.dogstatsdAddress, dogstatsd_->port(),
+                                        std::getenv("POD_IP"));
+      if (self.empty()) {
+        spdlog::warn(
+            "dogstatsd: --dogstatsd-address {} is not an address other replicas can send to "
+            "(use :8125 with POD_IP set, or a numeric address): DogStatsD sent to this replica "
+            "is relayed to the others, but theirs does not reach it component=dogstatsd",
+            options.dogstatsdAddress);
+      }
+      dogstatsdPeers_ = std::make_unique<replication::DogStatsdPeers>(std::move(self));
+    }
   }
   const auto& registry = backends::registeredBackends();
   for (const auto& name : backendNames(options)) {
@@ -111,7 +126,15 @@ std::expected<void, std::string> Service::startStages() {
               -> std::expected<replication::ReplicatedValues, std::string> {
             std::string url = kubernetes_ ? kubernetes_->leaderPeerUrl() : "";
             if (url.empty()) return std::unexpected(std::string("no leader elected yet"));
-            return leaderClient_->exchange(url, request);
+            if (!dogstatsdPeers_) return leaderClient_->exchange(url, request);
+            auto withAddress = request;
+            withAddress.dogstatsdAddress = dogstatsdPeers_->self();
+            auto answer = leaderClient_->exchange(url, withAddress);
+            if (answer) {
+              dogstatsdPeers_->leaderSaid(answer->dogstatsdPeers);
+              updateRelayTargets(false);
+            }
+            return answer;
           }));
   poller_->start();
   if (kubernetes_) {
@@ -124,6 +147,12 @@ std::expected<void, std::string> Service::startStages() {
           options,
           {.notReadyReason = [this] { return kubernetes_ ? kubernetes_->notReadyReason() : ""; },
            .isLeader = [this] { return isLeader(); },
+           .dogstatsdPeers = [this](const std::string& follower) -> std::vector<std::string> {
+             if (!dogstatsdPeers_) return {};
+             auto all = dogstatsdPeers_->followerSeen(follower, std::chrono::steady_clock::now());
+             updateRelayTargets(true);
+             return all;
+           },
            .recentLogs = recentLogLines,
            .extraMetrics = selfMetrics({.dogstatsd = dogstatsd_.get(),
                                         .timeSeries = timeSeries_.get(),
@@ -275,12 +304,39 @@ boost::json::object Service::extraStatus() const {
     auto s = dogstatsd_->stats();
     extra["dogstatsd"] = {{"address", dogstatsdAddress()}, {"packets", s.packets},
                           {"metrics", s.metrics},          {"malformed", s.malformed},
-                          {"skipped", s.skipped},          {"dropped", s.dropped}};
+                          {"skipped", s.skipped},          {"dropped", s.dropped},
+                          {"relayed", s.relayed},          {"relayFailed", s.relayFailed},
+                          {"fromReplicas", s.fromReplicas}};
+    if (dogstatsdPeers_) {
+      boost::json::array targets;
+      for (const auto& t : relayTargets()) targets.emplace_back(t);
+      extra["dogstatsd"].as_object()["relayAddress"] = dogstatsdPeers_->self();
+      extra["dogstatsd"].as_object()["relayTargets"] = std::move(targets);
+    }
   }
   if (kubernetes_) extra["kubernetes"] = kubernetes_->status();
   extra["leader"] = kubernetes_ ? kubernetes_->leaderStatus()
                                 : boost::json::object{{"enabled", false}, {"isLeader", true}};
   return extra;
+}
+
+void Service::updateRelayTargets(bool leading) {
+  auto targets = dogstatsdPeers_->targets(leading, std::chrono::steady_clock::now());
+  std::lock_guard lock(relayMutex_);
+  if (targets == relayTargets_) return;
+  for (const auto& bad : dogstatsd_->setRelayTargets(targets)) {
+    spdlog::warn("dogstatsd: cannot relay to {}: not a numeric host:port component=dogstatsd", bad);
+  }
+  std::string list;
+  for (const auto& t : targets) list += (list.empty() ? "" : ", ") + t;
+  spdlog::info("dogstatsd: relaying to {} component=dogstatsd",
+               list.empty() ? std::string("no other replica") : list);
+  relayTargets_ = std::move(targets);
+}
+
+std::vector<std::string> Service::relayTargets() const {
+  std::lock_guard lock(relayMutex_);
+  return relayTargets_;
 }
 
 std::string Service::url() const { return serveUrl(options_.bindAddress, https_->port()); }

@@ -59,7 +59,11 @@ class Service {
 
   std::string url() const;               // where HTTPS is served
   std::string dogstatsdAddress() const;  // host:port actually bound, or "off"
-  std::string clusterServer() const;     // the API server, or "standalone"
+  // Gives the listener the other replicas' addresses (leading: the followers heard from;
+  // following: the leader's list), when they changed.
+  void updateRelayTargets(bool leading);
+  std::vector<std::string> relayTargets() const;
+  std::string clusterServer() const;  // the API server, or "standalone"
 
  private:
   Service(config::ServeOptions options, config::SettingSources sources);
@@ -85,6 +89,9 @@ class Service {
   std::unique_ptr<auth::Authorizer> authorizer_;
   std::shared_ptr<tsdb::TimeSeriesStore> timeSeries_;
   std::unique_ptr<ingest::DogStatsdListener> dogstatsd_;
+  std::unique_ptr<replication::DogStatsdPeers> dogstatsdPeers_;  // with leader election only
+  mutable std::mutex relayMutex_;
+  std::vector<std::string> relayTargets_;  // as last given to dogstatsd_, for status and logs
   std::vector<backends::BackendPtr> backendsOwned_;
   std::vector<backends::Backend*> backends_;
   store::ValueStore values_;

@@ -1,6 +1,7 @@
 #include "app/stage_options.hpp"
 
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 
 #include "demand/config_reload.hpp"
 
@@ -112,6 +113,7 @@ server::ApiHandlerOptions apiHandlerOptions(const config::ServeOptions& options,
           .refreshPeriod = options.refreshPeriod,
           .notReadyReason = std::move(hooks.notReadyReason),
           .isLeader = std::move(hooks.isLeader),
+          .dogstatsdPeers = std::move(hooks.dogstatsdPeers),
           .configReport = [report = configReport(options)] { return report; },
           .recentLogs = std::move(hooks.recentLogs),
           .configuration = statusConfiguration(options),
@@ -157,6 +159,20 @@ server::HttpsServerOptions httpsServerOptions(const config::ServeOptions& option
 
 std::string serveUrl(const std::string& bindAddress, uint16_t port) {
   return "https://" + bracketed(bindAddress) + ":" + std::to_string(port);
+}
+
+std::string dogstatsdRelayAddress(const std::string& listenAddress, uint16_t port,
+                                  const char* podIp) {
+  auto colon = listenAddress.rfind(':');
+  std::string host = listenAddress.substr(0, colon == std::string::npos ? 0 : colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty() || host == "0.0.0.0" || host == "::") host = podIp ? podIp : "";
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  if (host.empty() || ec) return "";  // a name (localhost) or nothing: not numeric
+  return bracketed(host) + ":" + std::to_string(port);
 }
 
 std::string peerUrl(const config::ServeOptions& options, uint16_t port, const char* podIp) {

@@ -49,6 +49,7 @@ poller::PollerOptions pollerOptions(const config::ServeOptions& options,
 struct ApiHandlerHooks {
   std::function<std::string()> notReadyReason;
   std::function<bool()> isLeader;
+  std::function<std::vector<std::string>(const std::string&)> dogstatsdPeers;
   std::function<std::vector<std::string>()> recentLogs;
   telemetry::MetricsSource extraMetrics;
 };
@@ -79,6 +80,10 @@ std::string serveUrl(const std::string& bindAddress, uint16_t port);
 
 // The URL other replicas reach this one at: --peer-url, else https://$POD_IP:<port>, else
 // https://127.0.0.1:<port>. `podIp` is $POD_IP (null or empty: not in a pod).
+// Where the other replicas send this one's relayed DogStatsD: the listener's own numeric host, or
+// for every interface (`:8125`, `0.0.0.0`, `::`) the pod's IP; empty when neither is known.
+std::string dogstatsdRelayAddress(const std::string& listenAddress, uint16_t port,
+                                  const char* podIp);
 std::string peerUrl(const config::ServeOptions& options, uint16_t port, const char* podIp);
 
 }  // namespace xmetrics::app

@@ -190,6 +190,8 @@ std::expected<void, std::string> DogStatsdListener::start() {
 
   socket_ = fd;
   wakeFd_ = wake;
+  relaySocket4_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
+  relaySocket6_ = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_UDP);
   port_.store(boundPort(fd), std::memory_order_relaxed);
   // As if a warning had just gone out one interval ago: the first bad line is reported at once.
   lastMalformedLog_ = now() - options_.malformedLogInterval;
@@ -211,8 +213,89 @@ void DogStatsdListener::stop() {
   thread_.join();
   close(socket_);
   close(wakeFd_);
+  for (int* fd : {&relaySocket4_, &relaySocket6_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
   socket_ = -1;
   wakeFd_ = -1;
+}
+
+std::vector<std::string> DogStatsdListener::setRelayTargets(
+    const std::vector<std::string>& addresses) {
+  std::vector<std::string> unreadable;
+  auto targets = std::make_shared<std::vector<RelayTarget>>();
+  for (const auto& address : addresses) {
+    auto hostPort = splitAddress(address);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    addrinfo* raw = nullptr;
+    if (!hostPort || hostPort->host.empty() ||
+        getaddrinfo(hostPort->host.c_str(), hostPort->port.c_str(), &hints, &raw) != 0 || !raw) {
+      unreadable.push_back(address);
+      continue;
+    }
+    std::unique_ptr<addrinfo, AddrInfoDeleter> resolved(raw);
+    RelayTarget target;
+    std::memcpy(&target.address, raw->ai_addr, raw->ai_addrlen);
+    target.length = static_cast<socklen_t>(raw->ai_addrlen);
+    targets->push_back(target);
+  }
+  std::lock_guard lock(relayMutex_);
+  relayTargets_ = std::move(targets);
+  return unreadable;
+}
+
+void DogStatsdListener::relay(const std::vector<std::string_view>& datagrams) {
+  std::shared_ptr<const std::vector<RelayTarget>> targets;
+  {
+    std::lock_guard lock(relayMutex_);
+    targets = relayTargets_;
+  }
+  if (!targets || targets->empty()) return;
+  std::size_t count = datagrams.size() * targets->size();
+  if (relayMessages_.size() < count) {
+    relayMessages_.resize(count);
+    relayIovs_.resize(count);
+  }
+  // One sendmmsg per address family: the marker and the datagram as two pieces, nothing copied.
+  for (int family : {AF_INET, AF_INET6}) {
+    int fd = family == AF_INET ? relaySocket4_ : relaySocket6_;
+    std::size_t n = 0;
+    for (const auto& target : *targets) {
+      if (target.address.ss_family != family) continue;
+      for (auto datagram : datagrams) {
+        relayIovs_[n] = {iovec{const_cast<char*>(kRelayMarker.data()), kRelayMarker.size()},
+                         iovec{const_cast<char*>(datagram.data()), datagram.size()}};
+        msghdr& h = relayMessages_[n].msg_hdr;
+        h = msghdr{};
+        h.msg_name = const_cast<sockaddr_storage*>(&target.address);
+        h.msg_namelen = target.length;
+        h.msg_iov = relayIovs_[n].data();
+        h.msg_iovlen = 2;
+        ++n;
+      }
+    }
+    if (n == 0) continue;
+    std::size_t sent = 0;
+    while (fd >= 0 && sent < n) {
+      int r =
+          sendmmsg(fd, relayMessages_.data() + sent, static_cast<unsigned>(n - sent), MSG_DONTWAIT);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        // A full send buffer or a replica that went away (ECONNREFUSED from an earlier ICMP):
+        // skip this message, count it, try the rest.
+        ++sent;
+        relayFailed_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      sent += static_cast<std::size_t>(r);
+      relayed_.fetch_add(static_cast<uint64_t>(r), std::memory_order_relaxed);
+    }
+    if (fd < 0) relayFailed_.fetch_add(n, std::memory_order_relaxed);
+  }
 }
 
 DogStatsdListenerStats DogStatsdListener::stats() const {
@@ -223,6 +306,9 @@ DogStatsdListenerStats DogStatsdListener::stats() const {
       .skipped = skipped_.load(std::memory_order_relaxed),
       .malformed = malformed_.load(std::memory_order_relaxed),
       .dropped = dropped_.load(std::memory_order_relaxed),
+      .relayed = relayed_.load(std::memory_order_relaxed),
+      .relayFailed = relayFailed_.load(std::memory_order_relaxed),
+      .fromReplicas = fromReplicas_.load(std::memory_order_relaxed),
   };
 }
 
@@ -265,6 +351,8 @@ void DogStatsdListener::run() {
     messages[i].msg_hdr.msg_iovlen = 1;
   }
   DogStatsdMetric scratch;  // one line at a time, its vectors reused
+  std::vector<std::string_view> toRelay;
+  toRelay.reserve(kBatch);
 
   auto lastExpire = now();
   auto lastErrorLog = core::Clock::time_point{};
@@ -304,10 +392,18 @@ void DogStatsdListener::run() {
 
       auto at = now();
       uint64_t bytes = 0;
+      uint64_t fromReplicas = 0;
       ParseStats total;
+      toRelay.clear();
       for (int i = 0; i < received; ++i) {
         std::string_view datagram(static_cast<const char*>(iovs[i].iov_base), messages[i].msg_len);
         bytes += datagram.size();
+        if (datagram.starts_with(kRelayMarker)) {
+          datagram.remove_prefix(kRelayMarker.size());  // another replica's: ours, not to relay
+          ++fromReplicas;
+        } else {
+          toRelay.push_back(datagram);
+        }
         ParseStats stats = parseDatagram(
             datagram, scratch, [&](const DogStatsdMetric& metric) { store_.ingest(metric, at); });
         total.metrics += stats.metrics;
@@ -320,6 +416,8 @@ void DogStatsdListener::run() {
           }
         }
       }
+      if (!toRelay.empty()) relay(toRelay);
+      fromReplicas_.fetch_add(fromReplicas, std::memory_order_relaxed);
       packets_.fetch_add(static_cast<uint64_t>(received), std::memory_order_relaxed);
       bytes_.fetch_add(bytes, std::memory_order_relaxed);
       metrics_.fetch_add(total.metrics, std::memory_order_relaxed);

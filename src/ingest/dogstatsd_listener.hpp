@@ -3,13 +3,21 @@
 // ingest/: DogStatsD over UDP -> tsdb. The parser is pure and fuzzed; the listener owns the
 // socket. May include core/ and tsdb/.
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <expected>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "core/sample.hpp"
 
@@ -37,7 +45,17 @@ struct DogStatsdListenerStats {
   uint64_t skipped = 0;    // events and service checks, ignored on purpose
   uint64_t malformed = 0;  // lines that could not be parsed (logged, rate-limited)
   uint64_t dropped = 0;    // datagrams the kernel dropped because the receive buffer was full
+  // High availability (setRelayTargets): datagrams sent on to the other replicas (one per
+  // replica), those that could not be (a full send buffer, an unreachable replica), and those
+  // that came from another replica.
+  uint64_t relayed = 0;
+  uint64_t relayFailed = 0;
+  uint64_t fromReplicas = 0;
 };
+
+// The first bytes of a datagram one replica relays to another: never a DogStatsD line (a NUL
+// cannot be in one), so a relayed datagram is recognised, ingested and never relayed again.
+inline constexpr std::string_view kRelayMarker{"\0xmetrics-relay/1\n", 19};
 
 // Receives DogStatsD over UDP on one thread of its own and feeds each metric line to the
 // embedded store. The store must outlive the listener. start() and stop() are called from one
@@ -62,7 +80,20 @@ class DogStatsdListener {
 
   DogStatsdListenerStats stats() const;
 
+  // High availability: every datagram a client sends here is also sent on to each of
+  // `addresses` (the other replicas' DogStatsD, numeric `host:port` or `[v6]:port`), marked with
+  // kRelayMarker, so every replica's store holds all the traffic whichever replica a UDP Service
+  // delivered it to. Replaces the previous targets; returns the addresses it could not read.
+  // Thread-safe.
+  std::vector<std::string> setRelayTargets(const std::vector<std::string>& addresses);
+
+  struct RelayTarget {
+    sockaddr_storage address{};
+    socklen_t length = 0;
+  };
+
  private:
+  void relay(const std::vector<std::string_view>& datagrams);
   void run();
   void readDrops();
   void flushMalformedLog(core::Clock::time_point now, bool force);
@@ -82,6 +113,17 @@ class DogStatsdListener {
   std::atomic<uint64_t> malformed_{0};
   std::atomic<uint64_t> dropped_{0};
   uint64_t dropBase_ = 0;  // dropped_ when the current socket opened: its kernel count starts at 0
+
+  std::mutex relayMutex_;
+  std::shared_ptr<const std::vector<RelayTarget>> relayTargets_;  // guarded by relayMutex_
+  int relaySocket4_ = -1;  // unbound sockets the relay sends from, one per address family
+  int relaySocket6_ = -1;
+  std::atomic<uint64_t> relayed_{0};
+  std::atomic<uint64_t> relayFailed_{0};
+  std::atomic<uint64_t> fromReplicas_{0};
+  // Receive-thread scratch for relay(): allocated once, grown to the largest batch.
+  std::vector<mmsghdr> relayMessages_;
+  std::vector<std::array<iovec, 2>> relayIovs_;
 
   // Receive-thread state for the rate-limited warning.
   uint64_t unloggedMalformed_ = 0;

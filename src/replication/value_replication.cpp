@@ -92,8 +92,9 @@ std::string encodeRequest(const ReplicateRequest& request) {
   for (const auto& d : request.demand) {
     demand.push_back({{"namespace", d.ns}, {"metricName", d.metricName}, {"selector", d.selector}});
   }
-  return boost::json::serialize(
-      boost::json::object{{"generation", request.generation}, {"demand", std::move(demand)}});
+  boost::json::object out{{"generation", request.generation}, {"demand", std::move(demand)}};
+  if (!request.dogstatsdAddress.empty()) out["dogstatsdAddress"] = request.dogstatsdAddress;
+  return boost::json::serialize(out);
 }
 
 std::expected<ReplicateRequest, std::string> decodeRequest(std::string_view body) {
@@ -103,6 +104,7 @@ std::expected<ReplicateRequest, std::string> decodeRequest(std::string_view body
   const auto& o = parsed.as_object();
   ReplicateRequest r;
   r.generation = static_cast<uint64_t>(integer(o, "generation"));
+  r.dogstatsdAddress = str(o, "dogstatsdAddress");
   if (auto* demand = o.if_contains("demand"); demand && demand->is_array()) {
     for (const auto& d : demand->as_array()) {
       if (!d.is_object()) return std::unexpected("a demand item is not an object");
@@ -113,8 +115,14 @@ std::expected<ReplicateRequest, std::string> decodeRequest(std::string_view body
   return r;
 }
 
-std::string encodeSnapshot(const store::ValueSnapshot& snapshot, uint64_t followerGeneration) {
+std::string encodeSnapshot(const store::ValueSnapshot& snapshot, uint64_t followerGeneration,
+                           const std::vector<std::string>& dogstatsdPeers) {
   boost::json::object out{{"generation", snapshot.generation}};
+  if (!dogstatsdPeers.empty()) {
+    boost::json::array peers;
+    for (const auto& p : dogstatsdPeers) peers.emplace_back(p);
+    out["dogstatsdPeers"] = std::move(peers);
+  }
   if (snapshot.generation != followerGeneration) {
     boost::json::array values;
     values.reserve(snapshot.size());
@@ -133,6 +141,11 @@ std::expected<ReplicatedValues, std::string> decodeSnapshot(std::string_view bod
   const auto& o = parsed.as_object();
   ReplicatedValues r;
   r.generation = static_cast<uint64_t>(integer(o, "generation"));
+  if (auto* peers = o.if_contains("dogstatsdPeers"); peers && peers->is_array()) {
+    for (const auto& p : peers->as_array()) {
+      if (p.is_string()) r.dogstatsdPeers.emplace_back(p.as_string());
+    }
+  }
   if (auto* values = o.if_contains("values")) {
     if (!values->is_array()) return std::unexpected("the leader's values are not a list");
     std::vector<store::MetricValue> list;
@@ -168,6 +181,39 @@ std::expected<ReplicatedValues, std::string> LeaderClient::exchange(
                            ": " + response->body.substr(0, 300));
   }
   return decodeSnapshot(response->body);
+}
+
+DogStatsdPeers::DogStatsdPeers(std::string self, std::chrono::seconds expiry)
+    : self_(std::move(self)), expiry_(expiry) {}
+
+std::vector<std::string> DogStatsdPeers::liveLocked(std::chrono::steady_clock::time_point now) {
+  std::erase_if(followers_, [&](const auto& kv) { return now - kv.second > expiry_; });
+  std::vector<std::string> all;
+  if (!self_.empty()) all.push_back(self_);
+  for (const auto& [address, seen] : followers_) {
+    if (address != self_) all.push_back(address);
+  }
+  return all;
+}
+
+std::vector<std::string> DogStatsdPeers::followerSeen(const std::string& address,
+                                                      std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (!address.empty()) followers_[address] = now;
+  return liveLocked(now);
+}
+
+void DogStatsdPeers::leaderSaid(std::vector<std::string> all) {
+  std::lock_guard lock(mutex_);
+  fromLeader_ = std::move(all);
+}
+
+std::vector<std::string> DogStatsdPeers::targets(bool leading,
+                                                 std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  auto all = leading ? liveLocked(now) : fromLeader_;
+  std::erase(all, self_);
+  return all;
 }
 
 }  // namespace xmetrics::replication

@@ -562,7 +562,10 @@ HttpResponse ApiHandler::replicate(const std::string& body, unsigned version) {
     }
     demand_.want(d.ns, d.metricName, *selector, now);
   }
-  return jsonResponse(200, replication::encodeSnapshot(*snapshot, request->generation), version);
+  auto peers = options_.dogstatsdPeers ? options_.dogstatsdPeers(request->dogstatsdAddress)
+                                       : std::vector<std::string>{};
+  return jsonResponse(200, replication::encodeSnapshot(*snapshot, request->generation, peers),
+                      version);
 }
 
 HttpResponse ApiHandler::answer(const std::string& key, std::string_view ns,

@@ -35,6 +35,9 @@ struct ApiHandlerOptions {
   std::function<std::string()> notReadyReason;
   // High availability: only the leader answers followers' /xmetrics/v1/replicate. Empty: always.
   std::function<bool()> isLeader;
+  // High availability: a follower's exchange names where it receives DogStatsD; this returns
+  // every replica's address for the answer (ingest relays between them). Empty: none.
+  std::function<std::vector<std::string>(const std::string& followerDogstatsd)> dogstatsdPeers;
   // /xmetrics/v1/config (effective settings, secrets redacted) and /xmetrics/v1/logs (recent
   // lines): what `xmetrics flare` collects. Empty: 404.
   std::function<boost::json::value()> configReport;

@@ -110,15 +110,16 @@ func TestHighAvailabilityLeaderElectionAndTakeover(t *testing.T) {
 	leader, follower := haRoles(t, ctx, c, replicas)
 	t.Logf("Lease %s/%s held by %q = %s; %s follows", XmetricsNamespace, haLeaseName, leader.identity(), leader, follower)
 
-	// --- an HPA on a DogStatsD gauge every replica receives. cl: the helpers that only
-	// talk to the cluster (any replica's env does).
+	// --- an HPA on a DogStatsD gauge sent as through a UDP Service: each datagram to one
+	// replica in turn, which relays it to the other. cl: the helpers that only talk to the
+	// cluster (any replica's env does).
 	cl := a.xmEnv
 	const ns, app, metric = "ha", "worker", "ha_queue_depth"
 	const minR, maxR = int32(1), int32(8)
 	selector := map[string]string{"queue": "ha"}
 	cl.startDeployment(ns, app, 1)
 	gaugeStart := time.Now()
-	g := startGaugeTo(t, []*Xmetrics{a.x, b.x}, metric, "queue:ha", 5, time.Second)
+	g := startGaugeOver(t, []*Xmetrics{a.x, b.x}, true, metric, "queue:ha", 5, time.Second)
 	cl.createHPA(ns, externalHPA(app, app, metric, selector, autoscalingv2.AverageValueMetricType, "10", minR, maxR))
 	rec := cl.recordHPA(ns, app)
 	for _, r := range replicas {
@@ -159,6 +160,25 @@ func TestHighAvailabilityLeaderElectionAndTakeover(t *testing.T) {
 	// The HPA's metric: the follower, asked directly, answers what the leader answers.
 	compareDirect(t, ctx, shared, leader, follower, ns, metric, "queue=ha")
 
+	// A value only the follower receives reaches the leader's store by the relay: the leader,
+	// asked directly, answers it from its own store.
+	const back, backSel = "ha_probe_back", "probe=follower-only"
+	startGaugeTo(t, []*Xmetrics{follower.x}, back, "probe:follower-only", 66, time.Second)
+	mustWait(t, "the leader answers "+back+" (sent only to the follower) with 66", 30*time.Second, func() (bool, error) {
+		l, err := directMetric(ctx, shared, leader.x.URL, ns, back, backSel)
+		if err != nil {
+			return false, Retry(err)
+		}
+		return len(l.Items) == 1 && l.Items[0].Value == "66", nil
+	})
+	if st, err := leader.status(); err == nil {
+		t.Logf("leader's DogStatsD: relayed %d sent, %d failed, %d received from the other replica; targets %v",
+			st.Dogstatsd.Relayed, st.Dogstatsd.RelayFailed, st.Dogstatsd.FromReplicas, st.Dogstatsd.RelayTargets)
+		if st.Dogstatsd.FromReplicas == 0 || st.Dogstatsd.Relayed == 0 {
+			t.Errorf("the leader's DogStatsD relay did not run both ways: %+v", st.Dogstatsd)
+		}
+	}
+
 	// --- scale up through whichever replica the Service picks
 	t0 := g.Set(30)
 	s := cl.waitDesiredChange(rec, t0, 1, 60*time.Second)
@@ -197,14 +217,23 @@ func TestHighAvailabilityLeaderElectionAndTakeover(t *testing.T) {
 		t.Errorf("desiredReplicas after 30 → 50 = %d, want %d; history:\n  %s", s.desired, want, rec.history(t2))
 	}
 	cl.waitDeployment(ns, app, "5 replicas ready", 60*time.Second, func(spec, ready int32) bool { return spec == 5 && ready == 5 })
-	// The survivor now polls its own store, which never received the probe.
-	if st, err := survivor.status(); err == nil {
+	// The survivor now polls its own store, which received the probe (sent only to the old
+	// leader) by the relay: its value computes from all the traffic, not from its share.
+	mustWait(t, "the survivor's own store answers "+probe+" with 77", 30*time.Second, func() (bool, error) {
+		st, err := survivor.status()
+		if err != nil {
+			return false, Retry(err)
+		}
 		for _, m := range st.Metrics {
 			if m.MetricName == probe {
-				t.Logf("survivor's own %s after the takeover: valid=%v value=%q error=%q", probe, m.Valid, m.Value, m.Error)
+				if m.Valid && m.Value == "77" {
+					return true, nil
+				}
+				return false, Retry(fmt.Errorf("%s: valid=%v value=%q error=%q", probe, m.Valid, m.Value, m.Error))
 			}
 		}
-	}
+		return false, Retry(fmt.Errorf("%s is not in the survivor's status", probe))
+	})
 
 	// --- graceful: the killed replica comes back (a new candidate), then the leader gets SIGTERM
 	if err := killed.x.Restart(); err != nil {

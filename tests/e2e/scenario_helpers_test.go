@@ -410,6 +410,14 @@ type xmStatus struct {
 		FollowError          string `json:"followError"`
 		LastFollow           string `json:"lastFollow"`
 	} `json:"poller"`
+	Dogstatsd struct {
+		Packets      int64    `json:"packets"`
+		Relayed      int64    `json:"relayed"`      // sent on to the other replicas
+		RelayFailed  int64    `json:"relayFailed"`  // could not be sent on
+		FromReplicas int64    `json:"fromReplicas"` // relayed here by another replica
+		RelayAddress string   `json:"relayAddress"`
+		RelayTargets []string `json:"relayTargets"`
+	} `json:"dogstatsd"`
 	Leader struct {
 		Enabled   bool   `json:"enabled"`
 		IsLeader  bool   `json:"isLeader"`
@@ -515,12 +523,14 @@ func (e *xmEnv) readMetric(ns, metric, selector string) (*externalMetricList, er
 // DogStatsD: a gauge an "app" keeps sending
 
 type gauge struct {
-	xs    []*Xmetrics // every datagram goes to each (replicas with their own stores)
-	name  string
-	tags  string
-	mu    sync.Mutex
-	value float64
-	sent  int
+	xs []*Xmetrics // every datagram goes to each (replicas with their own stores)
+	// Each datagram to one of xs in turn instead, as a UDP Service spreads them over pods.
+	roundRobin bool
+	name       string
+	tags       string
+	mu         sync.Mutex
+	value      float64
+	sent       int
 }
 
 // startGauge sends "name:value|g|#tags" now and every interval until the test ends.
@@ -530,7 +540,12 @@ func startGauge(t *testing.T, x *Xmetrics, name, tags string, value float64, int
 
 // startGaugeTo is startGauge sending every datagram to each of xs.
 func startGaugeTo(t *testing.T, xs []*Xmetrics, name, tags string, value float64, interval time.Duration) *gauge {
-	g := &gauge{xs: xs, name: name, tags: tags, value: value}
+	return startGaugeOver(t, xs, false, name, tags, value, interval)
+}
+
+// startGaugeOver sends each datagram to each of xs, or with roundRobin to one of them in turn.
+func startGaugeOver(t *testing.T, xs []*Xmetrics, roundRobin bool, name, tags string, value float64, interval time.Duration) *gauge {
+	g := &gauge{xs: xs, roundRobin: roundRobin, name: name, tags: tags, value: value}
 	g.send()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -562,8 +577,12 @@ func (g *gauge) line() string {
 func (g *gauge) send() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for _, x := range g.xs {
-		_ = x.SendDogStatsD(g.line()) // errors while xmetrics restarts are expected
+	if g.roundRobin {
+		_ = g.xs[g.sent%len(g.xs)].SendDogStatsD(g.line())
+	} else {
+		for _, x := range g.xs {
+			_ = x.SendDogStatsD(g.line()) // errors while xmetrics restarts are expected
+		}
 	}
 	g.sent++
 }

@@ -71,5 +71,14 @@ TEST(PeerUrl, FlagThenPodIpThenLoopbackWithIpv6InBrackets) {
   EXPECT_EQ(serveUrl("::1", 1), "https://[::1]:1");
 }
 
+TEST(DogStatsdRelayAddress, TheListenersNumericHostOrThePodIpForEveryInterface) {
+  EXPECT_EQ(dogstatsdRelayAddress(":8125", 8125, "10.0.0.5"), "10.0.0.5:8125");
+  EXPECT_EQ(dogstatsdRelayAddress("0.0.0.0:8125", 8125, "fd00::5"), "[fd00::5]:8125");
+  EXPECT_EQ(dogstatsdRelayAddress("[::]:0", 40001, "10.0.0.5"), "10.0.0.5:40001");
+  EXPECT_EQ(dogstatsdRelayAddress("127.0.0.1:0", 40002, "10.0.0.5"), "127.0.0.1:40002");
+  EXPECT_EQ(dogstatsdRelayAddress(":8125", 8125, nullptr), "");              // no pod IP
+  EXPECT_EQ(dogstatsdRelayAddress("localhost:8125", 8125, "10.0.0.5"), "");  // a name
+}
+
 }  // namespace
 }  // namespace xmetrics::app

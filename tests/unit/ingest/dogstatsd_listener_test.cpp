@@ -399,3 +399,46 @@ TEST(DogStatsdListener, KeepsExpiringAndCountingDropsWhileAFloodNeverLetsTheSock
 
 }  // namespace
 }  // namespace xmetrics::ingest
+
+namespace xmetrics::ingest {
+namespace {
+
+// Issue 13, item 15: a UDP Service hands each datagram to one replica. Each relays what clients
+// sent it to the others, marked, so every store holds all the traffic; what came from a replica
+// is never relayed again, so two replicas relaying to each other do not loop.
+TEST(DogStatsdListener, RelaysClientDatagramsToTheOtherReplicasOnce) {
+  tsdb::TimeSeriesStore storeA, storeB;
+  DogStatsdListener a(storeA, loopbackAnyPort()), b(storeB, loopbackAnyPort());
+  ASSERT_TRUE(a.start().has_value());
+  ASSERT_TRUE(b.start().has_value());
+  EXPECT_TRUE(a.setRelayTargets({"127.0.0.1:" + std::to_string(b.port())}).empty());
+  EXPECT_TRUE(b.setRelayTargets({"127.0.0.1:" + std::to_string(a.port())}).empty());
+
+  send(a.port(), "to.a:1|g|#via:a");
+  send(b.port(), "to.b:2|g|#via:b\nalso.b:3|g");
+  ASSERT_TRUE(eventually([&] { return a.stats().packets == 2 && b.stats().packets == 2; }));
+  std::this_thread::sleep_for(100ms);  // a loop would show as more packets by now
+  for (const auto* listener : {&a, &b}) {
+    auto stats = listener->stats();
+    EXPECT_EQ(stats.packets, 2u);  // one from its client, one from the other replica
+    EXPECT_EQ(stats.relayed, 1u);
+    EXPECT_EQ(stats.fromReplicas, 1u);
+    EXPECT_EQ(stats.relayFailed, 0u);
+    EXPECT_EQ(stats.malformed, 0u);  // the marker is not a line
+  }
+  EXPECT_EQ(a.stats().metrics, 3u);
+  EXPECT_EQ(b.stats().metrics, 3u);
+  EXPECT_EQ(storeA.stats().series, 3u);
+  EXPECT_EQ(storeB.stats().series, 3u);
+}
+
+TEST(DogStatsdListener, RelayTargetsMustBeNumericAddresses) {
+  tsdb::TimeSeriesStore store;
+  DogStatsdListener listener(store, loopbackAnyPort());
+  auto unreadable =
+      listener.setRelayTargets({"10.0.0.7:8125", "[fd00::7]:8125", "xmetrics-1:8125", "10.0.0.8"});
+  EXPECT_EQ(unreadable, (std::vector<std::string>{"xmetrics-1:8125", "10.0.0.8"}));
+}
+
+}  // namespace
+}  // namespace xmetrics::ingest

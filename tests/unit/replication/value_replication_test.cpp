@@ -95,3 +95,43 @@ TEST(ValueReplication, GarbageIsAnErrorNotACrash) {
 
 }  // namespace
 }  // namespace xmetrics::replication
+
+namespace xmetrics::replication {
+namespace {
+
+TEST(ValueReplication, TheDogStatsdAddressesTravelBothWays) {
+  ReplicateRequest request{.generation = 3, .dogstatsdAddress = "10.0.0.6:8125"};
+  auto decoded = decodeRequest(encodeRequest(request));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->dogstatsdAddress, "10.0.0.6:8125");
+  store::ValueSnapshot snapshot;
+  snapshot.generation = 3;
+  auto answer = decodeSnapshot(encodeSnapshot(snapshot, 3, {"10.0.0.5:8125", "10.0.0.6:8125"}));
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->dogstatsdPeers, (std::vector<std::string>{"10.0.0.5:8125", "10.0.0.6:8125"}));
+  // An older leader sends none: no relay, nothing else changes.
+  auto old = decodeSnapshot(encodeSnapshot(snapshot, 3));
+  ASSERT_TRUE(old);
+  EXPECT_TRUE(old->dogstatsdPeers.empty());
+}
+
+TEST(DogStatsdPeers, TheLeaderListsLiveFollowersAndEachRelaysToTheOthers) {
+  auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  DogStatsdPeers leader("10.0.0.5:8125");
+  EXPECT_EQ(leader.followerSeen("10.0.0.6:8125", t0),
+            (std::vector<std::string>{"10.0.0.5:8125", "10.0.0.6:8125"}));
+  leader.followerSeen("10.0.0.7:8125", t0 + std::chrono::seconds(5));
+  EXPECT_EQ(leader.targets(true, t0 + std::chrono::seconds(6)),
+            (std::vector<std::string>{"10.0.0.6:8125", "10.0.0.7:8125"}));
+  // A follower not heard from for the expiry (10 s) is dropped.
+  EXPECT_EQ(leader.targets(true, t0 + std::chrono::seconds(12)),
+            (std::vector<std::string>{"10.0.0.7:8125"}));
+
+  DogStatsdPeers follower("10.0.0.6:8125");
+  follower.leaderSaid({"10.0.0.5:8125", "10.0.0.6:8125", "10.0.0.7:8125"});
+  EXPECT_EQ(follower.targets(false, t0),
+            (std::vector<std::string>{"10.0.0.5:8125", "10.0.0.7:8125"}));
+}
+
+}  // namespace
+}  // namespace xmetrics::replication
