@@ -85,6 +85,9 @@ catalog::CatalogOptions catalogOptions(const config::ServeOptions& options, bool
       .inactiveAfter = options.inactiveAfter,
       .maxRequested = options.maxMetrics,
       .maxRequestedBytes = options.maxMetricsBytes,
+      .maxRequestedPerRequester = options.maxMetricsPerUser
+                                      ? options.maxMetricsPerUser
+                                      : std::max<std::size_t>(1, options.maxMetrics / 2),
       .useDatadogMetrics = options.useDatadogMetricCrd && inCluster,
       .autogen = options.datadogMetricAutogen,
       .autogenNamespace = std::move(autogenNamespace),

@@ -111,7 +111,8 @@ std::size_t selectorBytes(const core::LabelSelector& selector) {
 
 std::size_t Catalog::entryBytes(const CatalogEntry& e) {
   std::size_t text = heapBytes(e.key) + heapBytes(e.query) + heapBytes(e.error) +
-                     heapBytes(e.object) + heapBytes(e.ns) + heapBytes(e.metricName);
+                     heapBytes(e.object) + heapBytes(e.ns) + heapBytes(e.metricName) +
+                     2 * heapBytes(e.requester);
   std::size_t selector = selectorBytes(e.selector);
   std::size_t canonical = e.key.size() - e.ns.size() - e.metricName.size();  // its share of the key
   // The entry (and its shared flags) and its Demand, each holding a parsed selector, and both
@@ -142,6 +143,7 @@ std::shared_ptr<CatalogEntry> Catalog::resolveRulesLocked(const Demand& demand) 
   entry->metricName = demand.metricName;
   entry->selector = demand.selector;
   entry->registeredAt = demand.registeredAt;
+  entry->requester = demand.requester;
   entry->demand = demand.stamp;
   entry->served = demand.served;
   entry->attempted = demand.attempted;
@@ -259,7 +261,7 @@ std::pair<std::size_t, std::size_t> Catalog::requestedUsage() const {
 
 CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName,
                                 const core::LabelSelector& selector, core::Clock::time_point now,
-                                std::string* refused) {
+                                std::string* refused, std::string_view requester) {
   std::string key = core::metricKey(ns, metricName, selector.canonical());
   std::lock_guard lock(mutex_);
   if (auto it = entries_.find(key); it != entries_.end()) {
@@ -268,15 +270,20 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
   }
   bool hadDemand = demands_.contains(key);
   auto& demand = demandLocked(key, ns, metricName, selector, now);
+  if (demand.requester.empty()) demand.requester = requester;
   auto entry = resolveLocked(demand);
-  auto [count, bytes] = requestedUsageLocked();
-  // Full (in entries or in bytes): the directly requested entries that were fetched, never had a
-  // value, and were asked for longest ago make room (metrics an HPA names or always-active objects
-  // never do). Only when every direct request has had a value is the new name refused.
-  while (count + 1 > options_.maxRequested || bytes + entry->bytes > options_.maxRequestedBytes) {
+  auto refuse = [&](std::string why) -> CatalogEntryPtr {
+    if (refused) *refused = std::move(why);
+    if (!hadDemand) demands_.erase(key);
+    return nullptr;
+  };
+  // The directly requested entry that was fetched, never had a value, and was asked for longest
+  // ago, among those `mine` accepts (metrics an HPA names or always-active objects never).
+  auto victimOf = [&](auto mine) {
     auto victim = entries_.end();
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (heldLocked(it->first) || it->second->everServed() || !it->second->everAttempted()) {
+      if (heldLocked(it->first) || it->second->everServed() || !it->second->everAttempted() ||
+          !mine(*it->second)) {
         continue;
       }
       if (victim == entries_.end() ||
@@ -284,27 +291,48 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
         victim = it;
       }
     }
-    if (victim == entries_.end()) {
-      if (refused) {
-        *refused = count + 1 > options_.maxRequested
-                       ? std::to_string(count) +
-                             " directly requested metrics are already polled (--max-metrics " +
-                             std::to_string(options_.maxRequested) + ")"
-                       : "the directly requested metrics already polled take " +
-                             std::to_string(bytes >> 10) + " KiB and this one would take " +
-                             std::to_string(entry->bytes >> 10) +
-                             " KiB more (--max-metrics-bytes " +
-                             std::to_string(options_.maxRequestedBytes >> 10) +
-                             " KiB; long selectors cost the most)";
-      }
-      if (!hadDemand) demands_.erase(key);
-      return nullptr;
-    }
-    --count;
-    bytes -= victim->second->bytes;
+    return victim;
+  };
+  auto evict = [&](std::unordered_map<std::string, CatalogEntryPtr>::iterator victim) {
     demands_.erase(victim->first);
     entries_.erase(victim);
     ++evicted_;
+  };
+  // One caller's share first: a caller inventing names makes room among its own, and is refused
+  // once all of its own have had values, before it can touch anyone else's.
+  if (options_.maxRequestedPerRequester > 0 && !requester.empty()) {
+    std::size_t own = 0;
+    for (const auto& [k, e] : entries_) own += !heldLocked(k) && e->requester == requester;
+    if (own + 1 > options_.maxRequestedPerRequester) {
+      auto victim = victimOf([&](const CatalogEntry& e) { return e.requester == requester; });
+      if (victim == entries_.end()) {
+        return refuse("user \"" + std::string(requester) + "\" already has " + std::to_string(own) +
+                      " directly requested metrics polled (--max-metrics-per-user " +
+                      std::to_string(options_.maxRequestedPerRequester) + ")");
+      }
+      evict(victim);
+    }
+  }
+  auto [count, bytes] = requestedUsageLocked();
+  // Full (in entries or in bytes): never-served direct requests make room, oldest first. Only
+  // when every direct request has had a value is the new name refused.
+  while (count + 1 > options_.maxRequested || bytes + entry->bytes > options_.maxRequestedBytes) {
+    auto victim = victimOf([](const CatalogEntry&) { return true; });
+    if (victim == entries_.end()) {
+      return refuse(count + 1 > options_.maxRequested
+                        ? std::to_string(count) +
+                              " directly requested metrics are already polled (--max-metrics " +
+                              std::to_string(options_.maxRequested) + ")"
+                        : "the directly requested metrics already polled take " +
+                              std::to_string(bytes >> 10) + " KiB and this one would take " +
+                              std::to_string(entry->bytes >> 10) +
+                              " KiB more (--max-metrics-bytes " +
+                              std::to_string(options_.maxRequestedBytes >> 10) +
+                              " KiB; long selectors cost the most)");
+    }
+    --count;
+    bytes -= victim->second->bytes;
+    evict(victim);
   }
   entry->touch(now);
   entries_[key] = entry;

@@ -53,6 +53,8 @@ struct CatalogOptions {
   // ones).
   std::size_t maxRequested = 10'000;
   std::size_t maxRequestedBytes = 48u << 20;
+  // One caller's share of maxRequested (0: none): a caller inventing names evicts its own.
+  std::size_t maxRequestedPerRequester = 0;
   bool useDatadogMetrics = false;  // DD_EXTERNAL_METRICS_PROVIDER_USE_DATADOGMETRIC_CRD
   bool autogen = true;             // DD_EXTERNAL_METRICS_PROVIDER_ENABLE_DATADOGMETRIC_AUTOGEN
   std::string autogenNamespace = "xmetrics";  // where autogen objects live
@@ -99,6 +101,7 @@ struct CatalogEntry {
   std::string error;
 
   core::Clock::time_point registeredAt;
+  std::string requester;  // the user whose direct request registered it; empty for HPA references
   // Heap bytes it costs while polled: itself and the catalog's record of who wants it, and the
   // value the poller publishes for it (Catalog::entryBytes). The bound `maxRequestedBytes` counts
   // these.
@@ -141,9 +144,10 @@ class Catalog {
   // the direct requests already fill `maxRequested` or `maxRequestedBytes` with metrics that have
   // had a value (`refused`, when given, then says which bound and by how much). Called from the
   // request path on a miss.
+  // `requester`: who asked (the authenticated user), for `maxRequestedPerRequester`.
   CatalogEntryPtr ensure(std::string_view ns, std::string_view metricName,
                          const core::LabelSelector& selector, core::Clock::time_point now,
-                         std::string* refused = nullptr);
+                         std::string* refused = nullptr, std::string_view requester = {});
 
   // The heap bytes an entry costs while polled (CatalogEntry::bytes): calibrated against malloc's
   // own count in tests/unit/poller (the value's share is made by the poller).
@@ -212,6 +216,7 @@ class Catalog {
     core::LabelSelector selector;
     core::DemandStamp stamp;
     core::Clock::time_point registeredAt;
+    std::string requester;
     std::shared_ptr<std::atomic<bool>> served = std::make_shared<std::atomic<bool>>(false);
     std::shared_ptr<std::atomic<bool>> attempted = std::make_shared<std::atomic<bool>>(false);
   };

@@ -384,6 +384,18 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
          o.maxConnections = *n;
          return std::nullopt;
        }},
+      {{"max-metrics-per-user",
+        {},
+        "most directly requested metrics one user (the authenticated name; through the "
+        "aggregator, the user it acts for) may have polled; past it a new name of theirs takes "
+        "the place of one of their own that never had a value, else 429; 0: half of max-metrics",
+        "0"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         auto n = parseNumber<std::size_t>(v);
+         if (!n) return "must be a number (0: half of max-metrics)";
+         o.maxMetricsPerUser = *n;
+         return std::nullopt;
+       }},
       {{"max-metrics-bytes",
         {},
         "most memory the directly requested metrics may take (their catalog entries and values), "

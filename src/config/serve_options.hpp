@@ -68,6 +68,8 @@ struct ServeOptions {
   std::chrono::seconds inactiveAfter{600};
   std::size_t maxMetrics = 10'000;  // metrics registered by direct requests (not HPA references)
   std::size_t maxMetricsBytes = 48u << 20;  // what those may cost in heap bytes
+  // One user's share of max-metrics; 0: half of it.
+  std::size_t maxMetricsPerUser = 0;
   // Connections held at once; 0: 4096, or fewer in a cgroup with a memory limit (connectionCap).
   std::size_t maxConnections = 0;
 

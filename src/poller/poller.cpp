@@ -104,13 +104,11 @@ void Poller::publishStatus() {
   store_.publishStatus(std::move(next));
 }
 
-std::expected<std::string, std::string> Poller::fetchFirst(std::string_view ns,
-                                                           std::string_view metricName,
-                                                           const core::LabelSelector& selector,
-                                                           core::Clock::time_point now,
-                                                           std::function<void()> done) {
+std::expected<std::string, std::string> Poller::fetchFirst(
+    std::string_view ns, std::string_view metricName, const core::LabelSelector& selector,
+    core::Clock::time_point now, std::string_view requester, std::function<void()> done) {
   std::string refused;
-  auto entry = catalog_.ensure(ns, metricName, selector, now, &refused);
+  auto entry = catalog_.ensure(ns, metricName, selector, now, &refused, requester);
   if (!entry) return std::unexpected(std::move(refused));
   std::string query = entry->query;
   fetchNow(std::move(entry), std::move(done));

@@ -82,11 +82,9 @@ class Poller final : public server::MetricDemand {
   PollerStatus status() const;
 
   // server::MetricDemand: the request path's door to the catalog and this loop.
-  std::expected<std::string, std::string> fetchFirst(std::string_view ns,
-                                                     std::string_view metricName,
-                                                     const core::LabelSelector& selector,
-                                                     core::Clock::time_point now,
-                                                     std::function<void()> done) override;
+  std::expected<std::string, std::string> fetchFirst(
+      std::string_view ns, std::string_view metricName, const core::LabelSelector& selector,
+      core::Clock::time_point now, std::string_view requester, std::function<void()> done) override;
   void want(std::string_view ns, std::string_view metricName, const core::LabelSelector& selector,
             core::Clock::time_point now) override;
   std::vector<std::string> referencesOf(const std::string& key) const override {

@@ -239,7 +239,7 @@ void ApiHandler::authorized(std::shared_ptr<const Parsed> request, const auth::U
   }
   auto access = accessRequestFor(routeOf(*request), request->path, request->methodText);
   auto decide = [this, request, slot, user, access](const auth::AccessDecision& decision) {
-    if (decision.allowed) return route(*request, slot);
+    if (decision.allowed) return route(*request, user.name, slot);
     std::string message = "forbidden: user \"" + user.name + "\" cannot " + access.describe();
     if (!decision.reason.empty()) message += ": " + decision.reason;
     slot->respond(statusError(403, "Forbidden", message, request->version));
@@ -250,7 +250,7 @@ void ApiHandler::authorized(std::shared_ptr<const Parsed> request, const auth::U
   if (!queued) slot->respond(shuttingDownError(request->version));
 }
 
-void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
+void ApiHandler::route(const Parsed& request, const std::string& user, ResponseSlotPtr slot) {
   const unsigned version = request.version;
   const std::string& path = request.path;
   auto match = routeOf(request);
@@ -307,7 +307,8 @@ void ApiHandler::route(const Parsed& request, ResponseSlotPtr slot) {
     case Route::kMetrics:
       return slot->respond(metricsResponse(version));
     case Route::kExternalMetric:
-      return externalMetric(match.ns, match.metric, request.selector, version, std::move(slot));
+      return externalMetric(match.ns, match.metric, request.selector, user, version,
+                            std::move(slot));
     case Route::kDiscovery:
       return slot->respond(discovery(path, version));
     case Route::kUnknownInGroup:
@@ -429,8 +430,8 @@ HttpResponse ApiHandler::discovery(std::string_view path, unsigned version) cons
 }
 
 void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
-                                std::string_view selectorText, unsigned version,
-                                ResponseSlotPtr slot) {
+                                std::string_view selectorText, const std::string& user,
+                                unsigned version, ResponseSlotPtr slot) {
   if (!isValidNamespace(ns)) {
     return slot->respond(statusError(
         400, "BadRequest",
@@ -503,7 +504,7 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
   std::weak_ptr<FirstFetchWait> weak = wait;
   std::string nsCopy(ns), metricCopy(metric);
   auto query = demand_.fetchFirst(
-      ns, metric, *selector, now, [this, weak, key, nsCopy, metricCopy, canonical, version] {
+      ns, metric, *selector, now, user, [this, weak, key, nsCopy, metricCopy, canonical, version] {
         auto wait = weak.lock();
         if (!wait) return;  // already answered by the deadline, or the server is gone
         boost::asio::post(wait->deadline.get_executor(), [this, wait, key, nsCopy, metricCopy,

@@ -88,14 +88,15 @@ class ApiHandler final : public RequestHandler {
   struct Parsed;  // what routing needs of a request, copyable into continuations
   void authorized(std::shared_ptr<const Parsed> request, const auth::UserInfo& user,
                   ResponseSlotPtr slot);
-  void route(const Parsed& request, ResponseSlotPtr slot);
+  void route(const Parsed& request, const std::string& user, ResponseSlotPtr slot);
   static RouteMatch routeOf(const Parsed& request);
   HttpResponse health(std::string_view path, unsigned version) const;
   bool readyExceptLiveness(const std::string& notReady) const;
   HttpResponse discovery(std::string_view path, unsigned version) const;
   HttpResponse metricsResponse(unsigned version) const;
+  // `user`: who asks (the authenticated name), for its share of directly requested metrics.
   void externalMetric(std::string_view ns, std::string_view metric, std::string_view selectorText,
-                      unsigned version, ResponseSlotPtr slot);
+                      const std::string& user, unsigned version, ResponseSlotPtr slot);
   HttpResponse replicate(const std::string& body, unsigned version);
   HttpResponse answer(const std::string& key, std::string_view ns, std::string_view metric,
                       std::string_view selector, unsigned version) const;

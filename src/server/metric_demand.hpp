@@ -25,11 +25,10 @@ class MetricDemand {
   // the process stops first, so the caller keeps its own deadline). Returns the query it resolved
   // to, for messages; or, when it cannot be registered because the directly requested metrics
   // already fill their bounds (--max-metrics, --max-metrics-bytes), which bound and by how much.
-  virtual std::expected<std::string, std::string> fetchFirst(std::string_view ns,
-                                                             std::string_view metricName,
-                                                             const core::LabelSelector& selector,
-                                                             core::Clock::time_point now,
-                                                             std::function<void()> done) = 0;
+  // `requester`: the authenticated user asking, for its share (--max-metrics-per-user).
+  virtual std::expected<std::string, std::string> fetchFirst(
+      std::string_view ns, std::string_view metricName, const core::LabelSelector& selector,
+      core::Clock::time_point now, std::string_view requester, std::function<void()> done) = 0;
 
   // A follower's demand (POST /xmetrics/v1/replicate): wanted here as a request would be, and
   // fetched at once when it has no value yet. Nobody waits for it.

@@ -62,3 +62,25 @@ def test_long_selectors_fill_the_bytes_bound_not_the_memory(start_xmetrics):
     # And the status report stays proportionate to the bound, not to the flood.
     wait_for(lambda: len(xm.request("/xmetrics/v1/status")[2]) < 2_000_000, timeout=5,
              what="the status report to shrink back to what is polled")
+
+
+def test_one_users_flood_stays_within_its_share(start_xmetrics):
+    """Issue 13, item 5: per-identity quotas. A token user inventing names (each served, so none
+    can make room) is refused at its share; another user's new metric still gets in."""
+    xm = start_xmetrics("--max-metrics", "20", "--max-metrics-per-user", "5")
+    before = xm.status()["dogstatsd"]["metrics"]
+    for i in range(8):
+        xm.send(f"flood.{i}:{i}|g")
+    xm.send("theirs.gauge:9|g")
+    xm.wait_ingested(before + 9)
+    as_alice = {"Authorization": f"Bearer {xm.token}"}
+    codes = [xm.request(metric_path(f"flood.{i}"), headers=as_alice, client_cert=False)[0]
+             for i in range(8)]
+    assert codes == [200] * 5 + [429] * 3, codes
+    status, _, body = xm.request(metric_path("flood.7"), headers=as_alice, client_cert=False)
+    message = json.loads(body)["message"]
+    assert 'user "alice" already has 5 directly requested metrics polled' in message, message
+    assert "--max-metrics-per-user 5" in message, message
+    # Another caller (the client certificate's user) is not held to alice's share.
+    status, _, body = xm.request(metric_path("theirs.gauge"))
+    assert status == 200, body

@@ -96,6 +96,38 @@ TEST(Catalog, TheDirectRequestsAreBoundedInBytes) {
   EXPECT_LE(c.requestedUsage().second, std::size_t{1} << 20);
 }
 
+// Issue 13, item 5: one caller's share. A user inventing names makes room among its own and is
+// then refused, before it can take a slot another user's metric needs.
+TEST(Catalog, OneUsersInventedNamesEvictOnlyItsOwn) {
+  Catalog c({.inlineQuery = {query::Aggregator::kAvg, 30},
+             .inactiveAfter = 600s,
+             .maxRequested = 10,
+             .maxRequestedPerRequester = 4});
+  auto bobs = c.ensure("default", "bobs.metric", {}, at(0), nullptr, "bob");
+  ASSERT_NE(bobs, nullptr);
+  bobs->markAttempted();  // fetched, no value yet: evictable by the global rule, not by mallory's
+  for (int i = 0; i < 40; ++i) {
+    auto e =
+        c.ensure("default", "invented." + std::to_string(i), {}, at(1 + i), nullptr, "mallory");
+    ASSERT_NE(e, nullptr) << i;  // each takes the place of mallory's own oldest
+    e->markAttempted();
+  }
+  auto mine = [&](const std::string& who) {
+    int n = 0;
+    for (const auto& e : c.entries()) n += e->requester == who;
+    return n;
+  };
+  EXPECT_EQ(mine("mallory"), 4);
+  EXPECT_EQ(mine("bob"), 1);  // untouched
+  for (const auto& e : c.entries()) e->markServed();
+  std::string refused;
+  EXPECT_EQ(c.ensure("default", "one.more", {}, at(100), &refused, "mallory"), nullptr);
+  EXPECT_EQ(refused,
+            "user \"mallory\" already has 4 directly requested metrics polled "
+            "(--max-metrics-per-user 4)");
+  EXPECT_NE(c.ensure("default", "carols.metric", {}, at(101), nullptr, "carol"), nullptr);
+}
+
 TEST(Catalog, ForgetsMetricsNotRequestedForInactiveAfter) {
   Catalog c({.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s});
   c.ensure("default", "a", {}, at(0));

@@ -389,13 +389,14 @@ TEST_F(PollerTest, FirstFetchIsRefusedPastTheCapOnlyWhenEveryMetricHasHadAValue)
   catalog::Catalog small{{.inlineQuery = {query::Aggregator::kAvg, 30}, .maxRequested = 1}};
   store::ValueStore smallValues;
   Poller capped{small, backend, smallValues, {.refreshPeriod = 30s}, [this] { return now; }};
-  EXPECT_EQ(capped.fetchFirst("default", "invented", {}, now, [] {}), "avg:invented{*}.rollup(30)");
+  EXPECT_EQ(capped.fetchFirst("default", "invented", {}, now, "alice", [] {}),
+            "avg:invented{*}.rollup(30)");
   capped.refreshAll();  // no data for it
-  EXPECT_EQ(capped.fetchFirst("default", "a", {}, now, [] {}), "avg:a{*}.rollup(30)");
+  EXPECT_EQ(capped.fetchFirst("default", "a", {}, now, "alice", [] {}), "avg:a{*}.rollup(30)");
   EXPECT_EQ(small.size(), 1u);
   backend.set("avg:a{*}.rollup(30)", core::Sample{4, now});
   capped.refreshAll();  // a has a value now: it stays
-  auto refused = capped.fetchFirst("default", "b", {}, now, [] {});
+  auto refused = capped.fetchFirst("default", "b", {}, now, "alice", [] {});
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error(), "1 directly requested metrics are already polled (--max-metrics 1)");
 }
