@@ -233,30 +233,47 @@ bool isTimeoutError(std::string_view error) {
 }
 
 HttpClient::HttpClient(TlsOptions tls, std::size_t maxConnections)
-    : impl_(std::make_unique<Impl>(std::move(tls), maxConnections)) {}
+    : tls_(std::move(tls)), maxConnections_(maxConnections) {}
 HttpClient::~HttpClient() = default;
 
+HttpClient::Impl& HttpClient::impl() {
+  std::lock_guard lock(implMutex_);
+  if (!impl_) {
+    impl_ = std::make_unique<Impl>(tls_, maxConnections_);
+    if (cancelledEarly_) impl_->cancelled.store(true);
+  }
+  return *impl_;
+}
+
 void HttpClient::cancel() {
-  std::lock_guard lock(impl_->socketsMutex);
-  impl_->cancelled.store(true);
-  for (curl_socket_t fd : impl_->sockets) ::shutdown(fd, SHUT_RDWR);
+  Impl* made = nullptr;
+  {
+    std::lock_guard lock(implMutex_);
+    cancelledEarly_ = true;
+    made = impl_.get();
+  }
+  if (!made) return;  // nothing was ever sent: later calls fail from the flag
+  std::lock_guard lock(made->socketsMutex);
+  made->cancelled.store(true);
+  for (curl_socket_t fd : made->sockets) ::shutdown(fd, SHUT_RDWR);
 }
 
 std::expected<Response, std::string> HttpClient::send(const Request& request) {
-  if (impl_->cancelled.load()) {
+  Impl& self = impl();
+  if (self.cancelled.load()) {
     return std::unexpected(request.method + " " + originOf(request.url) +
                            " failed: cancelled (xmetrics is shutting down)");
   }
   Response response;
   Slist headerList;
-  Easy c = impl_->prepare(request, &response.headers, headerList);
+  Easy c = self.prepare(request, &response.headers, headerList);
   char detail[CURL_ERROR_SIZE] = {};
   curl().easy_setopt(c.get(), CURLOPT_ERRORBUFFER, detail);
   curl().easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, &onBody);
   curl().easy_setopt(c.get(), CURLOPT_WRITEDATA, &response.body);
   CURLcode code = curl().easy_perform(c.get());
   if (code == CURLE_OK) curl().easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &response.status);
-  impl_->release(std::move(c));
+  self.release(std::move(c));
   if (code != CURLE_OK) return std::unexpected(Impl::failure(request, code, detail));
   return response;
 }
@@ -269,9 +286,10 @@ std::expected<long, std::string> HttpClient::stream(
     const std::atomic<bool>* cancel;
     bool stoppedByCaller = false;
   } state{&onData, cancel};
+  Impl& self = impl();
   Headers headers;
   Slist headerList;
-  Easy c = impl_->prepare(request, &headers, headerList);
+  Easy c = self.prepare(request, &headers, headerList);
   char detail[CURL_ERROR_SIZE] = {};
   curl().easy_setopt(c.get(), CURLOPT_ERRORBUFFER, detail);
   curl().easy_setopt(
@@ -301,7 +319,7 @@ std::expected<long, std::string> HttpClient::stream(
   CURLcode code = curl().easy_perform(c.get());
   long status = 0;
   curl().easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
-  impl_->release(std::move(c));
+  self.release(std::move(c));
   if (code != CURLE_OK && !state.stoppedByCaller) {
     return std::unexpected(Impl::failure(request, code, detail));
   }

@@ -86,7 +86,14 @@ class HttpClient {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  // Made at the first call, not here: constructing a client (the follower's, a backend's that is
+  // configured but not used yet) must not load libcurl and its ~25 libraries (3 MB resident).
+  Impl& impl();
+  TlsOptions tls_;
+  std::size_t maxConnections_;
+  std::mutex implMutex_;
+  std::unique_ptr<Impl> impl_;   // under implMutex_ until made, then never replaced
+  bool cancelledEarly_ = false;  // cancel() before the first call; under implMutex_
 };
 
 }  // namespace xmetrics::http

@@ -150,3 +150,15 @@ def test_metric_names_with_capitals_resolve_to_the_same_metric(xmetrics):
     xmetrics.wait_ingested(before + 1)
     assert read_items(xmetrics, "shop.visits", "env=prod")[0]["value"] == "4"
     assert read_items(xmetrics, "Shop.Visits", "env=prod")[0]["value"] == "4"
+
+
+def test_an_embedded_only_process_never_loads_libcurl(start_xmetrics):
+    """libcurl and its ~25 libraries (3 MB resident) are loaded at the first outbound call; an
+    embedded-only process makes none, even though its follower client exists. A client that
+    loaded it at construction took idle RSS from 14 to 19 MB unnoticed."""
+    xm = start_xmetrics()
+    xm.send("idle.check:1|g")
+    xm.request(metric_path("idle.check"))
+    with open(f"/proc/{xm.proc.pid}/maps") as f:
+        loaded = {line.split()[-1] for line in f if ".so" in line}
+    assert not [lib for lib in loaded if "libcurl" in lib], sorted(loaded)
