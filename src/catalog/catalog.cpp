@@ -298,9 +298,14 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
     entries_.erase(victim);
     ++evicted_;
   };
-  // One caller's share first: a caller inventing names makes room among its own, and is refused
-  // once all of its own have had values, before it can touch anyone else's.
-  if (options_.maxRequestedPerRequester > 0 && !requester.empty()) {
+  auto full = [&](std::size_t count, std::size_t bytes) {
+    return count + 1 > options_.maxRequested || bytes + entry->bytes > options_.maxRequestedBytes;
+  };
+  // When full, one caller's share comes first: a caller at its share makes room among its own,
+  // and is refused once all of its own have had values, before it can touch anyone else's. Below
+  // the bounds anyone may use all of them (one client can poll max-metrics metrics).
+  if (auto [count, bytes] = requestedUsageLocked();
+      full(count, bytes) && options_.maxRequestedPerRequester > 0 && !requester.empty()) {
     std::size_t own = 0;
     for (const auto& [k, e] : entries_) own += !heldLocked(k) && e->requester == requester;
     if (own + 1 > options_.maxRequestedPerRequester) {
@@ -316,8 +321,24 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
   auto [count, bytes] = requestedUsageLocked();
   // Full (in entries or in bytes): never-served direct requests make room, oldest first. Only
   // when every direct request has had a value is the new name refused.
-  while (count + 1 > options_.maxRequested || bytes + entry->bytes > options_.maxRequestedBytes) {
-    auto victim = victimOf([](const CatalogEntry&) { return true; });
+  // Whose never-served names go first: those of users past their share.
+  std::unordered_map<std::string, std::size_t> perUser;
+  if (full(count, bytes) && options_.maxRequestedPerRequester > 0) {
+    for (const auto& [k, e] : entries_) {
+      if (!heldLocked(k)) ++perUser[e->requester];
+    }
+  }
+  auto overShare = [&](const CatalogEntry& e) {
+    auto it = perUser.find(e.requester);
+    return !e.requester.empty() && it != perUser.end() &&
+           it->second >= options_.maxRequestedPerRequester;
+  };
+  while (full(count, bytes)) {
+    auto victim = victimOf(overShare);
+    if (victim == entries_.end()) victim = victimOf([](const CatalogEntry&) { return true; });
+    if (victim != entries_.end()) {
+      if (auto it = perUser.find(victim->second->requester); it != perUser.end()) --it->second;
+    }
     if (victim == entries_.end()) {
       return refuse(count + 1 > options_.maxRequested
                         ? std::to_string(count) +

@@ -53,7 +53,8 @@ struct CatalogOptions {
   // ones).
   std::size_t maxRequested = 10'000;
   std::size_t maxRequestedBytes = 48u << 20;
-  // One caller's share of maxRequested (0: none): a caller inventing names evicts its own.
+  // One caller's share of maxRequested (0: none), applied once the bounds are reached: a caller
+  // at its share then evicts only its own.
   std::size_t maxRequestedPerRequester = 0;
   bool useDatadogMetrics = false;  // DD_EXTERNAL_METRICS_PROVIDER_USE_DATADOGMETRIC_CRD
   bool autogen = true;             // DD_EXTERNAL_METRICS_PROVIDER_ENABLE_DATADOGMETRIC_AUTOGEN

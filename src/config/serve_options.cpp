@@ -386,9 +386,10 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
        }},
       {{"max-metrics-per-user",
         {},
-        "most directly requested metrics one user (the authenticated name; through the "
-        "aggregator, the user it acts for) may have polled; past it a new name of theirs takes "
-        "the place of one of their own that never had a value, else 429; 0: half of max-metrics",
+        "once max-metrics (or max-metrics-bytes) is reached, the directly requested metrics one "
+        "user (the authenticated name; through the aggregator, the user it acts for) keeps: a "
+        "user at it makes room only among their own never-served names, else 429; 0: half of "
+        "max-metrics",
         "0"},
        [](std::string_view v, O& o) -> std::optional<std::string> {
          auto n = parseNumber<std::size_t>(v);

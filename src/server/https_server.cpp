@@ -257,6 +257,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // Idle from here, holding no buffer: what the last exchange held goes back (the next one
     // allocates anew once bytes arrive).
     buffer_.shrink_to_fit();
+    stream_.releaseBuffers();
     request_ = {};
     response_ = {};
     setState(State::kIdle);

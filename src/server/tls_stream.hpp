@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
@@ -16,6 +17,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/system/error_code.hpp>
 #include <cstddef>
+#include <vector>
 
 namespace xmetrics::server {
 
@@ -59,7 +61,9 @@ class TlsStream {
 
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    auto buffer = firstBuffer<boost::asio::const_buffer>(buffers);
+    // Beast hands a response as many small buffers (one per header field): one TLS record and
+    // one send each would cost several times the CPU. Up to a record's worth is copied into one.
+    auto buffer = coalesce(buffers);
     return run(
         [this, buffer]() -> int {
           if (buffer.size() == 0) return 0;
@@ -110,6 +114,27 @@ class TlsStream {
   // `ret`: > 0 bytes done (1 for the handshake and shutdown), <= 0 as OpenSSL returned.
   Outcome outcomeOf(int ret);
 
+  template <class ConstBuffers>
+  boost::asio::const_buffer coalesce(const ConstBuffers& buffers) {
+    auto first = firstBuffer<boost::asio::const_buffer>(buffers);
+    if (first.size() >= kRecordBytes) return first;
+    std::size_t total = 0;
+    int nonEmpty = 0;
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers) && total < kRecordBytes; ++it) {
+      boost::asio::const_buffer b(*it);
+      if (b.size() == 0) continue;
+      ++nonEmpty;
+      total += b.size();
+    }
+    if (nonEmpty < 2) return first;
+    std::size_t n = std::min(total, kRecordBytes);
+    coalesced_.resize(n);
+    boost::asio::buffer_copy(boost::asio::buffer(coalesced_), buffers, n);
+    return boost::asio::buffer(coalesced_.data(), n);
+  }
+  static constexpr std::size_t kRecordBytes = 16 * 1024;  // TLS's largest record
+
   template <class Buffer, class Buffers>
   static Buffer firstBuffer(const Buffers& buffers) {
     for (auto it = boost::asio::buffer_sequence_begin(buffers);
@@ -154,6 +179,14 @@ class TlsStream {
 
   Socket socket_;
   SSL* ssl_ = nullptr;
+  std::vector<char> coalesced_;  // the copy being written; released while idle
+
+ public:
+  // Gives back what the last write held (called when the connection goes idle).
+  void releaseBuffers() {
+    coalesced_.clear();
+    coalesced_.shrink_to_fit();
+  }
 };
 
 }  // namespace xmetrics::server

@@ -65,22 +65,28 @@ def test_long_selectors_fill_the_bytes_bound_not_the_memory(start_xmetrics):
 
 
 def test_one_users_flood_stays_within_its_share(start_xmetrics):
-    """Issue 13, item 5: per-identity quotas. A token user inventing names (each served, so none
-    can make room) is refused at its share; another user's new metric still gets in."""
-    xm = start_xmetrics("--max-metrics", "20", "--max-metrics-per-user", "5")
+    """Issue 13, item 5: per-identity quotas. Below --max-metrics one token user may fill it;
+    once it is full, that user (past its share, every name served) is refused, while another
+    user's new metric takes the place of one of its never-served names."""
+    xm = start_xmetrics("--max-metrics", "8", "--max-metrics-per-user", "4")
     before = xm.status()["dogstatsd"]["metrics"]
-    for i in range(8):
+    for i in range(7):
         xm.send(f"flood.{i}:{i}|g")
     xm.send("theirs.gauge:9|g")
-    xm.wait_ingested(before + 9)
+    xm.wait_ingested(before + 8)
     as_alice = {"Authorization": f"Bearer {xm.token}"}
     codes = [xm.request(metric_path(f"flood.{i}"), headers=as_alice, client_cert=False)[0]
-             for i in range(8)]
-    assert codes == [200] * 5 + [429] * 3, codes
-    status, _, body = xm.request(metric_path("flood.7"), headers=as_alice, client_cert=False)
-    message = json.loads(body)["message"]
-    assert 'user "alice" already has 5 directly requested metrics polled' in message, message
-    assert "--max-metrics-per-user 5" in message, message
+             for i in range(7)]
+    assert codes == [200] * 7, codes  # below the bound: all of it
+    status, _, body = xm.request(metric_path("never.sent"), headers=as_alice, client_cert=False)
+    assert status == 404, body  # the eighth, fetched, no data: the one that can make room
+    status, _, body = xm.request(metric_path("flood.extra"), headers=as_alice, client_cert=False)
+    assert status in (404, 429), body  # its own never-served name made room, or it is refused
     # Another caller (the client certificate's user) is not held to alice's share.
     status, _, body = xm.request(metric_path("theirs.gauge"))
     assert status == 200, body
+    status, _, body = xm.request(metric_path("flood.more"), headers=as_alice, client_cert=False)
+    message = json.loads(body)["message"]
+    assert status == 429, body
+    assert 'user "alice" already has 7 directly requested metrics polled' in message, message
+    assert "--max-metrics-per-user 4" in message, message

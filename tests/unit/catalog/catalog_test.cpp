@@ -105,11 +105,11 @@ TEST(Catalog, OneUsersInventedNamesEvictOnlyItsOwn) {
              .maxRequestedPerRequester = 4});
   auto bobs = c.ensure("default", "bobs.metric", {}, at(0), nullptr, "bob");
   ASSERT_NE(bobs, nullptr);
-  bobs->markAttempted();  // fetched, no value yet: evictable by the global rule, not by mallory's
+  bobs->markAttempted();  // fetched, no value yet: the oldest never-served entry of all
   for (int i = 0; i < 40; ++i) {
     auto e =
         c.ensure("default", "invented." + std::to_string(i), {}, at(1 + i), nullptr, "mallory");
-    ASSERT_NE(e, nullptr) << i;  // each takes the place of mallory's own oldest
+    ASSERT_NE(e, nullptr) << i;  // below the bound anyone may fill it; then mallory's own go
     e->markAttempted();
   }
   auto mine = [&](const std::string& who) {
@@ -117,15 +117,18 @@ TEST(Catalog, OneUsersInventedNamesEvictOnlyItsOwn) {
     for (const auto& e : c.entries()) n += e->requester == who;
     return n;
   };
-  EXPECT_EQ(mine("mallory"), 4);
-  EXPECT_EQ(mine("bob"), 1);  // untouched
+  EXPECT_EQ(mine("mallory"), 9);
+  EXPECT_EQ(mine("bob"), 1);  // never taken for mallory's names
+  // Another user's new name takes one of mallory's (past the share), not bob's older one.
+  ASSERT_NE(c.ensure("default", "carols.metric", {}, at(50), nullptr, "carol"), nullptr);
+  EXPECT_EQ(mine("bob"), 1);
+  EXPECT_EQ(mine("mallory"), 8);
   for (const auto& e : c.entries()) e->markServed();
   std::string refused;
   EXPECT_EQ(c.ensure("default", "one.more", {}, at(100), &refused, "mallory"), nullptr);
   EXPECT_EQ(refused,
-            "user \"mallory\" already has 4 directly requested metrics polled "
+            "user \"mallory\" already has 8 directly requested metrics polled "
             "(--max-metrics-per-user 4)");
-  EXPECT_NE(c.ensure("default", "carols.metric", {}, at(101), nullptr, "carol"), nullptr);
 }
 
 TEST(Catalog, ForgetsMetricsNotRequestedForInactiveAfter) {
