@@ -295,12 +295,21 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
   };
   auto evict = [&](std::unordered_map<std::string, CatalogEntryPtr>::iterator victim) {
     demands_.erase(victim->first);
+    totalBytes_ -= victim->second->bytes;
     entries_.erase(victim);
     ++evicted_;
   };
   auto full = [&](std::size_t count, std::size_t bytes) {
     return count + 1 > options_.maxRequested || bytes + entry->bytes > options_.maxRequestedBytes;
   };
+  // Every entry counted (HPA-named ones too) is an upper bound on the direct requests' usage:
+  // far from the bounds a new name needs no scan of the catalog.
+  if (!full(entries_.size(), totalBytes_)) {
+    entry->touch(now);
+    totalBytes_ += entry->bytes;
+    entries_[key] = entry;
+    return entry;
+  }
   // When full, one caller's share comes first: a caller at its share makes room among its own,
   // and is refused once all of its own have had values, before it can touch anyone else's. Below
   // the bounds anyone may use all of them (one client can poll max-metrics metrics).
@@ -356,6 +365,7 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
     evict(victim);
   }
   entry->touch(now);
+  totalBytes_ += entry->bytes;
   entries_[key] = entry;
   return entry;
 }
@@ -366,6 +376,8 @@ std::vector<CatalogEntryPtr> Catalog::recomputeLocked() {
     auto next = resolveLocked(demand);
     auto it = entries_.find(key);
     if (it != entries_.end() && it->second->sameResolution(*next)) continue;
+    if (it != entries_.end()) totalBytes_ -= it->second->bytes;
+    totalBytes_ += next->bytes;
     entries_[key] = next;
     changed.push_back(std::move(next));
   }
@@ -417,6 +429,7 @@ std::vector<CatalogEntryPtr> Catalog::applyReferences(const std::vector<Referenc
         (heldLocked(key) || now - it->second->lastRequested() <= options_.inactiveAfter);
     if (it == entries_.end()) {
       auto entry = resolveLocked(demand);
+      totalBytes_ += entry->bytes;
       entries_[key] = entry;
       added.push_back(std::move(entry));
     } else if (!polledBefore) {
@@ -482,7 +495,10 @@ std::vector<CatalogEntryPtr> Catalog::wanted(core::Clock::time_point now) {
   // asked for it recently.
   std::erase_if(entries_, [&](const auto& kv) {
     bool drop = !heldLocked(kv.first) && now - kv.second->lastRequested() > options_.inactiveAfter;
-    if (drop) demands_.erase(kv.first);
+    if (drop) {
+      demands_.erase(kv.first);
+      totalBytes_ -= kv.second->bytes;
+    }
     return drop;
   });
   // Demands whose entry went (never the case today, but keep the two maps one function).

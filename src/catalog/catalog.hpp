@@ -256,6 +256,7 @@ class Catalog {
   // Non-autogen objects by spec.externalMetricName, in id order (rule 3).
   std::unordered_map<std::string, std::vector<const DatadogMetric*>> byExternalName_;
   std::unordered_map<std::string, CatalogEntryPtr> entries_;  // by key
+  std::size_t totalBytes_ = 0;  // CatalogEntry::bytes of every entry in entries_
 
   std::mutex sinkMutex_;
   ChangeSink sink_;
