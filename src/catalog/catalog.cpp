@@ -1,6 +1,7 @@
 #include "catalog/catalog.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "core/strings.hpp"
 
@@ -310,45 +311,61 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
     entries_[key] = entry;
     return entry;
   }
-  // When full, one caller's share comes first: a caller at its share makes room among its own,
-  // and is refused once all of its own have had values, before it can touch anyone else's. Below
-  // the bounds anyone may use all of them (one client can poll max-metrics metrics).
-  if (auto [count, bytes] = requestedUsageLocked();
-      full(count, bytes) && options_.maxRequestedPerRequester > 0 && !requester.empty()) {
-    std::size_t own = 0;
-    for (const auto& [k, e] : entries_) own += !heldLocked(k) && e->requester == requester;
-    if (own + 1 > options_.maxRequestedPerRequester) {
-      auto victim = victimOf([&](const CatalogEntry& e) { return e.requester == requester; });
-      if (victim == entries_.end()) {
-        return refuse("user \"" + std::string(requester) + "\" already has " + std::to_string(own) +
-                      " directly requested metrics polled (--max-metrics-per-user " +
-                      std::to_string(options_.maxRequestedPerRequester) + ")");
-      }
-      evict(victim);
-    }
+  if (entry->bytes > options_.maxRequestedBytes) {
+    return refuse("this metric alone would take " + std::to_string(entry->bytes >> 10) +
+                  " KiB (--max-metrics-bytes " + std::to_string(options_.maxRequestedBytes >> 10) +
+                  " KiB; long selectors cost the most)");
   }
+  // Victims are chosen first and evicted only if the new entry then fits: a refusal evicts
+  // nothing. Per user (below) and then overall.
+  std::unordered_set<std::string> chosen;
+  std::unordered_map<std::string, std::size_t> perUser;  // direct entries by requester
   auto [count, bytes] = requestedUsageLocked();
-  // Full (in entries or in bytes): never-served direct requests make room, oldest first. Only
-  // when every direct request has had a value is the new name refused.
-  // Whose never-served names go first: those of users past their share.
-  std::unordered_map<std::string, std::size_t> perUser;
+  auto choose = [&](auto mine) {
+    auto victim =
+        victimOf([&](const CatalogEntry& e) { return !chosen.contains(e.key) && mine(e); });
+    if (victim == entries_.end()) return false;
+    chosen.insert(victim->first);
+    --count;
+    bytes -= victim->second->bytes;
+    if (auto it = perUser.find(victim->second->requester); it != perUser.end() && it->second > 0) {
+      --it->second;
+    }
+    return true;
+  };
   if (full(count, bytes) && options_.maxRequestedPerRequester > 0) {
     for (const auto& [k, e] : entries_) {
       if (!heldLocked(k)) ++perUser[e->requester];
     }
   }
+  // When full, one caller's share comes first: a caller at its share makes room among its own,
+  // and is refused once all of its own have had values, before it can touch anyone else's. Below
+  // the bounds anyone may use all of them (one client can poll max-metrics metrics).
+  if (full(count, bytes) && options_.maxRequestedPerRequester > 0 && !requester.empty()) {
+    std::size_t own = perUser[std::string(requester)];
+    if (own + 1 > options_.maxRequestedPerRequester) {
+      if (!choose([&](const CatalogEntry& e) { return e.requester == requester; })) {
+        return refuse("user \"" + std::string(requester) + "\" already has " + std::to_string(own) +
+                      " directly requested metrics polled (--max-metrics-per-user " +
+                      std::to_string(options_.maxRequestedPerRequester) + ")");
+      }
+    }
+  }
+  // Full (in entries or in bytes): never-served direct requests make room, oldest first, those
+  // of users past their share before anyone's. Only when every direct request has had a value is
+  // the new name refused.
   auto overShare = [&](const CatalogEntry& e) {
     auto it = perUser.find(e.requester);
     return !e.requester.empty() && it != perUser.end() &&
            it->second >= options_.maxRequestedPerRequester;
   };
   while (full(count, bytes)) {
-    auto victim = victimOf(overShare);
-    if (victim == entries_.end()) victim = victimOf([](const CatalogEntry&) { return true; });
-    if (victim != entries_.end()) {
-      if (auto it = perUser.find(victim->second->requester); it != perUser.end()) --it->second;
+    bool found = false;
+    for (bool anyone : {false, true}) {
+      if (found) break;
+      found = choose([&](const CatalogEntry& e) { return anyone || overShare(e); });
     }
-    if (victim == entries_.end()) {
+    if (!found) {
       return refuse(count + 1 > options_.maxRequested
                         ? std::to_string(count) +
                               " directly requested metrics are already polled (--max-metrics " +
@@ -360,10 +377,8 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
                               std::to_string(options_.maxRequestedBytes >> 10) +
                               " KiB; long selectors cost the most)");
     }
-    --count;
-    bytes -= victim->second->bytes;
-    evict(victim);
   }
+  for (const auto& k : chosen) evict(entries_.find(k));
   entry->touch(now);
   totalBytes_ += entry->bytes;
   entries_[key] = entry;

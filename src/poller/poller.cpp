@@ -210,7 +210,17 @@ void Poller::run(Lane& lane) {
         auto& to = laneOf(*w.entry);
         (&to == &lane ? urgent : to.urgent).emplace_back(std::move(w.entry), std::move(w.done));
       }
-      if (!followWaiting_.empty()) wake_.notify_all();
+      // So are those handed to this loop while following (every request went to the leader
+      // through it): each to its own backend's loop.
+      bool handed = !followWaiting_.empty();
+      std::erase_if(urgent, [&](auto& u) {
+        auto& to = laneOf(*u.first);
+        if (&to == &lane) return false;
+        to.urgent.push_back(std::move(u));
+        handed = true;
+        return true;
+      });
+      if (handed) wake_.notify_all();
       followWaiting_.clear();
     }
     lock.unlock();

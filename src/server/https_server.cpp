@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -101,6 +102,14 @@ struct HttpsServer::Impl {
   HttpsServerOptions options;
   RequestHandler& handler;
   // The concurrency hint lets Asio drop its internal locking when one thread runs everything.
+  // Before the io_context: its destructor destroys queued handlers, and the sessions they hold
+  // unregister themselves here.
+  std::mutex registryMutex;
+  std::list<std::weak_ptr<Session>> registry;
+  std::atomic<int> sessions{0};
+  // Connections closed since the heap was last trimmed: glibc keeps freed memory in its arenas,
+  // so 2,000 closed connections would leave their memory resident for good.
+  std::atomic<uint64_t> closed{0};
   net::io_context ioc{static_cast<int>(std::max(1u, options.threads))};
   tcp::acceptor acceptor{net::make_strand(ioc)};
   net::steady_timer acceptRetry{acceptor.get_executor()};
@@ -110,10 +119,6 @@ struct HttpsServer::Impl {
   std::mutex tlsMutex;
   std::shared_ptr<ssl::context> tls;  // swapped on reload; sessions keep the one they started with
   std::atomic<bool> stopping{false};
-  std::atomic<int> sessions{0};
-  // Connections closed since the heap was last trimmed: glibc keeps freed memory in its arenas,
-  // so 2,000 closed connections would leave their memory resident for good.
-  std::atomic<uint64_t> closed{0};
   // On the acceptor's strand, as stop()'s cancel is: one timer is never touched by two threads.
   net::steady_timer trimTimer{acceptor.get_executor()};
   void trimEvery(std::chrono::seconds period) {
@@ -127,11 +132,9 @@ struct HttpsServer::Impl {
   static constexpr uint64_t kTrimAfterClosed = 64;
   uint16_t boundPort = 0;
 
-  // Every open connection, oldest first: at the cap, a new client takes the place of the one
-  // that has done least for longest (a request trickled in, then a handshake, then the oldest
-  // idle keep-alive), so a full table never starves new clients. See Session::State.
-  std::mutex registryMutex;
-  std::list<std::weak_ptr<Session>> registry;
+  // `registry` (above): every open connection, oldest first. At the cap, a new client takes the
+  // place of the one that has done least for longest (a request trickled in, then a handshake,
+  // then the oldest idle keep-alive), so a full table never starves new clients.
   // Closes the connection that yields its place; false when every one is busy answering.
   bool shedOne();
   // At stop: closes every connection not in the middle of an answer.
@@ -209,9 +212,19 @@ class Session : public std::enable_shared_from_this<Session> {
   // Claims this connection for closing; false when another caller already did.
   bool claimForShedding() { return !shed_.exchange(true); }
   bool shedding() const { return shed_.load(std::memory_order_relaxed); }
+  // On its strand, for a shed: closes the socket unless a request got in meanwhile (then it is
+  // answered, and stays a candidate for later).
+  void shed() {
+    if (state() == State::kAnswering) {
+      shed_.store(false);
+      return;
+    }
+    close();
+  }
   // On its strand: closes the socket, so whatever it waits for ends with an error and it goes.
   void close() {
     boost::system::error_code ignored;
+    ++deadlineGeneration_;
     deadline_.cancel();
     stream_.socket().close(ignored);
   }
@@ -225,12 +238,20 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Each phase has its own bound (handshake, idle, request, write); passing it closes the
   // connection. The timer holds no reference: a connection the peer closed goes at once.
+  // A handler already queued when the deadline moved would still see success: the generation
+  // tells it that its deadline is no longer the connection's.
   void setDeadline(std::chrono::steady_clock::duration d) {
+    uint64_t generation = ++deadlineGeneration_;
     deadline_.expires_after(d);
-    deadline_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+    deadline_.async_wait([weak = weak_from_this(), generation](beast::error_code ec) {
       if (ec) return;  // moved or cancelled
-      if (auto self = weak.lock()) self->close();
+      auto self = weak.lock();
+      if (self && self->deadlineGeneration_ == generation) self->close();
     });
+  }
+  void clearDeadline() {
+    ++deadlineGeneration_;
+    deadline_.cancel();
   }
 
   void doHandshake() {
@@ -292,6 +313,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<ssl::context> tls_;
   TlsStream stream_;
   net::steady_timer deadline_;
+  uint64_t deadlineGeneration_ = 0;  // strand only
   HttpsServer::Impl& server_;
   std::list<std::weak_ptr<Session>>::iterator slot_;  // in server_.registry
   bool registered_ = false;
@@ -331,10 +353,9 @@ class SessionSlot final : public ResponseSlot {
 };
 
 void Session::onRead(beast::error_code ec) {
-  if (ec == http::error::end_of_stream || ec == net::error::eof ||
-      ec == net::ssl::error::stream_truncated) {
-    return doShutdown();
-  }
+  if (ec == http::error::end_of_stream || ec == net::error::eof) return doShutdown();
+  // Closed without close_notify: a fatal TLS error, after which OpenSSL forbids SSL_shutdown.
+  if (ec == net::ssl::error::stream_truncated) return;
   if (ec) {
     if (ec == http::error::body_limit || ec == http::error::header_limit ||
         ec.category() == http::make_error_code(http::error::bad_method).category()) {
@@ -353,7 +374,7 @@ void Session::onRead(beast::error_code ec) {
   }
   requestRead_ = std::chrono::steady_clock::now();
   setState(State::kAnswering);
-  deadline_.cancel();  // the handler bounds its own answer; the write has its deadline
+  clearDeadline();  // the handler bounds its own answer; the write has its deadline
   request_ = parser_->release();
   keepAlive_ = request_.keep_alive();
   isHead_ = request_.method() == http::verb::head;
@@ -368,10 +389,15 @@ bool HttpsServer::Impl::shedOne() {
   std::shared_ptr<Session> victim;
   std::pair<int, std::chrono::steady_clock::time_point> best{
       -1, std::chrono::steady_clock::time_point::max()};
+  // Every session locked here is released only after the registry's lock: the last reference
+  // dropped inside it would run ~Session, which takes that lock.
+  std::vector<std::shared_ptr<Session>> seen;
   {
     std::lock_guard lock(registryMutex);
+    seen.reserve(registry.size());
     for (const auto& weak : registry) {
       auto session = weak.lock();
+      if (session) seen.push_back(session);
       if (!session || session->state() == Session::State::kAnswering || session->shedding()) {
         continue;
       }
@@ -382,29 +408,27 @@ bool HttpsServer::Impl::shedOne() {
       auto since = session->stateSince();
       if (rank > best.first || (rank == best.first && since < best.second)) {
         best = {rank, since};
-        victim = std::move(session);
+        victim = session;
       }
     }
   }
   if (!victim || !victim->claimForShedding()) return false;
-  net::post(victim->executor(), [victim] { victim->close(); });
+  net::post(victim->executor(), [victim] { victim->shed(); });
   return true;
 }
 
 void HttpsServer::Impl::shedIdle() {
-  std::vector<std::shared_ptr<Session>> idle;
+  std::vector<std::shared_ptr<Session>> all;  // released after the lock, as in shedOne()
   {
     std::lock_guard lock(registryMutex);
     for (const auto& weak : registry) {
-      auto session = weak.lock();
-      if (session && session->state() != Session::State::kAnswering) {
-        idle.push_back(std::move(session));
-      }
+      if (auto session = weak.lock()) all.push_back(std::move(session));
     }
   }
-  for (auto& session : idle) {
-    if (session->claimForShedding())
-      net::post(session->executor(), [session] { session->close(); });
+  for (auto& session : all) {
+    if (session->state() != Session::State::kAnswering && session->claimForShedding()) {
+      net::post(session->executor(), [session] { session->shed(); });
+    }
   }
 }
 
@@ -423,6 +447,10 @@ void HttpsServer::Impl::accept() {
         acceptFailures = 0;
       }
       return retryAcceptAfter(std::chrono::milliseconds(100));
+    }
+    if (stopping) {
+      socket.close(ec);
+      return;
     }
     // At the connection cap a new client takes the place of the connection that has done least
     // for longest; only when every one is answering a request is it turned away.
@@ -465,6 +493,9 @@ std::expected<void, std::string> HttpsServer::reloadCertificates() {
 }
 
 std::expected<void, std::string> HttpsServer::start() {
+  // OpenSSL writes the sockets with write(), not send(MSG_NOSIGNAL): a peer that reset must be
+  // an error on that connection, not the end of the process.
+  ::signal(SIGPIPE, SIG_IGN);
   if (auto loaded = reloadCertificates(); !loaded) return loaded;
   const auto& o = impl_->options;
   boost::system::error_code ec;

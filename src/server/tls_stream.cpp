@@ -12,6 +12,7 @@ TlsStream::TlsStream(Socket&& socket, SSL_CTX* context)
     : socket_(std::move(socket)), ssl_(SSL_new(context)) {
   boost::system::error_code ignored;
   socket_.non_blocking(true, ignored);
+  if (!ssl_) socket_.close(ignored);  // out of memory: every operation fails
   if (ssl_) {
     SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle()));
     SSL_set_accept_state(ssl_);
@@ -47,6 +48,10 @@ TlsStream::Outcome TlsStream::outcomeOf(int ret) {
     default: {
       unsigned long e = ERR_get_error();
       ERR_clear_error();
+      // OpenSSL 3 reports a peer that closed without close_notify this way.
+      if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        return {Need::kDone, boost::asio::ssl::error::stream_truncated, 0};
+      }
       return {Need::kDone,
               {static_cast<int>(e ? e : SSL_R_UNEXPECTED_MESSAGE),
                boost::asio::error::get_ssl_category()},

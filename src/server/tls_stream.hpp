@@ -89,7 +89,7 @@ class TlsStream {
   // holds), without taking a buffer: an idle connection waits holding none.
   template <class Token>
   auto async_wait_readable(Token&& token) {
-    if (SSL_pending(ssl_) > 0) {
+    if (ssl_ && socket_.is_open() && SSL_pending(ssl_) > 0) {
       return boost::asio::async_compose<Token, void(boost::system::error_code)>(
           [this, started = false](auto& self, boost::system::error_code = {}) mutable {
             if (!started) {
@@ -156,6 +156,16 @@ class TlsStream {
             return self.complete(outcome.error, outcome.bytes);  // after the post below
           }
           if (waited) return self.complete(waited, 0);  // cancelled, closed
+          // Closed (a deadline, a shed): OpenSSL must never touch the descriptor number again,
+          // which may already belong to another connection.
+          if (!ssl_ || !socket_.is_open()) {
+            outcome = Outcome{Need::kDone, boost::asio::error::bad_descriptor, 0};
+            if (!started) {
+              started = true;
+              return boost::asio::post(socket_.get_executor(), std::move(self));
+            }
+            return self.complete(outcome.error, 0);
+          }
           if (nothingToDo) {
             outcome = Outcome{};
           } else {
