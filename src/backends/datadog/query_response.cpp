@@ -3,6 +3,8 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 
+#include "query/coalesce.hpp"
+
 namespace xmetrics::backends::datadog {
 namespace {
 
@@ -25,6 +27,7 @@ struct ResponseReader {
     std::size_t pointsBegin = 0, pointsEnd = 0;  // in `points`
     const char* pointError = nullptr;            // the first bad point, in order
     std::string unit[2];                         // `unit`: [unit, per_unit] names
+    std::vector<std::string> tagSet;             // `tag_set`: the group's `key:value` tags
   };
 
   bool rootIsObject = false;
@@ -73,6 +76,7 @@ struct ResponseReader {
       case Slot::kSeriesField:
         if (stack_.back().key == Key::kPointlist) role = Role::kPointlist;
         if (stack_.back().key == Key::kUnit) role = Role::kUnit;
+        if (stack_.back().key == Key::kTagSet) role = Role::kTagSet;
         break;
       case Slot::kPoint:
         role = Role::kPoint;
@@ -112,6 +116,7 @@ struct ResponseReader {
       if (key == "query_index") top.key = Key::kQueryIndex;
       if (key == "pointlist") top.key = Key::kPointlist;
       if (key == "unit") top.key = Key::kUnit;
+      if (key == "tag_set") top.key = Key::kTagSet;
     } else if (top.role == Role::kUnitItem && key == "name") {
       top.key = Key::kName;
     }
@@ -128,6 +133,7 @@ struct ResponseReader {
     Slot slot = scalar();
     if (slot == Slot::kTopStatus) statusIsError = text == "error";
     if (slot == Slot::kUnitName) unitName().assign(text);
+    if (slot == Slot::kTag) series.back().tagSet.emplace_back(text);
     text_.clear();
     return true;
   }
@@ -168,9 +174,19 @@ struct ResponseReader {
     kPoint,
     kUnit,
     kUnitItem,
+    kTagSet,
     kOther
   };
-  enum class Key : uint8_t { kOther, kStatus, kSeries, kQueryIndex, kPointlist, kUnit, kName };
+  enum class Key : uint8_t {
+    kOther,
+    kStatus,
+    kSeries,
+    kQueryIndex,
+    kPointlist,
+    kUnit,
+    kTagSet,
+    kName
+  };
   // What the value about to be read is.
   enum class Slot : uint8_t {
     kNone,
@@ -183,7 +199,8 @@ struct ResponseReader {
     kPointTime,
     kPointValue,
     kUnitItem,
-    kUnitName
+    kUnitName,
+    kTag
   };
   struct Frame {
     Role role;
@@ -213,6 +230,8 @@ struct ResponseReader {
         return top.index < 2 ? Slot::kUnitItem : Slot::kNone;
       case Role::kUnitItem:
         return top.key == Key::kName ? Slot::kUnitName : Slot::kNone;
+      case Role::kTagSet:
+        return Slot::kTag;
       case Role::kOther:
         return Slot::kNone;
     }
@@ -280,6 +299,9 @@ struct ResponseReader {
         s.unit[0].clear();
         s.unit[1].clear();
         break;
+      case Key::kTagSet:
+        s.tagSet.clear();
+        break;
       default:
         break;
     }
@@ -321,8 +343,8 @@ std::expected<Point, std::string> choosePoint(std::span<const Point> points) {
                          " points");
 }
 
-std::expected<std::vector<BackendResult>, std::string> parseQueryResponse(
-    std::string_view body, std::span<const std::string> queries) {
+std::expected<std::vector<QueryAnswer>, std::string> parseQueryAnswers(std::string_view body,
+                                                                       std::size_t queryCount) {
   auto notAnswer = [&](std::string why) {
     return std::unexpected("Datadog answered something that is not a query response (" + why +
                            "): " + clip(body, 120));
@@ -332,57 +354,118 @@ std::expected<std::vector<BackendResult>, std::string> parseQueryResponse(
   auto consumed = parser.write_some(false, body.data(), body.size(), ec);
   if (!ec && consumed < body.size()) ec = json::error::extra_data;
   if (ec) return notAnswer("not JSON: " + ec.message());
-  const auto& read = parser.handler();
+  auto& read = parser.handler();
   if (!read.rootIsObject) return notAnswer("not a JSON object");
   if (read.statusIsError) {
     return std::unexpected("Datadog answered status \"error\": " + errorMessage(body));
   }
   if (!read.seriesIsArray) return notAnswer("no series array");
 
-  std::vector<std::optional<BackendResult>> found(queries.size());
-  std::vector<std::size_t> seriesCount(queries.size(), 0);
-  for (const auto& series : read.series) {
-    if (!series.isObject) return notAnswer("a series is not an object");
+  // From here on every fault belongs to one query, or to none: a series that names no query of
+  // the call (an index out of range, none in a batch) cannot be blamed on a neighbour, and is left
+  // out rather than failing every query of the call.
+  std::vector<QueryAnswer> answers(queryCount);
+  std::size_t stray = 0;
+  for (auto& series : read.series) {
     std::size_t index = 0;
-    if (series.queryIndex) {
-      auto i = *series.queryIndex;
-      if (i < 0 || static_cast<std::size_t>(i) >= queries.size()) {
-        return notAnswer("query_index " + std::to_string(i) + " out of range for " +
-                         std::to_string(queries.size()) + " queries");
-      }
-      index = static_cast<std::size_t>(i);
-    } else if (queries.size() != 1) {
-      return notAnswer("a series without query_index in a batch of " +
-                       std::to_string(queries.size()));
-    }
-    if (++seriesCount[index] > 1) {
-      found[index] = std::unexpected("the query returned " + std::to_string(seriesCount[index]) +
-                                     " series; an external metric needs exactly one (remove the "
-                                     "`by {…}` grouping or narrow the filter)");
+    if (!series.isObject) {
+      ++stray;
       continue;
     }
-    if (series.pointError) return notAnswer(series.pointError);
+    if (series.queryIndex) {
+      auto i = *series.queryIndex;
+      if (i < 0 || static_cast<std::size_t>(i) >= queryCount) {
+        ++stray;
+        continue;
+      }
+      index = static_cast<std::size_t>(i);
+    } else if (queryCount != 1) {
+      ++stray;
+      continue;
+    }
+    SeriesAnswer answer;
+    answer.tagSet = std::move(series.tagSet);
+    if (series.pointError) {
+      answer.result = std::unexpected(std::string("Datadog answered ") + series.pointError +
+                                      " in this query's series");
+      answers[index].series.push_back(std::move(answer));
+      continue;
+    }
     auto point = choosePoint(
         std::span(read.points).subspan(series.pointsBegin, series.pointsEnd - series.pointsBegin));
     if (!point) {
-      found[index] = std::unexpected(point.error());
-      continue;
+      answer.result = std::unexpected(point.error());
+    } else {
+      core::Sample sample;
+      sample.value = *point->value;
+      sample.time = core::Clock::time_point(std::chrono::milliseconds(point->timestampMs));
+      sample.unit = series.unit[0];
+      if (!series.unit[1].empty()) {
+        sample.unit = (sample.unit.empty() ? "" : sample.unit + " ") + "per " + series.unit[1];
+      }
+      answer.result = std::move(sample);
     }
-    core::Sample sample;
-    sample.value = *point->value;
-    sample.time = core::Clock::time_point(std::chrono::milliseconds(point->timestampMs));
-    sample.unit = series.unit[0];
-    if (!series.unit[1].empty()) {
-      sample.unit = (sample.unit.empty() ? "" : sample.unit + " ") + "per " + series.unit[1];
+    answers[index].series.push_back(std::move(answer));
+  }
+  if (stray > 0) {
+    std::string note = " (the answer also held " + std::to_string(stray) +
+                       " series that name no query of this call)";
+    for (auto& a : answers) {
+      if (a.series.empty()) a.noSeries = note;
     }
-    found[index] = std::move(sample);
+  }
+  return answers;
+}
+
+BackendResult singleResult(QueryAnswer answer) {
+  if (answer.series.empty()) {
+    return std::unexpected("no serie was found for this query" + answer.noSeries);
+  }
+  if (answer.series.size() > 1) {
+    return std::unexpected("the query returned " + std::to_string(answer.series.size()) +
+                           " series; an external metric needs exactly one (remove the "
+                           "`by {…}` grouping or narrow the filter)");
+  }
+  return std::move(answer.series.front().result);
+}
+
+std::vector<BackendResult> splitByTag(QueryAnswer answer, std::string_view key,
+                                      std::span<const std::string> values) {
+  std::vector<const SeriesAnswer*> byMember(values.size(), nullptr);
+  std::vector<std::size_t> found(values.size(), 0);
+  for (const auto& series : answer.series) {
+    for (const auto& value : query::tagValues(series.tagSet, key)) {
+      for (std::size_t m = 0; m < values.size(); ++m) {
+        if (values[m] != value) continue;
+        byMember[m] = &series;
+        ++found[m];
+      }
+    }
   }
   std::vector<BackendResult> results;
-  results.reserve(queries.size());
-  for (auto& r : found) {
-    results.push_back(r ? std::move(*r)
-                        : BackendResult(std::unexpected("no serie was found for this query")));
+  results.reserve(values.size());
+  for (std::size_t m = 0; m < values.size(); ++m) {
+    if (found[m] == 0) {
+      results.emplace_back(std::unexpected("no serie was found for this query" + answer.noSeries));
+    } else if (found[m] > 1) {
+      // Datadog gives one series per group; two for one value would make the value ambiguous.
+      results.emplace_back(std::unexpected("Datadog answered " + std::to_string(found[m]) +
+                                           " series for " + std::string(key) + ":" + values[m] +
+                                           " of a grouped query; an external metric needs one"));
+    } else {
+      results.push_back(byMember[m]->result);
+    }
   }
+  return results;
+}
+
+std::expected<std::vector<BackendResult>, std::string> parseQueryResponse(
+    std::string_view body, std::span<const std::string> queries) {
+  auto answers = parseQueryAnswers(body, queries.size());
+  if (!answers) return std::unexpected(answers.error());
+  std::vector<BackendResult> results;
+  results.reserve(answers->size());
+  for (auto& a : *answers) results.push_back(singleResult(std::move(a)));
   return results;
 }
 

@@ -24,10 +24,38 @@ struct Point {
 // an error whose text says which ("only null values found").
 std::expected<Point, std::string> choosePoint(std::span<const Point> points);
 
-// Maps a 200 answer of `GET /api/v1/query` for `queries` (the batch, in the order they were joined)
-// back to one result per query by each series' `query_index`. A query with no series gets "no serie
-// was found for this query" (the Cluster Agent's words, so existing alerts on them keep working).
-// The whole answer fails (the error) when it is not JSON of that shape.
+// One series of an answer: its group's tags (`tag_set`, empty when not grouped) and its point.
+struct SeriesAnswer {
+  std::vector<std::string> tagSet;
+  BackendResult result = std::unexpected(std::string());
+};
+
+// What a 200 answer says for one query of the call: the series whose `query_index` names it.
+struct QueryAnswer {
+  std::vector<SeriesAnswer> series;
+  std::string noSeries;  // appended to "no serie was found": why there may be none
+};
+
+// Reads a 200 answer of `GET /api/v1/query` for a call of `queryCount` queries (in the order they
+// were joined). Only an answer that is not JSON of that shape, or says `"status": "error"`, fails
+// as a whole (the error); every other fault belongs to one query: a malformed point fails the
+// series it is in, and a series naming no query of the call (its `query_index` out of range, or
+// missing in a batch) is left out, noted in its neighbours' "no serie" text, never failing them.
+std::expected<std::vector<QueryAnswer>, std::string> parseQueryAnswers(std::string_view body,
+                                                                       std::size_t queryCount);
+
+// The value of an ungrouped query: its one series' point. None gets "no serie was found for this
+// query" (the Cluster Agent's words, so existing alerts on them keep working); several, an error
+// saying an external metric needs exactly one.
+BackendResult singleResult(QueryAnswer answer);
+
+// The values of a grouped (coalesced) query, one per wanted value: the series whose tag set holds
+// `key:value`, compared ignoring case (Datadog lowercases tags; `values` are lowercase). A value
+// without a series gets "no serie was found for this query", as its own query would.
+std::vector<BackendResult> splitByTag(QueryAnswer answer, std::string_view key,
+                                      std::span<const std::string> values);
+
+// parseQueryAnswers, each answer read by singleResult.
 std::expected<std::vector<BackendResult>, std::string> parseQueryResponse(
     std::string_view body, std::span<const std::string> queries);
 

@@ -83,13 +83,26 @@ TEST(ParseQueryResponse, SeveralSeriesForOneQueryIsAnErrorNotAnArbitraryPick) {
   EXPECT_NE((*results)[0].error().find("2 series"), std::string::npos);
 }
 
-TEST(ParseQueryResponse, GarbageAndOutOfRangeIndexesFailTheWholeAnswer) {
+TEST(ParseQueryResponse, GarbageFailsTheWholeAnswer) {
   std::vector<std::string> queries = {"a{*}"};
   EXPECT_FALSE(parseQueryResponse("<html>oops</html>", queries));
-  EXPECT_FALSE(parseQueryResponse(R"({"series":[{"query_index":3,"pointlist":[]}]})", queries));
   EXPECT_FALSE(parseQueryResponse(R"([1,2])", queries));
+  EXPECT_FALSE(parseQueryResponse(R"({"series":{}})", queries));
+}
+
+// Out-of-range and missing indexes used to fail the whole answer, so one query returning extra
+// series backed the endpoint off for everyone; now they fail no query but the one left without.
+TEST(ParseQueryResponse, OutOfRangeAndMissingIndexesFailOnlyTheQueriesLeftWithout) {
+  std::vector<std::string> queries = {"a{*}"};
+  auto outOfRange = parseQueryResponse(R"({"series":[{"query_index":3,"pointlist":[]}]})", queries);
+  ASSERT_TRUE(outOfRange) << outOfRange.error();
+  ASSERT_FALSE((*outOfRange)[0]);
+  EXPECT_NE((*outOfRange)[0].error().find("no serie was found"), std::string::npos);
   std::vector<std::string> two = {"a{*}", "b{*}"};
-  EXPECT_FALSE(parseQueryResponse(R"({"series":[{"pointlist":[[1,2]]}]})", two));
+  auto unindexed = parseQueryResponse(R"({"series":[{"pointlist":[[1,2]]}]})", two);
+  ASSERT_TRUE(unindexed) << unindexed.error();
+  EXPECT_FALSE((*unindexed)[0]);
+  EXPECT_FALSE((*unindexed)[1]);
 }
 
 TEST(ParseQueryResponse, FindsItsFieldsInAnyOrderAndUnderEscapedNames) {
@@ -123,14 +136,73 @@ TEST(ParseQueryResponse, AValueThatIsNotANumberIsANullPoint) {
   EXPECT_EQ((*results)[0]->value, 3);  // the only number, though not the second newest point
 }
 
-TEST(ParseQueryResponse, APointWithoutTwoEntriesOrATimestampFailsTheWholeAnswer) {
-  std::vector<std::string> queries = {"a{*}"};
-  auto shortPoint = parseQueryResponse(R"({"series":[{"pointlist":[[1000]]}]})", queries);
-  ASSERT_FALSE(shortPoint);
-  EXPECT_NE(shortPoint.error().find("a malformed point"), std::string::npos) << shortPoint.error();
-  auto noTime = parseQueryResponse(R"({"series":[{"pointlist":[["now",1]]}]})", queries);
-  ASSERT_FALSE(noTime);
-  EXPECT_NE(noTime.error().find("without a timestamp"), std::string::npos) << noTime.error();
+// A fault inside one series is that query's alone (issue: one object's query must never stop
+// its neighbours' refresh): the query fails with the reason, the others keep their values.
+TEST(ParseQueryResponse, APointWithoutTwoEntriesOrATimestampFailsOnlyItsQuery) {
+  std::vector<std::string> queries = {"a{*}", "b{*}"};
+  auto shortPoint = parseQueryResponse(
+      R"({"series":[{"query_index":0,"pointlist":[[1000]]},
+                    {"query_index":1,"pointlist":[[1000,4]]}]})",
+      queries);
+  ASSERT_TRUE(shortPoint) << shortPoint.error();
+  ASSERT_FALSE((*shortPoint)[0]);
+  EXPECT_NE((*shortPoint)[0].error().find("a malformed point"), std::string::npos)
+      << (*shortPoint)[0].error();
+  ASSERT_TRUE((*shortPoint)[1]);
+  EXPECT_EQ((*shortPoint)[1]->value, 4);
+  auto noTime =
+      parseQueryResponse(R"({"series":[{"pointlist":[["now",1]]}]})", {queries.data(), 1});
+  ASSERT_TRUE(noTime) << noTime.error();
+  ASSERT_FALSE((*noTime)[0]);
+  EXPECT_NE((*noTime)[0].error().find("without a timestamp"), std::string::npos)
+      << (*noTime)[0].error();
+}
+
+TEST(ParseQueryResponse, ASeriesNamingNoQueryOfTheCallFailsNoNeighbour) {
+  std::vector<std::string> queries = {"a{*}", "b{*}"};
+  // An index out of range (what `avg:a{*},avg:b{*}` smuggled into one query does), one without
+  // an index in a batch, and one that is not an object.
+  auto results = parseQueryResponse(
+      R"({"series":[{"query_index":0,"pointlist":[[1000,1]]},
+                    {"query_index":2,"pointlist":[[1000,9]]},
+                    {"pointlist":[[1000,8]]}, 7]})",
+      queries);
+  ASSERT_TRUE(results) << results.error();
+  ASSERT_TRUE((*results)[0]) << (*results)[0].error();
+  EXPECT_EQ((*results)[0]->value, 1);
+  ASSERT_FALSE((*results)[1]);
+  EXPECT_EQ((*results)[1].error(),
+            "no serie was found for this query (the answer also held 3 series that name no query "
+            "of this call)");
+}
+
+TEST(ParseQueryAnswers, AGroupedAnswerIsSplitByTheTagSetOfEachSeries) {
+  // The v1 shape of `avg:q{env:prod AND queue IN (a,b,c)} by {queue}`: one series per group.
+  std::string body = R"({"status":"ok","res_type":"time_series","series":[
+    {"metric":"q","scope":"env:prod,queue:b","tag_set":["queue:b"],"query_index":0,
+     "pointlist":[[1000,2],[2000,20],[3000,200]],"unit":null},
+    {"metric":"q","scope":"env:prod,queue:a","tag_set":["Queue:A"],"query_index":0,
+     "pointlist":[[1000,1],[2000,10],[3000,null]],"unit":[{"name":"job"},null]}]})";
+  auto answers = parseQueryAnswers(body, 1);
+  ASSERT_TRUE(answers) << answers.error();
+  ASSERT_EQ((*answers)[0].series.size(), 2u);
+  EXPECT_EQ((*answers)[0].series[0].tagSet, std::vector<std::string>{"queue:b"});
+  std::vector<std::string> wanted = {"a", "b", "c", "b"};
+  auto split = splitByTag((*answers)[0], "queue", wanted);
+  ASSERT_EQ(split.size(), 4u);
+  ASSERT_TRUE(split[0]) << split[0].error();
+  EXPECT_EQ(split[0]->value, 1);  // the second newest non-null point, as for any query
+  EXPECT_EQ(split[0]->time, core::Clock::time_point(std::chrono::milliseconds(1000)));
+  EXPECT_EQ(split[0]->unit, "job");
+  ASSERT_TRUE(split[1]);
+  EXPECT_EQ(split[1]->value, 20);
+  EXPECT_EQ(split[1]->time, core::Clock::time_point(std::chrono::milliseconds(2000)));
+  ASSERT_FALSE(split[2]);
+  EXPECT_EQ(split[2].error(), "no serie was found for this query");
+  ASSERT_TRUE(split[3]);
+  EXPECT_EQ(split[3]->value, 20);
+  // Read as an ungrouped query, two series are an error, as before.
+  EXPECT_FALSE(singleResult((*answers)[0]));
 }
 
 TEST(ParseQueryResponse, StatusErrorWinsWhereverItStands) {
