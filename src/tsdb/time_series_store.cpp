@@ -5,8 +5,10 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -288,6 +290,45 @@ std::pair<float, float> medianAndP95(std::vector<std::pair<float, float>> sample
     if (median && p95) break;
   }
   return {median.value_or(samples.back().first), p95.value_or(samples.back().first)};
+}
+
+// Is `tag` a `key:<value>` tag? Keys compare ignoring ASCII case; a bare `key` has no value and is
+// not one (Datadog groups it under `N/A`).
+bool hasKey(std::string_view tag, std::string_view key) {
+  return tag.size() > key.size() && tag[key.size()] == ':' &&
+         std::equal(key.begin(), key.end(), tag.begin(),
+                    [](char a, char b) { return lower(a) == lower(b); });
+}
+
+// `q` without its ` by {...}` and with its filter narrowed to series carrying every tag of `tags`
+// (`key:value`): `{rest AND k:v}`, an AND flattened as the parser flattens it, so it prints as the
+// query a caller would have written. It names a group in its errors.
+query::DatadogQuery narrowedTo(const query::DatadogQuery& q,
+                               std::span<const std::string_view> tags) {
+  using Kind = query::TagFilter::Kind;
+  query::DatadogQuery out = q;
+  out.groupBy.clear();
+  if (tags.empty()) return out;
+  std::vector<query::TagFilter> terms;
+  if (q.filter.kind == Kind::kAnd) {
+    terms = q.filter.children;
+  } else if (q.filter.kind != Kind::kAll) {
+    terms.push_back(q.filter);
+  }
+  for (std::string_view tag : tags) {
+    query::TagFilter match;
+    match.kind = Kind::kMatch;
+    std::size_t colon = tag.find(':');
+    match.key = std::string(tag.substr(0, colon));
+    match.values.emplace_back(tag.substr(colon + 1));
+    terms.push_back(std::move(match));
+  }
+  if (terms.size() == 1) {
+    out.filter = std::move(terms.front());
+  } else {
+    out.filter = query::TagFilter{.kind = Kind::kAnd, .children = std::move(terms)};
+  }
+  return out;
 }
 
 }  // namespace
@@ -860,26 +901,24 @@ struct TimeSeriesStore::Impl {
     return out;
   }
 
-  TimeSeriesStore::Result evaluate(const query::DatadogQuery& q, seconds window,
-                                   core::Clock::time_point now) {
-    if (!q.groupBy.empty()) {
-      return std::unexpected(
-          "grouped queries are not supported by the embedded backend: " + query::printQuery(q) +
-          " asks for one value per group, the external metrics API serves one "
-          "value per metric; remove the ' by {...}' clause");
-    }
-    std::lock_guard lock(mutex);
+  // A series someone reads is what the store is for: protected from eviction from now on.
+  void protect(const Series& s, int64_t nowSec) {
+    auto id = static_cast<uint32_t>(&s - series.data());
+    series[id].lastMatched = std::max(series[id].lastMatched, nowSec);
+    moveToTail(id, Tier::kQueried);
+  }
+
+  // Steps 2-5 of "How a query is answered" (docs/embedded-backend.md) over one set of series, in
+  // the order given: q's rollup and aggregator, the newest complete bucket. Shared by evaluate()
+  // and evaluateGrouped() so that a group's answer is its narrowed query's, bit for bit. Errors
+  // name `describe()`, the query as evaluate() would have been asked it.
+  template <typename Describe>
+  TimeSeriesStore::Result answer(const query::DatadogQuery& q,
+                                 const std::vector<Candidate>& matched, seconds window,
+                                 core::Clock::time_point now, Describe&& describe) const {
     auto windowText = [&] { return std::to_string(window.count()) + "s"; };
-    auto matched = candidates(q);
-    // A series someone reads is what the store is for: protected from eviction from now on.
-    for (const Candidate& c : matched) {
-      auto id = static_cast<uint32_t>(c.series - series.data());
-      series[id].lastMatched = std::max(series[id].lastMatched, epochSeconds(now));
-      moveToTail(id, Tier::kQueried);
-    }
     if (matched.empty()) {
-      return std::unexpected("no series matches " + query::printQuery(q) + " in the last " +
-                             windowText());
+      return std::unexpected("no series matches " + describe() + " in the last " + windowText());
     }
     int64_t rollupSeconds = resolution;
     if (q.rollup && q.rollup->seconds) {
@@ -939,7 +978,67 @@ struct TimeSeriesStore::Impl {
       if (auto value = valueAt(k)) return sampleAt(k, *value);
     }
     if (auto value = valueAt(openBucket)) return sampleAt(openBucket, *value);
-    return std::unexpected("no data for " + query::printQuery(q) + " in the last " + windowText());
+    return std::unexpected("no data for " + describe() + " in the last " + windowText());
+  }
+
+  TimeSeriesStore::Result evaluate(const query::DatadogQuery& q, seconds window,
+                                   core::Clock::time_point now) {
+    if (!q.groupBy.empty()) {
+      return std::unexpected(
+          "grouped queries are not supported by the embedded backend: " + query::printQuery(q) +
+          " asks for one value per group, the external metrics API serves one "
+          "value per metric; remove the ' by {...}' clause");
+    }
+    std::lock_guard lock(mutex);
+    auto matched = candidates(q);
+    for (const Candidate& c : matched) protect(*c.series, epochSeconds(now));
+    return answer(q, matched, window, now, [&] { return query::printQuery(q); });
+  }
+
+  // One pass over the matched series, each appended to every group whose tags it carries, so a
+  // group keeps the relative order candidates() gives and evaluate() of its narrowed query uses.
+  std::vector<GroupResult> evaluateGrouped(const query::DatadogQuery& q, seconds window,
+                                           core::Clock::time_point now) {
+    std::lock_guard lock(mutex);
+    const int64_t nowSec = epochSeconds(now);
+    const std::size_t keys = q.groupBy.size();
+    // Group tags as views into the interner: stable while the lock is held. Ordered by text.
+    std::map<std::vector<std::string_view>, std::vector<Candidate>> groups;
+    std::vector<std::vector<std::string_view>> values(keys);  // per key, the series' `key:v` tags
+    std::vector<std::size_t> pick(keys);
+    std::vector<std::string_view> combination(keys);
+    for (const Candidate& c : candidates(q)) {
+      bool everyKey = true;
+      for (std::size_t k = 0; k < keys; ++k) {
+        values[k].clear();
+        for (uint32_t t : c.series->tags) {
+          std::string_view tag = strings.view(t);
+          if (hasKey(tag, q.groupBy[k])) values[k].push_back(tag);
+        }
+        everyKey = everyKey && !values[k].empty();
+      }
+      if (!everyKey) continue;  // Datadog's `N/A` group: not served
+      protect(*c.series, nowSec);
+      // Every combination of the series' values (one, unless a key has several), odometer-wise.
+      std::fill(pick.begin(), pick.end(), 0);
+      for (;;) {
+        for (std::size_t k = 0; k < keys; ++k) combination[k] = values[k][pick[k]];
+        groups[combination].push_back(c);
+        std::size_t k = keys;
+        while (k > 0 && ++pick[k - 1] == values[k - 1].size()) pick[--k] = 0;
+        if (k == 0) break;
+      }
+    }
+    std::vector<GroupResult> out;
+    out.reserve(groups.size());
+    for (const auto& [tags, matched] : groups) {
+      GroupResult group;
+      group.tags.assign(tags.begin(), tags.end());
+      group.result =
+          answer(q, matched, window, now, [&] { return query::printQuery(narrowedTo(q, tags)); });
+      out.push_back(std::move(group));
+    }
+    return out;
   }
 
   void expire(int64_t nowSec) {
@@ -999,6 +1098,12 @@ TimeSeriesStore::Result TimeSeriesStore::evaluate(const query::DatadogQuery& que
                                                   std::chrono::seconds window,
                                                   core::Clock::time_point now) const {
   return impl_->evaluate(query, window, now);
+}
+
+std::vector<GroupResult> TimeSeriesStore::evaluateGrouped(const query::DatadogQuery& query,
+                                                          std::chrono::seconds window,
+                                                          core::Clock::time_point now) const {
+  return impl_->evaluateGrouped(query, window, now);
 }
 
 void TimeSeriesStore::expire(core::Clock::time_point now) {

@@ -6,6 +6,7 @@
 #include <expected>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/sample.hpp"
 #include "query/datadog_query.hpp"
@@ -34,8 +35,11 @@ struct TimeSeriesStoreStats {
   std::size_t maxBytes = 0;      // the bound approxBytes is kept under
 };
 
+struct GroupResult;
+
 // The embedded backend's in-memory time-series database, fed by DogStatsD (ingest/).
-// Thread-safe: ingest() from the listener thread, evaluate() from the poller thread, concurrently.
+// Thread-safe: ingest() from the listener thread, evaluate() and evaluateGrouped() from the poller
+// thread, concurrently.
 // See docs/embedded-backend.md for what each metric type becomes and how queries are answered.
 class TimeSeriesStore {
  public:
@@ -52,8 +56,22 @@ class TimeSeriesStore {
   // eviction for idleExpiry from `now`.
   // The same type as backends::BackendResult: a data point, or why there is none.
   using Result = std::expected<core::Sample, std::string>;
+  // Refuses a query with ` by {...}`: it has one value per group, see evaluateGrouped().
   Result evaluate(const query::DatadogQuery& query, std::chrono::seconds window,
                   core::Clock::time_point now) const;
+
+  // Answers a query with ` by {k1,k2,...}` (coalesced queries, query/coalesce.hpp): one group per
+  // distinct combination of k1, k2, ... values among the series the query matches, in ascending
+  // order of GroupResult::tags. A group's result is exactly what evaluate() returns for the query
+  // without ` by {...}` and with its filter narrowed by AND to the group's tags (value, timestamp,
+  // unit, and error text naming that narrowed query): the same code aggregates the same series in
+  // the same order. A series tagged with two values of a key belongs to both groups; a series
+  // lacking a key (Datadog's `N/A` group) is left out, and only series that land in a group are
+  // protected from eviction. No matching series: no group. An empty groupBy: at most one group,
+  // with no tags, holding evaluate()'s result.
+  std::vector<GroupResult> evaluateGrouped(const query::DatadogQuery& query,
+                                           std::chrono::seconds window,
+                                           core::Clock::time_point now) const;
 
   // Drops points older than the retention and series idle longer than idleExpiry.
   void expire(core::Clock::time_point now);
@@ -63,6 +81,13 @@ class TimeSeriesStore {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// One group of a grouped query's answer.
+struct GroupResult {
+  // The group's tags as stored (lowercase) `key:value`, one per groupBy key, in groupBy order.
+  std::vector<std::string> tags;
+  TimeSeriesStore::Result result;
 };
 
 }  // namespace xmetrics::tsdb
