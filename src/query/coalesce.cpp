@@ -183,6 +183,38 @@ CoalescePlan coalesce(std::span<const CoalesceInput> inputs, const CoalesceLimit
   return plan;
 }
 
+namespace {
+
+void sortFilter(TagFilter& f) {
+  for (auto& child : f.children) sortFilter(child);
+  if (f.kind == TagFilter::Kind::kIn) {
+    std::sort(f.values.begin(), f.values.end());
+    f.values.erase(std::unique(f.values.begin(), f.values.end()), f.values.end());
+  }
+  if (f.kind == TagFilter::Kind::kAnd || f.kind == TagFilter::Kind::kOr) {
+    auto text = [](const TagFilter& t) {
+      DatadogQuery q;
+      q.filter = t;
+      return printQuery(q);
+    };
+    std::vector<std::pair<std::string, TagFilter>> keyed;
+    for (auto& child : f.children) keyed.emplace_back(text(child), std::move(child));
+    std::sort(keyed.begin(), keyed.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    f.children.clear();
+    for (auto& [k, child] : keyed) f.children.push_back(std::move(child));
+  }
+}
+
+}  // namespace
+
+std::string normalisedQuery(std::string_view text) {
+  auto parsed = parseQuery(text);
+  if (!parsed) return std::string(text);
+  sortFilter(parsed->filter);
+  return printQuery(*parsed);
+}
+
 std::vector<std::string> tagValues(std::span<const std::string> tagSet, std::string_view key) {
   std::vector<std::string> out;
   for (const auto& tag : tagSet) {

@@ -56,6 +56,11 @@ struct CoalesceLimits {
 // values or maxLength is split into several. Deterministic: the same input gives the same plan.
 CoalescePlan coalesce(std::span<const CoalesceInput> inputs, const CoalesceLimits& limits = {});
 
+// The canonical text of a query, so that spellings of one query are fetched once: conjuncts and
+// alternatives sorted, IN lists sorted and deduplicated, spaces as printQuery puts them. Text
+// outside the subset parseQuery accepts comes back as it is.
+std::string normalisedQuery(std::string_view text);
+
 // The value of `key` in a series' tag set (`key:value` entries), lowercased; empty when absent.
 // A series tagged with two values of the key is listed in `values` for each.
 std::vector<std::string> tagValues(std::span<const std::string> tagSet, std::string_view key);

@@ -8,6 +8,7 @@
 
 #include "backends/datadog/query_response.hpp"
 #include "core/strings.hpp"
+#include "query/coalesce.hpp"
 
 namespace xmetrics::backends::datadog {
 namespace {
@@ -109,8 +110,8 @@ struct DatadogBackend::EndpointState {
 
 struct DatadogBackend::CallOutcome {
   enum class Kind { kOk, kRejected, kFailed } kind = Kind::kFailed;
-  std::vector<BackendResult> results;  // kOk: one per query of the call
-  std::string message;                 // kRejected: the API's words; kFailed: why
+  std::vector<QueryAnswer> answers;  // kOk: one per query of the call
+  std::string message;               // kRejected: the API's words; kFailed: why
 };
 
 DatadogBackend::DatadogBackend(DatadogOptions options, Transport transport, Timing timing)
@@ -149,6 +150,65 @@ bool DatadogBackend::sleepFor(SteadyClock::duration d) {
   return !cancelled_;
 }
 
+std::shared_ptr<const DatadogBackend::WirePlan> DatadogBackend::wirePlan(
+    std::span<const BackendQuery> batch, const std::vector<bool>& skip) {
+  {
+    std::lock_guard lock(mutex_);
+    if (lastPlan_ && lastPlan_->skip == skip &&
+        std::equal(batch.begin(), batch.end(), lastPlan_->batch.begin(), lastPlan_->batch.end(),
+                   [](const BackendQuery& a, const BackendQuery& b) {
+                     return a.window == b.window && a.query == b.query;
+                   })) {
+      return lastPlan_;
+    }
+  }
+  auto plan = std::make_shared<WirePlan>();
+  plan->batch.assign(batch.begin(), batch.end());
+  plan->skip = skip;
+  plan->copyOf.assign(batch.size(), batch.size());
+  // Queries equal once normalised (a DatadogMetric's and an inline metric's spelling of the same
+  // query: spaces, order of tags) are fetched once.
+  std::unordered_map<std::string, std::size_t> seen;
+  std::vector<std::size_t> distinct;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (skip[i]) continue;
+    std::string key = query::normalisedQuery(batch[i].query);
+    key += '\x1f';
+    key += std::to_string(batch[i].window.count());
+    auto [it, fresh] = seen.emplace(std::move(key), i);
+    if (fresh) {
+      distinct.push_back(i);
+    } else {
+      plan->copyOf[i] = it->second;
+    }
+  }
+  auto single = [&](std::size_t i) { plan->wire.push_back({batch[i], {i}, {}, {}}); };
+  if (!options_.coalesce) {
+    for (auto i : distinct) single(i);
+  } else {
+    std::vector<query::CoalesceInput> inputs;
+    inputs.reserve(distinct.size());
+    for (auto i : distinct) inputs.push_back({batch[i].query, batch[i].window.count()});
+    query::CoalesceLimits limits{
+        .maxValues = options_.maxCoalescedValues,
+        .maxLength = options_.limits.maxEscapedChars,
+        .length = [](std::string_view text) { return escapeQuery(text).size(); }};
+    auto grouped = query::coalesce(inputs, limits);
+    for (auto& g : grouped.groups) {
+      WireQuery w;
+      w.query = {std::move(g.query), batch[distinct[g.members.front()]].window};
+      for (auto m : g.members) w.members.push_back(distinct[m]);
+      w.splitKey = std::move(g.key);
+      w.values = std::move(g.values);
+      plan->wire.push_back(std::move(w));
+    }
+    for (auto a : grouped.alone) single(distinct[a]);
+  }
+  std::lock_guard lock(mutex_);
+  lastPlan_ = plan;
+  return plan;
+}
+
 std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> batch,
                                                  core::Clock::time_point now) {
   std::vector<BackendResult> results(batch.size(), std::unexpected(std::string("not fetched")));
@@ -164,21 +224,28 @@ std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> b
       }
     }
   }
-  auto plan = planBatches(batch, options_.limits, skip);
-  for (auto i : plan.tooLong) {
-    results[i] =
-        std::unexpected("the query is " + std::to_string(escapeQuery(batch[i].query).size()) +
-                        " characters once URL-escaped; Datadog takes at most " +
-                        std::to_string(options_.limits.maxEscapedChars));
+  auto plan = wirePlan(batch, skip);
+  std::span<const WireQuery> wire = plan->wire;
+  std::vector<BackendQuery> wireQueries;
+  wireQueries.reserve(wire.size());
+  for (const auto& w : wire) wireQueries.push_back(w.query);
+  auto calls = planBatches(wireQueries, options_.limits);
+  for (auto i : calls.tooLong) {
+    for (auto m : wire[i].members) {
+      results[m] =
+          std::unexpected("the query is " + std::to_string(escapeQuery(batch[m].query).size()) +
+                          " characters once URL-escaped; Datadog takes at most " +
+                          std::to_string(options_.limits.maxEscapedChars));
+    }
   }
 
   std::atomic<std::size_t> next{0};
   auto worker = [&] {
-    for (std::size_t c = next++; c < plan.calls.size(); c = next++) {
-      execute(batch, plan.calls[c].queries, plan.calls[c].window, now, results);
+    for (std::size_t c = next++; c < calls.calls.size(); c = next++) {
+      execute(batch, wire, calls.calls[c].queries, calls.calls[c].window, now, results);
     }
   };
-  std::size_t workers = std::min(options_.maxParallelCalls, plan.calls.size());
+  std::size_t workers = std::min(options_.maxParallelCalls, calls.calls.size());
   if (workers <= 1) {
     worker();
   } else {
@@ -187,42 +254,71 @@ std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> b
     for (std::size_t w = 0; w < workers; ++w) threads.emplace_back(worker);
     for (auto& t : threads) t.join();
   }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (plan->copyOf[i] < batch.size()) results[i] = results[plan->copyOf[i]];
+  }
   return results;
 }
 
-void DatadogBackend::execute(std::span<const BackendQuery> batch,
+void DatadogBackend::execute(std::span<const BackendQuery> batch, std::span<const WireQuery> wire,
                              const std::vector<std::size_t>& indices, std::chrono::seconds window,
                              core::Clock::time_point now, std::vector<BackendResult>& results) {
-  auto outcome = send(batch, indices, window, now);
+  auto outcome = send(wire, indices, window, now);
   // A paced refresh spends the whole period in fetch(): the budget and call counts it shows are
   // published after each call, not once at the end.
   healthChanged();
   switch (outcome.kind) {
     case CallOutcome::Kind::kOk:
       for (std::size_t k = 0; k < indices.size(); ++k) {
-        results[indices[k]] = std::move(outcome.results[k]);
+        const WireQuery& w = wire[indices[k]];
+        if (w.splitKey.empty()) {
+          results[w.members.front()] = singleResult(std::move(outcome.answers[k]));
+          continue;
+        }
+        auto split = splitByTag(std::move(outcome.answers[k]), w.splitKey, w.values);
+        for (std::size_t m = 0; m < w.members.size(); ++m) {
+          results[w.members[m]] = std::move(split[m]);
+        }
       }
       return;
     case CallOutcome::Kind::kFailed:
-      for (auto i : indices) results[i] = std::unexpected(outcome.message);
+      for (auto i : indices) {
+        for (auto m : wire[i].members) results[m] = std::unexpected(outcome.message);
+      }
       return;
     case CallOutcome::Kind::kRejected:
       break;
   }
+  if (indices.size() == 1 && !wire[indices[0]].splitKey.empty()) {
+    // A grouped query is refused only if a member's own text is (the grouping is plain syntax):
+    // its members go one by one, chunked as any batch, to find which.
+    const WireQuery& group = wire[indices[0]];
+    std::vector<WireQuery> alone;
+    for (auto m : group.members) alone.push_back({batch[m], {m}, {}, {}});
+    for (std::size_t begin = 0; begin < alone.size(); begin += options_.limits.maxQueries) {
+      std::vector<std::size_t> chunk;
+      for (std::size_t k = begin; k < std::min(alone.size(), begin + options_.limits.maxQueries);
+           ++k) {
+        chunk.push_back(k);
+      }
+      execute(batch, alone, chunk, window, now, results);
+    }
+    return;
+  }
   if (indices.size() == 1) {
     // Found it: only this query is invalid; remembered so later refreshes don't pay for it again.
-    const auto& q = batch[indices[0]].query;
+    const auto& q = wire[indices[0]].query.query;
     std::string message = "Datadog rejected the query: " + outcome.message;
     spdlog::warn("datadog rejected query=\"{}\" error=\"{}\"", q, outcome.message);
-    results[indices[0]] = std::unexpected(message);
+    results[wire[indices[0]].members.front()] = std::unexpected(message);
     std::lock_guard lock(mutex_);
     rejected_[q] = {message, timing_.now() + options_.rejectedQueryTtl};
     return;
   }
   // One of them is bad; halve until it is alone so its neighbours still get their values.
   auto middle = indices.begin() + static_cast<std::ptrdiff_t>(indices.size() / 2);
-  execute(batch, std::vector<std::size_t>(indices.begin(), middle), window, now, results);
-  execute(batch, std::vector<std::size_t>(middle, indices.end()), window, now, results);
+  execute(batch, wire, std::vector<std::size_t>(indices.begin(), middle), window, now, results);
+  execute(batch, wire, std::vector<std::size_t>(middle, indices.end()), window, now, results);
 }
 
 DatadogBackend::EndpointState* DatadogBackend::pickEndpoint(std::string& whyNone) {
@@ -272,17 +368,15 @@ void DatadogBackend::markSuccess(EndpointState& endpoint) {
   lastSuccess_ = core::Clock::now();
 }
 
-DatadogBackend::CallOutcome DatadogBackend::send(std::span<const BackendQuery> batch,
+DatadogBackend::CallOutcome DatadogBackend::send(std::span<const WireQuery> wire,
                                                  const std::vector<std::size_t>& indices,
                                                  std::chrono::seconds window,
                                                  core::Clock::time_point now) {
   using Kind = CallOutcome::Kind;
-  std::vector<std::string> queries;
   std::string joined;
   for (auto i : indices) {
-    queries.push_back(batch[i].query);
     if (!joined.empty()) joined += "%2C";
-    joined += escapeQuery(batch[i].query);
+    joined += escapeQuery(wire[i].query.query);
   }
   auto to = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   auto from = to - std::min(window, options_.maxWindow).count();
@@ -350,7 +444,7 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const BackendQuery> b
     std::string where = "Datadog " + ep->shownUrl + " answered ";
     long status = response->status;
     if (status == 200) {
-      auto parsed = parseQueryResponse(response->body, queries);
+      auto parsed = parseQueryAnswers(response->body, indices.size());
       callCounts_.add(parsed ? CallCounts::kOk : CallCounts::kError);
       if (!parsed) {
         markFailure(*ep, ep->shownUrl + ": " + scrub(parsed.error()));

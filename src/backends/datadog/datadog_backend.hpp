@@ -35,6 +35,10 @@ struct DatadogOptions {
   std::string proxyHttp;            // proxy of http:// endpoints; empty: libcurl's HTTP_PROXY
   std::string noProxy;              // comma-separated hosts never proxied (libcurl NOPROXY)
   BatchLimits limits;
+  // Queries that differ only in one tag's value are sent as one query grouped by that tag
+  // (query::coalesce), at most this many values in one.
+  bool coalesce = true;
+  std::size_t maxCoalescedValues = 100;
   std::size_t maxParallelCalls = 10;          // DD_EXTERNAL_METRICS_PROVIDER_MAX_PARALLEL_QUERIES
   std::chrono::milliseconds timeout{10'000};  // one call, connect to last byte
   // A failing endpoint (transport error, timeout, 5xx, 401/403, garbage) is skipped for this long,
@@ -95,11 +99,26 @@ class DatadogBackend final : public Backend {
  private:
   struct EndpointState;
   struct CallOutcome;
+  // One query as it travels: a query of the batch, or a coalesced group standing for several.
+  struct WireQuery {
+    BackendQuery query;
+    std::vector<std::size_t> members;  // indices into the fetched batch
+    std::string splitKey;              // grouped: the tag its answer is split by
+    std::vector<std::string> values;   // grouped: the value each member wants
+  };
+  struct WirePlan {
+    std::vector<BackendQuery> batch;  // what it was made for
+    std::vector<bool> skip;
+    std::vector<WireQuery> wire;
+    std::vector<std::size_t> copyOf;  // a query equal to an earlier one once normalised: its index
+  };
 
-  void execute(std::span<const BackendQuery> batch, const std::vector<std::size_t>& indices,
-               std::chrono::seconds window, core::Clock::time_point now,
-               std::vector<BackendResult>& results);
-  CallOutcome send(std::span<const BackendQuery> batch, const std::vector<std::size_t>& indices,
+  std::shared_ptr<const WirePlan> wirePlan(std::span<const BackendQuery> batch,
+                                           const std::vector<bool>& skip);
+  void execute(std::span<const BackendQuery> batch, std::span<const WireQuery> wire,
+               const std::vector<std::size_t>& indices, std::chrono::seconds window,
+               core::Clock::time_point now, std::vector<BackendResult>& results);
+  CallOutcome send(std::span<const WireQuery> wire, const std::vector<std::size_t>& indices,
                    std::chrono::seconds window, core::Clock::time_point now);
   EndpointState* pickEndpoint(std::string& whyNone);
   void markFailure(EndpointState& endpoint, const std::string& error);
@@ -119,6 +138,8 @@ class DatadogBackend final : public Backend {
     std::chrono::steady_clock::time_point until;
   };
   std::unordered_map<std::string, Rejected> rejected_;
+  // The last refresh's plan: the same batch (the usual case) is not parsed and grouped again.
+  std::shared_ptr<const WirePlan> lastPlan_;
   std::string lastError_;
   core::Clock::time_point lastSuccess_, lastFailure_;
   std::atomic<uint64_t> calls_{0};

@@ -17,6 +17,7 @@ struct DatadogSettings {
   std::string proxyHttp;               // for http:// endpoints; empty: HTTP_PROXY
   std::string noProxy;                 // space- or comma-separated hosts
   bool skipTlsVerify = false;
+  bool coalesce = true;  // queries differing in one tag's value go as one grouped query
   unsigned chunkSize = 35;
   unsigned maxParallelQueries = 10;
   std::chrono::seconds timeout{10};

@@ -112,6 +112,11 @@ std::vector<config::SettingRow> settingRows() {
         "most Datadog calls in flight at once",
         "10"},
        field(&S::maxParallelQueries, config::numberIn(1, 100))},
+      {{"datadog-coalesce",
+        {},
+        "fetch queries that differ only in one tag's value as one query grouped by that tag",
+        "true"},
+       field(&S::coalesce, config::boolean())},
       {{"datadog-timeout", {}, "timeout of one Datadog call", "10s"},
        field(&S::timeout, config::durationAtLeast(seconds(1)))},
       {{"datadog-endpoint-backoff",
@@ -166,6 +171,7 @@ std::expected<BackendPtr, std::string> make(const BackendContext& context) {
         "not verified, so whoever sits between xmetrics and it reads the keys");
   }
   options.limits.maxQueries = settings.chunkSize;
+  options.coalesce = settings.coalesce;
   options.maxWindow = context.options.maxTimeWindow;
   options.maxParallelCalls = settings.maxParallelQueries;
   options.timeout = settings.timeout;

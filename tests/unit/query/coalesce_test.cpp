@@ -132,6 +132,14 @@ TEST(Coalesce, TheLengthLimitCountsWhatTheCallerMeasures) {
   for (const auto& g : p.groups) EXPECT_LE(g.query.size() * 3, 300u) << g.query;
 }
 
+TEST(NormalisedQuery, SpellingsOfOneQueryAreOneText) {
+  EXPECT_EQ(normalisedQuery("avg:m{env:prod,app:a}"), normalisedQuery("avg:m{app:a, env:prod}"));
+  EXPECT_EQ(normalisedQuery("avg:m{a:1 AND b IN (y,x,y)}"),
+            normalisedQuery("avg:m{b IN (x,y) AND a:1}"));
+  EXPECT_NE(normalisedQuery("avg:m{env:prod}"), normalisedQuery("sum:m{env:prod}"));
+  EXPECT_EQ(normalisedQuery("sum:a{*}/sum:b{*}"), "sum:a{*}/sum:b{*}");  // not ours to reorder
+}
+
 TEST(Coalesce, TagValuesReadsTheSplitKeyFromASeriesTagSet) {
   std::vector<std::string> tags = {"env:prod", "Queue:B", "queue:c", "queuex:d"};
   EXPECT_EQ(tagValues(tags, "queue"), (std::vector<std::string>{"b", "c"}));
