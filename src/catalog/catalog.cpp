@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "core/strings.hpp"
+#include "query/query_validation.hpp"
 
 namespace xmetrics::catalog {
 namespace {
@@ -22,6 +23,29 @@ const char* ruleText(Rule rule) {
       return "rule 4: inline";
   }
   return "";
+}
+
+// The backends whose queries are Datadog syntax: the datadog backend joins them with ',' into one
+// call, so a query that would split differently (query::validateForBatch) is never sent. PromQL
+// (prometheus) is not checked. An empty name is the poller's default backend, datadog unless
+// configured otherwise.
+bool speaksDatadogSyntax(std::string_view backend) {
+  return backend.empty() || backend == "datadog" || backend == "embedded";
+}
+
+// Marks an object whose query must not join a Datadog batch invalid: its status and every metric
+// served through it say why, and the query is never sent. The reason comes first and names the
+// object, so the condition message on its own says which object and what to fix.
+void refuseUnbatchable(DatadogMetric& object, const std::string& defaultBackend) {
+  if (object.query.empty() ||
+      !speaksDatadogSyntax(object.backend.empty() ? defaultBackend : object.backend)) {
+    return;
+  }
+  auto problem = query::validateForBatch(object.query);
+  if (!problem) return;
+  std::string reason = "DatadogMetric " + object.id() + ": spec.query is refused: " + *problem;
+  object.invalidReason =
+      object.invalidReason.empty() ? reason : reason + "; " + object.invalidReason;
 }
 
 }  // namespace
@@ -72,7 +96,11 @@ void Catalog::fromObject(CatalogEntry& entry, Rule rule, const DatadogMetric& ob
   entry.object = object.id();
   if (!object.invalidReason.empty()) {
     entry.errorCode = 422;
-    entry.error = "DatadogMetric " + object.id() + " is invalid: " + object.invalidReason +
+    // A refused query's reason names the object already (refuseUnbatchable).
+    std::string named = "DatadogMetric " + object.id();
+    entry.error = (object.invalidReason.starts_with(named + ": ")
+                       ? object.invalidReason
+                       : named + " is invalid: " + object.invalidReason) +
                   "; fix its spec (kubectl edit datadogmetric -n " + object.ns + " " + object.name +
                   ")";
     return;
@@ -225,6 +253,26 @@ std::shared_ptr<CatalogEntry> Catalog::resolveRulesLocked(const Demand& demand) 
     bool same =
         existing != autogenByName_.end() && objects_.at(existing->second).query == entry->query;
     entry->object = same ? existing->second : options_.autogenNamespace + "/" + name;
+  }
+  // Never sent: the query stays in the entry so status shows what was refused.
+  if (speaksDatadogSyntax(entry->backend)) {
+    if (auto problem = query::validateForBatch(entry->query)) {
+      const ConfiguredMetric* c = entry->configured ? configuredFor(demand.ns, m) : nullptr;
+      entry->errorCode = 422;
+      if (c && !c->query.empty()) {
+        entry->error = "the query the metrics setting gives metric \"" + m +
+                       "\" is refused: " + *problem +
+                       "; fix that entry of the config file (--config)";
+      } else {
+        entry->error = "the query \"" + entry->query + "\" made for metric \"" + m +
+                       "\" is refused: " + *problem +
+                       "; use the metric's Datadog name in the HPA's metric.name";
+        if (options_.useDatadogMetrics && isObjectName(m)) {
+          entry->error += ", or create a DatadogMetric named \"" + m + "\" in namespace \"" +
+                          demand.ns + "\" to give it a query";
+        }
+      }
+    }
   }
   return entry;
 }
@@ -466,6 +514,7 @@ std::vector<CatalogEntryPtr> Catalog::applyDatadogMetrics(std::vector<DatadogMet
   byExternalName_.clear();
   autogenByName_.clear();
   for (auto& o : objects) {
+    refuseUnbatchable(o, options_.defaultBackend);
     std::string id = o.id();
     objects_.insert_or_assign(std::move(id), std::move(o));
   }

@@ -91,7 +91,9 @@ struct CatalogEntry {
   Rule rule = Rule::kInline;
   std::string object;   // "ns/name" of the DatadogMetric serving it (the autogen one for kInline in
                         // CRD mode); empty for plain inline
-  std::string query;    // what the backend is asked; empty when `errorCode` is set
+  std::string query;    // what the backend is asked; empty when `errorCode` is set, but for an
+                        // inline or configured query refused by query::validateForBatch (kept to
+                        // show what was refused; the poller never sends an entry with an error)
   std::string backend;  // which backend is asked
   bool configured = false;  // kInline from the `metrics` setting
   std::chrono::seconds window{300};
