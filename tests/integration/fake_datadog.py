@@ -38,6 +38,41 @@ def metric_of(query):
     return m.group(1) if m else query
 
 
+QUERY_RE = re.compile(r"^\s*(avg|sum|min|max):([A-Za-z0-9_.]+)\{(.*?)\}(?: by \{([^}]*)\})?"
+                      r"(\.rollup\([^)]*\))?\s*$")
+IN_RE = re.compile(r"^\s*([^\s:]+)\s+IN\s+\((.*)\)\s*$")
+AGGREGATE = {"avg": lambda v: sum(v) / len(v), "sum": sum, "min": min, "max": max}
+
+
+def parse_query(query):
+    """The subset the fake evaluates: agg:metric{filter}[ by {k}][.rollup(...)] where the filter is
+    `*`, `k:v,...` or `k:v AND k IN (a,b) AND ...`. Returns (agg, metric, [(key, values)], group
+    keys), or None for anything else."""
+    m = QUERY_RE.match(query)
+    if not m:
+        return None
+    agg, metric, text, by = m.group(1), m.group(2), m.group(3).strip(), m.group(4)
+    terms = []
+    if text != "*":
+        parts = text.split(" AND ") if (" AND " in text or " IN " in text) else text.split(",")
+        for part in parts:
+            inside = IN_RE.match(part)
+            if inside:
+                terms.append((inside.group(1).lower(),
+                              {v.strip().lower() for v in inside.group(2).split(",")}))
+            elif ":" in part and not any(c in part for c in "*!()"):
+                k, v = part.strip().split(":", 1)
+                terms.append((k.lower(), {v.lower()}))
+            else:
+                return None
+    keys = [k.strip().lower() for k in by.split(",")] if by else []
+    return agg, metric, terms, keys
+
+
+def tag_values(tags, key):
+    return [t.split(":", 1)[1] for t in tags if t.split(":", 1)[0] == key and ":" in t]
+
+
 def load_fixture(name):
     import yaml  # only the fixture replay needs it; bench/ runs on the standard library
     with open(os.path.join(FIXTURES, name)) as f:
@@ -50,6 +85,9 @@ class FakeDatadog:
         self.api_key, self.app_key = api_key, app_key
         self.values = {}          # metric name (or exact query) -> number, or None for all-null
         self.series_count = {}    # metric name -> how many series to return (default 1)
+        # Series with tags, for metrics answered by evaluating the query as Datadog does (filter,
+        # space aggregation, `by {k}` groups): {"metric", "tags": ["k:v"], "points": [[ms, v]]}.
+        self.data = []
         self.bad = {}             # substring -> error message: a call holding such a query is a 400
         self.failures = []        # what the next calls do: ("status", code, body) / ("timeout", s) / ("garbage",)
         self.rate_limit = rate_limit  # (limit, period seconds) or None: announce a roomy budget
@@ -96,8 +134,45 @@ class FakeDatadog:
                    "X-RateLimit-Reset": str(reset), "X-RateLimit-Name": "query"}
         return headers, self.used > limit
 
-    def _series(self, index, query, now_ms):
+    def _evaluated(self, index, query, parsed, call):
+        """One series per group, as Datadog answers: points aggregated per timestamp over the series
+        the filter selects, within [from, to]; tag_set and scope name the group."""
+        agg, metric, terms, keys = parsed
+        groups = {}
+        for series in self.data:
+            if series["metric"] != metric:
+                continue
+            tags = [t.lower() for t in series["tags"]]
+            if not all(any(v in values for v in tag_values(tags, k)) for k, values in terms):
+                continue
+            if not keys:
+                groups.setdefault((), []).append(series)
+                continue
+            combos = [[]]
+            for k in keys:
+                combos = [c + [f"{k}:{v}"] for c in combos for v in tag_values(tags, k)]
+            for combo in combos:  # a series with two values of a key is in both groups
+                groups.setdefault(tuple(combo), []).append(series)
+        out = []
+        for group, members in sorted(groups.items()):
+            by_time = {}
+            for series in members:
+                for t, v in series["points"]:
+                    if call["from"] * 1000 <= t <= call["to"] * 1000 and v is not None:
+                        by_time.setdefault(t, []).append(v)
+            points = [[t, AGGREGATE[agg](vs)] for t, vs in sorted(by_time.items())]
+            scope = ",".join([f"{k}:{sorted(v)[0]}" for k, v in terms if len(v) == 1] +
+                             list(group)) or "*"
+            out.append({"metric": metric, "expression": query, "scope": scope,
+                        "tag_set": list(group), "query_index": index, "pointlist": points,
+                        "interval": 30, "length": len(points), "aggr": agg, "unit": None})
+        return out
+
+    def _series(self, index, query, now_ms, call=None):
         name = metric_of(query)
+        parsed = parse_query(query)
+        if parsed and call and any(s["metric"] == parsed[1] for s in self.data):
+            return self._evaluated(index, query, parsed, call)
         if name == "system.cpu.idle" and self.recorded:
             s = json.loads(json.dumps(self.recorded["series"][0]))
             shift = now_ms - 30000 - s["pointlist"][-1][0]
@@ -110,11 +185,17 @@ class FakeDatadog:
             return []
         at = now_ms + self.clock_offset_ms
         points = [[at - 90000, value], [at - 60000, value], [at - 30000, value], [at, None]]
-        return [{"metric": name, "expression": query, "scope": "*", "tag_set": [],
-                 "query_index": index, "pointlist": points, "interval": 30,
+        # A grouped query (`k IN (a,b)` by {k}, as xmetrics coalesces) gets one series per value
+        # wanted, each with the metric's value, as a query per value would.
+        groups = [[]]
+        if parsed and parsed[3]:
+            wanted = dict(parsed[2])
+            groups = [[f"{parsed[3][0]}:{v}"] for v in sorted(wanted.get(parsed[3][0], ()))]
+        return [{"metric": name, "expression": query, "scope": ",".join(tags) or "*",
+                 "tag_set": tags, "query_index": index, "pointlist": points, "interval": 30,
                  "length": len(points), "aggr": None,
                  "unit": [{"family": "general", "name": "request", "short_name": "req"}, None]}
-                for _ in range(self.series_count.get(name, 1))]
+                for tags in groups for _ in range(self.series_count.get(name, 1))]
 
     def _handler(self):
         fake = self
@@ -186,7 +267,7 @@ class FakeDatadog:
                 now_ms = int(now * 1000)
                 series = []
                 for i, q in enumerate(queries):
-                    series.extend(fake._series(i, q, now_ms))
+                    series.extend(fake._series(i, q, now_ms, call))
                 body = {"status": "ok", "res_type": "time_series", "resp_version": 1,
                         "query": ",".join(queries), "from_date": call["from"] * 1000,
                         "to_date": call["to"] * 1000, "series": series, "values": [],
