@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <sstream>
 
 #include "backends/prometheus/promql.hpp"
@@ -52,6 +54,38 @@ std::expected<core::Sample, std::string> sampleOf(const json::value& v) {
   return s;
 }
 
+BackendResult redacted(BackendResult r, const std::string& bearerToken) {
+  if (!r) return std::unexpected(core::redactSecrets(r.error(), {bearerToken}));
+  return r;
+}
+
+BackendResult checkedSample(std::expected<core::Sample, std::string> sample) {
+  if (!sample) return std::unexpected("Prometheus returned " + sample.error());
+  if (std::isnan(sample->value)) {
+    return std::unexpected(
+        "Prometheus returned NaN (a division by zero, or a rate over too few samples?)");
+  }
+  if (std::isinf(sample->value)) return std::unexpected("Prometheus returned an infinite value");
+  return *sample;
+}
+
+const std::string kNoSeries =
+    "Prometheus returned no series (is the metric scraped, and do its labels match the "
+    "selector?)";
+
+// One series of a vector, as an external metric: its sample, or why not.
+BackendResult seriesSample(const json::value& series) {
+  if (!series.is_object() || !series.as_object().contains("value")) {
+    return std::unexpected("Prometheus returned a series without a value");
+  }
+  return checkedSample(sampleOf(series.as_object().at("value")));
+}
+
+std::string severalSeries(std::size_t n) {
+  return "Prometheus returned " + std::to_string(n) +
+         " series; an external metric needs exactly one (aggregate them, e.g. sum(...))";
+}
+
 }  // namespace
 
 PrometheusBackend::PrometheusBackend(PrometheusOptions options, Transport transport)
@@ -66,27 +100,43 @@ std::optional<std::string> PrometheusBackend::translateInline(
 
 std::vector<BackendResult> PrometheusBackend::fetch(std::span<const BackendQuery> batch,
                                                     core::Clock::time_point now) {
-  std::vector<BackendResult> out;
-  out.reserve(batch.size());
+  CoalescePlan plan;
+  if (options_.coalesceQueries) {
+    plan = planCoalescing(batch, options_.coalesceLimits);
+  } else {
+    for (std::size_t i = 0; i < batch.size(); ++i) plan.alone.push_back(i);
+  }
+  // Calls go in the order of the batch: a group where its first member stands.
+  constexpr std::size_t kAlone = std::numeric_limits<std::size_t>::max();
+  std::vector<std::size_t> groupAt(batch.size(), kAlone);
+  for (std::size_t g = 0; g < plan.groups.size(); ++g) groupAt[plan.groups[g].members[0]] = g;
+  std::vector<std::optional<BackendResult>> results(batch.size());
   // Queries go one at a time; once one found Prometheus timing out, the rest of the batch is not
   // sent: a stopped Prometheus costs one timeout per batch, not one per query.
   std::optional<std::string> timedOut;
-  for (const auto& q : batch) {
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (results[i]) continue;  // answered with its group
     if (timedOut) {
-      out.push_back(
-          std::unexpected("not asked: " + *timedOut + " (an earlier query of this batch)"));
+      results[i] = std::unexpected("not asked: " + *timedOut + " (an earlier query of this batch)");
+      continue;
+    }
+    if (groupAt[i] != kAlone) {
+      queryGroup(plan.groups[groupAt[i]], batch, now, results, timedOut);
       continue;
     }
     bool timeout = false;
-    out.push_back(query(q.query, now, timeout));
-    if (timeout) timedOut = out.back().error();
+    results[i] = query(batch[i].query, now, timeout);
+    if (timeout) timedOut = results[i]->error();
     healthChanged();  // each call moves the counters `xmetrics status` shows
   }
+  std::vector<BackendResult> out;
+  out.reserve(batch.size());
+  for (auto& r : results) out.push_back(std::move(*r));
   return out;
 }
 
-BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::time_point now,
-                                       bool& timedOut) {
+std::expected<PrometheusBackend::Answer, PrometheusBackend::CallError> PrometheusBackend::call(
+    const std::string& promql, core::Clock::time_point now) {
   std::string form = "query=" + boost::urls::encode(promql, boost::urls::unreserved_chars) +
                      "&time=" + formTime(now);
   http::Request request;
@@ -103,15 +153,16 @@ BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::t
   std::string bearerToken;
   // An answer may echo the request (a proxy's 400 quoting its Authorization header, an error
   // quoting a URL with credentials): scrubbed before it is stored, logged or served.
-  auto fail = [&](std::string error, bool backendDown) -> BackendResult {
-    error = core::redactSecrets(error, {bearerToken});
+  auto fail = [&](std::string error, bool backendDown,
+                  CallError how = {}) -> std::expected<Answer, CallError> {
+    how.message = core::redactSecrets(error, {bearerToken});
     std::lock_guard lock(mutex_);
     if (backendDown) {
-      lastError_ = error;
+      lastError_ = how.message;
       lastFailure_ = core::Clock::now();
       reachable_ = false;
     }
-    return std::unexpected(std::move(error));
+    return std::unexpected(std::move(how));
   };
   if (!options_.bearerTokenFile.empty()) {
     std::ifstream in(options_.bearerTokenFile);
@@ -129,9 +180,9 @@ BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::t
     ++calls_;
   }
   if (!response) {
-    timedOut = http::isTimeoutError(response.error());
-    callCounts_.add(timedOut ? CallCounts::kTimeout : CallCounts::kError);
-    return fail("Prometheus " + response.error(), true);
+    bool timeout = http::isTimeoutError(response.error());
+    callCounts_.add(timeout ? CallCounts::kTimeout : CallCounts::kError);
+    return fail("Prometheus " + response.error(), true, {.timedOut = timeout});
   }
   boost::system::error_code ec;
   auto root = json::parse(response->body, ec);
@@ -154,7 +205,7 @@ BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::t
                                               : CallCounts::kError);
     return fail("Prometheus rejected the query (" + std::to_string(response->status) + " " +
                     str(o, "errorType") + "): " + str(o, "error"),
-                !queryError);
+                !queryError, {.rejected = queryError});
   }
   callCounts_.add(CallCounts::kOk);
   {
@@ -167,43 +218,83 @@ BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::t
   if (data == o.end() || !data->value().is_object())
     return fail("Prometheus answered no data", false);
   const auto& d = data->value().as_object();
-  std::string type = str(d, "resultType");
   auto result = d.find("result");
   if (result == d.end()) return fail("Prometheus answered no result", false);
-  std::expected<core::Sample, std::string> sample;
-  if (type == "scalar") {
-    sample = sampleOf(result->value());
-  } else if (type == "vector" && result->value().is_array()) {
-    const auto& series = result->value().as_array();
-    if (series.empty()) {
-      return fail(
-          "Prometheus returned no series (is the metric scraped, and do its labels match the "
-          "selector?)",
-          false);
-    }
-    if (series.size() > 1) {
-      return fail("Prometheus returned " + std::to_string(series.size()) +
-                      " series; an external metric needs exactly one (aggregate them, e.g. "
-                      "sum(...))",
-                  false);
-    }
-    if (!series[0].is_object() || !series[0].as_object().contains("value")) {
-      return fail("Prometheus returned a series without a value", false);
-    }
-    sample = sampleOf(series[0].as_object().at("value"));
-  } else {
-    return fail("Prometheus returned a " + type +
-                    " result; an external metric needs an instant vector of one series or a "
-                    "scalar",
-                false);
+  return Answer{str(d, "resultType"), result->value(), std::move(bearerToken)};
+}
+
+BackendResult PrometheusBackend::query(const std::string& promql, core::Clock::time_point now,
+                                       bool& timedOut) {
+  auto answer = call(promql, now);
+  if (!answer) {
+    timedOut = answer.error().timedOut;
+    return std::unexpected(std::move(answer.error().message));
   }
-  if (!sample) return fail("Prometheus returned " + sample.error(), false);
-  if (std::isnan(sample->value)) {
-    return fail("Prometheus returned NaN (a division by zero, or a rate over too few samples?)",
-                false);
+  auto interpret = [&]() -> BackendResult {
+    if (answer->type == "scalar") return checkedSample(sampleOf(answer->result));
+    if (answer->type == "vector" && answer->result.is_array()) {
+      const auto& series = answer->result.as_array();
+      if (series.empty()) return std::unexpected(kNoSeries);
+      if (series.size() > 1) return std::unexpected(severalSeries(series.size()));
+      return seriesSample(series[0]);
+    }
+    return std::unexpected("Prometheus returned a " + answer->type +
+                           " result; an external metric needs an instant vector of one series or "
+                           "a scalar");
+  };
+  return redacted(interpret(), answer->bearerToken);
+}
+
+void PrometheusBackend::queryGroup(const QueryGroup& group, std::span<const BackendQuery> batch,
+                                   core::Clock::time_point now,
+                                   std::vector<std::optional<BackendResult>>& out,
+                                   std::optional<std::string>& timedOut) {
+  auto answer = call(group.promql, now);
+  healthChanged();
+  if (!answer && !answer.error().rejected) {
+    // Prometheus is down, slow or refusing calls: each member's own call would have met the same.
+    if (answer.error().timedOut) timedOut = answer.error().message;
+    for (std::size_t i : group.members) out[i] = std::unexpected(answer.error().message);
+    return;
   }
-  if (std::isinf(sample->value)) return fail("Prometheus returned an infinite value", false);
-  return *sample;
+  if (!answer || answer->type != "vector" || !answer->result.is_array()) {
+    // Refused (a limit on samples per query?) or answered unlike a `by` aggregation: the members
+    // are asked one by one, as without coalescing, so each gets exactly its own query's answer.
+    for (std::size_t i : group.members) {
+      if (timedOut) {
+        out[i] = std::unexpected("not asked: " + *timedOut + " (an earlier query of this batch)");
+        continue;
+      }
+      bool timeout = false;
+      out[i] = query(batch[i].query, now, timeout);
+      if (timeout) timedOut = out[i]->error();
+      healthChanged();
+    }
+    return;
+  }
+  // `<agg> by (key)` gives one series per value of the key; a member's value without a series is
+  // what its own query answers as no series at all.
+  std::map<std::string, std::vector<const json::value*>, std::less<>> byValue;
+  for (const auto& series : answer->result.as_array()) {
+    std::string value;
+    if (series.is_object()) {
+      auto metric = series.as_object().find("metric");
+      if (metric != series.as_object().end() && metric->value().is_object()) {
+        auto label = metric->value().as_object().find(group.key);
+        if (label != metric->value().as_object().end() && label->value().is_string()) {
+          value = label->value().as_string();
+        }
+      }
+    }
+    byValue[value].push_back(&series);
+  }
+  for (std::size_t m = 0; m < group.members.size(); ++m) {
+    auto it = byValue.find(group.values[m]);
+    BackendResult r = it == byValue.end()     ? std::unexpected(kNoSeries)
+                      : it->second.size() > 1 ? std::unexpected(severalSeries(it->second.size()))
+                                              : seriesSample(*it->second[0]);
+    out[group.members[m]] = redacted(std::move(r), answer->bearerToken);
+  }
 }
 
 BackendHealth PrometheusBackend::health() const {
@@ -216,6 +307,7 @@ BackendHealth PrometheusBackend::health() const {
   h.calls = calls_;
   h.details.emplace_back("url", core::redactUrlCredentials(options_.url));
   h.details.emplace_back("inline aggregation", options_.aggregation);
+  h.details.emplace_back("coalescing", options_.coalesceQueries ? "on" : "off");
   h.callsByOutcome = callCounts_.snapshot();
   return h;
 }

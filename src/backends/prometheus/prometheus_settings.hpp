@@ -11,6 +11,7 @@ struct PrometheusSettings {
   std::string caFile;
   bool insecureSkipVerify = false;
   std::string aggregation = "sum";
+  bool coalesce = true;  // PrometheusOptions::coalesceQueries
 };
 
 }  // namespace xmetrics::backends::prometheus

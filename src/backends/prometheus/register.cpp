@@ -37,6 +37,12 @@ std::vector<config::SettingRow> settingRows() {
         "aggregation of inline metrics in PromQL: sum(metric{selector})",
         "sum"},
        field(&S::aggregation, config::oneOf({"sum", "avg", "min", "max", "count", "none"}))},
+      {{"prometheus-coalesce",
+        {},
+        "fetch inline metrics that differ only in one label's value as one query grouped by that "
+        "label",
+        "true"},
+       field(&S::coalesce, config::boolean())},
   };
 }
 
@@ -52,6 +58,7 @@ std::expected<BackendPtr, std::string> make(const BackendContext& context) {
       PrometheusOptions{.url = settings.url,
                         .bearerTokenFile = settings.bearerTokenFile,
                         .aggregation = settings.aggregation,
+                        .coalesceQueries = settings.coalesce,
                         .cancelTransport = [client] { client->cancel(); }},
       [client](const http::Request& r) { return client->send(r); });
 }

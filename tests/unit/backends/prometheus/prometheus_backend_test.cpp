@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/url/url_view.hpp>
 #include <map>
 
 #include "backends/prometheus/promql.hpp"
@@ -150,6 +151,178 @@ TEST(PrometheusBackend, TranslatesInlineMetricsItself) {
   PrometheusBackend backend({.aggregation = "max"}, fake.transport());
   EXPECT_EQ(backend.translateInline("queue.depth", selector("q=emails")),
             "max(queue_depth{q=\"emails\"})");
+}
+
+// Issue 14: inline queries differing in one label's value, answered by one grouped query.
+
+// The PromQL of a request, GET or POST.
+std::string promqlOf(const http::Request& r) {
+  std::string url = r.method == "POST" ? "http://x/?" + r.body : r.url;
+  for (auto p : boost::urls::url_view(url).params()) {
+    if (p.key == "query") return p.value;
+  }
+  return "";
+}
+
+// Answers each PromQL text with its own body; 404 for any other.
+struct Scripted {
+  std::map<std::string, std::pair<long, std::string>> answers;
+  std::vector<std::string> asked;
+  Transport transport() {
+    return [this](const http::Request& r) -> std::expected<http::Response, std::string> {
+      asked.push_back(promqlOf(r));
+      auto it = answers.find(asked.back());
+      if (it == answers.end()) return http::Response{404, {}, "not scripted: " + asked.back()};
+      return http::Response{it->second.first, {}, it->second.second};
+    };
+  }
+};
+
+std::string q(std::string_view queue) {
+  return "sum(queue_depth{env=\"prod\",queue=\"" + std::string(queue) + "\"})";
+}
+
+std::string vectorOf(std::vector<std::pair<std::string, std::string>> series) {
+  std::string out = R"({"status":"success","data":{"resultType":"vector","result":[)";
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    const auto& [labels, value] = series[i];
+    out += (i ? "," : "") + std::string(R"({"metric":)") + labels + R"(,"value":[1700000000,")" +
+           value + "\"]}";
+  }
+  return out + "]}}";
+}
+
+// What a query gets by itself from Prometheus answering `body`: the reference for the split.
+BackendResult alone(const std::string& query, const std::string& body, long status = 200) {
+  Scripted fake;
+  fake.answers[query] = {status, body};
+  PrometheusBackend backend({.coalesceQueries = false}, fake.transport());
+  std::vector<BackendQuery> batch = {{query, 300s}};
+  return backend.fetch(batch, kNow)[0];
+}
+
+const std::string kGrouped = "sum by (queue)(queue_depth{env=\"prod\",queue=~\"q0|q1|q2\"})";
+
+TEST(PrometheusCoalescing, InlineQueriesDifferingInOneLabelAreOneCallSplitByIt) {
+  Scripted fake;
+  fake.answers[kGrouped] = {200,
+                            vectorOf({{R"({"queue":"q1"})", "7"}, {R"({"queue":"q0"})", "2.5"}})};
+  fake.answers["max(m) * 2"] = {
+      200, R"({"status":"success","data":{"resultType":"scalar","result":[1700000000,"9"]}})"};
+  PrometheusBackend backend({}, fake.transport());
+  std::vector<BackendQuery> batch = {
+      {q("q0"), 300s}, {"max(m) * 2", 300s}, {q("q1"), 300s}, {q("q2"), 300s}};
+  auto results = backend.fetch(batch, kNow);
+  EXPECT_EQ(fake.asked, (std::vector<std::string>{kGrouped, "max(m) * 2"}))
+      << "the group where its first member stands, the rest as before";
+  ASSERT_EQ(results.size(), 4u);
+  ASSERT_TRUE(results[0]) << results[0].error();
+  EXPECT_EQ(results[0]->value, 2.5);
+  EXPECT_EQ(results[0]->time, kNow);
+  ASSERT_TRUE(results[1]) << results[1].error();
+  EXPECT_EQ(results[1]->value, 9);
+  ASSERT_TRUE(results[2]) << results[2].error();
+  EXPECT_EQ(results[2]->value, 7);
+  EXPECT_EQ(results[2]->time, kNow);
+  // q2 has no series: the error its own query gets from an empty answer, word for word.
+  auto reference = alone(q("q2"), vectorOf({}));
+  ASSERT_FALSE(reference);
+  ASSERT_FALSE(results[3]);
+  EXPECT_EQ(results[3].error(), reference.error());
+  EXPECT_EQ(backend.health().calls, 2u);
+}
+
+TEST(PrometheusCoalescing, EachMemberGetsExactlyWhatItsOwnQueryGets) {
+  // Per series: a value, NaN, an infinity, a malformed sample; the same answers one at a time.
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {"q0", "41"}, {"q1", "NaN"}, {"q2", "+Inf"}, {"q3", "x"}};
+  std::vector<std::pair<std::string, std::string>> series;
+  std::vector<BackendQuery> batch;
+  for (const auto& [queue, value] : cases) {
+    series.emplace_back(R"({"queue":")" + queue + "\"}", value);
+    batch.push_back({q(queue), 300s});
+  }
+  Scripted fake;
+  fake.answers["sum by (queue)(queue_depth{env=\"prod\",queue=~\"q0|q1|q2|q3\"})"] = {
+      200, vectorOf(series)};
+  PrometheusBackend backend({}, fake.transport());
+  auto results = backend.fetch(batch, kNow);
+  ASSERT_EQ(fake.asked.size(), 1u);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    auto reference = alone(batch[i].query, vectorOf({{"{}", cases[i].second}}));
+    EXPECT_EQ(results[i].has_value(), reference.has_value()) << cases[i].first;
+    if (reference) {
+      EXPECT_EQ(results[i]->value, reference->value);
+      EXPECT_EQ(results[i]->time, reference->time);
+    } else {
+      EXPECT_EQ(results[i].error(), reference.error());
+    }
+  }
+  EXPECT_EQ(results[0]->value, 41);
+  EXPECT_NE(results[1].error().find("NaN"), std::string::npos);
+  EXPECT_NE(results[2].error().find("infinite"), std::string::npos);
+}
+
+TEST(PrometheusCoalescing, OffEveryQueryIsItsOwnCall) {
+  Scripted fake;
+  PrometheusBackend backend({.coalesceQueries = false}, fake.transport());
+  std::vector<BackendQuery> batch = {{q("q0"), 300s}, {q("q1"), 300s}, {q("q2"), 300s}};
+  backend.fetch(batch, kNow);
+  EXPECT_EQ(fake.asked, (std::vector<std::string>{q("q0"), q("q1"), q("q2")}));
+  auto health = backend.health();
+  std::map<std::string, std::string> details(health.details.begin(), health.details.end());
+  EXPECT_EQ(details["coalescing"], "off");
+}
+
+TEST(PrometheusCoalescing, ARefusedGroupedQueryFallsBackToTheMembersOwnQueries) {
+  Scripted fake;
+  fake.answers[kGrouped] = {
+      422, R"({"status":"error","errorType":"execution","error":"query processing would load )"
+           R"(too many samples into memory in query execution"})"};
+  fake.answers[q("q0")] = {200, vectorOf({{"{}", "1"}})};
+  fake.answers[q("q1")] = {200, vectorOf({})};
+  fake.answers[q("q2")] = {200, vectorOf({{"{}", "3"}})};
+  PrometheusBackend backend({}, fake.transport());
+  std::vector<BackendQuery> batch = {{q("q0"), 300s}, {q("q1"), 300s}, {q("q2"), 300s}};
+  auto results = backend.fetch(batch, kNow);
+  EXPECT_EQ(fake.asked, (std::vector<std::string>{kGrouped, q("q0"), q("q1"), q("q2")}));
+  ASSERT_TRUE(results[0]);
+  EXPECT_EQ(results[0]->value, 1);
+  EXPECT_EQ(results[1].error(), alone(q("q1"), vectorOf({})).error());
+  ASSERT_TRUE(results[2]);
+  EXPECT_EQ(results[2]->value, 3);
+}
+
+TEST(PrometheusCoalescing, AFailedGroupedCallFailsEveryMemberAsItsOwnCallWould) {
+  Scripted fake;
+  fake.answers[kGrouped] = {503, "<html>down</html>"};
+  PrometheusBackend backend({}, fake.transport());
+  std::vector<BackendQuery> batch = {{q("q0"), 300s}, {q("q1"), 300s}, {q("q2"), 300s}};
+  auto results = backend.fetch(batch, kNow);
+  EXPECT_EQ(fake.asked.size(), 1u);
+  auto reference = alone(q("q0"), "<html>down</html>", 503);
+  for (const auto& r : results) EXPECT_EQ(r.error(), reference.error());
+  EXPECT_FALSE(backend.health().reachable);
+}
+
+TEST(PrometheusCoalescing, AfterAGroupedCallTimesOutTheRestOfTheBatchIsNotSent) {
+  int sent = 0;
+  PrometheusBackend backend(
+      {}, [&](const http::Request&) -> std::expected<http::Response, std::string> {
+        ++sent;
+        return std::unexpected("GET http://127.0.0.1:9 failed: Timeout was reached");
+      });
+  std::vector<BackendQuery> batch = {
+      {q("q0"), 300s}, {"sum(a)", 300s}, {q("q1"), 300s}, {"sum(b)", 300s}};
+  auto results = backend.fetch(batch, kNow);
+  EXPECT_EQ(sent, 1);
+  for (int i : {0, 2}) {
+    EXPECT_EQ(results[i].error(), "Prometheus GET http://127.0.0.1:9 failed: Timeout was reached");
+  }
+  for (int i : {1, 3}) {
+    EXPECT_NE(results[i].error().find("not asked"), std::string::npos) << results[i].error();
+    EXPECT_NE(results[i].error().find("Timeout was reached"), std::string::npos);
+  }
 }
 
 }  // namespace
