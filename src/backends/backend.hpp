@@ -73,6 +73,14 @@ class Backend {
   virtual std::vector<BackendResult> fetch(std::span<const BackendQuery> batch,
                                            core::Clock::time_point now) = 0;
 
+  // The first fetch of metrics nobody has a value of yet (and their early retries): someone
+  // waits for the answer. Called from another thread than fetch(), possibly while a fetch() is in
+  // progress; a backend whose calls are paced may let these queries join a call already waiting.
+  virtual std::vector<BackendResult> fetchFirst(std::span<const BackendQuery> batch,
+                                                core::Clock::time_point now) {
+    return fetch(batch, now);
+  }
+
   virtual std::string_view name() const = 0;
   virtual BackendHealth health() const = 0;
 

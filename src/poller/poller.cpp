@@ -122,7 +122,37 @@ void Poller::want(std::string_view ns, std::string_view metricName,
 }
 
 void Poller::start() {
-  for (auto& lane : lanes_) lane->thread = std::thread([this, l = lane.get()] { run(*l); });
+  for (auto& lane : lanes_) {
+    lane->thread = std::thread([this, l = lane.get()] { run(*l); });
+    if (backends_[lane->index]->batchesItself()) {
+      lane->firstFetchThread = std::thread([this, l = lane.get()] { runFirstFetches(*l); });
+    }
+  }
+}
+
+void Poller::runFirstFetches(Lane& lane) {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    wake_.wait(lock, [&] { return stopping_ || !lane.firstFetches.empty(); });
+    if (stopping_) break;
+    auto urgent = std::move(lane.firstFetches);
+    lane.firstFetches.clear();
+    if (!leading()) {
+      // Leadership moved since they were queued: the leader answers them, through the default
+      // backend's loop.
+      auto& first = lanes_.front()->urgent;
+      for (auto& u : urgent) first.push_back(std::move(u));
+      wake_.notify_all();
+      continue;
+    }
+    lock.unlock();
+    std::vector<catalog::CatalogEntryPtr> entries;
+    entries.reserve(urgent.size());
+    for (auto& [entry, done] : urgent) entries.push_back(entry);
+    fetchAndPublish(lane, entries, false);
+    for (auto& [entry, done] : urgent) done();
+    lock.lock();
+  }
 }
 
 void Poller::stop() {
@@ -135,6 +165,8 @@ void Poller::stop() {
     for (auto& lane : lanes_) {
       abandoned.push_back(std::move(lane->urgent));
       lane->urgent.clear();
+      abandoned.push_back(std::move(lane->firstFetches));
+      lane->firstFetches.clear();
       running = running || lane->thread.joinable();
     }
   }
@@ -145,6 +177,7 @@ void Poller::stop() {
   wake_.notify_all();
   for (auto& lane : lanes_) {
     if (lane->thread.joinable()) lane->thread.join();
+    if (lane->firstFetchThread.joinable()) lane->firstFetchThread.join();
   }
 }
 
@@ -153,7 +186,8 @@ void Poller::fetchNow(catalog::CatalogEntryPtr entry, std::function<void()> done
     std::lock_guard lock(mutex_);
     // A follower's requests all go to the leader, through the default backend's loop.
     auto& lane = leading() ? laneOf(*entry) : *lanes_.front();
-    lane.urgent.emplace_back(std::move(entry), std::move(done));
+    bool ownThread = leading() && lane.firstFetchThread.joinable();
+    (ownThread ? lane.firstFetches : lane.urgent).emplace_back(std::move(entry), std::move(done));
   }
   wake_.notify_all();
 }
@@ -347,6 +381,7 @@ void Poller::publishReplica(std::vector<store::MetricValue> values) {
 }
 
 void Poller::noteOutcome(Lane& lane, const catalog::CatalogEntryPtr& entry, bool hasValue) {
+  std::lock_guard lock(lane.retriesMutex);
   if (hasValue) {
     lane.retries.erase(entry->key);
     return;
@@ -359,7 +394,8 @@ void Poller::noteOutcome(Lane& lane, const catalog::CatalogEntryPtr& entry, bool
 }
 
 std::vector<catalog::CatalogEntryPtr> Poller::dueRetries(
-    const Lane& lane, std::chrono::steady_clock::time_point now) {
+    Lane& lane, std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(lane.retriesMutex);
   std::vector<catalog::CatalogEntryPtr> due;
   for (const auto& [key, retry] : lane.retries) {
     if (retry.due <= now) due.push_back(retry.entry);
@@ -367,7 +403,8 @@ std::vector<catalog::CatalogEntryPtr> Poller::dueRetries(
   return due;
 }
 
-std::chrono::steady_clock::time_point Poller::nextRetry(const Lane& lane) {
+std::chrono::steady_clock::time_point Poller::nextRetry(Lane& lane) {
+  std::lock_guard lock(lane.retriesMutex);
   auto next = std::chrono::steady_clock::time_point::max();
   for (const auto& [key, retry] : lane.retries) next = std::min(next, retry.due);
   return next;
@@ -448,7 +485,8 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
   for (std::size_t start = 0; start < queries.size(); start += chunk) {
     std::size_t n = std::min(chunk, queries.size() - start);
     setFetching(lane, true);
-    auto batch = backend.fetch(std::span(queries).subspan(start, n), now);
+    auto part = std::span(queries).subspan(start, n);
+    auto batch = fullCycle ? backend.fetch(part, now) : backend.fetchFirst(part, now);
     setFetching(lane, false);
     ++calls;
     if (batch.size() != n) {
@@ -468,8 +506,14 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
   fresh.reserve(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& entry = *entries[i];
-    auto value = std::make_shared<store::MetricValue>();
     auto old = previous->find(entry.key);
+    if (old && old->lastFetch > now) {
+      // A first fetch (of a re-resolved entry, say) answered while this fetch was under way: its
+      // value is the newer one.
+      fresh[entry.key] = old;
+      continue;
+    }
+    auto value = std::make_shared<store::MetricValue>();
     // A point is kept across failed fetches only while it answers the same question.
     if (old && old->query == entry.query && !entry.errorCode) *value = *old;
     value->ns = entry.ns;
@@ -531,13 +575,20 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
     fresh[entry.key] = std::move(value);
   }
   if (fullCycle) {
-    // Metrics no longer wanted stop being retried too.
-    std::erase_if(lane.retries, [&](const auto& kv) { return !fresh.contains(kv.first); });
-    if (lanes_.size() > 1) {
+    {
+      // Metrics no longer wanted stop being retried too.
+      std::lock_guard lock(lane.retriesMutex);
+      std::erase_if(lane.retries, [&](const auto& kv) { return !fresh.contains(kv.first); });
+    }
+    bool firstFetchesMeanwhile = lane.firstFetchThread.joinable();
+    if (lanes_.size() > 1 || firstFetchesMeanwhile) {
       // This loop's full refresh replaces its own values only; the other backends' stay as their
-      // loops last published them.
+      // loops last published them, and so do first fetches published while it ran.
       previous->forEach([&](const std::string& key, const store::MetricValuePtr& value) {
-        if (laneIndexOf(value->backend) != lane.index) fresh.try_emplace(key, value);
+        if ((lanes_.size() > 1 && laneIndexOf(value->backend) != lane.index) ||
+            (firstFetchesMeanwhile && value->lastFetch > now)) {
+          fresh.try_emplace(key, value);
+        }
       });
     }
     next.base = std::make_shared<const store::ValueMap>(std::move(fresh));

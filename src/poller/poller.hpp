@@ -102,14 +102,22 @@ class Poller final : public server::MetricDemand {
   };
   // One backend's refresh loop.
   struct Lane {
-    std::size_t index = 0;                           // in backends_
-    Urgent urgent;                                   // guarded by mutex_
-    store::RefreshLoopStatus status;                 // guarded by mutex_
-    std::unordered_map<std::string, Retry> retries;  // by metric key; its own thread only
+    std::size_t index = 0;            // in backends_
+    Urgent urgent;                    // guarded by mutex_
+    store::RefreshLoopStatus status;  // guarded by mutex_
+    // A backend that batches itself paces its calls, so a refresh can take most of the period:
+    // its first fetches run on a thread of their own (firstFetchThread) instead of waiting for
+    // the refresh to end, and may join the refresh's calls (Backend::fetchFirst). Guarded by
+    // mutex_.
+    Urgent firstFetches;
+    std::mutex retriesMutex;
+    std::unordered_map<std::string, Retry> retries;  // by metric key; guarded by retriesMutex
     std::thread thread;
+    std::thread firstFetchThread;
   };
 
   void run(Lane& lane);
+  void runFirstFetches(Lane& lane);
   // The loop of the backend an entry names (an unknown one: the default's, which records the
   // error); `backendName` likewise for a published value.
   Lane& laneOf(const catalog::CatalogEntry& entry);
@@ -129,8 +137,8 @@ class Poller final : public server::MetricDemand {
   // Schedules (or clears) the early retry of a metric after a fetch.
   void noteOutcome(Lane& lane, const catalog::CatalogEntryPtr& entry, bool hasValue);
   static std::vector<catalog::CatalogEntryPtr> dueRetries(
-      const Lane& lane, std::chrono::steady_clock::time_point now);
-  static std::chrono::steady_clock::time_point nextRetry(const Lane& lane);
+      Lane& lane, std::chrono::steady_clock::time_point now);
+  static std::chrono::steady_clock::time_point nextRetry(Lane& lane);
 
   catalog::Catalog& catalog_;
   std::vector<backends::Backend*> backends_;

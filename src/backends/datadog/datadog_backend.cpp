@@ -162,6 +162,14 @@ std::shared_ptr<const DatadogBackend::WirePlan> DatadogBackend::wirePlan(
       return lastPlan_;
     }
   }
+  auto plan = makeWirePlan(batch, skip);
+  std::lock_guard lock(mutex_);
+  lastPlan_ = plan;
+  return plan;
+}
+
+std::shared_ptr<DatadogBackend::WirePlan> DatadogBackend::makeWirePlan(
+    std::span<const BackendQuery> batch, const std::vector<bool>& skip) const {
   auto plan = std::make_shared<WirePlan>();
   plan->batch.assign(batch.begin(), batch.end());
   plan->skip = skip;
@@ -204,33 +212,29 @@ std::shared_ptr<const DatadogBackend::WirePlan> DatadogBackend::wirePlan(
     }
     for (auto a : grouped.alone) single(distinct[a]);
   }
-  std::lock_guard lock(mutex_);
-  lastPlan_ = plan;
   return plan;
 }
 
-std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> batch,
-                                                 core::Clock::time_point now) {
-  std::vector<BackendResult> results(batch.size(), std::unexpected(std::string("not fetched")));
+std::vector<bool> DatadogBackend::rejectedQueries(std::span<const BackendQuery> batch,
+                                                  std::vector<BackendResult>& results) {
   std::vector<bool> skip(batch.size(), false);
-  {
-    std::lock_guard lock(mutex_);
-    auto steady = timing_.now();
-    std::erase_if(rejected_, [&](const auto& kv) { return kv.second.until <= steady; });
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (auto it = rejected_.find(batch[i].query); it != rejected_.end()) {
-        results[i] = std::unexpected(it->second.message);
-        skip[i] = true;
-      }
+  std::lock_guard lock(mutex_);
+  auto steady = timing_.now();
+  std::erase_if(rejected_, [&](const auto& kv) { return kv.second.until <= steady; });
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (auto it = rejected_.find(batch[i].query); it != rejected_.end()) {
+      results[i] = std::unexpected(it->second.message);
+      skip[i] = true;
     }
   }
-  auto plan = wirePlan(batch, skip);
-  std::span<const WireQuery> wire = plan->wire;
-  std::vector<BackendQuery> wireQueries;
-  wireQueries.reserve(wire.size());
-  for (const auto& w : wire) wireQueries.push_back(w.query);
-  auto calls = planBatches(wireQueries, options_.limits);
-  for (auto i : calls.tooLong) {
+  return skip;
+}
+
+void DatadogBackend::failTooLong(std::span<const BackendQuery> batch,
+                                 std::span<const WireQuery> wire,
+                                 const std::vector<std::size_t>& tooLong,
+                                 std::vector<BackendResult>& results) {
+  for (auto i : tooLong) {
     for (auto m : wire[i].members) {
       results[m] =
           std::unexpected("the query is " + std::to_string(escapeQuery(batch[m].query).size()) +
@@ -238,6 +242,29 @@ std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> b
                           std::to_string(options_.limits.maxEscapedChars));
     }
   }
+}
+
+// The members' results from a query's answer: its one series, or the groups split by tag.
+void applyAnswer(const auto& w, QueryAnswer answer, std::vector<BackendResult>& results) {
+  if (w.splitKey.empty()) {
+    results[w.members.front()] = singleResult(std::move(answer));
+    return;
+  }
+  auto split = splitByTag(std::move(answer), w.splitKey, w.values);
+  for (std::size_t m = 0; m < w.members.size(); ++m) results[w.members[m]] = std::move(split[m]);
+}
+
+std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> batch,
+                                                 core::Clock::time_point now) {
+  std::vector<BackendResult> results(batch.size(), std::unexpected(std::string("not fetched")));
+  auto skip = rejectedQueries(batch, results);
+  auto plan = wirePlan(batch, skip);
+  std::span<const WireQuery> wire = plan->wire;
+  std::vector<BackendQuery> wireQueries;
+  wireQueries.reserve(wire.size());
+  for (const auto& w : wire) wireQueries.push_back(w.query);
+  auto calls = planBatches(wireQueries, options_.limits);
+  failTooLong(batch, wire, calls.tooLong, results);
 
   std::atomic<std::size_t> next{0};
   auto worker = [&] {
@@ -270,15 +297,7 @@ void DatadogBackend::execute(std::span<const BackendQuery> batch, std::span<cons
   switch (outcome.kind) {
     case CallOutcome::Kind::kOk:
       for (std::size_t k = 0; k < indices.size(); ++k) {
-        const WireQuery& w = wire[indices[k]];
-        if (w.splitKey.empty()) {
-          results[w.members.front()] = singleResult(std::move(outcome.answers[k]));
-          continue;
-        }
-        auto split = splitByTag(std::move(outcome.answers[k]), w.splitKey, w.values);
-        for (std::size_t m = 0; m < w.members.size(); ++m) {
-          results[w.members[m]] = std::move(split[m]);
-        }
+        applyAnswer(wire[indices[k]], std::move(outcome.answers[k]), results);
       }
       return;
     case CallOutcome::Kind::kFailed:
@@ -319,6 +338,150 @@ void DatadogBackend::execute(std::span<const BackendQuery> batch, std::span<cons
   auto middle = indices.begin() + static_cast<std::ptrdiff_t>(indices.size() / 2);
   execute(batch, wire, std::vector<std::size_t>(indices.begin(), middle), window, now, results);
   execute(batch, wire, std::vector<std::size_t>(middle, indices.end()), window, now, results);
+}
+
+std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQuery> batch,
+                                                      core::Clock::time_point now) {
+  std::vector<BackendResult> results(batch.size(), std::unexpected(std::string("not fetched")));
+  auto skip = rejectedQueries(batch, results);
+  auto plan = makeWirePlan(batch, skip);  // not the refresh's: that one stays cached
+  std::vector<BackendQuery> wireQueries;
+  for (const auto& w : plan->wire) wireQueries.push_back(w.query);
+  auto calls = planBatches(wireQueries, options_.limits);
+  failTooLong(batch, plan->wire, calls.tooLong, results);
+
+  std::vector<RiderPtr> mine;
+  for (const auto& call : calls.calls) {
+    for (auto i : call.queries) {
+      auto rider = std::make_shared<Rider>();
+      rider->wire = plan->wire[i];
+      mine.push_back(std::move(rider));
+    }
+  }
+  std::unique_lock lock(ridersMutex_);
+  for (const auto& r : mine) riders_.push_back(r);
+  ridersChanged_.notify_all();
+  for (;;) {
+    std::vector<RiderPtr> unclaimed;
+    bool answered = true;
+    for (const auto& r : mine) {
+      if (!r->answer) answered = false;
+      if (!r->claimed) unclaimed.push_back(r);
+    }
+    if (answered) break;
+    if (!unclaimed.empty()) {
+      auto window = unclaimed.front()->wire.query.window;
+      bool room = !unclaimed.front()->mustDrive &&
+                  std::any_of(waitingCalls_.begin(), waitingCalls_.end(),
+                              [&](const auto& c) { return c.window == window && c.room > 0; });
+      if (!room) {
+        // No call waiting could take them: this fetch makes one, which others may join.
+        std::vector<WireQuery> own;
+        for (const auto& r : unclaimed) {
+          if (r->wire.query.window != window || own.size() == options_.limits.maxQueries) continue;
+          r->claimed = true;
+          own.push_back(r->wire);
+        }
+        std::erase_if(riders_, [](const RiderPtr& r) { return r->claimed; });
+        lock.unlock();
+        std::vector<std::size_t> indices(own.size());
+        for (std::size_t k = 0; k < own.size(); ++k) indices[k] = k;
+        execute(batch, own, indices, window, now, results);
+        lock.lock();
+        for (const auto& r : unclaimed) {
+          if (r->claimed && !r->answer) r->answer = std::unexpected(std::string());  // in results
+        }
+        continue;
+      }
+    }
+    // Bounded, so a shutdown (the call that holds them fails them too) is never missed.
+    ridersChanged_.wait_for(lock, std::chrono::milliseconds(100));
+    {
+      std::lock_guard cancelled(mutex_);
+      if (cancelled_) break;
+    }
+  }
+  for (const auto& r : mine) {
+    if (!r->answer) {
+      for (auto m : r->wire.members) results[m] = std::unexpected("xmetrics is shutting down");
+    } else if (*r->answer) {
+      applyAnswer(r->wire, std::move(**r->answer), results);
+    } else if (!r->answer->error().empty()) {
+      for (auto m : r->wire.members) results[m] = std::unexpected(r->answer->error());
+    }
+  }
+  std::erase_if(riders_, [&](const RiderPtr& r) {
+    return std::find(mine.begin(), mine.end(), r) != mine.end();
+  });
+  lock.unlock();
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (plan->copyOf[i] < batch.size()) results[i] = results[plan->copyOf[i]];
+  }
+  return results;
+}
+
+std::list<DatadogBackend::WaitingCall>::iterator DatadogBackend::waitForRiders(
+    std::chrono::seconds window, std::size_t room) {
+  std::lock_guard lock(ridersMutex_);
+  auto it = waitingCalls_.insert(waitingCalls_.end(), WaitingCall{window, room});
+  ridersChanged_.notify_all();  // riders waiting for a call with room may now ride this one
+  return it;
+}
+
+std::vector<DatadogBackend::RiderPtr> DatadogBackend::takeRiders(
+    std::list<WaitingCall>::iterator call, std::size_t usedChars) {
+  constexpr std::size_t kSeparator = 3;  // "," escaped
+  std::vector<RiderPtr> taken;
+  std::lock_guard lock(ridersMutex_);
+  for (auto& r : riders_) {
+    if (taken.size() == call->room) break;
+    if (r->claimed || r->mustDrive || r->wire.query.window != call->window) continue;
+    auto chars = escapeQuery(r->wire.query.query).size();
+    if (usedChars + kSeparator + chars > options_.limits.maxEscapedChars) continue;
+    usedChars += kSeparator + chars;
+    r->claimed = true;
+    taken.push_back(r);
+  }
+  std::erase_if(riders_, [](const RiderPtr& r) { return r->claimed; });
+  waitingCalls_.erase(call);
+  ridersChanged_.notify_all();  // those left must find another call or drive
+  return taken;
+}
+
+void DatadogBackend::answerRiders(std::vector<RiderPtr>& riders, CallOutcome& outcome,
+                                  std::size_t own) {
+  if (riders.empty()) return;
+  std::lock_guard lock(ridersMutex_);
+  for (std::size_t k = 0; k < riders.size(); ++k) {
+    auto& r = riders[k];
+    switch (outcome.kind) {
+      case CallOutcome::Kind::kOk:
+        r->answer = std::move(outcome.answers[own + k]);
+        break;
+      case CallOutcome::Kind::kFailed:
+        r->answer =
+            std::unexpected(outcome.message.empty() ? std::string("call failed") : outcome.message);
+        break;
+      case CallOutcome::Kind::kRejected:
+        // It may be theirs: they go again in a call of their own, where halving finds it.
+        r->claimed = false;
+        r->mustDrive = true;
+        riders_.push_back(r);
+        break;
+    }
+  }
+  if (outcome.kind == CallOutcome::Kind::kOk) outcome.answers.resize(own);
+  ridersChanged_.notify_all();
+}
+
+DatadogBackend::CallOutcome DatadogBackend::send(std::span<const WireQuery> wire,
+                                                 const std::vector<std::size_t>& indices,
+                                                 std::chrono::seconds window,
+                                                 core::Clock::time_point now) {
+  std::vector<RiderPtr> riders;
+  auto outcome = sendWithRiders(wire, indices, window, now, riders);
+  answerRiders(riders, outcome, indices.size());
+  return outcome;
 }
 
 DatadogBackend::EndpointState* DatadogBackend::pickEndpoint(std::string& whyNone) {
@@ -368,10 +531,11 @@ void DatadogBackend::markSuccess(EndpointState& endpoint) {
   lastSuccess_ = core::Clock::now();
 }
 
-DatadogBackend::CallOutcome DatadogBackend::send(std::span<const WireQuery> wire,
-                                                 const std::vector<std::size_t>& indices,
-                                                 std::chrono::seconds window,
-                                                 core::Clock::time_point now) {
+DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQuery> wire,
+                                                           const std::vector<std::size_t>& indices,
+                                                           std::chrono::seconds window,
+                                                           core::Clock::time_point now,
+                                                           std::vector<RiderPtr>& riders) {
   using Kind = CallOutcome::Kind;
   std::string joined;
   for (auto i : indices) {
@@ -382,6 +546,7 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const WireQuery> wire
   auto from = to - std::min(window, options_.maxWindow).count();
   std::string target = "/api/v1/query?from=" + std::to_string(from) + "&to=" + std::to_string(to) +
                        "&query=" + joined;
+  bool rode = false;  // riders are taken once, when the call first leaves
 
   int rateLimited = 0;
   for (;;) {
@@ -397,11 +562,30 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const WireQuery> wire
     }
     auto wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait);
     if (!wait) return {Kind::kFailed, {}, wait.error()};
+    // While it waits for its slot, first fetches may join it (fetchFirst).
+    std::optional<std::list<WaitingCall>::iterator> waiting;
+    if (!rode && indices.size() < options_.limits.maxQueries) {
+      waiting = waitForRiders(window, options_.limits.maxQueries - indices.size());
+    }
+    auto leave = [&] {
+      if (!waiting) return;
+      auto taken = takeRiders(*waiting, joined.size());
+      waiting.reset();
+      rode = true;
+      for (auto& r : taken) {
+        joined += "%2C";
+        joined += escapeQuery(r->wire.query.query);
+        target += "%2C";
+        target += escapeQuery(r->wire.query.query);
+        riders.push_back(std::move(r));
+      }
+    };
     // Booked before the budget was known (one a second): once the first answer tells it, book
     // again rather than sleep out the rest of the spacing.
     while (*wait > SteadyClock::duration::zero() && !ep->budget.answered()) {
       auto slice = std::min<SteadyClock::duration>(*wait, std::chrono::milliseconds(100));
       if (!sleepFor(slice)) {
+        leave();
         ep->budget.release();
         return {Kind::kFailed, {}, "xmetrics is shutting down"};
       }
@@ -409,10 +593,15 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const WireQuery> wire
       if (ep->budget.answered()) {
         ep->budget.release();
         wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait);
-        if (!wait) return {Kind::kFailed, {}, wait.error()};
+        if (!wait) {
+          leave();
+          return {Kind::kFailed, {}, wait.error()};
+        }
       }
     }
-    if (!sleepFor(*wait)) {
+    bool slept = sleepFor(*wait);
+    leave();
+    if (!slept) {
       ep->budget.release();
       return {Kind::kFailed, {}, "xmetrics is shutting down"};
     }
@@ -444,7 +633,7 @@ DatadogBackend::CallOutcome DatadogBackend::send(std::span<const WireQuery> wire
     std::string where = "Datadog " + ep->shownUrl + " answered ";
     long status = response->status;
     if (status == 200) {
-      auto parsed = parseQueryAnswers(response->body, indices.size());
+      auto parsed = parseQueryAnswers(response->body, indices.size() + riders.size());
       callCounts_.add(parsed ? CallCounts::kOk : CallCounts::kError);
       if (!parsed) {
         markFailure(*ep, ep->shownUrl + ": " + scrub(parsed.error()));

@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <expected>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,6 +18,7 @@
 
 #include "backends/backend.hpp"
 #include "backends/datadog/batch_planner.hpp"
+#include "backends/datadog/query_response.hpp"
 #include "backends/datadog/rate_budget.hpp"
 #include "backends/datadog/secret.hpp"
 #include "http/http_client.hpp"
@@ -89,6 +92,11 @@ class DatadogBackend final : public Backend {
   // Backend
   std::vector<BackendResult> fetch(std::span<const BackendQuery> batch,
                                    core::Clock::time_point now) override;
+  // First fetches ride along: their queries join a call that is waiting for its pacing slot and
+  // has room (same window, under the chunk size), instead of each booking a slot of its own. With
+  // none waiting, this fetch books one, and the first fetches that come meanwhile join it.
+  std::vector<BackendResult> fetchFirst(std::span<const BackendQuery> batch,
+                                        core::Clock::time_point now) override;
   std::string_view name() const override { return "datadog"; }
   BackendHealth health() const override;
   bool batchesItself() const override { return true; }
@@ -113,13 +121,39 @@ class DatadogBackend final : public Backend {
     std::vector<std::size_t> copyOf;  // a query equal to an earlier one once normalised: its index
   };
 
+  // A first fetch's query, waiting for a call to take it (or for its own fetchFirst to drive).
+  struct Rider {
+    WireQuery wire;  // members: indices into the batch of the fetchFirst that made it
+    bool claimed = false;
+    bool mustDrive = false;  // its call was refused: it goes in a call of its own kind
+    std::optional<std::expected<QueryAnswer, std::string>> answer;
+  };
+  using RiderPtr = std::shared_ptr<Rider>;
+  struct WaitingCall {
+    std::chrono::seconds window;
+    std::size_t room;  // queries it can still take
+  };
+
+  std::shared_ptr<WirePlan> makeWirePlan(std::span<const BackendQuery> batch,
+                                         const std::vector<bool>& skip) const;
   std::shared_ptr<const WirePlan> wirePlan(std::span<const BackendQuery> batch,
                                            const std::vector<bool>& skip);
+  std::vector<bool> rejectedQueries(std::span<const BackendQuery> batch,
+                                    std::vector<BackendResult>& results);
+  void failTooLong(std::span<const BackendQuery> batch, std::span<const WireQuery> wire,
+                   const std::vector<std::size_t>& tooLong, std::vector<BackendResult>& results);
+  // Registers a call about to wait for its slot; takes riders when it leaves (takeRiders).
+  std::list<WaitingCall>::iterator waitForRiders(std::chrono::seconds window, std::size_t room);
+  std::vector<RiderPtr> takeRiders(std::list<WaitingCall>::iterator call, std::size_t usedChars);
+  void answerRiders(std::vector<RiderPtr>& riders, CallOutcome& outcome, std::size_t own);
   void execute(std::span<const BackendQuery> batch, std::span<const WireQuery> wire,
                const std::vector<std::size_t>& indices, std::chrono::seconds window,
                core::Clock::time_point now, std::vector<BackendResult>& results);
   CallOutcome send(std::span<const WireQuery> wire, const std::vector<std::size_t>& indices,
                    std::chrono::seconds window, core::Clock::time_point now);
+  CallOutcome sendWithRiders(std::span<const WireQuery> wire,
+                             const std::vector<std::size_t>& indices, std::chrono::seconds window,
+                             core::Clock::time_point now, std::vector<RiderPtr>& riders);
   EndpointState* pickEndpoint(std::string& whyNone);
   void markFailure(EndpointState& endpoint, const std::string& error);
   void markSuccess(EndpointState& endpoint);
@@ -140,6 +174,11 @@ class DatadogBackend final : public Backend {
   std::unordered_map<std::string, Rejected> rejected_;
   // The last refresh's plan: the same batch (the usual case) is not parsed and grouped again.
   std::shared_ptr<const WirePlan> lastPlan_;
+
+  std::mutex ridersMutex_;  // riders_, waitingCalls_, every Rider's fields
+  std::condition_variable ridersChanged_;
+  std::vector<RiderPtr> riders_;  // not yet claimed, in arrival order
+  std::list<WaitingCall> waitingCalls_;
   std::string lastError_;
   core::Clock::time_point lastSuccess_, lastFailure_;
   std::atomic<uint64_t> calls_{0};

@@ -476,6 +476,43 @@ TEST(PollerBackends, AHungBackendCostsOnlyItsOwnMetrics) {
   EXPECT_LT(std::chrono::steady_clock::now() - stopping, 1s);
 }
 
+// A paced backend's refresh can last most of the period: a new metric is not kept waiting for it,
+// and the refresh, which began before the metric existed, does not drop its value when it ends.
+TEST(PollerFirstFetch, ANewMetricIsAnsweredWhileAPacedRefreshIsUnderWay) {
+  testing::FakeBackend dd("datadog");
+  dd.batchItself(true);
+  store::ValueStore values;
+  catalog::Catalog catalog({.defaultBackend = "datadog", .backends = {"datadog"}});
+  Poller poller(catalog, dd, values, {.refreshPeriod = 1s});
+  auto old = catalog.ensure("default", "old", {}, core::Clock::now());
+  dd.set(old->query, core::Sample{1, core::Clock::now()});
+  dd.holdRefresh(true);
+  poller.start();
+  for (int i = 0; i < 300 && !dd.inFetch(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(dd.inFetch());
+
+  auto fresh = catalog.ensure("default", "fresh", {}, core::Clock::now());
+  dd.set(fresh->query, core::Sample{2, core::Clock::now()});
+  std::promise<void> answered;
+  poller.fetchNow(fresh, [&] { answered.set_value(); });
+  ASSERT_EQ(answered.get_future().wait_for(2s), std::future_status::ready)
+      << "the first fetch waited for the refresh";
+  EXPECT_TRUE(dd.inFetch());  // the refresh still holds its call
+  ASSERT_TRUE(values.snapshot()->find(fresh->key));
+
+  auto cycles = poller.status().cycles;
+  dd.holdRefresh(false);
+  for (int i = 0; i < 300 && poller.status().cycles == cycles; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_GT(poller.status().cycles, cycles);
+  auto kept = values.snapshot()->find(fresh->key);
+  ASSERT_TRUE(kept && kept->sample) << "the refresh dropped the first fetch's value";
+  EXPECT_EQ(kept->sample->value, 2);
+  ASSERT_TRUE(values.snapshot()->find(old->key)->sample);
+  poller.stop();
+}
+
 // The hung backend's values stay as they were; the others' full refreshes never drop them.
 TEST(PollerBackends, OneBackendsFullRefreshKeepsTheOthersValues) {
   testing::FakeBackend embedded("embedded"), prometheus("prometheus");

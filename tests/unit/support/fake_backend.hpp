@@ -33,6 +33,22 @@ class FakeBackend final : public backends::Backend {
     std::lock_guard lock(mutex_);
     return inFetch_;
   }
+  // As a paced backend that batches itself (datadog): fetch() (the refresh) waits while held, then
+  // answers as usual; fetchFirst() answers at once.
+  void batchItself(bool batches) { batches_ = batches; }
+  void holdRefresh(bool held) {
+    {
+      std::lock_guard lock(mutex_);
+      held_ = held;
+    }
+    released_.notify_all();
+  }
+  std::vector<backends::BackendResult> fetchFirst(std::span<const backends::BackendQuery> batch,
+                                                  core::Clock::time_point) override {
+    std::lock_guard lock(mutex_);
+    return answer(batch);
+  }
+  bool batchesItself() const override { return batches_; }
 
   // backends::Backend
   std::vector<backends::BackendResult> fetch(std::span<const backends::BackendQuery> batch,
@@ -46,6 +62,15 @@ class FakeBackend final : public backends::Backend {
       for (const auto& q : batch) out.push_back(std::unexpected("timed out asking for " + q.query));
       return out;
     }
+    if (held_) {
+      inFetch_ = true;
+      released_.wait(lock, [&] { return !held_ || cancelled_; });
+      inFetch_ = false;
+    }
+    return answer(batch);
+  }
+  std::vector<backends::BackendResult> answer(std::span<const backends::BackendQuery> batch) {
+    std::vector<backends::BackendResult> out;
     calls_.emplace_back();
     for (const auto& q : batch) {
       calls_.back().push_back(q.query);
@@ -73,6 +98,8 @@ class FakeBackend final : public backends::Backend {
   std::vector<std::vector<std::string>> calls_;
   std::condition_variable released_;
   bool hung_ = false;
+  bool held_ = false;
+  bool batches_ = false;
   bool inFetch_ = false;
   bool cancelled_ = false;
 };

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 namespace xmetrics::backends::datadog {
 namespace {
@@ -283,6 +284,83 @@ TEST(DatadogBackend, ARejectedGroupIsAskedMemberByMemberToFindTheBadOne) {
   // One grouped call, then the members in chunks of 35, halved where v7 is.
   EXPECT_EQ(dd.calls.front().queries.size(), 1u);
   EXPECT_LE(dd.calls.size(), 1u + 2u + 2u * 6u);
+}
+
+// Real time here: the point is threads meeting while one waits for its pacing slot.
+TEST(DatadogBackend, FirstFetchesJoinACallWaitingForItsSlot) {
+  FakeDatadog dd;
+  dd.rateLimit = {{20, 10}};  // once known: 19 calls left for 10 s, about one per 0.5 s
+  for (int i = 0; i < 8; ++i) dd.values["avg:m" + std::to_string(i) + "{*}"] = i;
+  DatadogBackend backend(options(), dd.transport(), Timing{});
+  std::vector<BackendQuery> prime = {{"avg:m0{*}", 300s}};
+  // The budget is known from here on, and the next call's slot is about 0.5 s away.
+  ASSERT_TRUE(backend.fetch(prime, kNow)[0]);
+  ASSERT_TRUE(backend.fetch(prime, kNow)[0]);
+
+  std::vector<BackendResult> refreshed;
+  std::thread refresh([&] { refreshed = backend.fetch(prime, kNow); });
+  std::this_thread::sleep_for(100ms);  // the refresh's call now waits for its slot
+  std::vector<BackendQuery> fresh;
+  for (int i = 1; i < 6; ++i) fresh.push_back({"avg:m" + std::to_string(i) + "{*}", 300s});
+  auto first = backend.fetchFirst(fresh, kNow);
+  refresh.join();
+  ASSERT_EQ(dd.calls.size(), 3u);
+  EXPECT_EQ(dd.calls[2].queries.size(), 6u);  // the refresh's query and the five first fetches
+  ASSERT_TRUE(refreshed[0]);
+  EXPECT_EQ(refreshed[0]->value, 0);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(first[i]) << first[i].error();
+    EXPECT_EQ(first[i]->value, i + 1);
+  }
+}
+
+TEST(DatadogBackend, FirstFetchesArrivingTogetherShareTheCallTheFirstOneBooks) {
+  FakeDatadog dd;
+  dd.rateLimit = {{20, 10}};
+  for (int i = 0; i < 21; ++i) dd.values["avg:n" + std::to_string(i) + "{*}"] = i;
+  DatadogBackend backend(options(), dd.transport(), Timing{});
+  std::vector<BackendQuery> prime = {{"avg:n20{*}", 300s}};
+  ASSERT_TRUE(backend.fetch(prime, kNow)[0]);
+  std::vector<std::thread> threads;
+  std::vector<BackendResult> results(20, std::unexpected(std::string("not run")));
+  for (int i = 0; i < 20; ++i) {
+    threads.emplace_back([&, i] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5 * i));  // one after another
+      std::vector<BackendQuery> q = {{"avg:n" + std::to_string(i) + "{*}", 300s}};
+      results[i] = backend.fetchFirst(q, kNow)[0];
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(results[i]) << i << ": " << results[i].error();
+    EXPECT_EQ(results[i]->value, i);
+  }
+  // 20 first fetches within 100 ms, calls 0.5 s apart: the first goes at once (its slot is free),
+  // the next books the following slot and every later one rides that call.
+  EXPECT_LE(dd.calls.size() - 1, 2u);
+}
+
+TEST(DatadogBackend, ARiderInARefusedCallIsFoundByACallOfItsOwn) {
+  FakeDatadog dd;
+  dd.rateLimit = {{20, 10}};
+  dd.values["avg:good{*}"] = 1;
+  dd.values["avg:fine{*}"] = 2;
+  dd.bad.insert("avg:broken{*}");
+  DatadogBackend backend(options(), dd.transport(), Timing{});
+  std::vector<BackendQuery> prime = {{"avg:good{*}", 300s}};
+  ASSERT_TRUE(backend.fetch(prime, kNow)[0]);
+  std::vector<BackendResult> refreshed;
+  std::thread refresh([&] { refreshed = backend.fetch(prime, kNow); });
+  std::this_thread::sleep_for(100ms);
+  std::vector<BackendQuery> fresh = {{"avg:broken{*}", 300s}, {"avg:fine{*}", 300s}};
+  auto first = backend.fetchFirst(fresh, kNow);
+  refresh.join();
+  ASSERT_TRUE(refreshed[0]) << refreshed[0].error();
+  EXPECT_EQ(refreshed[0]->value, 1);
+  ASSERT_FALSE(first[0]);
+  EXPECT_NE(first[0].error().find("Datadog rejected the query"), std::string::npos);
+  ASSERT_TRUE(first[1]) << first[1].error();
+  EXPECT_EQ(first[1]->value, 2);
 }
 
 TEST(DatadogBackend, WindowsAreCappedAtOneDay) {
