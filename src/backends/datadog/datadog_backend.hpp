@@ -32,12 +32,20 @@ struct Endpoint {
   Secret appKey;    // DD-APPLICATION-KEY
 };
 
+// The query API a backend calls (--datadog-api).
+enum class Api {
+  kV1,  // GET /api/v1/query, queries in the URL: the Cluster Agent's
+  kV2,  // POST /api/v2/query/timeseries, queries in a JSON body (v2_query.hpp)
+};
+
 struct DatadogOptions {
   std::vector<Endpoint> endpoints;  // tried in order; the first healthy one is used
   std::string proxy;                // HTTPS proxy URL; empty: libcurl's HTTPS_PROXY / NO_PROXY
   std::string proxyHttp;            // proxy of http:// endpoints; empty: libcurl's HTTP_PROXY
   std::string noProxy;              // comma-separated hosts never proxied (libcurl NOPROXY)
   BatchLimits limits;
+  // v2 carries no URL: pair it with limits.maxEscapedChars = kV2MaxQueryChars (register.cpp does).
+  Api api = Api::kV1;
   // Queries that differ only in one tag's value are sent as one query grouped by that tag
   // (query::coalesce), at most this many values in one.
   bool coalesce = true;

@@ -17,7 +17,8 @@ struct DatadogSettings {
   std::string proxyHttp;               // for http:// endpoints; empty: HTTP_PROXY
   std::string noProxy;                 // space- or comma-separated hosts
   bool skipTlsVerify = false;
-  bool coalesce = true;  // queries differing in one tag's value go as one grouped query
+  bool coalesce = true;    // queries differing in one tag's value go as one grouped query
+  std::string api = "v1";  // "v1": GET /api/v1/query; "v2": POST /api/v2/query/timeseries
   unsigned chunkSize = 35;
   unsigned maxParallelQueries = 10;
   std::chrono::seconds timeout{10};

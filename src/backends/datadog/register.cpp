@@ -7,6 +7,7 @@
 
 #include "backends/datadog/datadog_backend.hpp"
 #include "backends/datadog/datadog_settings.hpp"
+#include "backends/datadog/v2_query.hpp"
 #include "backends/registry.hpp"
 #include "config/setting_rows.hpp"
 #include "core/strings.hpp"
@@ -117,6 +118,12 @@ std::vector<config::SettingRow> settingRows() {
         "fetch queries that differ only in one tag's value as one query grouped by that tag",
         "true"},
        field(&S::coalesce, config::boolean())},
+      {{"datadog-api",
+        {},
+        "query API: v1 (GET /api/v1/query, as the Cluster Agent) or v2 (POST "
+        "/api/v2/query/timeseries, queries in a body: no 7000-character URL limit)",
+        "v1"},
+       field(&S::api, config::oneOf({"v1", "v2"}))},
       {{"datadog-timeout", {}, "timeout of one Datadog call", "10s"},
        field(&S::timeout, config::durationAtLeast(seconds(1)))},
       {{"datadog-endpoint-backoff",
@@ -171,6 +178,11 @@ std::expected<BackendPtr, std::string> make(const BackendContext& context) {
         "not verified, so whoever sits between xmetrics and it reads the keys");
   }
   options.limits.maxQueries = settings.chunkSize;
+  if (settings.api == "v2") {
+    // Still at most chunk-size queries a call; their text goes in a body, not a URL.
+    options.api = Api::kV2;
+    options.limits.maxEscapedChars = kV2MaxQueryChars;
+  }
   options.coalesce = settings.coalesce;
   options.maxWindow = context.options.maxTimeWindow;
   options.maxParallelCalls = settings.maxParallelQueries;
