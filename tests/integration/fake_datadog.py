@@ -1,4 +1,5 @@
-"""A fake Datadog query API (GET /api/v1/query) on 127.0.0.1 for the integration tests and bench/.
+"""A fake Datadog query API (GET /api/v1/query, and POST /api/v2/query/timeseries answering the same
+data in the v2 shape) on 127.0.0.1 for the integration tests and bench/.
 
 It answers batches per `query_index` as the real API does, replays the recorded fixtures in
 fixtures/datadog/, announces and enforces an X-RateLimit budget, and can be told to fail: 400 for
@@ -12,6 +13,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+V1_PATH, V2_PATH = "/api/v1/query", "/api/v2/query/timeseries"
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "datadog")
 
 
@@ -117,7 +119,7 @@ class FakeDatadog:
 
     def query_calls(self):
         with self.lock:
-            return [c for c in self.calls if c["path"] == "/api/v1/query"]
+            return [c for c in self.calls if c["path"] in (V1_PATH, V2_PATH)]
 
     def _rate_headers(self, now):
         if self.rate_limit is None:
@@ -228,11 +230,68 @@ class FakeDatadog:
                         "from": int(params.get("from", ["0"])[0]),
                         "to": int(params.get("to", ["0"])[0]),
                         "headers": dict(self.headers.items()), "status": None}
+                rate = self.refused(call, V1_PATH)
+                if rate is None:
+                    return
+                now_ms = int(now * 1000)
+                series = []
+                for i, q in enumerate(queries):
+                    series.extend(fake._series(i, q, now_ms, call))
+                body = {"status": "ok", "res_type": "time_series", "resp_version": 1,
+                        "query": ",".join(queries), "from_date": call["from"] * 1000,
+                        "to_date": call["to"] * 1000, "series": series, "values": [],
+                        "times": [], "message": "", "group_by": []}
+                call["status"] = 200
+                self.send(200, json.dumps(body), rate)
+
+            def do_POST(self):
+                """The v2 timeseries API over the same data: the series v1 would answer, with their
+                points laid on the answer's one `times` list (null where a series has none)."""
+                parsed = urllib.parse.urlparse(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                now = time.time()
+                call = {"time": now, "path": parsed.path, "queries": [], "from": 0, "to": 0,
+                        "headers": dict(self.headers.items()), "status": None, "body": raw}
+                try:
+                    attributes = json.loads(raw)["data"]["attributes"]
+                    call["queries"] = [q["query"] for q in attributes["queries"]]
+                    call["from"], call["to"] = attributes["from"] // 1000, attributes["to"] // 1000
+                except (ValueError, KeyError, TypeError):
+                    attributes = None
+                rate = self.refused(call, V2_PATH)
+                if rate is None:
+                    return
+                if attributes is None:
+                    call["status"] = 400
+                    return self.send(400, '{"errors":["malformed request body"]}', rate)
+                now_ms = int(now * 1000)
+                v1 = []
+                for i, q in enumerate(call["queries"]):
+                    v1.extend(fake._series(i, q, now_ms, call))
+                times = sorted({t for s in v1 for t, _ in s["pointlist"]})
+                series, values = [], []
+                for s in v1:
+                    at = dict((t, v) for t, v in s["pointlist"])
+                    series.append({"group_tags": s["tag_set"], "query_index": s["query_index"],
+                                   "unit": s["unit"]})
+                    values.append([at.get(t) for t in times])
+                body = {"data": {"id": "0", "type": "timeseries_response",
+                                 "attributes": {"series": series, "times": times,
+                                                "values": values}}}
+                call["status"] = 200
+                self.send(200, json.dumps(body), rate)
+
+            def refused(self, call, path):
+                """Records the call and answers it if it is refused (wrong path, keys, budget, a
+                scripted failure, a bad query): returns the rate-limit headers to answer it with, or
+                None when it was answered here."""
                 with fake.lock:
                     fake.calls.append(call)
-                    rate, over = fake._rate_headers(int(now))
+                    rate, over = fake._rate_headers(int(call["time"]))
                     failure = fake.failures.pop(0) if fake.failures else None
-                if parsed.path != "/api/v1/query":
+                queries = call["queries"]
+                if call["path"] != path:
                     call["status"] = 404
                     return self.send(404, '{"errors":["Not found"]}')
                 if (self.headers.get("DD-API-KEY") != fake.api_key
@@ -264,15 +323,6 @@ class FakeDatadog:
                         if needle in q:
                             call["status"] = 400
                             return self.send(400, json.dumps({"errors": [message]}), rate)
-                now_ms = int(now * 1000)
-                series = []
-                for i, q in enumerate(queries):
-                    series.extend(fake._series(i, q, now_ms, call))
-                body = {"status": "ok", "res_type": "time_series", "resp_version": 1,
-                        "query": ",".join(queries), "from_date": call["from"] * 1000,
-                        "to_date": call["to"] * 1000, "series": series, "values": [],
-                        "times": [], "message": "", "group_by": []}
-                call["status"] = 200
-                self.send(200, json.dumps(body), rate)
+                return rate
 
         return Handler
