@@ -28,11 +28,20 @@ namespace xmetrics::backends {
 struct BackendQuery {
   std::string query;            // in the backend's language (Datadog syntax for datadog/embedded)
   std::chrono::seconds window;  // look back this far from `now`
+  // An HPA names it, or it has no value yet. When a refresh cannot afford every query, a backend
+  // may defer the others (deferredResult()), least recently refreshed last.
+  bool urgent = true;
 };
 
 // The answer to one query: the chosen data point, or why there is none. The error text is shown to
 // users as is (HPA events, status), so it names the query and the cause.
 using BackendResult = std::expected<core::Sample, std::string>;
+
+// "Not asked this refresh, to stay within the budget": the metric keeps the value it has, which
+// ages (and goes stale past its max age) as any value does. Only for queries that are not urgent.
+inline constexpr std::string_view kDeferred = "\x1e deferred to a later refresh (budget)";
+inline BackendResult deferredResult() { return std::unexpected(std::string(kDeferred)); }
+inline bool isDeferred(const BackendResult& r) { return !r && r.error() == kDeferred; }
 
 // What a backend reports of itself (core/, so the published status can hold it).
 using BackendHealth = core::BackendHealth;

@@ -552,6 +552,13 @@ std::vector<std::string> Catalog::referencesOf(const std::string& key) const {
   return it == references_.end() ? std::vector<std::string>{} : it->second;
 }
 
+std::vector<bool> Catalog::referenced(const std::vector<CatalogEntryPtr>& entries) const {
+  std::vector<bool> out(entries.size(), false);
+  std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < entries.size(); ++i) out[i] = references_.contains(entries[i]->key);
+  return out;
+}
+
 std::vector<CatalogEntryPtr> Catalog::wanted(core::Clock::time_point now) {
   std::vector<CatalogEntryPtr> out;
   std::lock_guard lock(mutex_);

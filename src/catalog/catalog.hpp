@@ -187,6 +187,8 @@ class Catalog {
 
   // Who references a metric ("hpa:ns/name", sorted); empty for metrics only requested directly.
   std::vector<std::string> referencesOf(const std::string& key) const;
+  // Whether an HPA names each entry, under one lock (the poller's urgency of a refresh).
+  std::vector<bool> referenced(const std::vector<CatalogEntryPtr>& entries) const;
 
   // The metrics to poll now: every referenced one, always-active objects, and those requested
   // within `inactiveAfter` (older requests are dropped first).

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,6 +34,15 @@ struct BackendHealth {
     int64_t resetSeconds = 0;  // until the period ends
   };
   std::vector<RateLimit> rateLimits;
+  // When the budget cannot cover every wanted metric at the refresh period: the refresh of the
+  // metrics no HPA names is stretched (they are deferred in turn). Absent otherwise.
+  struct Stretch {
+    double budgetPerHour = 0;    // calls per hour the announced budget sustains
+    double wantPerHour = 0;      // calls per hour a full refresh at the period would take
+    std::size_t metrics = 0;     // metrics deferred in the last refresh
+    double intervalSeconds = 0;  // how often each of them is refreshed now; 0: not at all
+  };
+  std::optional<Stretch> stretch;
 };
 
 }  // namespace xmetrics::core

@@ -17,10 +17,11 @@ Finding classifyBackend(const StatusBackend& backend) {
   const std::string& name = backend.name;
   bool reachable = backend.reachable;
   const std::string& lastError = backend.lastError;
-  std::string budget;
+  std::string budget, stretched;
   bool spent = false;
   for (const auto& [k, text] : backend.details) {
     f.evidence.push_back(k + ": " + text);
+    if (k == "refresh stretched") stretched = text;  // DatadogBackend::health
     if (k.starts_with("endpoint ")) {
       budget += (budget.empty() ? "" : "; ") + text;
       // "<state>; <remaining> of <limit> calls left per <period>s, resets in <n>s[, rate limited
@@ -62,6 +63,16 @@ Finding classifyBackend(const StatusBackend& backend) {
     f.problem = "backend-error";
     f.summary = name + ": reachable, but the last call failed: " + lastError;
     f.fix = "see the error; the metrics it affects show it too";
+    return f;
+  }
+  if (!stretched.empty()) {
+    f.verdict = Verdict::kWarn;
+    f.problem = "refresh-stretched";
+    f.summary = name + ": refresh stretched: " + stretched;
+    f.fix =
+        "raise the org's rate limit, lengthen --refresh-period, or let more metrics coalesce (HPAs "
+        "whose queries differ in one tag's value share a query); metrics an HPA names are never "
+        "deferred, and a deferred value past its max age is served as stale, never as fresh";
     return f;
   }
   f.summary = name + ": reachable" + (budget.empty() ? "" : "; " + budget);

@@ -133,7 +133,10 @@ void Poller::start() {
 void Poller::runFirstFetches(Lane& lane) {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    wake_.wait(lock, [&] { return stopping_ || !lane.firstFetches.empty(); });
+    wake_.wait(lock, [&] {
+      return stopping_ ||
+             (!lane.firstFetches.empty() && lane.activeFirstFetches < kMaxFirstFetches);
+    });
     if (stopping_) break;
     auto urgent = std::move(lane.firstFetches);
     lane.firstFetches.clear();
@@ -145,13 +148,21 @@ void Poller::runFirstFetches(Lane& lane) {
       wake_.notify_all();
       continue;
     }
-    lock.unlock();
-    std::vector<catalog::CatalogEntryPtr> entries;
-    entries.reserve(urgent.size());
-    for (auto& [entry, done] : urgent) entries.push_back(entry);
-    fetchAndPublish(lane, entries, false);
-    for (auto& [entry, done] : urgent) done();
-    lock.lock();
+    ++lane.activeFirstFetches;
+    // Detached: stop() waits for activeFirstFetches to reach 0 (the backends are cancelled first,
+    // so a fetch waiting for its slot returns at once).
+    std::thread([this, &lane, urgent = std::move(urgent)]() mutable {
+      std::vector<catalog::CatalogEntryPtr> entries;
+      entries.reserve(urgent.size());
+      for (auto& [entry, done] : urgent) entries.push_back(entry);
+      fetchAndPublish(lane, entries, false);
+      for (auto& [entry, done] : urgent) done();
+      urgent.clear();
+      entries.clear();
+      std::lock_guard finished(mutex_);
+      --lane.activeFirstFetches;
+      wake_.notify_all();
+    }).detach();
   }
 }
 
@@ -178,6 +189,13 @@ void Poller::stop() {
   for (auto& lane : lanes_) {
     if (lane->thread.joinable()) lane->thread.join();
     if (lane->firstFetchThread.joinable()) lane->firstFetchThread.join();
+  }
+  {
+    std::unique_lock lock(mutex_);
+    wake_.wait(lock, [&] {
+      return std::all_of(lanes_.begin(), lanes_.end(),
+                         [](const auto& l) { return l->activeFirstFetches == 0; });
+    });
   }
 }
 
@@ -425,7 +443,8 @@ void Poller::refresh(Lane& lane) {
   auto now = clock_();
   auto wanted = catalog_.wanted(now);
   std::erase_if(wanted, [&](const catalog::CatalogEntryPtr& e) { return &laneOf(*e) != &lane; });
-  fetchAndPublish(lane, wanted, true);
+  auto referenced = catalog_.referenced(wanted);
+  fetchAndPublish(lane, wanted, true, &referenced);
   {
     std::lock_guard lock(mutex_);
     ++lane.status.cycles;
@@ -452,8 +471,16 @@ void Poller::setFetching(Lane& lane, bool fetching) {
 }
 
 void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntryPtr>& entries,
-                             bool fullCycle) {
+                             bool fullCycle, const std::vector<bool>* referenced) {
   auto now = clock_();
+  // What may wait when the backend cannot afford the whole refresh: a metric no HPA names that has
+  // a value already. First fetches and retries are always urgent.
+  auto held = store_.snapshot();
+  auto urgent = [&](std::size_t i) {
+    if (!fullCycle || !referenced || i >= referenced->size() || (*referenced)[i]) return true;
+    auto v = held->find(entries[i]->key);
+    return !v || !v->sample;
+  };
   auto& backend = *backends_[lane.index];
   // Identical queries over the same window (two HPAs, two namespaces, two selectors that translate
   // alike) are fetched once. Entries that cannot resolve are not fetched at all.
@@ -474,8 +501,9 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
     dedupeKey += '\x1f';
     dedupeKey += std::to_string(entry.window.count());
     auto [it, inserted] = queryIndex.try_emplace(std::move(dedupeKey), queries.size());
-    if (inserted) queries.push_back({entry.query, entry.window});
+    if (inserted) queries.push_back({entry.query, entry.window, false});
     entryQuery[i] = it->second;
+    if (urgent(i)) queries[it->second].urgent = true;
   }
   uint64_t calls = 0;
   results.reserve(queries.size());
@@ -510,6 +538,12 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
     if (old && old->lastFetch > now) {
       // A first fetch (of a re-resolved entry, say) answered while this fetch was under way: its
       // value is the newer one.
+      fresh[entry.key] = old;
+      continue;
+    }
+    if (entryQuery[i] != kNotFetched && backends::isDeferred(results[entryQuery[i]]) && old &&
+        old->query == entry.query) {
+      // Left for a later refresh to stay within the budget: the value stays as it was and ages.
       fresh[entry.key] = old;
       continue;
     }
@@ -561,7 +595,10 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
       // A backend's error quotes what it answered: valid UTF-8 before it is stored and served.
       value->error = result ? "the backend returned a non-finite value (" +
                                   std::to_string(result->value) + ") for " + entry.query
-                            : core::validUtf8(result.error());
+                     : backends::isDeferred(result)
+                         ? "not fetched yet: the backend's rate-limit budget deferred " +
+                               entry.query + " to a later refresh"
+                         : core::validUtf8(result.error());
     }
     // Most refreshes find the same point again: keep its body instead of rendering it anew.
     bool samePoint = old && old->body.size() > 0 && old->sample && value->sample &&

@@ -106,15 +106,20 @@ class Poller final : public server::MetricDemand {
     Urgent urgent;                    // guarded by mutex_
     store::RefreshLoopStatus status;  // guarded by mutex_
     // A backend that batches itself paces its calls, so a refresh can take most of the period:
-    // its first fetches run on a thread of their own (firstFetchThread) instead of waiting for
-    // the refresh to end, and may join the refresh's calls (Backend::fetchFirst). Guarded by
-    // mutex_.
+    // its first fetches are dispatched (firstFetchThread) to threads of their own instead of
+    // waiting for the refresh to end, one per batch, so that a first fetch arriving while another
+    // waits for its pacing slot is handed to the backend at once and joins that call
+    // (Backend::fetchFirst). Guarded by mutex_, as is activeFirstFetches.
     Urgent firstFetches;
+    std::size_t activeFirstFetches = 0;
     std::mutex retriesMutex;
     std::unordered_map<std::string, Retry> retries;  // by metric key; guarded by retriesMutex
     std::thread thread;
-    std::thread firstFetchThread;
+    std::thread firstFetchThread;  // set by start(), before any fetch
   };
+  // First-fetch batches in flight at once per backend; more wait and are fetched together. Past
+  // the chunk size of a call, more could not join one anyway.
+  static constexpr std::size_t kMaxFirstFetches = 36;
 
   void run(Lane& lane);
   void runFirstFetches(Lane& lane);
@@ -131,8 +136,9 @@ class Poller final : public server::MetricDemand {
   void followLeader(Urgent urgent);
   void publishReplica(std::vector<store::MetricValue> values);
   bool leading() const { return !options_.isLeader || options_.isLeader(); }
+  // `referenced`: whether an HPA names each entry (full refreshes), for the backend's urgency.
   void fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntryPtr>& entries,
-                       bool fullCycle);
+                       bool fullCycle, const std::vector<bool>* referenced = nullptr);
   void setFetching(Lane& lane, bool fetching);
   // Schedules (or clears) the early retry of a metric after a fetch.
   void noteOutcome(Lane& lane, const catalog::CatalogEntryPtr& entry, bool hasValue);

@@ -50,8 +50,8 @@ std::string_view trimmed(std::string_view text) {
 // Brackets, quotes and top-level commas: what decides how a comma-joined batch splits.
 std::optional<std::string> checkStructure(std::string_view q) {
   struct Open {
-    char c;
-    std::size_t at;
+    char c = 0;
+    std::size_t at = 0;
   };
   std::vector<Open> open;
   std::optional<Open> inQuote;

@@ -72,6 +72,24 @@ void writeBackendMetrics(telemetry::ExpositionWriter& out, std::string_view back
     remaining.sample(labels, r.remaining);
     reset.sample(labels, r.resetSeconds);
   }
+  if (health.callsByOutcome.empty()) return;  // an in-process backend has no budget to stretch
+  std::initializer_list<Label> labels = {{"backend", backend}};
+  out.family("xmetrics_backend_refresh_stretched_metrics", MetricType::kGauge,
+             "Metrics no HPA names that the last refresh deferred because the rate-limit budget "
+             "cannot cover every metric at the refresh period (0: none).")
+      .sample(labels, health.stretch ? static_cast<double>(health.stretch->metrics) : 0.0);
+  if (!health.stretch) return;
+  out.family("xmetrics_backend_refresh_stretched_interval_seconds", MetricType::kGauge,
+             "How often a deferred metric is refreshed at the current budget (0: not at all).")
+      .sample(labels, health.stretch->intervalSeconds);
+  out.family("xmetrics_backend_calls_budget_per_hour", MetricType::kGauge,
+             "Calls per hour the announced rate-limit budget sustains, while it stretches the "
+             "refresh.")
+      .sample(labels, health.stretch->budgetPerHour);
+  out.family("xmetrics_backend_calls_wanted_per_hour", MetricType::kGauge,
+             "Calls per hour a full refresh at the refresh period would take, while the budget "
+             "stretches it.")
+      .sample(labels, health.stretch->wantPerHour);
 }
 
 void ApiHandler::responded(const HttpRequest& request, unsigned status,

@@ -17,8 +17,8 @@ TIGHT = (1500, 1800)
 PRIMER = "primer.refused"
 
 
-def tight_datadog(fake_datadog):
-    dd = fake_datadog(rate_limit=TIGHT, replay_fixtures=False)
+def tight_datadog(fake_datadog, rate_limit=TIGHT):
+    dd = fake_datadog(rate_limit=rate_limit, replay_fixtures=False)
     # The fake's windows start at multiples of the period: start this one now, so the whole
     # 1,800 s are left and the spacing is 1.2 s whatever the time of day.
     dd.window_start = int(time.time())
@@ -35,7 +35,8 @@ def learn_budget(xm, dd):
     status, _, body = xm.request(metric_path(PRIMER))
     assert status == 404 and "Datadog rejected the query" in body, (status, body)
     assert len(dd.query_calls()) == 1
-    wait_for(lambda: "of 1500 calls left per 1800s" in json.dumps(xm.status()["backend"]),
+    limit = dd.rate_limit[0]
+    wait_for(lambda: f"of {limit} calls left per 1800s" in json.dumps(xm.status()["backend"]),
              what="the announced budget in status")
 
 
@@ -126,17 +127,25 @@ def test_new_metrics_requested_one_after_another_share_the_call_waiting_for_its_
 
 def test_new_metrics_requested_one_after_another_ride_a_refresh_waiting_for_its_slot(
         start_xmetrics, fake_datadog):
-    dd = tight_datadog(fake_datadog)
-    dd.values["known.metric"] = 1
+    # A call every 0.225 s: a refresh of two calls fits the budget at a 1 s period (a tighter one
+    # would defer the second call, the budget stretching the refresh), and its second call waits
+    # 0.225 s for its slot after the first.
+    dd = tight_datadog(fake_datadog, rate_limit=(8000, 1800))
+    known = [f"known.metric.{i}" for i in range(36)]
+    for i, name in enumerate(known):
+        dd.values[name] = i
     names = [f"riding.m{i}" for i in range(6)]
     for i, name in enumerate(names):
         dd.values[name] = 300 + i
     xm = start(start_xmetrics, dd)
-    status, _, body = xm.request(metric_path("known.metric"))
-    assert status == 200, body
-    # Refreshed every second, paced 1.2 s apart: a refresh call (one query, room for 34 more) is
-    # always waiting for its slot from here on.
-    wait_for(lambda: len(dd.query_calls()) >= 3, timeout=10, what="two refresh calls")
+    learn_budget(xm, dd)
+    results, _ = get_all(xm, known)
+    check_values(results, known, dd)
+    # Refreshed every second, 36 metrics take two calls: the refresh's first call carries 35
+    # queries, and its second (one query, room for 34 more) waits for its slot after it.
+    mark = len(dd.query_calls())
+    wait_for(lambda: any(len(c["queries"]) == 35 for c in dd.query_calls()[mark:]), timeout=15,
+             what="a refresh's full call")
     mark = len(dd.query_calls())
     results, answered = get_all(xm, names, stagger=0.010)
     check_values(results, names, dd)
@@ -144,4 +153,4 @@ def test_new_metrics_requested_one_after_another_ride_a_refresh_waiting_for_its_
     assert len(calls) == 1, (
         f"{len(calls)} calls carried the 6 first fetches: {shown(calls)}")
     assert calls[0][0] == 6
-    assert any(q.startswith("avg:known.metric{") for q in calls[0][1]), "it was the refresh's"
+    assert any(q.startswith("avg:known.metric.") for q in calls[0][1]), "it was the refresh's"

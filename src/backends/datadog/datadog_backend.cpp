@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cmath>
 #include <thread>
 
 #include "backends/datadog/query_response.hpp"
@@ -15,6 +16,12 @@ namespace xmetrics::backends::datadog {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
+
+// When calls are this far apart, a first fetch whose slot is free waits a tenth of the spacing
+// (at most kMaxGather) for others of the same burst to join it: a little latency for one call
+// instead of a slot each.
+constexpr auto kScarce = std::chrono::milliseconds(200);
+constexpr auto kMaxGather = std::chrono::milliseconds(250);
 
 std::string trimSlash(std::string url) {
   while (!url.empty() && url.back() == '/') url.pop_back();
@@ -44,6 +51,16 @@ std::string statusText(long status) {
     default:
       return std::to_string(status);
   }
+}
+
+// 2300 -> "2,300": the numbers of the stretch message, read at a glance.
+std::string withThousands(int64_t v) {
+  std::string digits = std::to_string(v < 0 ? -v : v), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return (v < 0 ? "-" : "") + out;
 }
 
 }  // namespace
@@ -261,12 +278,38 @@ std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> b
   auto skip = rejectedQueries(batch, results);
   auto plan = wirePlan(batch, skip);
   std::span<const WireQuery> wire = plan->wire;
+  // Urgent queries first, then the others least recently sent first: when the budget cannot
+  // cover the refresh, the calls at the end are the ones deferred.
+  auto urgent = [&](const WireQuery& w) {
+    return std::any_of(w.members.begin(), w.members.end(), [&](auto m) { return batch[m].urgent; });
+  };
+  std::vector<std::size_t> order(wire.size());
+  std::vector<uint64_t> sentAt(wire.size(), 0);
+  std::vector<bool> isUrgent(wire.size());
+  {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < wire.size(); ++i) {
+      order[i] = i;
+      isUrgent[i] = urgent(wire[i]);
+      if (auto it = lastSent_.find(wire[i].query.query); it != lastSent_.end()) {
+        sentAt[i] = it->second;
+      }
+    }
+  }
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    if (isUrgent[a] != isUrgent[b]) return static_cast<bool>(isUrgent[a]);
+    return !isUrgent[a] && sentAt[a] < sentAt[b];
+  });
   std::vector<BackendQuery> wireQueries;
   wireQueries.reserve(wire.size());
-  for (const auto& w : wire) wireQueries.push_back(w.query);
+  for (auto i : order) wireQueries.push_back(wire[i].query);
   auto calls = planBatches(wireQueries, options_.limits);
+  for (auto& c : calls.calls) {
+    for (auto& q : c.queries) q = order[q];
+  }
+  for (auto& t : calls.tooLong) t = order[t];
   failTooLong(batch, wire, calls.tooLong, results);
-
+  deferCalls(wire, isUrgent, calls.calls, results);
   std::atomic<std::size_t> next{0};
   auto worker = [&] {
     for (std::size_t c = next++; c < calls.calls.size(); c = next++) {
@@ -290,8 +333,9 @@ std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> b
 
 void DatadogBackend::execute(std::span<const BackendQuery> batch, std::span<const WireQuery> wire,
                              const std::vector<std::size_t>& indices, std::chrono::seconds window,
-                             core::Clock::time_point now, std::vector<BackendResult>& results) {
-  auto outcome = send(wire, indices, window, now);
+                             core::Clock::time_point now, std::vector<BackendResult>& results,
+                             bool urgent) {
+  auto outcome = send(wire, indices, window, now, urgent);
   // A paced refresh spends the whole period in fetch(): the budget and call counts it shows are
   // published after each call, not once at the end.
   healthChanged();
@@ -321,7 +365,7 @@ void DatadogBackend::execute(std::span<const BackendQuery> batch, std::span<cons
            ++k) {
         chunk.push_back(k);
       }
-      execute(batch, alone, chunk, window, now, results);
+      execute(batch, alone, chunk, window, now, results, urgent);
     }
     return;
   }
@@ -337,8 +381,96 @@ void DatadogBackend::execute(std::span<const BackendQuery> batch, std::span<cons
   }
   // One of them is bad; halve until it is alone so its neighbours still get their values.
   auto middle = indices.begin() + static_cast<std::ptrdiff_t>(indices.size() / 2);
-  execute(batch, wire, std::vector<std::size_t>(indices.begin(), middle), window, now, results);
-  execute(batch, wire, std::vector<std::size_t>(middle, indices.end()), window, now, results);
+  execute(batch, wire, std::vector<std::size_t>(indices.begin(), middle), window, now, results,
+          urgent);
+  execute(batch, wire, std::vector<std::size_t>(middle, indices.end()), window, now, results,
+          urgent);
+}
+
+std::optional<std::size_t> DatadogBackend::refreshAllowance() {
+  if (options_.refreshPeriod.count() <= 0) return std::nullopt;
+  auto steady = timing_.now();
+  EndpointState* ep = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& e : endpoints_) {
+      if (e->retryAt <= steady) {
+        ep = e.get();
+        break;
+      }
+    }
+  }
+  if (!ep) return std::nullopt;
+  auto b = ep->budget.snapshot(steady);
+  if (!b.known) return std::nullopt;
+  // Other clients of the org spend the same budget: what is left over what is left of the period,
+  // as announced, not the nominal limit.
+  double remaining = static_cast<double>(b.resetInSeconds > 0 ? b.remaining : b.limit);
+  double window = static_cast<double>(b.resetInSeconds > 0 ? b.resetInSeconds : b.period);
+  double perRefresh = remaining / std::max(1.0, window) * options_.refreshPeriod.count() * 0.9;
+  return std::max<std::size_t>(1, static_cast<std::size_t>(std::lround(perRefresh)));
+}
+
+void DatadogBackend::deferCalls(std::span<const WireQuery> wire, const std::vector<bool>& isUrgent,
+                                std::vector<PlannedCall>& calls,
+                                std::vector<BackendResult>& results) {
+  auto allowance = refreshAllowance();
+  std::size_t deferredMetrics = 0, deferrableCalls = 0, deferredCalls = 0;
+  for (const auto& c : calls) {
+    bool allDeferrable =
+        std::none_of(c.queries.begin(), c.queries.end(), [&](auto i) { return isUrgent[i]; });
+    deferrableCalls += allDeferrable;
+  }
+  std::size_t wanted = calls.size();
+  while (allowance && calls.size() > *allowance && !calls.empty()) {
+    const auto& last = calls.back();
+    if (std::any_of(last.queries.begin(), last.queries.end(), [&](auto i) { return isUrgent[i]; }))
+      break;  // only urgent calls left: those are paced, never deferred
+    for (auto i : last.queries) {
+      for (auto m : wire[i].members) {
+        results[m] = deferredResult();
+        ++deferredMetrics;
+      }
+    }
+    ++deferredCalls;
+    calls.pop_back();
+  }
+  std::lock_guard lock(mutex_);
+  ++refreshes_;
+  for (const auto& c : calls) {
+    for (auto i : c.queries) lastSent_[wire[i].query.query] = refreshes_;
+  }
+  if (lastSent_.size() > 2 * wire.size() + 64) {
+    // Queries no longer asked for: forget them (the map is for rotation only).
+    std::unordered_map<std::string, uint64_t> kept;
+    for (const auto& w : wire) {
+      if (auto it = lastSent_.find(w.query.query); it != lastSent_.end()) kept.insert(*it);
+    }
+    lastSent_ = std::move(kept);
+  }
+  if (deferredCalls == 0) {
+    stretch_.reset();
+    return;
+  }
+  double period = static_cast<double>(options_.refreshPeriod.count());
+  Stretch s;
+  s.wantPerHour = static_cast<double>(wanted) * 3600 / period;
+  s.budgetPerHour = static_cast<double>(*allowance) / 0.9 * 3600 / period;
+  s.metrics = deferredMetrics;
+  // Each refresh sends deferrable - deferred of the deferrable calls, oldest first: a deferrable
+  // metric comes round every deferrable / sent refreshes.
+  std::size_t sent = deferrableCalls - deferredCalls;
+  s.intervalSeconds = sent == 0 ? 0 : period * static_cast<double>(deferrableCalls) / sent;
+  if (!stretch_) {
+    spdlog::warn(
+        "datadog budget {:.0f} calls/h, want {:.0f}/h: {} metrics no HPA names refreshed every {} "
+        "instead of {}s",
+        s.budgetPerHour, s.wantPerHour, s.metrics,
+        sent == 0 ? std::string("(never, until the budget allows)")
+                  : std::to_string(static_cast<long long>(s.intervalSeconds)) + "s",
+        options_.refreshPeriod.count());
+  }
+  stretch_ = s;
 }
 
 std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQuery> batch,
@@ -372,9 +504,13 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
     if (answered) break;
     if (!unclaimed.empty()) {
       auto window = unclaimed.front()->wire.query.window;
-      bool room = !unclaimed.front()->mustDrive &&
-                  std::any_of(waitingCalls_.begin(), waitingCalls_.end(),
-                              [&](const auto& c) { return c.window == window && c.room > 0; });
+      const auto& text = unclaimed.front()->wire.query.query;
+      bool room =
+          !unclaimed.front()->mustDrive &&
+          std::any_of(waitingCalls_.begin(), waitingCalls_.end(), [&](const auto& c) {
+            return c.window == window &&
+                   (c.room > 0 || std::find(c.texts.begin(), c.texts.end(), text) != c.texts.end());
+          });
       if (!room) {
         // No call waiting could take them: this fetch makes one, which others may join.
         std::vector<WireQuery> own;
@@ -387,7 +523,7 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
         lock.unlock();
         std::vector<std::size_t> indices(own.size());
         for (std::size_t k = 0; k < own.size(); ++k) indices[k] = k;
-        execute(batch, own, indices, window, now, results);
+        execute(batch, own, indices, window, now, results, /*urgent=*/true);
         lock.lock();
         for (const auto& r : unclaimed) {
           if (r->claimed && !r->answer) r->answer = std::unexpected(std::string());  // in results
@@ -422,24 +558,33 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
 }
 
 std::list<DatadogBackend::WaitingCall>::iterator DatadogBackend::waitForRiders(
-    std::chrono::seconds window, std::size_t room) {
+    std::chrono::seconds window, std::size_t room, std::vector<std::string> texts) {
   std::lock_guard lock(ridersMutex_);
-  auto it = waitingCalls_.insert(waitingCalls_.end(), WaitingCall{window, room});
+  auto it = waitingCalls_.insert(waitingCalls_.end(), WaitingCall{window, room, std::move(texts)});
   ridersChanged_.notify_all();  // riders waiting for a call with room may now ride this one
   return it;
 }
 
 std::vector<DatadogBackend::RiderPtr> DatadogBackend::takeRiders(
-    std::list<WaitingCall>::iterator call, std::size_t usedChars) {
+    std::list<WaitingCall>::iterator call, std::size_t usedChars, std::vector<std::string>& texts) {
   constexpr std::size_t kSeparator = 3;  // "," escaped
   std::vector<RiderPtr> taken;
+  std::size_t room = call->room;
   std::lock_guard lock(ridersMutex_);
   for (auto& r : riders_) {
-    if (taken.size() == call->room) break;
     if (r->claimed || r->mustDrive || r->wire.query.window != call->window) continue;
-    auto chars = escapeQuery(r->wire.query.query).size();
-    if (usedChars + kSeparator + chars > options_.limits.maxEscapedChars) continue;
-    usedChars += kSeparator + chars;
+    const auto& text = r->wire.query.query;
+    if (auto same = std::find(texts.begin(), texts.end(), text); same != texts.end()) {
+      // The call asks it already (a refresh holding a metric just registered): one answer, both.
+      r->answerIndex = static_cast<std::size_t>(same - texts.begin());
+    } else {
+      auto chars = escapeQuery(text).size();
+      if (room == 0 || usedChars + kSeparator + chars > options_.limits.maxEscapedChars) continue;
+      usedChars += kSeparator + chars;
+      --room;
+      r->answerIndex = texts.size();
+      texts.push_back(text);
+    }
     r->claimed = true;
     taken.push_back(r);
   }
@@ -457,7 +602,7 @@ void DatadogBackend::answerRiders(std::vector<RiderPtr>& riders, CallOutcome& ou
     auto& r = riders[k];
     switch (outcome.kind) {
       case CallOutcome::Kind::kOk:
-        r->answer = std::move(outcome.answers[own + k]);
+        r->answer = outcome.answers[r->answerIndex];  // copied: a rider may share its query
         break;
       case CallOutcome::Kind::kFailed:
         r->answer =
@@ -478,9 +623,9 @@ void DatadogBackend::answerRiders(std::vector<RiderPtr>& riders, CallOutcome& ou
 DatadogBackend::CallOutcome DatadogBackend::send(std::span<const WireQuery> wire,
                                                  const std::vector<std::size_t>& indices,
                                                  std::chrono::seconds window,
-                                                 core::Clock::time_point now) {
+                                                 core::Clock::time_point now, bool urgent) {
   std::vector<RiderPtr> riders;
-  auto outcome = sendWithRiders(wire, indices, window, now, riders);
+  auto outcome = sendWithRiders(wire, indices, window, now, riders, urgent);
   answerRiders(riders, outcome, indices.size());
   return outcome;
 }
@@ -536,12 +681,15 @@ DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQ
                                                            const std::vector<std::size_t>& indices,
                                                            std::chrono::seconds window,
                                                            core::Clock::time_point now,
-                                                           std::vector<RiderPtr>& riders) {
+                                                           std::vector<RiderPtr>& riders,
+                                                           bool urgent) {
   using Kind = CallOutcome::Kind;
   std::string joined;
+  std::vector<std::string> texts;  // the call's queries in order; riders' new ones appended
   for (auto i : indices) {
     if (!joined.empty()) joined += "%2C";
     joined += escapeQuery(wire[i].query.query);
+    texts.push_back(wire[i].query.query);
   }
   auto to = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   auto from = to - std::min(window, options_.maxWindow).count();
@@ -561,25 +709,33 @@ DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQ
                            " key: " + (!apiKey ? apiKey.error() : appKey.error()));
       continue;
     }
-    auto wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait);
+    auto wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait, urgent);
     if (!wait) return {Kind::kFailed, {}, wait.error()};
-    // While it waits for its slot, first fetches may join it (fetchFirst).
+    if (auto spacing = ep->budget.spacing(timing_.now()); urgent && !rode && spacing >= kScarce) {
+      // Calls are scarce and this first fetch's slot may be free now: it waits a moment for the
+      // first fetches of the same burst (an HPA rollout, a restart) to join it.
+      *wait = std::max<SteadyClock::duration>(
+          *wait, std::min<SteadyClock::duration>(spacing / 10, kMaxGather));
+    }
+    // While it waits for its slot, first fetches may join it (fetchFirst): into its room, or onto
+    // a query it holds already.
     std::optional<std::list<WaitingCall>::iterator> waiting;
-    if (!rode && indices.size() < options_.limits.maxQueries) {
-      waiting = waitForRiders(window, options_.limits.maxQueries - indices.size());
+    if (!rode) {
+      waiting = waitForRiders(window, options_.limits.maxQueries - indices.size(), texts);
     }
     auto leave = [&] {
       if (!waiting) return;
-      auto taken = takeRiders(*waiting, joined.size());
+      std::size_t before = texts.size();
+      auto taken = takeRiders(*waiting, joined.size(), texts);
       waiting.reset();
       rode = true;
-      for (auto& r : taken) {
+      for (std::size_t k = before; k < texts.size(); ++k) {
         joined += "%2C";
-        joined += escapeQuery(r->wire.query.query);
+        joined += escapeQuery(texts[k]);
         target += "%2C";
-        target += escapeQuery(r->wire.query.query);
-        riders.push_back(std::move(r));
+        target += escapeQuery(texts[k]);
       }
+      for (auto& r : taken) riders.push_back(std::move(r));
     };
     // Booked before the budget was known (one a second): once the first answer tells it, book
     // again rather than sleep out the rest of the spacing.
@@ -593,7 +749,7 @@ DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQ
       *wait -= slice;
       if (ep->budget.answered()) {
         ep->budget.release();
-        wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait);
+        wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait, urgent);
         if (!wait) {
           leave();
           return {Kind::kFailed, {}, wait.error()};
@@ -614,12 +770,10 @@ DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQ
                        {"User-Agent", "xmetrics"}};
     if (options_.api == Api::kV2) {
       // The same queries, riders last as in the URL, in a body: query_index k is the k-th.
-      std::vector<std::string_view> texts;
-      for (auto i : indices) texts.push_back(wire[i].query.query);
-      for (const auto& r : riders) texts.push_back(r->wire.query.query);
+      std::vector<std::string_view> views(texts.begin(), texts.end());
       request.method = "POST";
       request.url = ep->endpoint.url + std::string(kV2TimeseriesPath);
-      request.body = timeseriesRequestBody(texts, from * 1000, to * 1000);
+      request.body = timeseriesRequestBody(views, from * 1000, to * 1000);
       request.headers["Content-Type"] = "application/json";
     }
     request.timeout = options_.timeout;
@@ -644,9 +798,8 @@ DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQ
     std::string where = "Datadog " + ep->shownUrl + " answered ";
     long status = response->status;
     if (status == 200) {
-      auto parsed = options_.api == Api::kV2
-                        ? parseTimeseriesAnswers(response->body, indices.size() + riders.size())
-                        : parseQueryAnswers(response->body, indices.size() + riders.size());
+      auto parsed = options_.api == Api::kV2 ? parseTimeseriesAnswers(response->body, texts.size())
+                                             : parseQueryAnswers(response->body, texts.size());
       callCounts_.add(parsed ? CallCounts::kOk : CallCounts::kError);
       if (!parsed) {
         markFailure(*ep, ep->shownUrl + ": " + scrub(parsed.error()));
@@ -712,6 +865,19 @@ BackendHealth DatadogBackend::health() const {
   }
   h.callsByOutcome = callCounts_.snapshot();
   h.details.emplace_back("rejected queries", std::to_string(rejected_.size()));
+  if (stretch_) {
+    auto n = [](double v) { return withThousands(static_cast<int64_t>(v + 0.5)); };
+    std::string every = stretch_->intervalSeconds > 0
+                            ? "every " + n(stretch_->intervalSeconds) + " s"
+                            : "only as the budget allows";
+    h.details.emplace_back(
+        "refresh stretched",
+        "budget " + n(stretch_->budgetPerHour) + "/h, want " + n(stretch_->wantPerHour) + "/h: " +
+            n(static_cast<double>(stretch_->metrics)) + " metrics no HPA names refreshed " + every +
+            " instead of " + std::to_string(options_.refreshPeriod.count()) + " s");
+    h.stretch = core::BackendHealth::Stretch{stretch_->budgetPerHour, stretch_->wantPerHour,
+                                             stretch_->metrics, stretch_->intervalSeconds};
+  }
   return h;
 }
 

@@ -60,6 +60,10 @@ struct DatadogOptions {
   // once.
   std::chrono::seconds maxRateLimitWait{30};
   std::chrono::seconds maxWindow{86400};  // max_time_window: windows are capped to it
+  // The poller's refresh period: when the announced budget cannot cover a whole refresh at it,
+  // calls holding only queries that are not urgent are deferred, least recently sent first.
+  // Zero: never deferred (calls are only paced).
+  std::chrono::seconds refreshPeriod{0};
   // A query Datadog rejected (400/422) is answered from memory, without a call, for this long.
   std::chrono::seconds rejectedQueryTtl{600};
   // Fails the calls in flight and every later one (HttpClient::cancel): shutdown.
@@ -133,15 +137,24 @@ class DatadogBackend final : public Backend {
   struct Rider {
     WireQuery wire;  // members: indices into the batch of the fetchFirst that made it
     bool claimed = false;
-    bool mustDrive = false;  // its call was refused: it goes in a call of its own kind
+    bool mustDrive = false;       // its call was refused: it goes in a call of its own kind
+    std::size_t answerIndex = 0;  // its query's place in the call that took it
     std::optional<std::expected<QueryAnswer, std::string>> answer;
   };
   using RiderPtr = std::shared_ptr<Rider>;
   struct WaitingCall {
     std::chrono::seconds window;
-    std::size_t room;  // queries it can still take
+    std::size_t room;                // queries it can still take
+    std::vector<std::string> texts;  // what it holds: a rider asking the same needs no room
   };
 
+  // How many calls a refresh may make now: what the announced budget sustains over a refresh
+  // period, with a tenth kept for first fetches; nullopt while no budget is known.
+  std::optional<std::size_t> refreshAllowance();
+  // Drops calls from the end of a refresh's plan (only calls of queries that are not urgent)
+  // until it fits refreshAllowance(); their metrics get deferredResult(). Records the stretch.
+  void deferCalls(std::span<const WireQuery> wire, const std::vector<bool>& isUrgent,
+                  std::vector<PlannedCall>& calls, std::vector<BackendResult>& results);
   std::shared_ptr<WirePlan> makeWirePlan(std::span<const BackendQuery> batch,
                                          const std::vector<bool>& skip) const;
   std::shared_ptr<const WirePlan> wirePlan(std::span<const BackendQuery> batch,
@@ -151,17 +164,23 @@ class DatadogBackend final : public Backend {
   void failTooLong(std::span<const BackendQuery> batch, std::span<const WireQuery> wire,
                    const std::vector<std::size_t>& tooLong, std::vector<BackendResult>& results);
   // Registers a call about to wait for its slot; takes riders when it leaves (takeRiders).
-  std::list<WaitingCall>::iterator waitForRiders(std::chrono::seconds window, std::size_t room);
-  std::vector<RiderPtr> takeRiders(std::list<WaitingCall>::iterator call, std::size_t usedChars);
+  std::list<WaitingCall>::iterator waitForRiders(std::chrono::seconds window, std::size_t room,
+                                                 std::vector<std::string> texts);
+  // Riders of the call's window: one asking a query the call holds shares its answer; others
+  // are appended to `texts` while room and the URL length allow.
+  std::vector<RiderPtr> takeRiders(std::list<WaitingCall>::iterator call, std::size_t usedChars,
+                                   std::vector<std::string>& texts);
   void answerRiders(std::vector<RiderPtr>& riders, CallOutcome& outcome, std::size_t own);
   void execute(std::span<const BackendQuery> batch, std::span<const WireQuery> wire,
                const std::vector<std::size_t>& indices, std::chrono::seconds window,
-               core::Clock::time_point now, std::vector<BackendResult>& results);
+               core::Clock::time_point now, std::vector<BackendResult>& results,
+               bool urgent = false);
   CallOutcome send(std::span<const WireQuery> wire, const std::vector<std::size_t>& indices,
-                   std::chrono::seconds window, core::Clock::time_point now);
+                   std::chrono::seconds window, core::Clock::time_point now, bool urgent);
   CallOutcome sendWithRiders(std::span<const WireQuery> wire,
                              const std::vector<std::size_t>& indices, std::chrono::seconds window,
-                             core::Clock::time_point now, std::vector<RiderPtr>& riders);
+                             core::Clock::time_point now, std::vector<RiderPtr>& riders,
+                             bool urgent);
   EndpointState* pickEndpoint(std::string& whyNone);
   void markFailure(EndpointState& endpoint, const std::string& error);
   void markSuccess(EndpointState& endpoint);
@@ -182,6 +201,17 @@ class DatadogBackend final : public Backend {
   std::unordered_map<std::string, Rejected> rejected_;
   // The last refresh's plan: the same batch (the usual case) is not parsed and grouped again.
   std::shared_ptr<const WirePlan> lastPlan_;
+
+  // Deferral (guarded by mutex_): when each wire query was last sent, in refreshes, and what the
+  // last refresh had to stretch (shown in health()).
+  std::unordered_map<std::string, uint64_t> lastSent_;
+  uint64_t refreshes_ = 0;
+  struct Stretch {
+    double budgetPerHour = 0, wantPerHour = 0;
+    std::size_t metrics = 0;     // deferred in the last refresh
+    double intervalSeconds = 0;  // how often a deferrable metric is refreshed at this rate
+  };
+  std::optional<Stretch> stretch_;
 
   std::mutex ridersMutex_;  // riders_, waitingCalls_, every Rider's fields
   std::condition_variable ridersChanged_;

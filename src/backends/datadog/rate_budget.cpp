@@ -34,9 +34,12 @@ RateLimitHeaders parseRateLimitHeaders(const http::Headers& headers) {
 }
 
 std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint now,
-                                                                     Duration maxWait) {
+                                                                     Duration maxWait,
+                                                                     bool urgent) {
   std::lock_guard lock(mutex_);
-  TimePoint slot = std::max(now, nextSlot_);
+  // An urgent call takes the first slot after the last urgent one rather than queueing behind
+  // every slot a refresh has booked; the refresh's later slots move back by one spacing.
+  TimePoint slot = std::max(now, urgent ? std::min(nextSlot_, urgentNext_) : nextSlot_);
   bool waitingForReset = false;
   if (blockedUntil_ > slot) {
     slot = blockedUntil_;
@@ -80,7 +83,12 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
   remaining_ = remaining;
   resetAt_ = resetAt;
   assumed_ = assumed;
-  nextSlot_ = slot + spacing;
+  if (urgent) {
+    urgentNext_ = slot + spacing;
+    nextSlot_ = std::max(nextSlot_, slot) + spacing;
+  } else {
+    nextSlot_ = slot + spacing;
+  }
   ++inFlight_;
   return slot - now;
 }
@@ -137,6 +145,13 @@ void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint
 void RateBudget::release() {
   std::lock_guard lock(mutex_);
   if (inFlight_ > 0) --inFlight_;
+}
+
+RateBudget::Duration RateBudget::spacing(TimePoint now) const {
+  std::lock_guard lock(mutex_);
+  if (!known_) return answered_ ? Duration::zero() : Duration(std::chrono::seconds(1));
+  if (now >= resetAt_) return period_ / std::max<int64_t>(1, limit_);
+  return (resetAt_ - now) / std::max<int64_t>(1, remaining_ - inFlight_);
 }
 
 RateBudgetSnapshot RateBudget::snapshot(TimePoint now) const {

@@ -40,7 +40,11 @@ class RateBudget {
 
   // Books the next call: how long to wait before sending it. When the budget is spent (or a 429
   // said to wait) until further away than `maxWait`, books nothing and returns why.
-  std::expected<Duration, std::string> reserve(TimePoint now, Duration maxWait);
+  // `urgent` (a first fetch someone waits for): the first slot after the last urgent call, ahead
+  // of the slots a refresh has booked, which the calls booked later then follow. A spent budget or
+  // a 429 holds urgent calls back alike.
+  std::expected<Duration, std::string> reserve(TimePoint now, Duration maxWait,
+                                               bool urgent = false);
 
   // The booked call got an answer with these headers (any status; 429 blocks until the reset).
   void observe(const RateLimitHeaders& headers, long status, TimePoint now);
@@ -48,6 +52,9 @@ class RateBudget {
   void release();
 
   RateBudgetSnapshot snapshot(TimePoint now) const;
+  // The spacing calls get now: what is left of the period over the calls left (zero while
+  // nothing is known after an answer without headers).
+  Duration spacing(TimePoint now) const;
   // Whether any answer came yet: a call booked before one (a second apart) books again once it
   // does, instead of sleeping out a spacing the answer may have made needless.
   bool answered() const {
@@ -68,6 +75,7 @@ class RateBudget {
   int64_t inFlight_ = 0;   // booked, not answered
   TimePoint resetAt_{};
   TimePoint nextSlot_{};
+  TimePoint urgentNext_{};
   TimePoint blockedUntil_{};
   std::string name_;
 };

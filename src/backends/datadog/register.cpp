@@ -185,6 +185,7 @@ std::expected<BackendPtr, std::string> make(const BackendContext& context) {
   }
   options.coalesce = settings.coalesce;
   options.maxWindow = context.options.maxTimeWindow;
+  options.refreshPeriod = context.options.refreshPeriod;
   options.maxParallelCalls = settings.maxParallelQueries;
   options.timeout = settings.timeout;
   options.endpointBackoff = settings.endpointBackoff;

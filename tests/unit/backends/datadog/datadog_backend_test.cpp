@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -361,6 +362,64 @@ TEST(DatadogBackend, ARiderInARefusedCallIsFoundByACallOfItsOwn) {
   EXPECT_NE(first[0].error().find("Datadog rejected the query"), std::string::npos);
   ASSERT_TRUE(first[1]) << first[1].error();
   EXPECT_EQ(first[1]->value, 2);
+}
+
+// 20 calls left for 100 s, refresh 30 s: a refresh may spend 0.9 x 20/100 x 30 = 5 calls.
+TEST(DatadogBackend, ABudgetTooSmallDefersTheCallsOfMetricsNoHpaNamesInTurn) {
+  FakeDatadog dd;
+  dd.rateLimit = {{21, 100}};
+  auto o = options();
+  o.refreshPeriod = 30s;
+  o.limits.maxQueries = 2;
+  DatadogBackend backend(o, dd.transport(), dd.timing());
+  ASSERT_TRUE(backend.fetch(std::vector<BackendQuery>{{"avg:prime{*}", 300s}}, kNow)[0]
+                  .error()
+                  .size());  // learns the budget: 20 left, reset in 100 s
+  std::vector<BackendQuery> qs;
+  for (int i = 0; i < 20; ++i) {
+    qs.push_back({"avg:m" + std::to_string(i) + "{*}", 300s, i < 4});  // m0..m3 named by HPAs
+    dd.values[qs.back().query] = i;
+  }
+  std::map<int, int> sent;   // metric -> refreshes it was asked in
+  std::size_t deferred = 0;  // in the last refresh
+  for (int refresh = 0; refresh < 4; ++refresh) {
+    auto before = dd.calls.size();
+    auto results = backend.fetch(qs, kNow);
+    deferred = 0;
+    EXPECT_LE(dd.calls.size() - before, 5u) << "refresh " << refresh;
+    for (int i = 0; i < 20; ++i) {
+      if (i < 4) {
+        ASSERT_TRUE(results[i]) << "an urgent metric was deferred: " << results[i].error();
+      }
+      if (results[i]) {
+        ++sent[i];
+        EXPECT_EQ(results[i]->value, i);
+      } else {
+        EXPECT_TRUE(isDeferred(results[i])) << results[i].error();
+        ++deferred;
+      }
+    }
+  }
+  // 16 deferrable metrics, 3 calls of 2 each per refresh: each comes round within 3 refreshes.
+  for (int i = 4; i < 20; ++i) EXPECT_GE(sent[i], 1) << "m" << i << " was never refreshed";
+  auto health = backend.health();
+  ASSERT_TRUE(health.stretch);
+  EXPECT_GT(health.stretch->wantPerHour, health.stretch->budgetPerHour);
+  EXPECT_EQ(health.stretch->wantPerHour, 1200);  // 10 calls a refresh, 120 refreshes an hour
+  EXPECT_EQ(health.stretch->metrics, deferred);
+  EXPECT_GT(health.stretch->intervalSeconds, 30);
+  bool shown = false;
+  for (const auto& [k, v] : health.details) {
+    if (k != "refresh stretched") continue;
+    shown = true;
+    std::regex said(
+        "budget [0-9,]+/h, want 1,200/h: ([0-9]+) metrics no HPA names refreshed every [0-9,]+ s "
+        "instead of 30 s");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_match(v, m, said)) << v;
+    EXPECT_EQ(m[1], std::to_string(deferred));
+  }
+  EXPECT_TRUE(shown);
 }
 
 TEST(DatadogBackend, WindowsAreCappedAtOneDay) {
