@@ -213,6 +213,17 @@ TEST(ClassifyBackend, A429OrASpentBudgetMeansRateLimitedWithTheBudget) {
   EXPECT_EQ(spent.problem, "rate-limited");
 }
 
+TEST(ClassifyBackend, AStretchedRefreshWarnsWithTheNumbers) {
+  auto f = classifyBackend(statusBackend(R"j({"name":"datadog","reachable":true,"lastError":"",
+    "details":{"endpoint https://api.datadoghq.com":"ok; 900 of 1600 calls left per 3600s, resets in 2000s",
+    "refresh stretched":"budget 1,458/h, want 2,300/h: 120 metrics no HPA names refreshed every 45 s instead of 30 s"}})j"));
+  EXPECT_EQ(f.verdict, Verdict::kWarn);
+  EXPECT_EQ(f.problem, "refresh-stretched");
+  EXPECT_NE(f.summary.find("budget 1,458/h, want 2,300/h: 120 metrics"), std::string::npos)
+      << f.summary;
+  EXPECT_NE(f.fix.find("--refresh-period"), std::string::npos);
+}
+
 TEST(ClassifyBackend, UnreachableAndHealthy) {
   auto down = classifyBackend(statusBackend(
       R"j({"name":"prometheus","reachable":false,"lastError":"Couldn't connect to server"})j"));

@@ -126,6 +126,32 @@ TEST_F(PollerTest, AServedValueStampsDemandSoItStaysPolled) {
   EXPECT_NE(values.snapshot()->find(e->key), nullptr);
 }
 
+TEST_F(PollerTest, AMetricTheBackendDefersKeepsItsValueAndAges) {
+  auto e = catalog.ensure("default", "m", {}, now);
+  backend.set(e->query, core::Sample{5, now - 10s});
+  poller.refreshAll();
+  auto first = values.snapshot()->find(e->key);
+  ASSERT_TRUE(first && first->sample);
+  now += 30s;
+  backend.set(e->query, backends::deferredResult());
+  poller.refreshAll();
+  auto kept = values.snapshot()->find(e->key);
+  ASSERT_TRUE(kept && kept->sample);
+  EXPECT_EQ(kept->sample->value, 5);
+  EXPECT_TRUE(kept->error.empty()) << kept->error;
+  EXPECT_EQ(kept->lastFetch, first->lastFetch);  // not fetched: its age goes on counting
+
+  // A metric that has no value yet is urgent; should a backend defer it anyway, it says so.
+  auto fresh = catalog.ensure("default", "fresh", {}, now);
+  backend.set(fresh->query, backends::deferredResult());
+  poller.refreshAll();
+  auto shown = values.snapshot()->find(fresh->key);
+  ASSERT_TRUE(shown);
+  EXPECT_FALSE(shown->sample);
+  EXPECT_NE(shown->error.find("deferred"), std::string::npos) << shown->error;
+  EXPECT_EQ(shown->error.find('\x1e'), std::string::npos) << "the marker leaked";
+}
+
 TEST_F(PollerTest, FetchNowAnswersANewMetricAheadOfTheCycle) {
   poller.start();
   auto e = catalog.ensure("default", "fresh", {}, now);

@@ -196,6 +196,32 @@ TEST(BackendMetrics, CallsByOutcomeAndTheBudgetPerEndpoint) {
             std::string::npos);
 }
 
+TEST(BackendMetrics, AStretchedRefreshShowsItsNumbersAndNoneIsZero) {
+  backends::BackendHealth health;
+  health.callsByOutcome = {{"ok", 12}};
+  {
+    telemetry::ExpositionWriter out;
+    writeBackendMetrics(out, "datadog", health);
+    auto text = out.text();
+    EXPECT_NE(text.find("xmetrics_backend_refresh_stretched_metrics{backend=\"datadog\"} 0\n"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("xmetrics_backend_calls_budget_per_hour"), std::string::npos);
+  }
+  health.stretch = core::BackendHealth::Stretch{1600, 2300, 120, 45};
+  telemetry::ExpositionWriter out;
+  writeBackendMetrics(out, "datadog", health);
+  auto text = out.text();
+  for (std::string line :
+       {"xmetrics_backend_refresh_stretched_metrics{backend=\"datadog\"} 120\n",
+        "xmetrics_backend_refresh_stretched_interval_seconds{backend=\"datadog\"} "
+        "45\n",
+        "xmetrics_backend_calls_budget_per_hour{backend=\"datadog\"} 1600\n",
+        "xmetrics_backend_calls_wanted_per_hour{backend=\"datadog\"} 2300\n"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << " in\n" << text;
+  }
+}
+
 TEST(BackendMetrics, AnInProcessBackendHasNoCallSeries) {
   telemetry::ExpositionWriter out;
   writeBackendMetrics(out, "embedded", backends::BackendHealth{});
