@@ -54,14 +54,16 @@ std::optional<std::string> checkStructure(std::string_view q) {
     std::size_t at = 0;
   };
   std::vector<Open> open;
-  std::optional<Open> inQuote;
+  // Not std::optional: GCC 12 at -O3 warns its payload may be read uninitialized.
+  bool quoted = false;
+  Open inQuote;
   for (std::size_t i = 0; i < q.size(); ++i) {
     char c = q[i];
-    if (inQuote) {
+    if (quoted) {
       if (c == '\\') {
         ++i;  // an escaped character, the quote itself included
-      } else if (c == inQuote->c) {
-        inQuote.reset();
+      } else if (c == inQuote.c) {
+        quoted = false;
       }
       continue;
     }
@@ -69,6 +71,7 @@ std::optional<std::string> checkStructure(std::string_view q) {
       case '"':
       case '\'':
         inQuote = Open{c, i};
+        quoted = true;
         break;
       case '(':
       case '[':
@@ -105,10 +108,10 @@ std::optional<std::string> checkStructure(std::string_view q) {
         break;
     }
   }
-  if (inQuote) {
-    return "unterminated quote: the " + quoteChar(inQuote->c) + " at position " +
-           std::to_string(inQuote->at) + " is never closed; add the closing " +
-           quoteChar(inQuote->c) + " or remove the stray one";
+  if (quoted) {
+    return "unterminated quote: the " + quoteChar(inQuote.c) + " at position " +
+           std::to_string(inQuote.at) + " is never closed; add the closing " +
+           quoteChar(inQuote.c) + " or remove the stray one";
   }
   if (!open.empty()) {
     return "unbalanced brackets: the " + quoteChar(open.back().c) + " opened at position " +
