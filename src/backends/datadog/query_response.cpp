@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
+#include <unordered_map>
 
 #include "query/coalesce.hpp"
 
@@ -431,29 +432,34 @@ BackendResult singleResult(QueryAnswer answer) {
 
 std::vector<BackendResult> splitByTag(QueryAnswer answer, std::string_view key,
                                       std::span<const std::string> values) {
-  std::vector<const SeriesAnswer*> byMember(values.size(), nullptr);
-  std::vector<std::size_t> found(values.size(), 0);
+  // Each series by the values of `key` it carries (a group of 200 values answers 200 series:
+  // looked up, not compared pairwise).
+  struct Found {
+    const SeriesAnswer* series = nullptr;
+    std::size_t count = 0;
+  };
+  std::unordered_map<std::string, Found> byValue;
+  byValue.reserve(answer.series.size());
   for (const auto& series : answer.series) {
-    for (const auto& value : query::tagValues(series.tagSet, key)) {
-      for (std::size_t m = 0; m < values.size(); ++m) {
-        if (values[m] != value) continue;
-        byMember[m] = &series;
-        ++found[m];
-      }
+    for (auto& value : query::tagValues(series.tagSet, key)) {
+      auto& f = byValue[std::move(value)];
+      f.series = &series;
+      ++f.count;
     }
   }
   std::vector<BackendResult> results;
   results.reserve(values.size());
-  for (std::size_t m = 0; m < values.size(); ++m) {
-    if (found[m] == 0) {
+  for (const auto& value : values) {
+    auto it = byValue.find(value);
+    if (it == byValue.end()) {
       results.emplace_back(std::unexpected("no serie was found for this query" + answer.noSeries));
-    } else if (found[m] > 1) {
+    } else if (it->second.count > 1) {
       // Datadog gives one series per group; two for one value would make the value ambiguous.
-      results.emplace_back(std::unexpected("Datadog answered " + std::to_string(found[m]) +
-                                           " series for " + std::string(key) + ":" + values[m] +
+      results.emplace_back(std::unexpected("Datadog answered " + std::to_string(it->second.count) +
+                                           " series for " + std::string(key) + ":" + value +
                                            " of a grouped query; an external metric needs one"));
     } else {
-      results.push_back(byMember[m]->result);
+      results.push_back(it->second.series->result);
     }
   }
   return results;
