@@ -123,10 +123,11 @@ void Poller::want(std::string_view ns, std::string_view metricName,
 
 void Poller::start() {
   for (auto& lane : lanes_) {
-    lane->thread = std::thread([this, l = lane.get()] { run(*l); });
+    // The first-fetch thread first: the lane thread reads whether it exists.
     if (backends_[lane->index]->batchesItself()) {
       lane->firstFetchThread = std::thread([this, l = lane.get()] { runFirstFetches(*l); });
     }
+    lane->thread = std::thread([this, l = lane.get()] { run(*l); });
   }
 }
 
@@ -227,7 +228,10 @@ void Poller::run(Lane& lane) {
       // A first request waits for the leader's value: ask again soon.
       wakeAt = std::min(wakeAt, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
     }
-    wake_.wait_until(lock, wakeAt, [&] { return stopping_ || !lane.urgent.empty(); });
+    // First-fetch threads schedule retries too (and notify): one due sooner wakes this loop.
+    wake_.wait_until(lock, wakeAt, [&] {
+      return stopping_ || !lane.urgent.empty() || (leader && nextRetry(lane) < wakeAt);
+    });
     if (stopping_) break;
     lane.status.lastTick = std::chrono::steady_clock::now();
     auto urgent = std::move(lane.urgent);
@@ -512,10 +516,13 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
       backend.batchesItself() ? std::max<std::size_t>(1, queries.size()) : options_.batchSize;
   for (std::size_t start = 0; start < queries.size(); start += chunk) {
     std::size_t n = std::min(chunk, queries.size() - start);
-    setFetching(lane, true);
+    // Only the lane's own thread marks the loop as fetching (liveness allows a long fetch from
+    // then): a first fetch on its own thread ending must not clear a paced refresh's mark.
+    bool marks = fullCycle || !lane.firstFetchThread.joinable();
+    if (marks) setFetching(lane, true);
     auto part = std::span(queries).subspan(start, n);
     auto batch = fullCycle ? backend.fetch(part, now) : backend.fetchFirst(part, now);
-    setFetching(lane, false);
+    if (marks) setFetching(lane, false);
     ++calls;
     if (batch.size() != n) {
       // A backend bug must not shift answers onto the wrong metrics.

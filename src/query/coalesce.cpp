@@ -21,6 +21,9 @@ std::string lower(std::string_view s) {
 // same thing there as in `{k:a}`: no wildcard, separator, bracket, quote or space.
 bool plainTagText(std::string_view s) {
   if (s.empty()) return false;
+  // Words of the functional form: `not IN (a)` would read as a negation.
+  std::string word = lower(s);
+  if (word == "and" || word == "or" || word == "not" || word == "in") return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '-' || c == '.' || c == '/';

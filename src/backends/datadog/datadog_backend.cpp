@@ -280,8 +280,15 @@ std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> b
   std::span<const WireQuery> wire = plan->wire;
   // Urgent queries first, then the others least recently sent first: when the budget cannot
   // cover the refresh, the calls at the end are the ones deferred.
+  // A normalised copy of a member (copyOf) is answered from it: its urgency is the member's too.
+  std::vector<bool> memberUrgent(batch.size(), false);
+  for (std::size_t j = 0; j < batch.size(); ++j) {
+    if (!batch[j].urgent) continue;
+    memberUrgent[j] = true;
+    if (plan->copyOf[j] < batch.size()) memberUrgent[plan->copyOf[j]] = true;
+  }
   auto urgent = [&](const WireQuery& w) {
-    return std::any_of(w.members.begin(), w.members.end(), [&](auto m) { return batch[m].urgent; });
+    return std::any_of(w.members.begin(), w.members.end(), [&](auto m) { return memberUrgent[m]; });
   };
   std::vector<std::size_t> order(wire.size());
   std::vector<uint64_t> sentAt(wire.size(), 0);
@@ -358,15 +365,16 @@ void DatadogBackend::execute(std::span<const BackendQuery> batch, std::span<cons
     // its members go one by one, chunked as any batch, to find which.
     const WireQuery& group = wire[indices[0]];
     std::vector<WireQuery> alone;
-    for (auto m : group.members) alone.push_back({batch[m], {m}, {}, {}});
-    for (std::size_t begin = 0; begin < alone.size(); begin += options_.limits.maxQueries) {
-      std::vector<std::size_t> chunk;
-      for (std::size_t k = begin; k < std::min(alone.size(), begin + options_.limits.maxQueries);
-           ++k) {
-        chunk.push_back(k);
-      }
-      execute(batch, alone, chunk, window, now, results, urgent);
+    std::vector<BackendQuery> texts;
+    for (auto m : group.members) {
+      alone.push_back({batch[m], {m}, {}, {}});
+      texts.push_back(batch[m]);
     }
+    auto calls = planBatches(texts, options_.limits);  // by count and by escaped length
+    for (const auto& call : calls.calls) {
+      execute(batch, alone, call.queries, window, now, results, urgent);
+    }
+    failTooLong(batch, alone, calls.tooLong, results);
     return;
   }
   if (indices.size() == 1) {
@@ -407,7 +415,12 @@ std::optional<std::size_t> DatadogBackend::refreshAllowance() {
   // as announced, not the nominal limit.
   double remaining = static_cast<double>(b.resetInSeconds > 0 ? b.remaining : b.limit);
   double window = static_cast<double>(b.resetInSeconds > 0 ? b.resetInSeconds : b.period);
-  double perRefresh = remaining / std::max(1.0, window) * options_.refreshPeriod.count() * 0.9;
+  double rate = remaining / std::max(1.0, window);  // calls per second, as announced
+  {
+    std::lock_guard lock(mutex_);
+    announcedRate_ = rate;
+  }
+  double perRefresh = rate * options_.refreshPeriod.count() * 0.9;
   return std::max<std::size_t>(1, static_cast<std::size_t>(std::lround(perRefresh)));
 }
 
@@ -455,12 +468,15 @@ void DatadogBackend::deferCalls(std::span<const WireQuery> wire, const std::vect
   double period = static_cast<double>(options_.refreshPeriod.count());
   Stretch s;
   s.wantPerHour = static_cast<double>(wanted) * 3600 / period;
-  s.budgetPerHour = static_cast<double>(*allowance) / 0.9 * 3600 / period;
+  s.budgetPerHour = announcedRate_ * 3600;  // what the API announced, not the rounded allowance
   s.metrics = deferredMetrics;
   // Each refresh sends deferrable - deferred of the deferrable calls, oldest first: a deferrable
   // metric comes round every deferrable / sent refreshes.
   std::size_t sent = deferrableCalls - deferredCalls;
-  s.intervalSeconds = sent == 0 ? 0 : period * static_cast<double>(deferrableCalls) / sent;
+  // A refresh lasts the period, or longer when its calls are paced further apart than that.
+  double cycle = std::max(
+      period, announcedRate_ > 0 ? static_cast<double>(calls.size()) / announcedRate_ : period);
+  s.intervalSeconds = sent == 0 ? 0 : cycle * static_cast<double>(deferrableCalls) / sent;
   if (!stretch_) {
     spdlog::warn(
         "datadog budget {:.0f} calls/h, want {:.0f}/h: {} metrics no HPA names refreshed every {} "
@@ -505,19 +521,27 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
     if (!unclaimed.empty()) {
       auto window = unclaimed.front()->wire.query.window;
       const auto& text = unclaimed.front()->wire.query.query;
-      bool room =
-          !unclaimed.front()->mustDrive &&
-          std::any_of(waitingCalls_.begin(), waitingCalls_.end(), [&](const auto& c) {
-            return c.window == window &&
-                   (c.room > 0 || std::find(c.texts.begin(), c.texts.end(), text) != c.texts.end());
-          });
+      bool room = !unclaimed.front()->mustDrive &&
+                  std::any_of(waitingCalls_.begin(), waitingCalls_.end(), [&](const auto& c) {
+                    return c.window == window &&
+                           ((c.room > 0 && c.chars + 3 + escapeQuery(text).size() <=
+                                               options_.limits.maxEscapedChars) ||
+                            std::find(c.texts.begin(), c.texts.end(), text) != c.texts.end());
+                  });
       if (!room) {
         // No call waiting could take them: this fetch makes one, which others may join.
+        // Bounded as planBatches bounds a call: by count and by escaped length.
         std::vector<WireQuery> own;
+        std::vector<RiderPtr> driven;
+        std::size_t chars = 0;
         for (const auto& r : unclaimed) {
           if (r->wire.query.window != window || own.size() == options_.limits.maxQueries) continue;
+          std::size_t cost = escapeQuery(r->wire.query.query).size() + (own.empty() ? 0 : 3);
+          if (!own.empty() && chars + cost > options_.limits.maxEscapedChars) continue;
+          chars += cost;
           r->claimed = true;
           own.push_back(r->wire);
+          driven.push_back(r);
         }
         std::erase_if(riders_, [](const RiderPtr& r) { return r->claimed; });
         lock.unlock();
@@ -525,8 +549,9 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
         for (std::size_t k = 0; k < own.size(); ++k) indices[k] = k;
         execute(batch, own, indices, window, now, results, /*urgent=*/true);
         lock.lock();
-        for (const auto& r : unclaimed) {
-          if (r->claimed && !r->answer) r->answer = std::unexpected(std::string());  // in results
+        // Only those this drive took: others may have been taken by another call meanwhile.
+        for (const auto& r : driven) {
+          if (!r->answer) r->answer = std::unexpected(std::string());  // answered in results
         }
         continue;
       }
@@ -560,7 +585,10 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
 std::list<DatadogBackend::WaitingCall>::iterator DatadogBackend::waitForRiders(
     std::chrono::seconds window, std::size_t room, std::vector<std::string> texts) {
   std::lock_guard lock(ridersMutex_);
-  auto it = waitingCalls_.insert(waitingCalls_.end(), WaitingCall{window, room, std::move(texts)});
+  std::size_t chars = 0;
+  for (const auto& t : texts) chars += escapeQuery(t).size() + 3;
+  auto it =
+      waitingCalls_.insert(waitingCalls_.end(), WaitingCall{window, room, std::move(texts), chars});
   ridersChanged_.notify_all();  // riders waiting for a call with room may now ride this one
   return it;
 }

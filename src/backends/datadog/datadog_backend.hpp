@@ -146,6 +146,7 @@ class DatadogBackend final : public Backend {
     std::chrono::seconds window;
     std::size_t room;                // queries it can still take
     std::vector<std::string> texts;  // what it holds: a rider asking the same needs no room
+    std::size_t chars = 0;           // their escaped length: a rider must fit the URL too
   };
 
   // How many calls a refresh may make now: what the announced budget sustains over a refresh
@@ -212,6 +213,7 @@ class DatadogBackend final : public Backend {
     double intervalSeconds = 0;  // how often a deferrable metric is refreshed at this rate
   };
   std::optional<Stretch> stretch_;
+  double announcedRate_ = 0;  // calls per second the budget sustains, as last computed
 
   std::mutex ridersMutex_;  // riders_, waitingCalls_, every Rider's fields
   std::condition_variable ridersChanged_;
