@@ -26,9 +26,9 @@ def tight_datadog(fake_datadog, rate_limit=TIGHT):
     return dd
 
 
-def start(start_xmetrics, dd):
+def start(start_xmetrics, dd, *extra):
     # Longer than any slot wait here: every first request ends in its value, none in a 503.
-    return start_datadog(start_xmetrics, dd, "--first-fetch-timeout", "30s")
+    return start_datadog(start_xmetrics, dd, "--first-fetch-timeout", "30s", *extra)
 
 
 def learn_budget(xm, dd):
@@ -127,17 +127,19 @@ def test_new_metrics_requested_one_after_another_share_the_call_waiting_for_its_
 
 def test_new_metrics_requested_one_after_another_ride_a_refresh_waiting_for_its_slot(
         start_xmetrics, fake_datadog):
-    # A call every 0.225 s: a refresh of two calls fits the budget at a 1 s period (a tighter one
-    # would defer the second call, the budget stretching the refresh), and its second call waits
-    # 0.225 s for its slot after the first.
-    dd = tight_datadog(fake_datadog, rate_limit=(8000, 1800))
+    # A call every 0.5 s: a refresh of two calls still fits the budget at a 1 s period
+    # (0.9 x 2 calls/s, rounded; a tighter one would defer the second call, the budget stretching
+    # the refresh), and its second call waits 0.5 s for its slot after the first: room to spare for
+    # noticing the first call and sending six requests 10 ms apart on a loaded machine.
+    dd = tight_datadog(fake_datadog, rate_limit=(3600, 1800))
     known = [f"known.metric.{i}" for i in range(36)]
     for i, name in enumerate(known):
         dd.values[name] = i
     names = [f"riding.m{i}" for i in range(6)]
     for i, name in enumerate(names):
         dd.values[name] = 300 + i
-    xm = start(start_xmetrics, dd)
+    # One call at a time: the refresh's 35-query call goes first, then its second books its slot.
+    xm = start(start_xmetrics, dd, "--datadog-max-parallel-queries", "1")
     learn_budget(xm, dd)
     results, _ = get_all(xm, known)
     check_values(results, known, dd)
