@@ -696,6 +696,8 @@ bool TagFilter::matches(std::span<const std::string_view> tags) const {
   return matchesTags(*this, tags);
 }
 
+std::string quoteForMessage(std::string_view text) { return quote(text); }
+
 std::expected<DatadogQuery, QueryError> parseQuery(std::string_view text) {
   return Parser(text).parse();
 }

@@ -76,6 +76,10 @@ std::expected<DatadogQuery, QueryError> parseQuery(std::string_view text);
 // the filter is `*` or an AND of (possibly negated) key:value matches, functional form otherwise.
 std::string printQuery(const DatadogQuery& query);
 
+// A piece of a query quoted for an error message ('…'), control and non-ASCII bytes as \xNN:
+// errors end up in HPA events and JSON status fields.
+std::string quoteForMessage(std::string_view text);
+
 std::string_view aggregatorName(Aggregator a);  // "avg", "sum", ...
 std::optional<Aggregator> parseAggregator(std::string_view name);
 

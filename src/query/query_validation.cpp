@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "query/datadog_query.hpp"
+
 namespace xmetrics::query {
 namespace {
 
@@ -17,25 +19,11 @@ bool isQuote(char c) { return c == '"' || c == '\''; }
 
 char closerOf(char open) { return open == '(' ? ')' : open == '[' ? ']' : '}'; }
 
-// A piece of the query for a message, quoted: errors end up in HPA events and JSON status fields,
-// so control characters and non-ASCII bytes (possibly invalid UTF-8) are written as \xNN.
+// A piece of the query for a message (query::quoteForMessage), cut at kMaxExcerpt bytes.
 std::string quote(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
   bool cut = text.size() > kMaxExcerpt;
-  if (cut) text = text.substr(0, kMaxExcerpt);
-  std::string out = "'";
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x20 && byte < 0x7f) {
-      out += c;
-    } else {
-      out += "\\x";
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0xf];
-    }
-  }
-  if (cut) out += "...";
-  out += '\'';
+  std::string out = quoteForMessage(text.substr(0, kMaxExcerpt));
+  if (cut) out.insert(out.size() - 1, "...");
   return out;
 }
 
