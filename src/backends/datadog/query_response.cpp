@@ -368,22 +368,12 @@ std::expected<std::vector<QueryAnswer>, std::string> parseQueryAnswers(std::stri
   std::vector<QueryAnswer> answers(queryCount);
   std::size_t stray = 0;
   for (auto& series : read.series) {
-    std::size_t index = 0;
-    if (!series.isObject) {
+    auto found = series.isObject ? seriesQuery(series.queryIndex, queryCount) : std::nullopt;
+    if (!found) {
       ++stray;
       continue;
     }
-    if (series.queryIndex) {
-      auto i = *series.queryIndex;
-      if (i < 0 || static_cast<std::size_t>(i) >= queryCount) {
-        ++stray;
-        continue;
-      }
-      index = static_cast<std::size_t>(i);
-    } else if (queryCount != 1) {
-      ++stray;
-      continue;
-    }
+    std::size_t index = *found;
     SeriesAnswer answer;
     answer.tagSet = std::move(series.tagSet);
     if (series.pointError) {
@@ -416,6 +406,12 @@ std::expected<std::vector<QueryAnswer>, std::string> parseQueryAnswers(std::stri
     }
   }
   return answers;
+}
+
+std::optional<std::size_t> seriesQuery(std::optional<int64_t> queryIndex, std::size_t queryCount) {
+  if (!queryIndex) return queryCount == 1 ? std::optional<std::size_t>(0) : std::nullopt;
+  if (*queryIndex < 0 || static_cast<std::size_t>(*queryIndex) >= queryCount) return std::nullopt;
+  return static_cast<std::size_t>(*queryIndex);
 }
 
 BackendResult singleResult(QueryAnswer answer) {

@@ -44,6 +44,10 @@ struct QueryAnswer {
 std::expected<std::vector<QueryAnswer>, std::string> parseQueryAnswers(std::string_view body,
                                                                        std::size_t queryCount);
 
+// Which query of a call of `queryCount` a series answers, by its `query_index` (absent: only a
+// call of one query may omit it); nullopt when it names none (the series is left out).
+std::optional<std::size_t> seriesQuery(std::optional<int64_t> queryIndex, std::size_t queryCount);
+
 // The value of an ungrouped query: its one series' point. None gets "no serie was found for this
 // query" (the Cluster Agent's words, so existing alerts on them keep working); several, an error
 // saying an external metric needs exactly one.

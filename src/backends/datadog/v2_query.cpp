@@ -140,22 +140,20 @@ std::expected<std::vector<QueryAnswer>, std::string> parseTimeseriesAnswers(
       continue;
     }
     const auto& s = series[i].get_object();
-    std::size_t index = 0;
+    std::optional<int64_t> queryIndex;
     if (const auto* qi = s.if_contains("query_index"); qi && !qi->is_null()) {
       if (!qi->is_int64() && !qi->is_uint64()) {
         ++stray;
         continue;
       }
-      auto k = qi->is_int64() ? qi->get_int64() : static_cast<int64_t>(qi->get_uint64());
-      if (k < 0 || static_cast<std::size_t>(k) >= queryCount) {
-        ++stray;
-        continue;
-      }
-      index = static_cast<std::size_t>(k);
-    } else if (queryCount != 1) {
+      queryIndex = qi->is_int64() ? qi->get_int64() : static_cast<int64_t>(qi->get_uint64());
+    }
+    auto found = seriesQuery(queryIndex, queryCount);
+    if (!found) {
       ++stray;
       continue;
     }
+    std::size_t index = *found;
     SeriesAnswer answer;
     if (const auto* tags = s.if_contains("group_tags"); tags && tags->is_array()) {
       for (const auto& tag : tags->get_array()) {
