@@ -555,6 +555,7 @@ std::vector<std::string> Catalog::referencesOf(const std::string& key) const {
 std::vector<bool> Catalog::referenced(const std::vector<CatalogEntryPtr>& entries) const {
   std::vector<bool> out(entries.size(), false);
   std::lock_guard lock(mutex_);
+  if (references_.empty()) return out;
   for (std::size_t i = 0; i < entries.size(); ++i) out[i] = references_.contains(entries[i]->key);
   return out;
 }
@@ -565,15 +566,19 @@ std::vector<CatalogEntryPtr> Catalog::wanted(core::Clock::time_point now) {
   // A metric stays while an HPA names it, while its object is always-active, or while someone
   // asked for it recently.
   std::erase_if(entries_, [&](const auto& kv) {
-    bool drop = !heldLocked(kv.first) && now - kv.second->lastRequested() > options_.inactiveAfter;
+    bool drop = now - kv.second->lastRequested() > options_.inactiveAfter && !heldLocked(kv.first);
     if (drop) {
       demands_.erase(kv.first);
       totalBytes_ -= kv.second->bytes;
     }
     return drop;
   });
-  // Demands whose entry went (never the case today, but keep the two maps one function).
-  std::erase_if(demands_, [&](const auto& kv) { return !entries_.contains(kv.first); });
+  // Demands whose entry went (never the case today, but keep the two maps one function). Every
+  // entry has its demand, so there is such a demand exactly when demands outnumber entries: the
+  // walk (a look-up per metric) is made only then.
+  if (demands_.size() > entries_.size()) {
+    std::erase_if(demands_, [&](const auto& kv) { return !entries_.contains(kv.first); });
+  }
   out.reserve(entries_.size());
   for (const auto& [key, entry] : entries_) out.push_back(entry);
   return out;

@@ -7,12 +7,32 @@
 namespace xmetrics::core {
 
 std::string rfc3339(Clock::time_point t) {
-  std::time_t seconds = Clock::to_time_t(std::chrono::floor<std::chrono::seconds>(t));
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buffer[32];
-  std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return std::string(buffer, n);
+  // Every published value is stamped with this (a refresh of 10,000 metrics renders 10,000), so
+  // it is written from the calendar arithmetic directly rather than through gmtime_r and strftime
+  // (with their locale and time-zone machinery). The clock counts nanoseconds in 64 bits, so its
+  // years are 1677..2262: always four digits.
+  auto day = std::chrono::floor<std::chrono::days>(t);
+  std::chrono::year_month_day date{day};
+  std::chrono::hh_mm_ss clock{std::chrono::floor<std::chrono::seconds>(t - day)};
+  char buffer[20];  // 2026-05-01T12:00:00Z
+  auto put = [&](std::size_t at, unsigned value, std::size_t digits) {
+    for (std::size_t i = digits; i-- > 0; value /= 10) {
+      buffer[at + i] = static_cast<char>('0' + value % 10);
+    }
+  };
+  put(0, static_cast<unsigned>(static_cast<int>(date.year())), 4);
+  buffer[4] = '-';
+  put(5, static_cast<unsigned>(date.month()), 2);
+  buffer[7] = '-';
+  put(8, static_cast<unsigned>(date.day()), 2);
+  buffer[10] = 'T';
+  put(11, static_cast<unsigned>(clock.hours().count()), 2);
+  buffer[13] = ':';
+  put(14, static_cast<unsigned>(clock.minutes().count()), 2);
+  buffer[16] = ':';
+  put(17, static_cast<unsigned>(clock.seconds().count()), 2);
+  buffer[19] = 'Z';
+  return std::string(buffer, sizeof buffer);
 }
 
 std::expected<std::chrono::seconds, std::string> parseDuration(std::string_view text) {

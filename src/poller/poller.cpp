@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 
 #include "core/strings.hpp"
@@ -405,7 +407,7 @@ void Poller::publishReplica(std::vector<store::MetricValue> values) {
 void Poller::noteOutcome(Lane& lane, const catalog::CatalogEntryPtr& entry, bool hasValue) {
   std::lock_guard lock(lane.retriesMutex);
   if (hasValue) {
-    lane.retries.erase(entry->key);
+    if (!lane.retries.empty()) lane.retries.erase(entry->key);
     return;
   }
   auto period = std::chrono::duration_cast<std::chrono::milliseconds>(options_.refreshPeriod);
@@ -477,21 +479,32 @@ void Poller::setFetching(Lane& lane, bool fetching) {
 void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntryPtr>& entries,
                              bool fullCycle, const std::vector<bool>* referenced) {
   auto now = clock_();
+  // A full refresh looks every value up once, here: the same lookups serve the publication below
+  // unless another loop or a first fetch published in between.
+  auto held = store_.snapshot();
+  std::vector<store::MetricValuePtr> heldValues;
+  if (fullCycle) {
+    heldValues.reserve(entries.size());
+    for (const auto& e : entries) heldValues.push_back(held->find(e->key));
+  }
+  uint64_t firstFetchesBefore = lane.firstFetchPublications.load();
   // What may wait when the backend cannot afford the whole refresh: a metric no HPA names that has
   // a value already. First fetches and retries are always urgent.
-  auto held = store_.snapshot();
   auto urgent = [&](std::size_t i) {
     if (!fullCycle || !referenced || i >= referenced->size() || (*referenced)[i]) return true;
-    auto v = held->find(entries[i]->key);
-    return !v || !v->sample;
+    return !heldValues[i] || !heldValues[i]->sample;
   };
   auto& backend = *backends_[lane.index];
   // Identical queries over the same window (two HPAs, two namespaces, two selectors that translate
-  // alike) are fetched once. Entries that cannot resolve are not fetched at all.
+  // alike) are fetched once. Entries that cannot resolve are not fetched at all. The index views
+  // the entries' query text (they outlive this call); the same text over another window (rare)
+  // is told apart by a second look-up on the window.
   std::vector<backends::BackendQuery> queries;
   std::vector<backends::BackendResult> results;
   static constexpr std::size_t kNotFetched = std::numeric_limits<std::size_t>::max();
-  std::unordered_map<std::string, std::size_t> queryIndex;
+  std::unordered_map<std::string_view, std::size_t> queryIndex;
+  std::map<std::pair<std::string_view, int64_t>, std::size_t> otherWindows;
+  queryIndex.reserve(entries.size());
   std::vector<std::size_t> entryQuery(entries.size(), kNotFetched);
   std::vector<std::string> unknownBackend(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -501,13 +514,18 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
       unknownBackend[i] = "backend \"" + entry.backend + "\" is not running (--backends)";
       continue;
     }
-    std::string dedupeKey = entry.query;
-    dedupeKey += '\x1f';
-    dedupeKey += std::to_string(entry.window.count());
-    auto [it, inserted] = queryIndex.try_emplace(std::move(dedupeKey), queries.size());
-    if (inserted) queries.push_back({entry.query, entry.window, false});
-    entryQuery[i] = it->second;
-    if (urgent(i)) queries[it->second].urgent = true;
+    auto [it, inserted] = queryIndex.try_emplace(entry.query, queries.size());
+    std::size_t index = it->second;
+    if (inserted) {
+      queries.push_back({entry.query, entry.window, false});
+    } else if (queries[index].window != entry.window) {
+      auto [other, added] =
+          otherWindows.try_emplace({entry.query, entry.window.count()}, queries.size());
+      if (added) queries.push_back({entry.query, entry.window, false});
+      index = other->second;
+    }
+    entryQuery[i] = index;
+    if (urgent(i)) queries[index].urgent = true;
   }
   uint64_t calls = 0;
   results.reserve(queries.size());
@@ -536,12 +554,13 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
   // The snapshot is shared by every loop: merge into the newest one, one writer at a time.
   std::lock_guard publishing(publishValuesMutex_);
   auto previous = store_.snapshot();
+  bool heldIsCurrent = fullCycle && previous == held;
   store::ValueSnapshot next;
   store::ValueMap fresh;
   fresh.reserve(entries.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& entry = *entries[i];
-    auto old = previous->find(entry.key);
+    auto old = heldIsCurrent ? heldValues[i] : previous->find(entry.key);
     if (old && old->lastFetch > now) {
       // A first fetch (of a re-resolved entry, say) answered while this fetch was under way: its
       // value is the newer one.
@@ -554,20 +573,25 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
       fresh[entry.key] = old;
       continue;
     }
-    auto value = std::make_shared<store::MetricValue>();
-    // A point is kept across failed fetches only while it answers the same question.
-    if (old && old->query == entry.query && !entry.errorCode) *value = *old;
-    value->ns = entry.ns;
-    value->metricName = entry.metricName;
-    value->selector = entry.selector.canonical();
-    value->query = entry.query;
+    // A point is kept across failed fetches only while it answers the same question. The old
+    // value has the same key, so the same namespace, name, selector and labels: only what the
+    // entry may have changed is set again.
+    bool sameQuestion = old && old->query == entry.query && !entry.errorCode;
+    auto value = sameQuestion ? std::make_shared<store::MetricValue>(*old)
+                              : std::make_shared<store::MetricValue>();
+    if (!sameQuestion) {
+      value->ns = entry.ns;
+      value->metricName = entry.metricName;
+      value->selector = entry.selector.canonical();
+      value->query = entry.query;
+      value->labels = equalityLabels(entry.selector);
+    }
     value->backend = entry.backend.empty() ? std::string(backends_.front()->name()) : entry.backend;
     value->resolution = entry.resolution();
     value->object = entry.object;
     value->maxAge = entry.maxAge;
     value->grace = options_.queryValidityPeriod;
     value->errorCode = entry.errorCode;
-    value->labels = equalityLabels(entry.selector);
     value->lastFetch = now;
     value->demand = entry.demand;
     if (entry.errorCode) {
@@ -624,7 +648,8 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
       std::lock_guard lock(lane.retriesMutex);
       std::erase_if(lane.retries, [&](const auto& kv) { return !fresh.contains(kv.first); });
     }
-    bool firstFetchesMeanwhile = lane.firstFetchThread.joinable();
+    // Counted, so that the walk below (one look-up per value) is made only when it finds something.
+    bool firstFetchesMeanwhile = lane.firstFetchPublications.load() != firstFetchesBefore;
     if (lanes_.size() > 1 || firstFetchesMeanwhile) {
       // This loop's full refresh replaces its own values only; the other backends' stay as their
       // loops last published them, and so do first fetches published while it ran.
@@ -649,6 +674,7 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
   }
   next.publishedAt = now;
   store_.publish(std::move(next));
+  if (!fullCycle) ++lane.firstFetchPublications;
   {
     std::lock_guard lock(mutex_);
     status_.backendCalls += calls;

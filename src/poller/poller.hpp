@@ -4,6 +4,7 @@
 // Reads the catalog, writes the store, implements server::MetricDemand. May include core/,
 // catalog/, backends/backend.hpp, replication/, store/ and server/metric_demand.hpp.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -112,6 +113,8 @@ class Poller final : public server::MetricDemand {
     // (Backend::fetchFirst). Guarded by mutex_, as is activeFirstFetches.
     Urgent firstFetches;
     std::size_t activeFirstFetches = 0;
+    // First fetches published so far: a full refresh keeps those published while it ran.
+    std::atomic<uint64_t> firstFetchPublications{0};
     std::mutex retriesMutex;
     std::unordered_map<std::string, Retry> retries;  // by metric key; guarded by retriesMutex
     std::thread thread;

@@ -3,7 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <string>
 #include <thread>
+#include <vector>
+
+#include "core/quantity.hpp"
+#include "core/time_format.hpp"
 
 namespace xmetrics::store {
 namespace {
@@ -26,6 +31,44 @@ TEST(RenderValueList, IsTheExactShapeTheHpaDecodes) {
   EXPECT_EQ(item.at("metricLabels").as_object().at("q"), "a");
   EXPECT_EQ(item.at("timestamp"), "2026-05-01T12:00:00Z");
   EXPECT_EQ(item.at("value"), "1500m");
+}
+
+// The body as a boost::json tree serialises it: what renderValueList writes by hand, byte for byte.
+std::string serialisedTree(const MetricValue& v) {
+  boost::json::object labels;
+  for (const auto& [k, val] : v.labels) labels[k] = val;
+  boost::json::object item{{"metricName", v.metricName},
+                           {"metricLabels", labels},
+                           {"timestamp", core::rfc3339(v.sample->time)},
+                           {"value", core::formatQuantity(v.sample->value)}};
+  return boost::json::serialize(
+      boost::json::object{{"kind", "ExternalMetricValueList"},
+                          {"apiVersion", "external.metrics.k8s.io/v1beta1"},
+                          {"metadata", boost::json::object{}},
+                          {"items", boost::json::array{std::move(item)}}});
+}
+
+TEST(RenderValueList, IsByteForByteWhatAJsonTreeSerialises) {
+  const std::vector<core::Labels> labelSets = {
+      {},
+      {{"q", "a"}},
+      {{"app", "web"}, {"kube_namespace", "prod"}, {"zone", "eu-west-1a"}},
+      {{"quote", "say \"hi\""}, {"back\\slash", "tab\there"}, {"ctl", std::string("\x01\x1f", 2)}},
+      {{"utf8", "caf\xc3\xa9 \xe2\x82\xac"}},
+  };
+  const std::vector<std::string> names = {"queue_len", "datadogmetric@ns:name", "we\"ird\\name\n"};
+  const std::vector<double> values = {0, -0.0, 1.5, -2, 1e-9, 123456789.25, 3e21};
+  for (const auto& labels : labelSets) {
+    for (const auto& name : names) {
+      for (double value : values) {
+        MetricValue v;
+        v.metricName = name;
+        v.labels = labels;
+        v.sample = core::Sample{value, at(1777636800)};
+        ASSERT_EQ(renderValueList(v), serialisedTree(v)) << name << " " << value;
+      }
+    }
+  }
 }
 
 TEST(RenderValueList, NoSampleNoBody) { EXPECT_EQ(renderValueList(MetricValue{}), ""); }
