@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/strings.hpp"
+#include "core/thread_name.hpp"
 #include "core/time_format.hpp"
 
 namespace xmetrics::poller {
@@ -127,9 +128,15 @@ void Poller::start() {
   for (auto& lane : lanes_) {
     // The first-fetch thread first: the lane thread reads whether it exists.
     if (backends_[lane->index]->batchesItself()) {
-      lane->firstFetchThread = std::thread([this, l = lane.get()] { runFirstFetches(*l); });
+      lane->firstFetchThread = std::thread([this, l = lane.get()] {
+        core::nameThisThread("xm-first-fetch");
+        runFirstFetches(*l);
+      });
     }
-    lane->thread = std::thread([this, l = lane.get()] { run(*l); });
+    lane->thread = std::thread([this, l = lane.get()] {
+      core::nameThisThread("xm-refresh");
+      run(*l);
+    });
   }
 }
 

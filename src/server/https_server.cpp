@@ -19,6 +19,7 @@
 #include <list>
 #include <mutex>
 
+#include "core/thread_name.hpp"
 #include "server/tls_stream.hpp"
 
 namespace xmetrics::server {
@@ -520,7 +521,11 @@ std::expected<void, std::string> HttpsServer::start() {
   net::post(impl_->acceptor.get_executor(), [this] { impl_->accept(); });
   impl_->trimEvery(std::chrono::seconds(5));
   unsigned n = std::max(1u, o.threads);
-  for (unsigned i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  for (unsigned i = 0; i < n; ++i)
+    impl_->threads.emplace_back([this] {
+      core::nameThisThread("xm-https");
+      impl_->ioc.run();
+    });
   return {};
 }
 

@@ -11,14 +11,16 @@ std::string escapeQuery(std::string_view query) {
 }
 
 BatchPlan planBatches(std::span<const BackendQuery> queries, const BatchLimits& limits,
-                      const std::vector<bool>& skip) {
+                      const std::vector<bool>& skip, std::span<const std::size_t> escapedChars) {
   constexpr std::size_t kSeparator = 3;  // "," escaped as %2C
   BatchPlan plan;
   // Open call per window, in first-seen order of windows so the plan is deterministic.
   std::map<std::chrono::seconds, std::pair<std::size_t, std::size_t>> open;  // -> (call, chars)
   for (std::size_t i = 0; i < queries.size(); ++i) {
     if (i < skip.size() && skip[i]) continue;
-    std::size_t chars = escapeQuery(queries[i].query).size();
+    std::size_t chars = escapedChars.size() == queries.size()
+                            ? escapedChars[i]
+                            : escapeQuery(queries[i].query).size();
     if (chars > limits.maxEscapedChars) {
       plan.tooLong.push_back(i);
       continue;

@@ -34,8 +34,10 @@ std::string escapeQuery(std::string_view query);
 // Packs queries into calls as the Cluster Agent does: in order, a new call when the next query
 // would exceed maxQueries or push the escaped, comma-joined text past maxEscapedChars. Queries with
 // different windows never share a call (one from/to per call). Indices listed in `skip` are left
-// out.
+// out. `escapedChars`, when given, holds escapeQuery(query).size() of each query (a refresh plans
+// the same queries every cycle: their lengths are computed once, with its wire plan).
 BatchPlan planBatches(std::span<const BackendQuery> queries, const BatchLimits& limits,
-                      const std::vector<bool>& skip = {});
+                      const std::vector<bool>& skip = {},
+                      std::span<const std::size_t> escapedChars = {});
 
 }  // namespace xmetrics::backends::datadog

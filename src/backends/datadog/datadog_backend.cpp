@@ -10,6 +10,7 @@
 #include "backends/datadog/query_response.hpp"
 #include "backends/datadog/v2_query.hpp"
 #include "core/strings.hpp"
+#include "core/thread_name.hpp"
 #include "query/coalesce.hpp"
 
 namespace xmetrics::backends::datadog {
@@ -230,6 +231,8 @@ std::shared_ptr<DatadogBackend::WirePlan> DatadogBackend::makeWirePlan(
     }
     for (auto a : grouped.alone) single(distinct[a]);
   }
+  plan->escapedChars.reserve(plan->wire.size());
+  for (const auto& w : plan->wire) plan->escapedChars.push_back(escapeQuery(w.query.query).size());
   return plan;
 }
 
@@ -237,6 +240,7 @@ std::vector<bool> DatadogBackend::rejectedQueries(std::span<const BackendQuery> 
                                                   std::vector<BackendResult>& results) {
   std::vector<bool> skip(batch.size(), false);
   std::lock_guard lock(mutex_);
+  if (rejected_.empty()) return skip;
   auto steady = timing_.now();
   std::erase_if(rejected_, [&](const auto& kv) { return kv.second.until <= steady; });
   for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -308,9 +312,14 @@ std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> b
     return !isUrgent[a] && sentAt[a] < sentAt[b];
   });
   std::vector<BackendQuery> wireQueries;
+  std::vector<std::size_t> escapedChars;
   wireQueries.reserve(wire.size());
-  for (auto i : order) wireQueries.push_back(wire[i].query);
-  auto calls = planBatches(wireQueries, options_.limits);
+  escapedChars.reserve(wire.size());
+  for (auto i : order) {
+    wireQueries.push_back(wire[i].query);
+    escapedChars.push_back(plan->escapedChars[i]);
+  }
+  auto calls = planBatches(wireQueries, options_.limits, {}, escapedChars);
   for (auto& c : calls.calls) {
     for (auto& q : c.queries) q = order[q];
   }
@@ -329,7 +338,12 @@ std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> b
   } else {
     std::vector<std::thread> threads;
     threads.reserve(workers);
-    for (std::size_t w = 0; w < workers; ++w) threads.emplace_back(worker);
+    for (std::size_t w = 0; w < workers; ++w) {
+      threads.emplace_back([&] {
+        core::nameThisThread("xm-datadog-call");
+        worker();
+      });
+    }
     for (auto& t : threads) t.join();
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -496,7 +510,7 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
   auto plan = makeWirePlan(batch, skip);  // not the refresh's: that one stays cached
   std::vector<BackendQuery> wireQueries;
   for (const auto& w : plan->wire) wireQueries.push_back(w.query);
-  auto calls = planBatches(wireQueries, options_.limits);
+  auto calls = planBatches(wireQueries, options_.limits, {}, plan->escapedChars);
   failTooLong(batch, plan->wire, calls.tooLong, results);
 
   std::vector<RiderPtr> mine;

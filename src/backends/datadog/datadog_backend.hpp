@@ -131,6 +131,7 @@ class DatadogBackend final : public Backend {
     std::vector<bool> skip;
     std::vector<WireQuery> wire;
     std::vector<std::size_t> copyOf;  // a query equal to an earlier one once normalised: its index
+    std::vector<std::size_t> escapedChars;  // of each wire query's text, for planBatches
   };
 
   // A first fetch's query, waiting for a call to take it (or for its own fetchFirst to drive).

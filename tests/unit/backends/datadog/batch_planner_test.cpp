@@ -45,6 +45,30 @@ TEST(PlanBatches, StopsBeforeTheEscapedTextPasses7000Characters) {
   }
 }
 
+TEST(PlanBatches, LengthsGivenByTheCallerPlanAsComputedOnes) {
+  // Mixed lengths and windows, some past the limit alone: the same plan either way.
+  auto queries = manyQueries(120, 0);
+  for (std::size_t i = 0; i < queries.size(); ++i) {
+    queries[i].query += std::string((i * 397) % 1900, i % 3 ? 'x' : ',');
+    if (i % 7 == 0) queries[i].window = seconds(3600);
+  }
+  queries[5].query += std::string(7000, 'x');
+  std::vector<std::size_t> lengths;
+  for (const auto& q : queries) lengths.push_back(escapeQuery(q.query).size());
+  auto computed = planBatches(queries, {});
+  auto given = planBatches(queries, {}, {}, lengths);
+  EXPECT_EQ(given.tooLong, computed.tooLong);
+  EXPECT_EQ(given.tooLong, std::vector<std::size_t>{5});
+  ASSERT_EQ(given.calls.size(), computed.calls.size());
+  for (std::size_t c = 0; c < given.calls.size(); ++c) {
+    EXPECT_EQ(given.calls[c].window, computed.calls[c].window);
+    EXPECT_EQ(given.calls[c].queries, computed.calls[c].queries);
+  }
+  // And they are what it goes by: a query said to be too long is refused.
+  lengths[0] = 7001;
+  EXPECT_EQ(planBatches(queries, {}, {}, lengths).tooLong, (std::vector<std::size_t>{0, 5}));
+}
+
 TEST(PlanBatches, RefusesAQueryThatCannotFitAlone) {
   auto queries = manyQueries(3);
   queries[1].query += std::string(7000, 'x');
