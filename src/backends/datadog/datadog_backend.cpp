@@ -434,7 +434,14 @@ std::optional<std::size_t> DatadogBackend::refreshAllowance() {
     std::lock_guard lock(mutex_);
     announcedRate_ = rate;
   }
-  double perRefresh = rate * options_.refreshPeriod.count() * 0.9;
+  // A period that ends within the refresh gives its rest and then a new period's share of the
+  // limit; one that ends later, its rest at the rate it can be spread.
+  double refresh = static_cast<double>(options_.refreshPeriod.count());
+  double perRefresh =
+      (b.resetInSeconds > 0 && b.resetInSeconds < refresh && b.period > 0
+           ? remaining + static_cast<double>(b.limit) * (refresh - b.resetInSeconds) / b.period
+           : rate * refresh) *
+      0.9;
   return std::max<std::size_t>(1, static_cast<std::size_t>(std::lround(perRefresh)));
 }
 

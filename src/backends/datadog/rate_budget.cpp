@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
 
 namespace xmetrics::backends::datadog {
 namespace {
@@ -52,20 +53,39 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
   TimePoint resetAt = resetAt_;
   bool assumed = assumed_;
   if (known_) {
+    if (assumed && slot < resetAt - period_) {
+      // The budget held is one we assumed for a period that has not begun (a refresh spent the
+      // current one and booked its next call at the reset). An urgent call is counted in it, so
+      // it goes no earlier than that period does: sent now, it would be one call past the spent
+      // one (a 429).
+      slot = resetAt - period_;
+      waitingForReset = true;
+    }
+    // Periods follow each other from the announced end (the windows are fixed): one assumed
+    // from the slot instead would drift later with every rollover, and leave calls unsent.
+    auto periodAfter = [&](TimePoint end, TimePoint at) {
+      auto passed = period_.count() > 0 ? (at - end) / period_ : 0;
+      return end + (passed + 1) * period_;
+    };
     if (slot >= resetAt) {
       assumed = true;
       // The period rolled over since the last answer: assume a full budget until told otherwise.
       remaining = limit_;
-      resetAt = slot + period_;
+      resetAt = periodAfter(resetAt, slot);
     }
-    if (remaining - inFlight_ <= 0) {
-      slot = std::max(slot, resetAt);
+    // Every booking the server may not have counted yet is spent from this period's rest, up
+    // to its end: bookings in the next period are not.
+    int64_t spent = bookedIn(TimePoint::min(), resetAt);
+    if (remaining - spent <= 0) {
+      auto periodStart = std::max(slot, resetAt);
+      slot = periodStart;
       waitingForReset = true;
       assumed = true;
       remaining = limit_;
-      resetAt = slot + period_;
+      resetAt = periodAfter(resetAt, periodStart);
+      spent = bookedIn(resetAt - period_, resetAt);
     }
-    int64_t available = std::max<int64_t>(1, remaining - inFlight_);
+    int64_t available = std::max<int64_t>(1, remaining - spent);
     spacing = (resetAt - slot) / available;
   } else if (!answered_) {
     // Nothing announced yet: one call a second until the first answer says what the budget is,
@@ -89,13 +109,13 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
   } else {
     nextSlot_ = slot + spacing;
   }
-  ++inFlight_;
+  booked_.insert(slot);
   return slot - now;
 }
 
 void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint now) {
   std::lock_guard lock(mutex_);
-  if (inFlight_ > 0) --inFlight_;
+  answeredOne();
   // The first answer ends the one-a-second start: pacing follows what it announced from now.
   if (!answered_) nextSlot_ = std::min(nextSlot_, now);
   answered_ = true;
@@ -144,14 +164,26 @@ void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint
 
 void RateBudget::release() {
   std::lock_guard lock(mutex_);
-  if (inFlight_ > 0) --inFlight_;
+  answeredOne();
+}
+
+int64_t RateBudget::bookedIn(TimePoint from, TimePoint to) const {
+  if (to <= from) return 0;
+  return static_cast<int64_t>(std::distance(booked_.lower_bound(from), booked_.lower_bound(to)));
+}
+
+void RateBudget::answeredOne() {
+  // Answers do not say which booking they end; the earliest slot is the oldest call sent (parallel
+  // answers arrive in any order, but every one sent has a slot no later than the calls still
+  // waiting for theirs), so the bookings left are the ones most likely still ahead.
+  if (!booked_.empty()) booked_.erase(booked_.begin());
 }
 
 RateBudget::Duration RateBudget::spacing(TimePoint now) const {
   std::lock_guard lock(mutex_);
   if (!known_) return answered_ ? Duration::zero() : Duration(std::chrono::seconds(1));
   if (now >= resetAt_) return period_ / std::max<int64_t>(1, limit_);
-  return (resetAt_ - now) / std::max<int64_t>(1, remaining_ - inFlight_);
+  return (resetAt_ - now) / std::max<int64_t>(1, remaining_ - bookedIn(TimePoint::min(), resetAt_));
 }
 
 RateBudgetSnapshot RateBudget::snapshot(TimePoint now) const {

@@ -5,6 +5,7 @@
 #include <expected>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "http/http_client.hpp"
@@ -72,7 +73,13 @@ class RateBudget {
   int64_t limit_ = 0;
   std::chrono::seconds period_{0};
   int64_t remaining_ = 0;  // as last announced (or assumed after a reset)
-  int64_t inFlight_ = 0;   // booked, not answered
+  // The slots of calls booked and not answered yet. Only those before resetAt_ are spent from
+  // remaining_: a worker that booked a slot in the next period (the current one being spent) does
+  // not also take one from this period's rest, which would leave each period with fewer calls the
+  // more workers wait (with as many workers as the limit, one call per period).
+  std::multiset<TimePoint> booked_;
+  int64_t bookedIn(TimePoint from, TimePoint to) const;  // booked slots in [from, to)
+  void answeredOne();                                    // a booked call ended: its booking goes
   TimePoint resetAt_{};
   TimePoint nextSlot_{};
   TimePoint urgentNext_{};

@@ -422,6 +422,38 @@ TEST(DatadogBackend, ABudgetTooSmallDefersTheCallsOfMetricsNoHpaNamesInTurn) {
   EXPECT_TRUE(shown);
 }
 
+// A rate-limit period shorter than the refresh: a refresh may spend what is left of this period
+// and then the next periods' share of the limit, not the rest spread over the seconds left (here
+// 9 calls over 3 s would allow 0.9 x 3/s x 30 s = 81, more than the 36 the next 30 s hold).
+TEST(DatadogBackend, ARefreshLongerThanTheRateLimitPeriodGetsTheRestAndTheNextPeriodsShare) {
+  FakeDatadog dd;
+  dd.rateLimit = {{10, 10}};
+  dd.clockNs = std::chrono::duration_cast<std::chrono::nanoseconds>(8s).count();
+  auto o = options();
+  o.refreshPeriod = 30s;
+  o.limits.maxQueries = 1;
+  DatadogBackend backend(o, dd.transport(), dd.timing());
+  // Learns the budget 8 s into a 10 s window: 9 left, reset announced as 2 s (3 s, to be safe).
+  backend.fetch(std::vector<BackendQuery>{{"avg:prime{*}", 300s}}, kNow);
+  std::vector<BackendQuery> qs;
+  for (int i = 0; i < 40; ++i) {
+    qs.push_back({"avg:m" + std::to_string(i) + "{*}", 300s, false});
+    dd.values[qs.back().query] = i;
+  }
+  auto before = dd.calls.size();
+  auto results = backend.fetch(qs, kNow);
+  // 0.9 x (9 + 10 x (30 - 3) / 10) = 32.4: 32 calls, the other 8 metrics deferred.
+  EXPECT_EQ(dd.calls.size() - before, 32u);
+  EXPECT_EQ(
+      std::count_if(results.begin(), results.end(), [](const auto& r) { return isDeferred(r); }),
+      8);
+  for (const auto& r : results) {
+    if (!isDeferred(r)) {
+      EXPECT_TRUE(r) << r.error();  // sent within the budget: answered, no 429
+    }
+  }
+}
+
 TEST(DatadogBackend, WindowsAreCappedAtOneDay) {
   FakeDatadog dd;
   DatadogBackend backend(options(), dd.transport(), dd.timing());
