@@ -11,9 +11,11 @@ std::string rfc3339(Clock::time_point t) {
   // it is written from the calendar arithmetic directly rather than through gmtime_r and strftime
   // (with their locale and time-zone machinery). The clock counts nanoseconds in 64 bits, so its
   // years are 1677..2262: always four digits.
-  auto day = std::chrono::floor<std::chrono::days>(t);
+  // In seconds before days: the clock's earliest days lie beyond what nanoseconds can hold.
+  auto second = std::chrono::floor<std::chrono::seconds>(t);
+  auto day = std::chrono::floor<std::chrono::days>(second);
   std::chrono::year_month_day date{day};
-  std::chrono::hh_mm_ss clock{std::chrono::floor<std::chrono::seconds>(t - day)};
+  std::chrono::hh_mm_ss clock{second - day};
   char buffer[20];  // 2026-05-01T12:00:00Z
   auto put = [&](std::size_t at, unsigned value, std::size_t digits) {
     for (std::size_t i = digits; i-- > 0; value /= 10) {

@@ -485,6 +485,9 @@ void Poller::setFetching(Lane& lane, bool fetching) {
 
 void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntryPtr>& entries,
                              bool fullCycle, const std::vector<bool>* referenced) {
+  // Read before the clock: a first fetch that stamps its value after this refresh's `now`
+  // publishes after this too, so the walk below that keeps such values is never skipped.
+  uint64_t firstFetchesBefore = lane.firstFetchPublications.load();
   auto now = clock_();
   // A full refresh looks every value up once, here: the same lookups serve the publication below
   // unless another loop or a first fetch published in between.
@@ -494,7 +497,6 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
     heldValues.reserve(entries.size());
     for (const auto& e : entries) heldValues.push_back(held->find(e->key));
   }
-  uint64_t firstFetchesBefore = lane.firstFetchPublications.load();
   // What may wait when the backend cannot afford the whole refresh: a metric no HPA names that has
   // a value already. First fetches and retries are always urgent.
   auto urgent = [&](std::size_t i) {

@@ -437,11 +437,12 @@ std::optional<std::size_t> DatadogBackend::refreshAllowance() {
   // A period that ends within the refresh gives its rest and then a new period's share of the
   // limit; one that ends later, its rest at the rate it can be spread.
   double refresh = static_cast<double>(options_.refreshPeriod.count());
-  double perRefresh =
-      (b.resetInSeconds > 0 && b.resetInSeconds < refresh && b.period > 0
-           ? remaining + static_cast<double>(b.limit) * (refresh - b.resetInSeconds) / b.period
-           : rate * refresh) *
-      0.9;
+  // A next period's share: the limit, or less when other clients leave us less than that rate.
+  double nextShare = std::min(static_cast<double>(b.limit), rate * static_cast<double>(b.period));
+  double perRefresh = (b.resetInSeconds > 0 && b.resetInSeconds < refresh && b.period > 0
+                           ? remaining + nextShare * (refresh - b.resetInSeconds) / b.period
+                           : rate * refresh) *
+                      0.9;
   return std::max<std::size_t>(1, static_cast<std::size_t>(std::lround(perRefresh)));
 }
 
@@ -758,8 +759,11 @@ DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQ
                            " key: " + (!apiKey ? apiKey.error() : appKey.error()));
       continue;
     }
-    auto wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait, urgent);
+    auto reservedAt = timing_.now();
+    auto wait = ep->budget.reserve(reservedAt, options_.maxRateLimitWait, urgent);
     if (!wait) return {Kind::kFailed, {}, wait.error()};
+    RateBudget::TimePoint slot =
+        reservedAt + *wait;  // the booking this call ends, whatever it does
     if (auto spacing = ep->budget.spacing(timing_.now()); urgent && !rode && spacing >= kScarce) {
       // Calls are scarce and this first fetch's slot may be free now: it waits a moment for the
       // first fetches of the same burst (an HPA rollout, a restart) to join it.
@@ -792,23 +796,25 @@ DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQ
       auto slice = std::min<SteadyClock::duration>(*wait, std::chrono::milliseconds(100));
       if (!sleepFor(slice)) {
         leave();
-        ep->budget.release();
+        ep->budget.release(slot);
         return {Kind::kFailed, {}, "xmetrics is shutting down"};
       }
       *wait -= slice;
       if (ep->budget.answered()) {
-        ep->budget.release();
-        wait = ep->budget.reserve(timing_.now(), options_.maxRateLimitWait, urgent);
+        ep->budget.release(slot);
+        reservedAt = timing_.now();
+        wait = ep->budget.reserve(reservedAt, options_.maxRateLimitWait, urgent);
         if (!wait) {
           leave();
           return {Kind::kFailed, {}, wait.error()};
         }
+        slot = reservedAt + *wait;
       }
     }
     bool slept = sleepFor(*wait);
     leave();
     if (!slept) {
-      ep->budget.release();
+      ep->budget.release(slot);
       return {Kind::kFailed, {}, "xmetrics is shutting down"};
     }
     http::Request request;
@@ -839,11 +845,12 @@ DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQ
     if (!response) {
       callCounts_.add(http::isTimeoutError(response.error()) ? CallCounts::kTimeout
                                                              : CallCounts::kError);
-      ep->budget.release();
+      ep->budget.release(slot);
       markFailure(*ep, scrub(response.error()));
       continue;
     }
-    ep->budget.observe(parseRateLimitHeaders(response->headers), response->status, timing_.now());
+    ep->budget.observe(parseRateLimitHeaders(response->headers), response->status, timing_.now(),
+                       slot);
     std::string where = "Datadog " + ep->shownUrl + " answered ";
     long status = response->status;
     if (status == 200) {

@@ -113,9 +113,10 @@ std::expected<RateBudget::Duration, std::string> RateBudget::reserve(TimePoint n
   return slot - now;
 }
 
-void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint now) {
+void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint now,
+                         std::optional<TimePoint> slot) {
   std::lock_guard lock(mutex_);
-  answeredOne();
+  answeredOne(slot);
   // The first answer ends the one-a-second start: pacing follows what it announced from now.
   if (!answered_) nextSlot_ = std::min(nextSlot_, now);
   answered_ = true;
@@ -162,9 +163,9 @@ void RateBudget::observe(const RateLimitHeaders& headers, long status, TimePoint
   }
 }
 
-void RateBudget::release() {
+void RateBudget::release(std::optional<TimePoint> slot) {
   std::lock_guard lock(mutex_);
-  answeredOne();
+  answeredOne(slot);
 }
 
 int64_t RateBudget::bookedIn(TimePoint from, TimePoint to) const {
@@ -172,10 +173,15 @@ int64_t RateBudget::bookedIn(TimePoint from, TimePoint to) const {
   return static_cast<int64_t>(std::distance(booked_.lower_bound(from), booked_.lower_bound(to)));
 }
 
-void RateBudget::answeredOne() {
-  // Answers do not say which booking they end; the earliest slot is the oldest call sent (parallel
-  // answers arrive in any order, but every one sent has a slot no later than the calls still
-  // waiting for theirs), so the bookings left are the ones most likely still ahead.
+void RateBudget::answeredOne(std::optional<TimePoint> slot) {
+  if (slot) {
+    if (auto it = booked_.find(*slot); it != booked_.end()) {
+      booked_.erase(it);  // that one booking, not every one at the same slot
+      return;
+    }
+  }
+  // Not told which: the earliest slot is the oldest call sent (every one sent has a slot no later
+  // than the calls still waiting for theirs), so the bookings left are the likeliest still ahead.
   if (!booked_.empty()) booked_.erase(booked_.begin());
 }
 

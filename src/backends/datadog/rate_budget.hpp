@@ -48,9 +48,12 @@ class RateBudget {
                                                bool urgent = false);
 
   // The booked call got an answer with these headers (any status; 429 blocks until the reset).
-  void observe(const RateLimitHeaders& headers, long status, TimePoint now);
-  // The booked call got no answer (transport failure).
-  void release();
+  // `slot`: the one reserve() booked for it (now + the wait it returned); without it, the
+  // earliest booking goes.
+  void observe(const RateLimitHeaders& headers, long status, TimePoint now,
+               std::optional<TimePoint> slot = std::nullopt);
+  // The booked call got no answer (transport failure), or was never sent (shutdown, booked again).
+  void release(std::optional<TimePoint> slot = std::nullopt);
 
   RateBudgetSnapshot snapshot(TimePoint now) const;
   // The spacing calls get now: what is left of the period over the calls left (zero while
@@ -79,7 +82,7 @@ class RateBudget {
   // more workers wait (with as many workers as the limit, one call per period).
   std::multiset<TimePoint> booked_;
   int64_t bookedIn(TimePoint from, TimePoint to) const;  // booked slots in [from, to)
-  void answeredOne();                                    // a booked call ended: its booking goes
+  void answeredOne(std::optional<TimePoint> slot);       // a booked call ended: its booking goes
   TimePoint resetAt_{};
   TimePoint nextSlot_{};
   TimePoint urgentNext_{};

@@ -206,6 +206,7 @@ std::map<int64_t, int> simulateFixedWindows(ResetStyle style, std::chrono::milli
     milliseconds at;
     RateLimitHeaders headers;
     long status;
+    milliseconds slot;  // the booking it ends
     bool operator>(const Answer& o) const { return at > o.at; }
   };
   std::priority_queue<Answer, std::vector<Answer>, std::greater<>> pending;
@@ -213,7 +214,8 @@ std::map<int64_t, int> simulateFixedWindows(ResetStyle style, std::chrono::milli
     auto w = std::min_element(freeAt.begin(), freeAt.end()) - freeAt.begin();
     milliseconds now = freeAt[w];
     while (!pending.empty() && pending.top().at <= now) {
-      b.observe(pending.top().headers, pending.top().status, TimePoint(pending.top().at));
+      b.observe(pending.top().headers, pending.top().status, TimePoint(pending.top().at),
+                TimePoint(pending.top().slot));
       pending.pop();
     }
     bool urgent = urgentEvery > 0 && call % urgentEvery == 0;
@@ -233,7 +235,7 @@ std::map<int64_t, int> simulateFixedWindows(ResetStyle style, std::chrono::milli
     milliseconds answered = sent + latency;
     pending.push({answered,
                   headers(limit, periodSeconds, std::max<int64_t>(0, limit - used), reset),
-                  over ? 429L : 200L});
+                  over ? 429L : 200L, sent});
     freeAt[w] = answered;
   }
   return perWindow;
@@ -340,6 +342,7 @@ std::map<int64_t, int> simulateOutOfOrderAnswers(unsigned seed, int workers, int
     int worker;
     RateLimitHeaders answer;
     long status;
+    milliseconds slot{0};  // the booking the call ends
     bool operator>(const Event& o) const { return at > o.at; }
   };
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
@@ -356,7 +359,8 @@ std::map<int64_t, int> simulateOutOfOrderAnswers(unsigned seed, int workers, int
       if (!wait) break;
       // Half the latency on the way there, half back.
       auto oneWay = milliseconds(latencyMs(random) / 2);
-      events.push({e.at + duration_cast<milliseconds>(*wait) + oneWay, 1, e.worker, {}, 0});
+      auto slot = e.at + duration_cast<milliseconds>(*wait);
+      events.push({slot + oneWay, 1, e.worker, {}, 0, slot});
     } else if (e.kind == 1) {
       int64_t window = e.at / period;
       int used = ++perWindow[window];
@@ -364,9 +368,9 @@ std::map<int64_t, int> simulateOutOfOrderAnswers(unsigned seed, int workers, int
       int64_t reset = std::max<int64_t>(1, duration_cast<std::chrono::seconds>(end - e.at).count());
       events.push({e.at + milliseconds(latencyMs(random) / 2), 2, e.worker,
                    headers(limit, periodSeconds, std::max<int64_t>(0, limit - used), reset),
-                   used > limit ? 429 : 200});
+                   used > limit ? 429 : 200, e.slot});
     } else {
-      b.observe(e.answer, e.status, TimePoint(e.at));
+      b.observe(e.answer, e.status, TimePoint(e.at), TimePoint(e.slot));
       events.push({e.at, 0, e.worker, {}, 0});
     }
   }
