@@ -41,6 +41,7 @@ Poller::Poller(catalog::Catalog& catalog, std::vector<backends::Backend*> backen
   for (std::size_t b = 0; b < backends_.size(); ++b) {
     auto lane = std::make_unique<Lane>();
     lane->index = b;
+    lane->firstFetchesOwnThread = backends_[b]->batchesItself();
     lane->status.backend = std::string(backends_[b]->name());
     lane->status.lastTick = status_.lastTick;
     lanes_.push_back(std::move(lane));
@@ -126,8 +127,8 @@ void Poller::want(std::string_view ns, std::string_view metricName,
 
 void Poller::start() {
   for (auto& lane : lanes_) {
-    // The first-fetch thread first: the lane thread reads whether it exists.
-    if (backends_[lane->index]->batchesItself()) {
+    // The first-fetch thread first: first fetches queued before start() wait for it.
+    if (lane->firstFetchesOwnThread) {
       lane->firstFetchThread = std::thread([this, l = lane.get()] {
         core::nameThisThread("xm-first-fetch");
         runFirstFetches(*l);
@@ -214,7 +215,7 @@ void Poller::fetchNow(catalog::CatalogEntryPtr entry, std::function<void()> done
     std::lock_guard lock(mutex_);
     // A follower's requests all go to the leader, through the default backend's loop.
     auto& lane = leading() ? laneOf(*entry) : *lanes_.front();
-    bool ownThread = leading() && lane.firstFetchThread.joinable();
+    bool ownThread = leading() && lane.firstFetchesOwnThread;
     (ownThread ? lane.firstFetches : lane.urgent).emplace_back(std::move(entry), std::move(done));
   }
   wake_.notify_all();
@@ -545,7 +546,7 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
     std::size_t n = std::min(chunk, queries.size() - start);
     // Only the lane's own thread marks the loop as fetching (liveness allows a long fetch from
     // then): a first fetch on its own thread ending must not clear a paced refresh's mark.
-    bool marks = fullCycle || !lane.firstFetchThread.joinable();
+    bool marks = fullCycle || !lane.firstFetchesOwnThread;
     if (marks) setFetching(lane, true);
     auto part = std::span(queries).subspan(start, n);
     auto batch = fullCycle ? backend.fetch(part, now) : backend.fetchFirst(part, now);

@@ -118,7 +118,11 @@ class Poller final : public server::MetricDemand {
     std::mutex retriesMutex;
     std::unordered_map<std::string, Retry> retries;  // by metric key; guarded by retriesMutex
     std::thread thread;
-    std::thread firstFetchThread;  // set by start(), before any fetch
+    std::thread firstFetchThread;  // set by start() when firstFetchesOwnThread
+    // Fixed at construction (the backend batches itself), so that fetchNow() and fetches never
+    // read the std::thread object start() writes; first fetches queued before start() wait for
+    // that thread.
+    bool firstFetchesOwnThread = false;
   };
   // First-fetch batches in flight at once per backend; more wait and are fetched together. Past
   // the chunk size of a call, more could not join one anyway.
