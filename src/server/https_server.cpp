@@ -521,11 +521,12 @@ std::expected<void, std::string> HttpsServer::start() {
   net::post(impl_->acceptor.get_executor(), [this] { impl_->accept(); });
   impl_->trimEvery(std::chrono::seconds(5));
   unsigned n = std::max(1u, o.threads);
-  for (unsigned i = 0; i < n; ++i)
+  for (unsigned i = 0; i < n; ++i) {
     impl_->threads.emplace_back([this] {
       core::nameThisThread("xm-https");
       impl_->ioc.run();
     });
+  }
   return {};
 }
 

@@ -261,7 +261,9 @@ void DatadogBackend::failTooLong(std::span<const BackendQuery> batch,
       results[m] =
           std::unexpected("the query is " + std::to_string(escapeQuery(batch[m].query).size()) +
                           " characters once URL-escaped; Datadog takes at most " +
-                          std::to_string(options_.limits.maxEscapedChars));
+                          std::to_string(options_.limits.maxEscapedChars) +
+                          ": shorten it (fewer filters or tag values), or split it into several "
+                          "metrics");
     }
   }
 }
@@ -526,6 +528,7 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
     for (auto i : call.queries) {
       auto rider = std::make_shared<Rider>();
       rider->wire = plan->wire[i];
+      rider->escapedChars = plan->escapedChars[i];
       mine.push_back(std::move(rider));
     }
   }
@@ -543,13 +546,14 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
     if (!unclaimed.empty()) {
       auto window = unclaimed.front()->wire.query.window;
       const auto& text = unclaimed.front()->wire.query.query;
-      bool room = !unclaimed.front()->mustDrive &&
-                  std::any_of(waitingCalls_.begin(), waitingCalls_.end(), [&](const auto& c) {
-                    return c.window == window &&
-                           ((c.room > 0 && c.chars + 3 + escapeQuery(text).size() <=
-                                               options_.limits.maxEscapedChars) ||
-                            std::find(c.texts.begin(), c.texts.end(), text) != c.texts.end());
-                  });
+      std::size_t textChars = unclaimed.front()->escapedChars;
+      bool room =
+          !unclaimed.front()->mustDrive &&
+          std::any_of(waitingCalls_.begin(), waitingCalls_.end(), [&](const auto& c) {
+            return c.window == window &&
+                   ((c.room > 0 && c.chars + 3 + textChars <= options_.limits.maxEscapedChars) ||
+                    std::find(c.texts.begin(), c.texts.end(), text) != c.texts.end());
+          });
       if (!room) {
         // No call waiting could take them: this fetch makes one, which others may join.
         // Bounded as planBatches bounds a call: by count and by escaped length.
@@ -558,7 +562,7 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
         std::size_t chars = 0;
         for (const auto& r : unclaimed) {
           if (r->wire.query.window != window || own.size() == options_.limits.maxQueries) continue;
-          std::size_t cost = escapeQuery(r->wire.query.query).size() + (own.empty() ? 0 : 3);
+          std::size_t cost = r->escapedChars + (own.empty() ? 0 : 3);
           if (!own.empty() && chars + cost > options_.limits.maxEscapedChars) continue;
           chars += cost;
           r->claimed = true;
@@ -605,10 +609,9 @@ std::vector<BackendResult> DatadogBackend::fetchFirst(std::span<const BackendQue
 }
 
 std::list<DatadogBackend::WaitingCall>::iterator DatadogBackend::waitForRiders(
-    std::chrono::seconds window, std::size_t room, std::vector<std::string> texts) {
+    std::chrono::seconds window, std::size_t room, std::vector<std::string> texts,
+    std::size_t chars) {
   std::lock_guard lock(ridersMutex_);
-  std::size_t chars = 0;
-  for (const auto& t : texts) chars += escapeQuery(t).size() + 3;
   auto it =
       waitingCalls_.insert(waitingCalls_.end(), WaitingCall{window, room, std::move(texts), chars});
   ridersChanged_.notify_all();  // riders waiting for a call with room may now ride this one
@@ -628,7 +631,7 @@ std::vector<DatadogBackend::RiderPtr> DatadogBackend::takeRiders(
       // The call asks it already (a refresh holding a metric just registered): one answer, both.
       r->answerIndex = static_cast<std::size_t>(same - texts.begin());
     } else {
-      auto chars = escapeQuery(text).size();
+      auto chars = r->escapedChars;
       if (room == 0 || usedChars + kSeparator + chars > options_.limits.maxEscapedChars) continue;
       usedChars += kSeparator + chars;
       --room;
@@ -774,7 +777,8 @@ DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQ
     // a query it holds already.
     std::optional<std::list<WaitingCall>::iterator> waiting;
     if (!rode) {
-      waiting = waitForRiders(window, options_.limits.maxQueries - indices.size(), texts);
+      waiting =
+          waitForRiders(window, options_.limits.maxQueries - indices.size(), texts, joined.size());
     }
     auto leave = [&] {
       if (!waiting) return;
@@ -783,10 +787,9 @@ DatadogBackend::CallOutcome DatadogBackend::sendWithRiders(std::span<const WireQ
       waiting.reset();
       rode = true;
       for (std::size_t k = before; k < texts.size(); ++k) {
-        joined += "%2C";
-        joined += escapeQuery(texts[k]);
-        target += "%2C";
-        target += escapeQuery(texts[k]);
+        auto escaped = "%2C" + escapeQuery(texts[k]);
+        joined += escaped;
+        target += escaped;
       }
       for (auto& r : taken) riders.push_back(std::move(r));
     };

@@ -136,7 +136,8 @@ class DatadogBackend final : public Backend {
 
   // A first fetch's query, waiting for a call to take it (or for its own fetchFirst to drive).
   struct Rider {
-    WireQuery wire;  // members: indices into the batch of the fetchFirst that made it
+    WireQuery wire;                // members: indices into the batch of the fetchFirst that made it
+    std::size_t escapedChars = 0;  // of its query's text, from the wire plan
     bool claimed = false;
     bool mustDrive = false;       // its call was refused: it goes in a call of its own kind
     std::size_t answerIndex = 0;  // its query's place in the call that took it
@@ -147,7 +148,7 @@ class DatadogBackend final : public Backend {
     std::chrono::seconds window;
     std::size_t room;                // queries it can still take
     std::vector<std::string> texts;  // what it holds: a rider asking the same needs no room
-    std::size_t chars = 0;           // their escaped length: a rider must fit the URL too
+    std::size_t chars = 0;  // their escaped, comma-joined length: a rider must fit the URL too
   };
 
   // How many calls a refresh may make now: what the announced budget sustains over a refresh
@@ -166,8 +167,9 @@ class DatadogBackend final : public Backend {
   void failTooLong(std::span<const BackendQuery> batch, std::span<const WireQuery> wire,
                    const std::vector<std::size_t>& tooLong, std::vector<BackendResult>& results);
   // Registers a call about to wait for its slot; takes riders when it leaves (takeRiders).
+  // `chars`: the escaped, comma-joined length of `texts`, as the call's URL holds them.
   std::list<WaitingCall>::iterator waitForRiders(std::chrono::seconds window, std::size_t room,
-                                                 std::vector<std::string> texts);
+                                                 std::vector<std::string> texts, std::size_t chars);
   // Riders of the call's window: one asking a query the call holds shares its answer; others
   // are appended to `texts` while room and the URL length allow.
   std::vector<RiderPtr> takeRiders(std::list<WaitingCall>::iterator call, std::size_t usedChars,

@@ -454,6 +454,23 @@ TEST(DatadogBackend, ARefreshLongerThanTheRateLimitPeriodGetsTheRestAndTheNextPe
   }
 }
 
+TEST(DatadogBackend, AQueryTooLongForAUrlIsNeverSentAndSaysHowToFixIt) {
+  FakeDatadog dd;
+  DatadogBackend backend(options(), dd.transport(), dd.timing());
+  std::string tags;
+  for (int i = 0; i < 800; ++i) tags += (i ? "," : "") + std::string("host:h") + std::to_string(i);
+  std::vector<BackendQuery> qs = {{"avg:a{" + tags + "}", 300s}, {"avg:b{*}", 300s}};
+  dd.values["avg:b{*}"] = 2;
+  auto results = backend.fetch(qs, kNow);
+  ASSERT_FALSE(results[0]);
+  EXPECT_NE(results[0].error().find("characters once URL-escaped; Datadog takes at most 7000"),
+            std::string::npos)
+      << results[0].error();
+  EXPECT_NE(results[0].error().find("shorten it"), std::string::npos) << results[0].error();
+  ASSERT_TRUE(results[1]) << results[1].error();  // its neighbour is fetched as ever
+  for (const auto& c : dd.calls) EXPECT_EQ(c.queries, std::vector<std::string>{"avg:b{*}"});
+}
+
 TEST(DatadogBackend, WindowsAreCappedAtOneDay) {
   FakeDatadog dd;
   DatadogBackend backend(options(), dd.transport(), dd.timing());
