@@ -168,6 +168,7 @@ CatalogEntryPtr Catalog::resolveLocked(const Demand& demand) const {
 std::shared_ptr<CatalogEntry> Catalog::resolveRulesLocked(const Demand& demand) const {
   auto entry = std::make_shared<CatalogEntry>();
   entry->key = core::metricKey(demand.ns, demand.metricName, demand.selector.canonical());
+  entry->keyHash = core::hashKey(entry->key);
   entry->ns = demand.ns;
   entry->metricName = demand.metricName;
   entry->selector = demand.selector;
@@ -346,6 +347,7 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
     demands_.erase(victim->first);
     totalBytes_ -= victim->second->bytes;
     entries_.erase(victim);
+    wanted_.reset();
     ++evicted_;
   };
   auto full = [&](std::size_t count, std::size_t bytes) {
@@ -357,6 +359,7 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
     entry->touch(now);
     totalBytes_ += entry->bytes;
     entries_[key] = entry;
+    wanted_.reset();
     return entry;
   }
   if (entry->bytes > options_.maxRequestedBytes) {
@@ -430,6 +433,7 @@ CatalogEntryPtr Catalog::ensure(std::string_view ns, std::string_view metricName
   entry->touch(now);
   totalBytes_ += entry->bytes;
   entries_[key] = entry;
+  wanted_.reset();
   return entry;
 }
 
@@ -442,6 +446,7 @@ std::vector<CatalogEntryPtr> Catalog::recomputeLocked() {
     if (it != entries_.end()) totalBytes_ -= it->second->bytes;
     totalBytes_ += next->bytes;
     entries_[key] = next;
+    wanted_.reset();
     changed.push_back(std::move(next));
   }
   return changed;
@@ -494,6 +499,7 @@ std::vector<CatalogEntryPtr> Catalog::applyReferences(const std::vector<Referenc
       auto entry = resolveLocked(demand);
       totalBytes_ += entry->bytes;
       entries_[key] = entry;
+      wanted_.reset();
       added.push_back(std::move(entry));
     } else if (!polledBefore) {
       added.push_back(it->second);
@@ -560,8 +566,7 @@ std::vector<bool> Catalog::referenced(const std::vector<CatalogEntryPtr>& entrie
   return out;
 }
 
-std::vector<CatalogEntryPtr> Catalog::wanted(core::Clock::time_point now) {
-  std::vector<CatalogEntryPtr> out;
+std::shared_ptr<const std::vector<CatalogEntryPtr>> Catalog::wanted(core::Clock::time_point now) {
   std::lock_guard lock(mutex_);
   // A metric stays while an HPA names it, while its object is always-active, or while someone
   // asked for it recently.
@@ -570,6 +575,7 @@ std::vector<CatalogEntryPtr> Catalog::wanted(core::Clock::time_point now) {
     if (drop) {
       demands_.erase(kv.first);
       totalBytes_ -= kv.second->bytes;
+      wanted_.reset();
     }
     return drop;
   });
@@ -579,9 +585,14 @@ std::vector<CatalogEntryPtr> Catalog::wanted(core::Clock::time_point now) {
   if (demands_.size() > entries_.size()) {
     std::erase_if(demands_, [&](const auto& kv) { return !entries_.contains(kv.first); });
   }
-  out.reserve(entries_.size());
-  for (const auto& [key, entry] : entries_) out.push_back(entry);
-  return out;
+  // Shared until the entries change: a refresh of an unchanged catalog copies no entries.
+  if (!wanted_) {
+    auto out = std::make_shared<std::vector<CatalogEntryPtr>>();
+    out->reserve(entries_.size());
+    for (const auto& [key, entry] : entries_) out->push_back(entry);
+    wanted_ = std::move(out);
+  }
+  return wanted_;
 }
 
 std::vector<CatalogEntryPtr> Catalog::entries() const {

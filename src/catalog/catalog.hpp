@@ -83,9 +83,10 @@ enum class Rule {
 // How a requested (namespace, metric, selector) was resolved, and who wants it. Immutable: a
 // change of resolution makes a new entry under the same key.
 struct CatalogEntry {
-  std::string key;         // core::metricKey(ns, metricName, selector.canonical())
-  std::string ns;          // the namespace the request (or the HPA) is in
-  std::string metricName;  // lowercased
+  std::string key;          // core::metricKey(ns, metricName, selector.canonical())
+  std::size_t keyHash = 0;  // core::hashKey(key)
+  std::string ns;           // the namespace the request (or the HPA) is in
+  std::string metricName;   // lowercased
   core::LabelSelector selector;
 
   Rule rule = Rule::kInline;
@@ -191,8 +192,9 @@ class Catalog {
   std::vector<bool> referenced(const std::vector<CatalogEntryPtr>& entries) const;
 
   // The metrics to poll now: every referenced one, always-active objects, and those requested
-  // within `inactiveAfter` (older requests are dropped first).
-  std::vector<CatalogEntryPtr> wanted(core::Clock::time_point now);
+  // within `inactiveAfter` (older requests are dropped first). The same list is handed out until
+  // the entries change. @return never null
+  std::shared_ptr<const std::vector<CatalogEntryPtr>> wanted(core::Clock::time_point now);
 
   // Every entry and the objects, as they are now (the status writer's and tests' view).
   std::vector<CatalogEntryPtr> entries() const;
@@ -260,6 +262,8 @@ class Catalog {
   // Non-autogen objects by spec.externalMetricName, in id order (rule 3).
   std::unordered_map<std::string, std::vector<const DatadogMetric*>> byExternalName_;
   std::unordered_map<std::string, CatalogEntryPtr> entries_;  // by key
+  // What wanted() hands out: entries_'s values, until entries_ changes (reset on every change).
+  std::shared_ptr<const std::vector<CatalogEntryPtr>> wanted_;
   std::size_t totalBytes_ = 0;  // CatalogEntry::bytes of every entry in entries_
 
   std::mutex sinkMutex_;

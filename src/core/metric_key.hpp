@@ -16,6 +16,9 @@ namespace xmetrics::core {
 // queries from several namespaces are still fetched once: the poller deduplicates queries.
 std::string metricKey(std::string_view ns, std::string_view metricName,
                       std::string_view canonicalSelector);
+// The hash of a key, as the catalog keeps it and the store's maps file values by it: a refresh
+// hashes no key.
+inline std::size_t hashKey(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
 // When a metric was last asked for, in nanoseconds since the system clock's epoch. Shared between
 // the catalog entry that wants the metric and its published value: the request path stamps it on

@@ -6,7 +6,7 @@
 
 namespace xmetrics::core {
 
-std::string rfc3339(Clock::time_point t) {
+void appendRfc3339(std::string& out, Clock::time_point t) {
   // Every published value is stamped with this (a refresh of 10,000 metrics renders 10,000), so
   // it is written from the calendar arithmetic directly rather than through gmtime_r and strftime
   // (with their locale and time-zone machinery). The clock counts nanoseconds in 64 bits, so its
@@ -34,7 +34,13 @@ std::string rfc3339(Clock::time_point t) {
   buffer[16] = ':';
   put(17, static_cast<unsigned>(clock.seconds().count()), 2);
   buffer[19] = 'Z';
-  return std::string(buffer, sizeof buffer);
+  out.append(buffer, sizeof buffer);
+}
+
+std::string rfc3339(Clock::time_point t) {
+  std::string out;
+  appendRfc3339(out, t);
+  return out;
 }
 
 std::expected<std::chrono::seconds, std::string> parseDuration(std::string_view text) {

@@ -12,6 +12,8 @@ namespace xmetrics::core {
 
 // RFC 3339 in UTC with whole seconds, as Kubernetes writes metav1.Time: 2026-05-01T12:00:00Z.
 std::string rfc3339(Clock::time_point t);
+// The same, appended to `out` (a published body is written into one allocation).
+void appendRfc3339(std::string& out, Clock::time_point t);
 
 // Reads what rfc3339() writes (and Kubernetes' metav1.Time: UTC, "Z", optional fraction, which is
 // dropped). nullopt for anything else.

@@ -134,9 +134,9 @@ void DatadogMetricController::writeStatuses(const kube::ObjectMap& objects,
   auto references = catalog_.objectReferences();
   // The freshest value served through each object, and whether anything still resolves to it.
   std::map<std::string, store::MetricValuePtr> valueOf;
-  values_.snapshot()->forEach([&](const std::string&, const store::MetricValuePtr& v) {
-    if (v->object.empty()) return;
-    auto& best = valueOf[v->object];
+  values_.snapshot()->forEach([&](std::string_view, const store::MetricValuePtr& v) {
+    if (v->metric->object.empty()) return;
+    auto& best = valueOf[v->metric->object];
     bool better = !best || (v->sample && (!best->sample || v->sample->time > best->sample->time));
     if (better) best = v;
   });

@@ -51,7 +51,7 @@ boost::json::object desiredStatus(const StatusInputs& in) {
   bool fresh = hasSample && error.empty() && store::isFresh(*value, in.now);
   if (hasSample && error.empty() && !fresh) {
     error = "outdated result: the newest data point (" + core::rfc3339(value->sample->time) +
-            ") is older than maxAge " + std::to_string(value->maxAge.count()) + "s";
+            ") is older than maxAge " + std::to_string(value->metric->maxAge.count()) + "s";
   }
 
   boost::json::array conditions;

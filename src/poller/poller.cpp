@@ -28,7 +28,38 @@ core::Labels equalityLabels(const core::LabelSelector& selector) {
   return labels;
 }
 
+// Whether `identity` was made from `entry` (the same object, not an equal one).
+bool sameSource(const store::MetricIdentity& identity, const catalog::CatalogEntryPtr& entry) {
+  return !identity.source.owner_before(entry) && !entry.owner_before(identity.source);
+}
+
+// Whether `value` would render the body `old` has.
+bool samePoint(const store::MetricValue& old, const store::MetricValue& value) {
+  return old.body && old.sample && value.sample && old.sample->value == value.sample->value &&
+         old.sample->time == value.sample->time &&
+         (old.metric == value.metric || (old.metric->labels == value.metric->labels &&
+                                         old.metric->metricName == value.metric->metricName));
+}
+
 }  // namespace
+
+store::MetricIdentityPtr Poller::identityOf(const catalog::CatalogEntryPtr& entry) const {
+  store::MetricIdentity identity;
+  identity.ns = entry->ns;
+  identity.metricName = entry->metricName;
+  identity.selector = entry->selector.canonical();
+  identity.query = entry->query;
+  identity.backend =
+      entry->backend.empty() ? std::string(backends_.front()->name()) : entry->backend;
+  identity.resolution = entry->resolution();
+  identity.object = entry->object;
+  identity.maxAge = entry->maxAge;
+  identity.grace = options_.queryValidityPeriod;
+  identity.labels = equalityLabels(entry->selector);
+  identity.demand = entry->demand;
+  identity.source = entry;
+  return store::shareIdentity(std::move(identity));
+}
 
 Poller::Poller(catalog::Catalog& catalog, std::vector<backends::Backend*> backends,
                store::ValueStore& store, PollerOptions options, ClockFn clock)
@@ -331,7 +362,7 @@ void Poller::followLeader(
   };
   for (const auto& w : followWaiting_) add(*w.entry);
   // Followers never refresh, so expire what nobody asked for here (as refreshAll does).
-  for (const auto& e : catalog_.wanted(now)) {
+  for (const auto& e : *catalog_.wanted(now)) {
     if (e->lastRequested() > demandSentUpTo_) add(*e);
   }
   for (const auto& [key, mirrored] : mirrorDemand_) {
@@ -381,11 +412,13 @@ void Poller::publishReplica(std::vector<store::MetricValue> values) {
   map->reserve(values.size());
   std::set<std::string> seen;
   for (auto& v : values) {
-    auto key = core::metricKey(v.ns, v.metricName, v.selector);
-    replication::Demand asked{v.ns, v.metricName, v.selector};
+    // The names are the leader's; the demand stamp they carry is this replica's.
+    store::MetricIdentity identity = *v.metric;
+    std::string key = identity.key;
     auto value = std::make_shared<store::MetricValue>(std::move(v));
+    replication::Demand asked{identity.ns, identity.metricName, identity.selector};
     if (auto it = ours.find(key); it != ours.end()) {
-      value->demand = it->second->demand;
+      identity.demand = it->second->demand;
       it->second->markAttempted();
       // The leader's value counts as ours: a follower's max-metrics keeps what has values.
       if (value->sample) it->second->markServed();
@@ -393,16 +426,13 @@ void Poller::publishReplica(std::vector<store::MetricValue> values) {
     } else {
       auto& mirrored = mirrorDemand_[key];
       if (!mirrored.first) mirrored = {std::make_shared<std::atomic<int64_t>>(0), std::move(asked)};
-      value->demand = mirrored.first;
+      identity.demand = mirrored.first;
     }
+    value->metric = std::make_shared<const store::MetricIdentity>(std::move(identity));
     seen.insert(key);
     auto old = previous->find(key);
-    bool samePoint = old && !old->body.empty() && old->sample && value->sample &&
-                     old->sample->value == value->sample->value &&
-                     old->sample->time == value->sample->time && old->labels == value->labels &&
-                     old->metricName == value->metricName;
-    value->body = samePoint ? old->body : store::renderValueList(*value);
-    (*map)[key] = std::move(value);
+    value->body = old && samePoint(*old, *value) ? old->body : store::renderValueList(*value);
+    map->put(std::move(value));
   }
   // The leader dropped them: so do we.
   std::erase_if(mirrorDemand_, [&](const auto& kv) { return !seen.contains(kv.first); });
@@ -412,17 +442,22 @@ void Poller::publishReplica(std::vector<store::MetricValue> values) {
   store_.publish(std::move(next));
 }
 
-void Poller::noteOutcome(Lane& lane, const catalog::CatalogEntryPtr& entry, bool hasValue) {
-  std::lock_guard lock(lane.retriesMutex);
-  if (hasValue) {
-    if (!lane.retries.empty()) lane.retries.erase(entry->key);
-    return;
-  }
+void Poller::noteOutcomes(Lane& lane, const std::vector<catalog::CatalogEntryPtr>& entries,
+                          const std::vector<std::pair<std::size_t, bool>>& outcomes) {
   auto period = std::chrono::duration_cast<std::chrono::milliseconds>(options_.refreshPeriod);
-  auto it = lane.retries.find(entry->key);
-  auto delay =
-      it == lane.retries.end() ? options_.firstRetry : std::min(it->second.delay * 2, period);
-  lane.retries[entry->key] = {entry, std::chrono::steady_clock::now() + delay, delay};
+  auto steadyNow = std::chrono::steady_clock::now();
+  std::lock_guard lock(lane.retriesMutex);
+  for (const auto& [i, hasValue] : outcomes) {
+    const auto& entry = entries[i];
+    if (hasValue) {
+      if (!lane.retries.empty()) lane.retries.erase(entry->key);
+      continue;
+    }
+    auto it = lane.retries.find(entry->key);
+    auto delay =
+        it == lane.retries.end() ? options_.firstRetry : std::min(it->second.delay * 2, period);
+    lane.retries[entry->key] = {entry, steadyNow + delay, delay};
+  }
 }
 
 std::vector<catalog::CatalogEntryPtr> Poller::dueRetries(
@@ -455,8 +490,14 @@ void Poller::refreshBackend(std::string_view backend) {
 void Poller::refresh(Lane& lane) {
   auto started = std::chrono::steady_clock::now();
   auto now = clock_();
-  auto wanted = catalog_.wanted(now);
-  std::erase_if(wanted, [&](const catalog::CatalogEntryPtr& e) { return &laneOf(*e) != &lane; });
+  auto all = catalog_.wanted(now);
+  // One backend: the catalog's list is this loop's as it is, not copied.
+  std::vector<catalog::CatalogEntryPtr> mine;
+  if (lanes_.size() > 1) {
+    std::ranges::copy_if(*all, std::back_inserter(mine),
+                         [&](const catalog::CatalogEntryPtr& e) { return &laneOf(*e) == &lane; });
+  }
+  const auto& wanted = lanes_.size() > 1 ? mine : *all;
   auto referenced = catalog_.referenced(wanted);
   fetchAndPublish(lane, wanted, true, &referenced);
   {
@@ -492,17 +533,18 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
   auto now = clock_();
   // A full refresh looks every value up once, here: the same lookups serve the publication below
   // unless another loop or a first fetch published in between.
+  // The pointers point into `held`'s maps, which it keeps.
   auto held = store_.snapshot();
-  std::vector<store::MetricValuePtr> heldValues;
+  std::vector<const store::MetricValuePtr*> heldValues;
   if (fullCycle) {
     heldValues.reserve(entries.size());
-    for (const auto& e : entries) heldValues.push_back(held->find(e->key));
+    for (const auto& e : entries) heldValues.push_back(held->lookup(e->key, e->keyHash));
   }
   // What may wait when the backend cannot afford the whole refresh: a metric no HPA names that has
   // a value already. First fetches and retries are always urgent.
   auto urgent = [&](std::size_t i) {
     if (!fullCycle || !referenced || i >= referenced->size() || (*referenced)[i]) return true;
-    return !heldValues[i] || !heldValues[i]->sample;
+    return !heldValues[i] || !(*heldValues[i])->sample;
   };
   auto& backend = *backends_[lane.index];
   // Identical queries over the same window (two HPAs, two namespaces, two selectors that translate
@@ -568,54 +610,49 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
   store::ValueSnapshot next;
   store::ValueMap fresh;
   fresh.reserve(entries.size());
+  // Outcomes are noted under one lock after the walk, not one lock per metric.
+  std::vector<std::pair<std::size_t, bool>> outcomes;
+  outcomes.reserve(entries.size());
+  static const store::MetricValuePtr kNoValue;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& entry = *entries[i];
-    auto old = heldIsCurrent ? heldValues[i] : previous->find(entry.key);
+    const auto* found = heldIsCurrent ? heldValues[i] : previous->lookup(entry.key, entry.keyHash);
+    const store::MetricValuePtr& old = found ? *found : kNoValue;
     if (old && old->lastFetch > now) {
       // A first fetch (of a re-resolved entry, say) answered while this fetch was under way: its
       // value is the newer one.
-      fresh[entry.key] = old;
+      fresh.put(old);
       continue;
     }
     if (entryQuery[i] != kNotFetched && backends::isDeferred(results[entryQuery[i]]) && old &&
-        old->query == entry.query) {
+        old->metric->query == entry.query) {
       // Left for a later refresh to stay within the budget: the value stays as it was and ages.
-      fresh[entry.key] = old;
+      fresh.put(old);
       continue;
     }
-    // A point is kept across failed fetches only while it answers the same question. The old
-    // value has the same key, so the same namespace, name, selector and labels: only what the
-    // entry may have changed is set again.
-    bool sameQuestion = old && old->query == entry.query && !entry.errorCode;
-    auto value = sameQuestion ? std::make_shared<store::MetricValue>(*old)
-                              : std::make_shared<store::MetricValue>();
-    if (!sameQuestion) {
-      value->ns = entry.ns;
-      value->metricName = entry.metricName;
-      value->selector = entry.selector.canonical();
-      value->query = entry.query;
-      value->labels = equalityLabels(entry.selector);
+    // The identity (names, query, rules) is the old value's while the entry is the same object;
+    // a point is kept across failed fetches only while it answers the same question.
+    auto value = std::make_shared<store::MetricValue>();
+    bool sameEntry = old && sameSource(*old->metric, entries[i]);
+    value->metric = sameEntry ? old->metric : identityOf(entries[i]);
+    bool sameQuestion = old && (sameEntry || old->metric->query == entry.query) && !entry.errorCode;
+    if (sameQuestion) {
+      value->sample = old->sample;
+      value->lastSuccess = old->lastSuccess;
     }
-    value->backend = entry.backend.empty() ? std::string(backends_.front()->name()) : entry.backend;
-    value->resolution = entry.resolution();
-    value->object = entry.object;
-    value->maxAge = entry.maxAge;
-    value->grace = options_.queryValidityPeriod;
     value->errorCode = entry.errorCode;
     value->lastFetch = now;
-    value->demand = entry.demand;
     if (entry.errorCode) {
       value->error = entry.error;
-      value->sample.reset();
-      value->body.clear();
-      noteOutcome(lane, entries[i], true);  // nothing to retry until the objects change
-      fresh[entry.key] = std::move(value);
+      outcomes.emplace_back(i, true);  // nothing to retry until the objects change
+      fresh.put(std::move(value));
       continue;
     }
     if (!unknownBackend[i].empty()) {
       value->error = unknownBackend[i];
-      noteOutcome(lane, entries[i], value->sample.has_value());
-      fresh[entry.key] = std::move(value);
+      if (sameQuestion) value->body = old->body;  // the same names, labels and point
+      outcomes.emplace_back(i, value->sample.has_value());
+      fresh.put(std::move(value));
       continue;
     }
     const auto& result = results[entryQuery[i]];
@@ -641,17 +678,14 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
                                entry.query + " to a later refresh"
                          : core::validUtf8(result.error());
     }
-    // Most refreshes find the same point again: keep its body instead of rendering it anew.
-    bool samePoint = old && old->body.size() > 0 && old->sample && value->sample &&
-                     old->sample->value == value->sample->value &&
-                     old->sample->time == value->sample->time && old->labels == value->labels &&
-                     old->metricName == value->metricName;
-    if (!samePoint) value->body = store::renderValueList(*value);
+    // Many refreshes find the same point again: share its body instead of rendering it anew.
+    value->body = old && samePoint(*old, *value) ? old->body : store::renderValueList(*value);
     entries[i]->markAttempted();
     if (value->sample) entries[i]->markServed();
-    noteOutcome(lane, entries[i], value->sample.has_value());
-    fresh[entry.key] = std::move(value);
+    outcomes.emplace_back(i, value->sample.has_value());
+    fresh.put(std::move(value));
   }
+  noteOutcomes(lane, entries, outcomes);
   if (fullCycle) {
     {
       // Metrics no longer wanted stop being retried too.
@@ -663,10 +697,10 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
     if (lanes_.size() > 1 || firstFetchesMeanwhile) {
       // This loop's full refresh replaces its own values only; the other backends' stay as their
       // loops last published them, and so do first fetches published while it ran.
-      previous->forEach([&](const std::string& key, const store::MetricValuePtr& value) {
-        if ((lanes_.size() > 1 && laneIndexOf(value->backend) != lane.index) ||
+      previous->forEach([&](std::string_view, const store::MetricValuePtr& value) {
+        if ((lanes_.size() > 1 && laneIndexOf(value->metric->backend) != lane.index) ||
             (firstFetchesMeanwhile && value->lastFetch > now)) {
-          fresh.try_emplace(key, value);
+          fresh.putIfAbsent(value);
         }
       });
     }
@@ -675,11 +709,12 @@ void Poller::fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntry
     // A first fetch adds to what is there, copying only the small recent level.
     next.base = previous->base;
     next.recent = previous->recent;
-    for (auto& [key, value] : fresh) next.recent[key] = std::move(value);
+    fresh.forEach([&](std::string_view, const store::MetricValuePtr& v) { next.recent.put(v); });
   } else {
     auto merged = std::make_shared<store::ValueMap>(*previous->base);
-    for (const auto& [key, value] : previous->recent) (*merged)[key] = value;
-    for (auto& [key, value] : fresh) (*merged)[key] = std::move(value);
+    auto into = [&](std::string_view, const store::MetricValuePtr& v) { merged->put(v); };
+    previous->recent.forEach(into);
+    fresh.forEach(into);
     next.base = std::move(merged);
   }
   next.publishedAt = now;

@@ -142,13 +142,17 @@ class Poller final : public server::MetricDemand {
   // values, answers waiting requests.
   void followLeader(Urgent urgent);
   void publishReplica(std::vector<store::MetricValue> values);
+  // What values published for `entry` share: made once per entry object.
+  store::MetricIdentityPtr identityOf(const catalog::CatalogEntryPtr& entry) const;
   bool leading() const { return !options_.isLeader || options_.isLeader(); }
   // `referenced`: whether an HPA names each entry (full refreshes), for the backend's urgency.
   void fetchAndPublish(Lane& lane, const std::vector<catalog::CatalogEntryPtr>& entries,
                        bool fullCycle, const std::vector<bool>* referenced = nullptr);
   void setFetching(Lane& lane, bool fetching);
-  // Schedules (or clears) the early retry of a metric after a fetch.
-  void noteOutcome(Lane& lane, const catalog::CatalogEntryPtr& entry, bool hasValue);
+  // Schedules (or clears) the early retries of metrics after a fetch. Each (index into `entries`,
+  // whether it has a value now): retries start, back off or end.
+  void noteOutcomes(Lane& lane, const std::vector<catalog::CatalogEntryPtr>& entries,
+                    const std::vector<std::pair<std::size_t, bool>>& outcomes);
   static std::vector<catalog::CatalogEntryPtr> dueRetries(
       Lane& lane, std::chrono::steady_clock::time_point now);
   static std::chrono::steady_clock::time_point nextRetry(Lane& lane);

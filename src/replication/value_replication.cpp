@@ -28,21 +28,22 @@ core::Clock::time_point fromNanos(int64_t n) {
 }
 
 boost::json::object encodeValue(const store::MetricValue& v) {
-  boost::json::object o{{"namespace", v.ns},
-                        {"metricName", v.metricName},
-                        {"selector", v.selector},
-                        {"query", v.query},
-                        {"backend", v.backend},
-                        {"resolution", v.resolution},
-                        {"object", v.object},
-                        {"maxAgeSeconds", v.maxAge.count()},
-                        {"graceSeconds", v.grace.count()},
+  const auto& m = *v.metric;
+  boost::json::object o{{"namespace", m.ns},
+                        {"metricName", m.metricName},
+                        {"selector", m.selector},
+                        {"query", m.query},
+                        {"backend", m.backend},
+                        {"resolution", m.resolution},
+                        {"object", m.object},
+                        {"maxAgeSeconds", m.maxAge.count()},
+                        {"graceSeconds", m.grace.count()},
                         {"errorCode", v.errorCode},
                         {"error", v.error},
                         {"lastFetch", nanos(v.lastFetch)},
                         {"lastSuccess", nanos(v.lastSuccess)}};
   boost::json::object labels;
-  for (const auto& [k, val] : v.labels) labels[k] = val;
+  for (const auto& [k, val] : m.labels) labels[k] = val;
   o["labels"] = std::move(labels);
   if (v.sample) {
     o["sample"] = {
@@ -55,25 +56,27 @@ std::expected<store::MetricValue, std::string> decodeValue(const boost::json::va
   if (!item.is_object()) return std::unexpected("a value is not an object");
   const auto& o = item.as_object();
   store::MetricValue v;
-  v.ns = str(o, "namespace");
-  v.metricName = str(o, "metricName");
-  v.selector = str(o, "selector");
-  v.query = str(o, "query");
-  v.backend = str(o, "backend");
-  v.resolution = str(o, "resolution");
-  v.object = str(o, "object");
-  v.maxAge = std::chrono::seconds(integer(o, "maxAgeSeconds"));
-  v.grace = std::chrono::seconds(integer(o, "graceSeconds"));  // 0 from an older leader
+  store::MetricIdentity m;
+  m.ns = str(o, "namespace");
+  m.metricName = str(o, "metricName");
+  m.selector = str(o, "selector");
+  m.query = str(o, "query");
+  m.backend = str(o, "backend");
+  m.resolution = str(o, "resolution");
+  m.object = str(o, "object");
+  m.maxAge = std::chrono::seconds(integer(o, "maxAgeSeconds"));
+  m.grace = std::chrono::seconds(integer(o, "graceSeconds"));  // 0 from an older leader
   v.errorCode = static_cast<int>(integer(o, "errorCode"));
   v.error = str(o, "error");
   v.lastFetch = fromNanos(integer(o, "lastFetch"));
   v.lastSuccess = fromNanos(integer(o, "lastSuccess"));
-  if (v.metricName.empty()) return std::unexpected("a value has no metricName");
+  if (m.metricName.empty()) return std::unexpected("a value has no metricName");
   if (auto* labels = o.if_contains("labels"); labels && labels->is_object()) {
     for (const auto& [k, val] : labels->as_object()) {
-      if (val.is_string()) v.labels[k] = std::string(val.as_string());
+      if (val.is_string()) m.labels[k] = std::string(val.as_string());
     }
   }
+  v.metric = store::shareIdentity(std::move(m));
   if (auto* s = o.if_contains("sample"); s && s->is_object()) {
     const auto& so = s->as_object();
     auto* value = so.if_contains("value");
@@ -126,7 +129,7 @@ std::string encodeSnapshot(const store::ValueSnapshot& snapshot, uint64_t follow
   if (snapshot.generation != followerGeneration) {
     boost::json::array values;
     values.reserve(snapshot.size());
-    snapshot.forEach([&](const std::string&, const store::MetricValuePtr& v) {
+    snapshot.forEach([&](std::string_view, const store::MetricValuePtr& v) {
       values.push_back(encodeValue(*v));
     });
     out["values"] = std::move(values);

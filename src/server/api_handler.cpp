@@ -410,8 +410,8 @@ HttpResponse ApiHandler::discovery(std::string_view path, unsigned version) cons
   // makes kubectl warn. HPAs never read this list.
   std::set<std::string> names;
   auto snapshot = values_.snapshot();
-  snapshot->forEach([&](const std::string&, const store::MetricValuePtr& value) {
-    if (names.size() < options_.discoveryLimit) names.insert(value->metricName);
+  snapshot->forEach([&](std::string_view, const store::MetricValuePtr& value) {
+    if (names.size() < options_.discoveryLimit) names.insert(value->metric->metricName);
   });
   if (names.empty()) names.insert("externalmetrics");
   boost::json::array resources;
@@ -483,7 +483,7 @@ void ApiHandler::externalMetric(std::string_view ns, std::string_view metric,
   auto now = core::Clock::now();
   auto snapshot = values_.snapshot();
   if (auto value = snapshot->find(key)) {
-    core::stampDemand(value->demand, now);  // keeps it wanted, without a lock
+    core::stampDemand(value->metric->demand, now);  // keeps it wanted, without a lock
     return slot->respond(answer(key, ns, metric, canonical, version));
   }
 
@@ -588,14 +588,16 @@ HttpResponse ApiHandler::answer(const std::string& key, std::string_view ns,
                        "unable to get " + describe(ns, metric, selector) + ": " + value->error,
                        version);
   }
-  std::string where = " (query \"" + value->query + "\", backend " + value->backend +
-                      (value->object.empty() ? "" : ", DatadogMetric " + value->object) + ")";
+  std::string where =
+      " (query \"" + value->metric->query + "\", backend " + value->metric->backend +
+      (value->metric->object.empty() ? "" : ", DatadogMetric " + value->metric->object) + ")";
   if (!value->sample) {
     std::string hint = "; check that the metric name and tags match what is sent";
     // In CRD mode an object named like the metric would take over at once (rule 2).
-    if (value->resolution.starts_with("autogen") && catalog::isObjectName(value->metricName)) {
-      hint += ", or create a DatadogMetric named \"" + value->metricName + "\" in namespace \"" +
-              value->ns + "\" to serve it from that object's query";
+    if (value->metric->resolution.starts_with("autogen") &&
+        catalog::isObjectName(value->metric->metricName)) {
+      hint += ", or create a DatadogMetric named \"" + value->metric->metricName +
+              "\" in namespace \"" + value->metric->ns + "\" to serve it from that object's query";
     }
     return statusError(
         404, "NotFound",
@@ -612,17 +614,18 @@ HttpResponse ApiHandler::answer(const std::string& key, std::string_view ns,
                                    core::rfc3339(value->sample->time) + ")"
                              : "the newest data point (" + core::rfc3339(value->sample->time) +
                                    ") was fetched " + std::to_string(fetched) + "s ago";
-    return statusError(
-        503, "ServiceUnavailable",
-        "stale value for " + describe(ns, metric, selector) + where + ": " + howOld +
-            ", older than max-age " + std::to_string(value->maxAge.count()) + "s" +
-            (value->grace.count() > 0
-                 ? " and its query-validity-period " + std::to_string(value->grace.count()) + "s"
-                 : "") +
-            "; " + cause,
-        version);
+    return statusError(503, "ServiceUnavailable",
+                       "stale value for " + describe(ns, metric, selector) + where + ": " + howOld +
+                           ", older than max-age " + std::to_string(value->metric->maxAge.count()) +
+                           "s" +
+                           (value->metric->grace.count() > 0
+                                ? " and its query-validity-period " +
+                                      std::to_string(value->metric->grace.count()) + "s"
+                                : "") +
+                           "; " + cause,
+                       version);
   }
-  return jsonResponse(200, value->body, version);
+  return jsonResponse(200, value->body ? *value->body : std::string(), version);
 }
 
 boost::json::object ApiHandler::statusReport() const {
@@ -634,21 +637,21 @@ boost::json::object ApiHandler::statusReport() const {
   report.time = core::rfc3339(now);
   std::vector<store::MetricValuePtr> sorted;
   snapshot->forEach(
-      [&](const std::string&, const store::MetricValuePtr& value) { sorted.push_back(value); });
+      [&](std::string_view, const store::MetricValuePtr& value) { sorted.push_back(value); });
   std::ranges::sort(sorted, [](const auto& a, const auto& b) {
-    return std::tie(a->metricName, a->selector, a->ns) <
-           std::tie(b->metricName, b->selector, b->ns);
+    return std::tie(a->metric->metricName, a->metric->selector, a->metric->ns) <
+           std::tie(b->metric->metricName, b->metric->selector, b->metric->ns);
   });
   report.metrics.reserve(sorted.size());
   for (const auto& v : sorted) {
-    core::StatusReport::Metric m{.ns = v->ns,
-                                 .metricName = v->metricName,
-                                 .selector = v->selector,
-                                 .query = v->query,
-                                 .resolution = v->resolution,
-                                 .backend = v->backend,
-                                 .datadogMetric = v->object};
-    m.references = demand_.referencesOf(core::metricKey(v->ns, v->metricName, v->selector));
+    core::StatusReport::Metric m{.ns = v->metric->ns,
+                                 .metricName = v->metric->metricName,
+                                 .selector = v->metric->selector,
+                                 .query = v->metric->query,
+                                 .resolution = v->metric->resolution,
+                                 .backend = v->metric->backend,
+                                 .datadogMetric = v->metric->object};
+    m.references = demand_.referencesOf(v->key());
     if (v->sample) {
       auto age = ageSeconds(now, v->sample->time);
       m.valid = store::isFresh(*v, now);
@@ -660,15 +663,15 @@ boost::json::object ApiHandler::statusReport() const {
                                                     .ageSeconds = age};
     }
     if (!m.valid) {
-      m.error =
-          v->sample
-              ? (m.inGrace ? "in grace: older than max-age " + std::to_string(v->maxAge.count()) +
-                                 "s, still served for query-validity-period " +
-                                 std::to_string(v->grace.count()) + "s"
-                 : v->error.empty()
-                     ? "stale: older than max-age " + std::to_string(v->maxAge.count()) + "s"
-                     : v->error)
-              : v->error;
+      m.error = v->sample
+                    ? (m.inGrace ? "in grace: older than max-age " +
+                                       std::to_string(v->metric->maxAge.count()) +
+                                       "s, still served for query-validity-period " +
+                                       std::to_string(v->metric->grace.count()) + "s"
+                       : v->error.empty() ? "stale: older than max-age " +
+                                                std::to_string(v->metric->maxAge.count()) + "s"
+                                          : v->error)
+                    : v->error;
     }
     m.lastFetch = core::rfc3339(v->lastFetch);
     m.lastFetchAgeSeconds = ageSeconds(now, v->lastFetch);

@@ -23,9 +23,10 @@ void writeValueMetrics(telemetry::ExpositionWriter& out, const store::ValueSnaps
       "xmetrics_metric_valid", MetricType::kGauge,
       "1 when a request for the metric is answered with a value (it has a data point no older "
       "than max-age), 0 when it gets an error.");
-  snapshot.forEach([&](const std::string&, const store::MetricValuePtr& value) {
+  snapshot.forEach([&](std::string_view, const store::MetricValuePtr& value) {
+    const auto& metric = *value->metric;
     const Label labels[] = {
-        {"namespace", value->ns}, {"metric", value->metricName}, {"selector", value->selector}};
+        {"namespace", metric.ns}, {"metric", metric.metricName}, {"selector", metric.selector}};
     bool isValid = false;
     if (value->sample) {
       auto elapsed = now - value->sample->time;

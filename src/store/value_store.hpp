@@ -18,8 +18,12 @@
 
 namespace xmetrics::store {
 
-// The published state of one metric. Immutable once published.
-struct MetricValue {
+// What a metric is: its names, the query it resolved to and the rules it is served by. Fixed while
+// its catalog entry is, so the values a refresh publishes for it share one (a refresh then copies
+// no strings per metric). Immutable once shared.
+struct MetricIdentity {
+  std::string key;                   // core::metricKey(ns, metricName, selector): the map's key
+  std::size_t keyHash = 0;           // ValueMap::hashOf(key), so that filing a value hashes nothing
   std::string ns;                    // the namespace it is requested in
   std::string metricName;            // as served in `metricName` (lowercased)
   std::string selector;              // canonical label selector
@@ -31,18 +35,39 @@ struct MetricValue {
   // query-validity-period: past maxAge by no more than this, the sample is still served ("in
   // grace") though status, /metrics and DatadogMetric status already call it not valid.
   std::chrono::seconds grace{0};
+  core::Labels labels;       // served as `metricLabels`: the selector's equality requirements
+  core::DemandStamp demand;  // the catalog entry's: a request that reads the value stamps it
+  // Whether metricName and the labels need no JSON escaping (nearly always): set by
+  // shareIdentity(), so rendering a body copies them without looking at each byte.
+  bool plainJson = false;
+  // The catalog entry it was made from, if any: the poller reuses the identity while the entry is
+  // the same object (owner equality: the control block outlives the entry, so it is never reused
+  // for another while this is held).
+  std::weak_ptr<const void> source;
+};
+using MetricIdentityPtr = std::shared_ptr<const MetricIdentity>;
+
+// Sets `key` and `keyHash` from the names and shares the identity.
+MetricIdentityPtr shareIdentity(MetricIdentity identity);
+
+// The published state of one metric. Immutable once published.
+struct MetricValue {
+  // never null; shared by every value of the same metric while its catalog entry is unchanged
+  MetricIdentityPtr metric = emptyIdentity();
   // Non-zero when the metric cannot be resolved (DatadogMetric missing or invalid): `error` says
   // why and this is the HTTP status to answer with; there is no sample.
   int errorCode = 0;
-  core::Labels labels;  // served as `metricLabels`: the selector's equality requirements
   std::optional<core::Sample> sample;  // the newest good data point, kept across failed fetches
   std::string error;                   // the last fetch's error; empty when it succeeded
   core::Clock::time_point lastFetch;   // when the poller last asked the backend
   core::Clock::time_point lastSuccess;
   // `ExternalMetricValueList` body for `sample`, rendered once at publication so the request path
-  // only copies bytes. Empty when there is no sample.
-  std::string body;
-  core::DemandStamp demand;
+  // only copies bytes, and shared by the next values while the point is the same. Null when there
+  // is no sample.
+  std::shared_ptr<const std::string> body;
+
+  const std::string& key() const { return metric->key; }
+  static const MetricIdentityPtr& emptyIdentity();
 };
 using MetricValuePtr = std::shared_ptr<const MetricValue>;
 
@@ -60,14 +85,58 @@ inline std::chrono::seconds staleness(const MetricValue& v, core::Clock::time_po
 }
 // Whether `v` has a point young enough to serve.
 inline bool isFresh(const MetricValue& v, core::Clock::time_point now) {
-  return v.sample && staleness(v, now) <= v.maxAge;
+  return v.sample && staleness(v, now) <= v.metric->maxAge;
 }
 // Whether the request path answers with it: fresh, or within the grace after max-age.
 inline bool isServable(const MetricValue& v, core::Clock::time_point now) {
-  return v.sample && staleness(v, now) <= v.maxAge + v.grace;
+  return v.sample && staleness(v, now) <= v.metric->maxAge + v.metric->grace;
 }
 
-using ValueMap = std::unordered_map<std::string, MetricValuePtr>;  // by core::metricKey()
+// Values by core::metricKey(), each filed under its own identity's key: the map's keys view the
+// values' strings instead of copying them, and a value cannot be filed under another key.
+class ValueMap {
+  // The key with its hash: the poller hashes each key once a refresh, and a value's identity
+  // carries its own, so building the next map hashes nothing.
+  struct Key {
+    std::string_view text;
+    std::size_t hash;
+    bool operator==(const Key& other) const { return hash == other.hash && text == other.text; }
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& key) const noexcept { return key.hash; }
+  };
+  using Map = std::unordered_map<Key, MetricValuePtr, KeyHash>;
+
+ public:
+  static std::size_t hashOf(std::string_view key) { return core::hashKey(key); }
+
+  // Files `value` under value->key(), replacing what was there.
+  void put(MetricValuePtr value);
+  // Files `value` unless its key is there already. @return whether it was filed
+  bool putIfAbsent(const MetricValuePtr& value);
+  // The value filed under `key` (whose hashOf() is `hash`), or null; valid while the map is.
+  const MetricValuePtr* lookup(std::string_view key, std::size_t hash) const {
+    auto it = map_.find(Key{key, hash});
+    return it == map_.end() ? nullptr : &it->second;
+  }
+  MetricValuePtr find(std::string_view key) const {
+    auto* v = lookup(key, hashOf(key));
+    return v ? *v : nullptr;
+  }
+  bool contains(std::string_view key) const { return lookup(key, hashOf(key)) != nullptr; }
+  std::size_t size() const { return map_.size(); }
+  bool empty() const { return map_.empty(); }
+  void reserve(std::size_t n) { map_.reserve(n); }
+  // Every value once, with the key it is filed under.
+  template <typename Fn>
+  void forEach(Fn&& fn) const {
+    for (const auto& [key, value] : map_) fn(key.text, value);
+  }
+
+ private:
+  static Key keyOf(const MetricValue& value) { return {value.key(), value.metric->keyHash}; }
+  Map map_;
+};
 
 // Two levels, so publishing one new metric does not copy all of them: `base` is shared between
 // snapshots and replaced by each full refresh; `recent` holds what first fetches added since, and
@@ -81,25 +150,33 @@ struct ValueSnapshot {
   core::Clock::time_point publishedAt;
   uint64_t generation = 0;
 
-  MetricValuePtr find(const std::string& key) const {
-    if (auto it = recent.find(key); it != recent.end()) return it->second;
-    auto it = base->find(key);
-    return it == base->end() ? nullptr : it->second;
+  // The value filed under `key` (whose ValueMap::hashOf() is `hash`), or null; valid while the
+  // snapshot is.
+  const MetricValuePtr* lookup(std::string_view key, std::size_t hash) const {
+    if (!recent.empty()) {
+      if (auto* v = recent.lookup(key, hash)) return v;
+    }
+    return base->lookup(key, hash);
+  }
+  MetricValuePtr find(std::string_view key) const {
+    auto* v = lookup(key, ValueMap::hashOf(key));
+    return v ? *v : nullptr;
   }
   std::size_t size() const;
   // Every value once (the recent one where both levels hold a key).
   template <typename Fn>
   void forEach(Fn&& fn) const {
-    for (const auto& [key, value] : recent) fn(key, value);
-    for (const auto& [key, value] : *base) {
-      if (!recent.contains(key)) fn(key, value);
-    }
+    recent.forEach(fn);
+    base->forEach([&](std::string_view key, const MetricValuePtr& value) {
+      if (recent.empty() || !recent.contains(key)) fn(key, value);
+    });
   }
 };
 using ValueSnapshotPtr = std::shared_ptr<const ValueSnapshot>;
 
-// Renders the `ExternalMetricValueList` body for a value (used at publication and in tests).
-std::string renderValueList(const MetricValue& value);
+// Renders the `ExternalMetricValueList` body for a value (used at publication and in tests); null
+// when it has no sample.
+std::shared_ptr<const std::string> renderValueList(const MetricValue& value);
 
 // Holds the current snapshot of values, and the current service status. Readers never lock: they
 // load a shared_ptr and keep it as long as they need. Only the poller publishes.

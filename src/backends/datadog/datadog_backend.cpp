@@ -183,6 +183,21 @@ std::shared_ptr<const DatadogBackend::WirePlan> DatadogBackend::wirePlan(
   }
   auto plan = makeWirePlan(batch, skip);
   std::lock_guard lock(mutex_);
+  // When each query was last sent carries over to the new plan by its text; a query new to it
+  // was never sent.
+  std::unordered_map<std::string_view, uint64_t> sentBefore;
+  if (lastPlan_) {
+    for (std::size_t i = 0; i < lastPlan_->wire.size() && i < lastSent_.size(); ++i) {
+      sentBefore.emplace(lastPlan_->wire[i].query.query, lastSent_[i]);
+    }
+  }
+  std::vector<uint64_t> sent(plan->wire.size(), 0);
+  for (std::size_t i = 0; i < plan->wire.size(); ++i) {
+    if (auto it = sentBefore.find(plan->wire[i].query.query); it != sentBefore.end()) {
+      sent[i] = it->second;
+    }
+  }
+  lastSent_ = std::move(sent);
   lastPlan_ = plan;
   return plan;
 }
@@ -301,12 +316,11 @@ std::vector<BackendResult> DatadogBackend::fetch(std::span<const BackendQuery> b
   std::vector<bool> isUrgent(wire.size());
   {
     std::lock_guard lock(mutex_);
+    bool current = plan == lastPlan_ && lastSent_.size() == wire.size();
     for (std::size_t i = 0; i < wire.size(); ++i) {
       order[i] = i;
       isUrgent[i] = urgent(wire[i]);
-      if (auto it = lastSent_.find(wire[i].query.query); it != lastSent_.end()) {
-        sentAt[i] = it->second;
-      }
+      if (current) sentAt[i] = lastSent_[i];
     }
   }
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
@@ -474,16 +488,11 @@ void DatadogBackend::deferCalls(std::span<const WireQuery> wire, const std::vect
   }
   std::lock_guard lock(mutex_);
   ++refreshes_;
-  for (const auto& c : calls) {
-    for (auto i : c.queries) lastSent_[wire[i].query.query] = refreshes_;
-  }
-  if (lastSent_.size() > 2 * wire.size() + 64) {
-    // Queries no longer asked for: forget them (the map is for rotation only).
-    std::unordered_map<std::string, uint64_t> kept;
-    for (const auto& w : wire) {
-      if (auto it = lastSent_.find(w.query.query); it != lastSent_.end()) kept.insert(*it);
+  // `wire` is lastPlan_'s unless a newer plan replaced it meanwhile (then its times start anew).
+  if (lastPlan_ && wire.data() == lastPlan_->wire.data() && lastSent_.size() == wire.size()) {
+    for (const auto& c : calls) {
+      for (auto i : c.queries) lastSent_[i] = refreshes_;
     }
-    lastSent_ = std::move(kept);
   }
   if (deferredCalls == 0) {
     stretch_.reset();

@@ -206,9 +206,10 @@ class DatadogBackend final : public Backend {
   // The last refresh's plan: the same batch (the usual case) is not parsed and grouped again.
   std::shared_ptr<const WirePlan> lastPlan_;
 
-  // Deferral (guarded by mutex_): when each wire query was last sent, in refreshes, and what the
-  // last refresh had to stretch (shown in health()).
-  std::unordered_map<std::string, uint64_t> lastSent_;
+  // Deferral (guarded by mutex_): when each wire query of lastPlan_ was last sent, in refreshes
+  // (by its index in lastPlan_->wire: a refresh of the same plan looks no query text up), and what
+  // the last refresh had to stretch (shown in health()).
+  std::vector<uint64_t> lastSent_;
   uint64_t refreshes_ = 0;
   struct Stretch {
     double budgetPerHour = 0, wantPerHour = 0;

@@ -180,9 +180,9 @@ TEST(CatalogResolution, AlwaysActiveObjectsArePolledWithoutAnHpa) {
   auto changed = c.setDatadogMetrics({dm}, at(0));
   ASSERT_EQ(changed.size(), 1u);
   EXPECT_EQ(changed[0]->object, "shop/warm");
-  EXPECT_EQ(c.wanted(at(100'000)).size(), 1u);
+  EXPECT_EQ(c.wanted(at(100'000))->size(), 1u);
   c.setDatadogMetrics({}, at(100'001));
-  EXPECT_TRUE(c.wanted(at(100'002)).empty());
+  EXPECT_TRUE(c.wanted(at(100'002))->empty());
 }
 
 // --- Property: incremental == rebuilt from scratch -------------------------------------------

@@ -135,10 +135,38 @@ TEST(Catalog, ForgetsMetricsNotRequestedForInactiveAfter) {
   Catalog c({.inlineQuery = {query::Aggregator::kAvg, 30}, .inactiveAfter = 600s});
   c.ensure("default", "a", {}, at(0));
   c.ensure("default", "b", {}, at(0))->touch(at(500));
-  EXPECT_EQ(c.wanted(at(600)).size(), 2u);
-  auto left = c.wanted(at(700));
+  EXPECT_EQ(c.wanted(at(600))->size(), 2u);
+  auto left = *c.wanted(at(700));
   ASSERT_EQ(left.size(), 1u);
   EXPECT_EQ(left[0]->metricName, "b");
+}
+
+// A refresh of an unchanged catalog copies no entries: the same list until an entry comes, goes or
+// is resolved anew.
+TEST(Catalog, WantedIsTheSameListUntilTheEntriesChange) {
+  Catalog c({.inactiveAfter = 600s});
+  c.ensure("default", "a", {}, at(0));
+  auto first = c.wanted(at(10));
+  EXPECT_EQ(c.wanted(at(20)), first);
+  c.ensure("default", "a", {}, at(30));  // known already: nothing changes
+  EXPECT_EQ(c.wanted(at(40)), first);
+  c.ensure("default", "b", {}, at(50));
+  auto second = c.wanted(at(60));
+  EXPECT_NE(second, first);
+  EXPECT_EQ(second->size(), 2u);
+  EXPECT_EQ(first->size(), 1u);                           // a list handed out is never changed
+  c.setConfigured({{.name = "b", .query = "avg:b{*}"}});  // b resolves anew
+  auto third = c.wanted(at(70));
+  EXPECT_NE(third, second);
+  ASSERT_EQ(third->size(), 2u);
+  for (const auto& e : *third) {
+    if (e->metricName == "b") {
+      EXPECT_EQ(e->query, "avg:b{*}");
+    }
+  }
+  auto fourth = c.wanted(at(640));  // a expires (asked at 30), b stays (asked at 50)
+  ASSERT_EQ(fourth->size(), 1u);
+  EXPECT_EQ((*fourth)[0]->metricName, "b");
 }
 
 }  // namespace
@@ -154,13 +182,13 @@ TEST(CatalogReferences, HpaReferencedMetricsNeverExpireAndNewOnesAreReported) {
       c.setReferences({{"a", "queue", sel, "hpa:a/one"}, {"a", "queue", sel, "hpa:b/two"}}, at(0));
   ASSERT_EQ(added.size(), 1u);
   EXPECT_EQ(c.referencesOf(added[0]->key), (std::vector<std::string>{"hpa:a/one", "hpa:b/two"}));
-  EXPECT_EQ(c.wanted(at(10'000)).size(), 1u);  // referenced: kept although never requested
+  EXPECT_EQ(c.wanted(at(10'000))->size(), 1u);  // referenced: kept although never requested
   // Same set again: nothing new to fetch.
   EXPECT_TRUE(c.setReferences({{"a", "queue", sel, "hpa:a/one"}}, at(10'001)).empty());
   // The last HPA goes away: the metric ages out like any direct request.
   c.setReferences({}, at(10'002));
   EXPECT_TRUE(c.referencesOf(added[0]->key).empty());
-  EXPECT_TRUE(c.wanted(at(10'003)).empty());
+  EXPECT_TRUE(c.wanted(at(10'003))->empty());
 }
 
 // The catalog publishes what changed to its one subscriber (the poller) instead of handing it back

@@ -31,7 +31,9 @@ store::MetricValuePtr value(double v, core::Clock::time_point pointTime, std::st
   auto m = std::make_shared<store::MetricValue>();
   m->sample = core::Sample{v, pointTime};
   m->error = std::move(error);
-  m->maxAge = 120s;
+  store::MetricIdentity identity;
+  identity.maxAge = 120s;
+  m->metric = store::shareIdentity(std::move(identity));
   return m;
 }
 

@@ -35,9 +35,10 @@ TEST_F(PollerTest, PublishesEveryWantedMetricWithItsRenderedBody) {
   ASSERT_NE(v, nullptr);
   ASSERT_TRUE(v->sample);
   EXPECT_EQ(v->sample->value, 2.5);
-  EXPECT_EQ(v->query, "avg:requests{app:web}.rollup(30)");
-  EXPECT_NE(v->body.find("\"2500m\""), std::string::npos);
-  EXPECT_EQ(v->labels, (core::Labels{{"app", "web"}}));
+  EXPECT_EQ(v->metric->query, "avg:requests{app:web}.rollup(30)");
+  ASSERT_TRUE(v->body);
+  EXPECT_NE(v->body->find("\"2500m\""), std::string::npos);
+  EXPECT_EQ(v->metric->labels, (core::Labels{{"app", "web"}}));
   EXPECT_EQ(poller.status().cycles, 1u);
 }
 
@@ -120,7 +121,8 @@ TEST_F(PollerTest, AServedValueStampsDemandSoItStaysPolled) {
   auto e = catalog.ensure("default", "hot", {}, now);
   poller.refreshAll();
   now += 500s;
-  core::stampDemand(values.snapshot()->find(e->key)->demand, now);  // what the request path does
+  core::stampDemand(values.snapshot()->find(e->key)->metric->demand,
+                    now);  // what the request path does
   now += 200s;
   poller.refreshAll();
   EXPECT_NE(values.snapshot()->find(e->key), nullptr);
@@ -231,15 +233,55 @@ TEST_F(PollerTest, ABodyIsRenderedAgainOnlyWhenItsPointChanges) {
   backend.set(e->query, core::Sample{1.5, now - 10s});
   poller.refreshAll();
   auto first = values.snapshot()->find(e->key)->body;
+  ASSERT_TRUE(first);
   now += 30s;
-  poller.refreshAll();  // the same point again: the same body
+  poller.refreshAll();  // the same point again: the same body, not a copy
   EXPECT_EQ(values.snapshot()->find(e->key)->body, first);
   backend.set(e->query, core::Sample{2, now - 10s});
   now += 30s;
   poller.refreshAll();
   auto changed = values.snapshot()->find(e->key)->body;
-  EXPECT_NE(changed, first);
-  EXPECT_NE(changed.find("\"value\":\"2\""), std::string::npos) << changed;
+  ASSERT_TRUE(changed);
+  EXPECT_NE(*changed, *first);
+  EXPECT_NE(changed->find("\"value\":\"2\""), std::string::npos) << *changed;
+}
+
+// A refresh copies no names per metric: each value shares its metric's identity with the one
+// before, until the catalog resolves the metric anew.
+TEST_F(PollerTest, ValuesShareTheMetricsIdentityUntilTheCatalogEntryChanges) {
+  catalog.setConfigured({{.name = "requests", .query = "avg:a{*}"}});
+  auto e = catalog.ensure("default", "requests", {}, now);
+  ASSERT_EQ(e->query, "avg:a{*}");
+  backend.set("avg:a{*}", core::Sample{1, now - 10s});
+  poller.refreshAll();
+  auto first = values.snapshot()->find(e->key);
+  ASSERT_TRUE(first && first->sample);
+  now += 30s;
+  backend.set("avg:a{*}", core::Sample{2, now - 10s});
+  poller.refreshAll();
+  auto second = values.snapshot()->find(e->key);
+  ASSERT_TRUE(second && second->sample);
+  EXPECT_EQ(second->sample->value, 2);
+  EXPECT_EQ(second->metric, first->metric);
+  EXPECT_EQ(second->metric->query, "avg:a{*}");
+
+  // The setting now asks another question: a new identity, and the old point is not kept.
+  catalog.setConfigured({{.name = "requests", .query = "avg:b{*}"}});
+  now += 30s;
+  poller.refreshAll();
+  auto third = values.snapshot()->find(e->key);
+  ASSERT_NE(third, nullptr);
+  EXPECT_NE(third->metric, second->metric);
+  EXPECT_EQ(third->metric->query, "avg:b{*}");
+  EXPECT_EQ(third->metric->key, e->key);
+  EXPECT_FALSE(third->sample) << "a point of avg:a{*} served for avg:b{*}";
+  backend.set("avg:b{*}", core::Sample{3, now - 10s});
+  now += 30s;
+  poller.refreshAll();
+  auto fourth = values.snapshot()->find(e->key);
+  ASSERT_TRUE(fourth && fourth->sample);
+  EXPECT_EQ(fourth->sample->value, 3);
+  EXPECT_EQ(fourth->metric, third->metric);
 }
 
 }  // namespace
@@ -267,9 +309,9 @@ TEST(PollerBackends, EachEntryIsAskedOfTheBackendItNamesAndAnUnknownOneIsAnError
   poller.refreshAll();
   auto snapshot = values.snapshot();
   EXPECT_EQ(snapshot->find(local->key)->sample->value, 1);
-  EXPECT_EQ(snapshot->find(local->key)->backend, "embedded");
+  EXPECT_EQ(snapshot->find(local->key)->metric->backend, "embedded");
   EXPECT_EQ(snapshot->find(promq->key)->sample->value, 2);
-  EXPECT_EQ(snapshot->find(promq->key)->backend, "prometheus");
+  EXPECT_EQ(snapshot->find(promq->key)->metric->backend, "prometheus");
   ASSERT_EQ(prometheus.calls().size(), 1u);
   EXPECT_EQ(prometheus.calls()[0], (std::vector<std::string>{"sum(rate(x[1m]))"}));
   for (const auto& call : embedded.calls()) {
@@ -303,11 +345,12 @@ TEST(PollerFollower, MirrorsTheLeaderAndForwardsDemandThenTakesOver) {
                      -> std::expected<replication::ReplicatedValues, std::string> {
                    std::lock_guard lock(mutex);
                    requests.push_back(r);
+                   store::MetricIdentity identity;
+                   identity.ns = "shop";
+                   identity.metricName = "requests";
+                   identity.query = "avg:requests{*}.rollup(30)";
                    store::MetricValue v;
-                   v.ns = "shop";
-                   v.metricName = "requests";
-                   v.selector = "";
-                   v.query = "avg:requests{*}.rollup(30)";
+                   v.metric = store::shareIdentity(std::move(identity));
                    v.sample = core::Sample{42, now};
                    return replication::ReplicatedValues{
                        .generation = 11, .values = std::vector<store::MetricValue>{v}};
@@ -322,7 +365,8 @@ TEST(PollerFollower, MirrorsTheLeaderAndForwardsDemandThenTakesOver) {
   auto v = values.snapshot()->find(entry->key);
   ASSERT_TRUE(v && v->sample);
   EXPECT_EQ(v->sample->value, 42);  // the leader's value, not this replica's backend
-  EXPECT_NE(v->body.find("\"42\""), std::string::npos);
+  ASSERT_TRUE(v->body);
+  EXPECT_NE(v->body->find("\"42\""), std::string::npos);
   EXPECT_TRUE(backend.calls().empty());
   {
     std::lock_guard lock(mutex);

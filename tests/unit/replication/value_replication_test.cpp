@@ -9,10 +9,7 @@ using namespace std::chrono_literals;
 
 store::ValueSnapshot snapshotWith(std::vector<store::MetricValue> values, uint64_t generation) {
   auto map = std::make_shared<store::ValueMap>();
-  for (auto& v : values) {
-    auto key = core::metricKey(v.ns, v.metricName, v.selector);
-    (*map)[key] = std::make_shared<store::MetricValue>(std::move(v));
-  }
+  for (auto& v : values) map->put(std::make_shared<store::MetricValue>(std::move(v)));
   store::ValueSnapshot s;
   s.base = map;
   s.generation = generation;
@@ -20,21 +17,25 @@ store::ValueSnapshot snapshotWith(std::vector<store::MetricValue> values, uint64
 }
 
 TEST(ValueReplication, ValuesSurviveTheTripExactly) {
+  store::MetricIdentity requests;
+  requests.ns = "shop";
+  requests.metricName = "requests";
+  requests.selector = "app=web";
+  requests.query = "avg:requests{app:web}.rollup(30)";
+  requests.backend = "datadog";
+  requests.resolution = "datadogmetric shop/requests (rule 2: named like the metric)";
+  requests.object = "shop/requests";
+  requests.maxAge = 300s;
+  requests.labels = {{"app", "web"}};
   store::MetricValue good;
-  good.ns = "shop";
-  good.metricName = "requests";
-  good.selector = "app=web";
-  good.query = "avg:requests{app:web}.rollup(30)";
-  good.backend = "datadog";
-  good.resolution = "datadogmetric shop/requests (rule 2: named like the metric)";
-  good.object = "shop/requests";
-  good.maxAge = 300s;
-  good.labels = {{"app", "web"}};
+  good.metric = store::shareIdentity(requests);
   good.sample = core::Sample{0.1 + 0.2, core::Clock::time_point(1'795'000'000'123'456'789ns), "s"};
   good.lastFetch = core::Clock::time_point(1'795'000'001'000'000'000ns);
+  store::MetricIdentity gone;
+  gone.ns = "shop";
+  gone.metricName = "datadogmetric@shop:gone";
   store::MetricValue missing;
-  missing.ns = "shop";
-  missing.metricName = "datadogmetric@shop:gone";
+  missing.metric = store::shareIdentity(gone);
   missing.errorCode = 404;
   missing.error = "DatadogMetric shop/gone not found";
 
@@ -45,17 +46,20 @@ TEST(ValueReplication, ValuesSurviveTheTripExactly) {
   ASSERT_TRUE(decoded->values);
   ASSERT_EQ(decoded->values->size(), 2u);
   for (const auto& v : *decoded->values) {
-    if (v.metricName == "requests") {
+    EXPECT_EQ(v.key(), core::metricKey(v.metric->ns, v.metric->metricName, v.metric->selector));
+    if (v.metric->metricName == "requests") {
       ASSERT_TRUE(v.sample);
       EXPECT_EQ(v.sample->value, 0.1 + 0.2);  // bit-exact: what the leader serves
       EXPECT_EQ(v.sample->time, good.sample->time);
       EXPECT_EQ(v.sample->unit, "s");
       EXPECT_EQ(v.lastFetch, good.lastFetch);
-      EXPECT_EQ(v.labels, good.labels);
-      EXPECT_EQ(v.maxAge, 300s);
-      EXPECT_EQ(v.resolution, good.resolution);
-      EXPECT_EQ(v.object, "shop/requests");
-      EXPECT_EQ(store::renderValueList(v), store::renderValueList(good));
+      EXPECT_EQ(v.metric->labels, requests.labels);
+      EXPECT_EQ(v.metric->maxAge, 300s);
+      EXPECT_EQ(v.metric->resolution, requests.resolution);
+      EXPECT_EQ(v.metric->object, "shop/requests");
+      EXPECT_EQ(v.metric->query, requests.query);
+      EXPECT_EQ(v.metric->backend, "datadog");
+      EXPECT_EQ(*store::renderValueList(v), *store::renderValueList(good));
     } else {
       EXPECT_FALSE(v.sample);
       EXPECT_EQ(v.errorCode, 404);
@@ -65,8 +69,10 @@ TEST(ValueReplication, ValuesSurviveTheTripExactly) {
 }
 
 TEST(ValueReplication, AnUnchangedGenerationSendsNoValues) {
+  store::MetricIdentity m;
+  m.metricName = "m";
   store::MetricValue v;
-  v.metricName = "m";
+  v.metric = store::shareIdentity(m);
   auto decoded = decodeSnapshot(encodeSnapshot(snapshotWith({v}, 5), 5));
   ASSERT_TRUE(decoded);
   EXPECT_EQ(decoded->generation, 5u);

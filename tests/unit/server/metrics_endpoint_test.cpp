@@ -48,11 +48,13 @@ using testing::CapturingSlot;
 
 store::MetricValuePtr value(std::string ns, std::string metric, std::string selector,
                             std::optional<core::Sample> sample) {
+  store::MetricIdentity identity;
+  identity.ns = std::move(ns);
+  identity.metricName = std::move(metric);
+  identity.selector = std::move(selector);
+  identity.maxAge = 120s;
   auto v = std::make_shared<store::MetricValue>();
-  v->ns = std::move(ns);
-  v->metricName = std::move(metric);
-  v->selector = std::move(selector);
-  v->maxAge = 120s;
+  v->metric = store::shareIdentity(std::move(identity));
   v->sample = sample;
   return v;
 }
@@ -137,9 +139,9 @@ TEST_F(MetricsEndpointTest, AnswersTheTextFormatWithEveryPart) {
 TEST_F(MetricsEndpointTest, AgeAndValidityComeFromThePublishedValues) {
   auto now = core::Clock::now();
   store::ValueMap map;
-  map["fresh"] = value("shop", "queue.depth", "env=prod", core::Sample{4, now - 30s});
-  map["stale"] = value("shop", "old.metric", "", core::Sample{1, now - 600s});
-  map["nodata"] = value("default", "never.sent", "a=\"b\"", std::nullopt);
+  map.put(value("shop", "queue.depth", "env=prod", core::Sample{4, now - 30s}));
+  map.put(value("shop", "old.metric", "", core::Sample{1, now - 600s}));
+  map.put(value("default", "never.sent", "a=\"b\"", std::nullopt));
   store::ValueSnapshot snapshot;
   snapshot.base = std::make_shared<const store::ValueMap>(std::move(map));
   values.publish(std::move(snapshot));

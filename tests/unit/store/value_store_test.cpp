@@ -17,12 +17,26 @@ core::Clock::time_point at(int64_t unixSeconds) {
   return core::Clock::time_point(std::chrono::seconds(unixSeconds));
 }
 
-TEST(RenderValueList, IsTheExactShapeTheHpaDecodes) {
+// A value of the metric `name` with these labels (and `selector`, which makes the key).
+MetricValue valueOf(std::string name, core::Labels labels = {}, std::string selector = {}) {
+  MetricIdentity identity;
+  identity.ns = "default";
+  identity.metricName = std::move(name);
+  identity.selector = std::move(selector);
+  identity.labels = std::move(labels);
   MetricValue v;
-  v.metricName = "queue_len";
-  v.labels = {{"q", "a"}};
+  v.metric = shareIdentity(std::move(identity));
+  return v;
+}
+
+MetricValuePtr shared(std::string name, std::string selector = {}) {
+  return std::make_shared<MetricValue>(valueOf(std::move(name), {}, std::move(selector)));
+}
+
+TEST(RenderValueList, IsTheExactShapeTheHpaDecodes) {
+  MetricValue v = valueOf("queue_len", {{"q", "a"}});
   v.sample = core::Sample{1.5, at(1777636800)};  // 2026-05-01T12:00:00Z
-  auto body = boost::json::parse(renderValueList(v)).as_object();
+  auto body = boost::json::parse(*renderValueList(v)).as_object();
   EXPECT_EQ(body.at("kind"), "ExternalMetricValueList");
   EXPECT_EQ(body.at("apiVersion"), "external.metrics.k8s.io/v1beta1");
   EXPECT_TRUE(body.at("metadata").as_object().empty());
@@ -36,8 +50,8 @@ TEST(RenderValueList, IsTheExactShapeTheHpaDecodes) {
 // The body as a boost::json tree serialises it: what renderValueList writes by hand, byte for byte.
 std::string serialisedTree(const MetricValue& v) {
   boost::json::object labels;
-  for (const auto& [k, val] : v.labels) labels[k] = val;
-  boost::json::object item{{"metricName", v.metricName},
+  for (const auto& [k, val] : v.metric->labels) labels[k] = val;
+  boost::json::object item{{"metricName", v.metric->metricName},
                            {"metricLabels", labels},
                            {"timestamp", core::rfc3339(v.sample->time)},
                            {"value", core::formatQuantity(v.sample->value)}};
@@ -61,29 +75,55 @@ TEST(RenderValueList, IsByteForByteWhatAJsonTreeSerialises) {
   for (const auto& labels : labelSets) {
     for (const auto& name : names) {
       for (double value : values) {
-        MetricValue v;
-        v.metricName = name;
-        v.labels = labels;
+        MetricValue v = valueOf(name, labels);
         v.sample = core::Sample{value, at(1777636800)};
-        ASSERT_EQ(renderValueList(v), serialisedTree(v)) << name << " " << value;
+        ASSERT_EQ(*renderValueList(v), serialisedTree(v)) << name << " " << value;
       }
     }
   }
 }
 
-TEST(RenderValueList, NoSampleNoBody) { EXPECT_EQ(renderValueList(MetricValue{}), ""); }
+TEST(RenderValueList, NoSampleNoBody) { EXPECT_EQ(renderValueList(MetricValue{}), nullptr); }
+
+TEST(ShareIdentity, TheKeyIsMadeFromTheNames) {
+  MetricIdentity identity;
+  identity.ns = "shop";
+  identity.metricName = "requests";
+  identity.selector = "app=web";
+  EXPECT_EQ(shareIdentity(identity)->key, core::metricKey("shop", "requests", "app=web"));
+}
+
+TEST(ValueMap, FilesEachValueUnderItsOwnKey) {
+  ValueMap map;
+  auto a = shared("a");
+  map.put(a);
+  EXPECT_EQ(map.find(a->key()), a);
+  // Replaced by an equal key whose string is another object: the old one may go away.
+  auto again = shared("a");
+  map.put(again);
+  a.reset();
+  EXPECT_EQ(map.size(), 1u);
+  EXPECT_EQ(map.find(core::metricKey("default", "a", "")), again);
+  map.forEach([](std::string_view key, const MetricValuePtr& value) {
+    EXPECT_EQ(key.data(), value->key().data());
+  });
+  EXPECT_FALSE(map.putIfAbsent(shared("a")));
+  EXPECT_EQ(map.find(again->key()), again);
+  EXPECT_TRUE(map.putIfAbsent(shared("b")));
+  EXPECT_EQ(map.size(), 2u);
+  EXPECT_EQ(map.find("no such key"), nullptr);
+}
 
 TEST(ValueStore, ReadersKeepTheirSnapshotWhileANewOneIsPublished) {
   ValueStore store;
   ValueSnapshot first;
-  auto v = std::make_shared<MetricValue>();
-  v->metricName = "a";
-  first.recent["k"] = v;
+  auto v = shared("a");
+  first.recent.put(v);
   store.publish(std::move(first));
   auto held = store.snapshot();
   store.publish(ValueSnapshot{});
-  EXPECT_NE(held->find("k"), nullptr);
-  EXPECT_EQ(store.snapshot()->find("k"), nullptr);
+  EXPECT_EQ(held->find(v->key()), v);
+  EXPECT_EQ(store.snapshot()->find(v->key()), nullptr);
   EXPECT_EQ(store.snapshot()->generation, held->generation + 1);
 }
 
@@ -101,10 +141,10 @@ TEST(ValueStore, ConcurrentReadersSeeWholeSnapshots) {
   for (int i = 0; i < 2000; ++i) {
     ValueSnapshot next;
     auto base = std::make_shared<ValueMap>();
-    for (const char* k : {"a", "b"}) (*base)[k] = std::make_shared<MetricValue>();
+    for (const char* k : {"a", "b"}) base->put(shared(k));
     next.base = base;
-    next.recent["c"] = std::make_shared<MetricValue>();
-    next.recent["a"] = std::make_shared<MetricValue>();  // shadows base, counted once
+    next.recent.put(shared("c"));
+    next.recent.put(shared("a"));  // shadows base, counted once
     store.publish(std::move(next));
   }
   done = true;
@@ -114,17 +154,19 @@ TEST(ValueStore, ConcurrentReadersSeeWholeSnapshots) {
 
 TEST(ValueSnapshot, RecentEntriesShadowTheBaseAndAreVisitedOnce) {
   ValueSnapshot s;
-  auto oldValue = std::make_shared<MetricValue>();
-  oldValue->metricName = "old";
-  auto newValue = std::make_shared<MetricValue>();
-  newValue->metricName = "new";
-  s.base = std::make_shared<const ValueMap>(ValueMap{{"k", oldValue}, {"j", oldValue}});
-  s.recent["k"] = newValue;
-  EXPECT_EQ(s.find("k")->metricName, "new");
-  EXPECT_EQ(s.find("j")->metricName, "old");
+  auto oldK = shared("k");
+  auto oldJ = shared("j");
+  auto newK = shared("k");
+  auto base = std::make_shared<ValueMap>();
+  base->put(oldK);
+  base->put(oldJ);
+  s.base = base;
+  s.recent.put(newK);
+  EXPECT_EQ(s.find(newK->key()), newK);
+  EXPECT_EQ(s.find(oldJ->key()), oldJ);
   EXPECT_EQ(s.size(), 2u);
   int visits = 0;
-  s.forEach([&](const std::string&, const MetricValuePtr&) { ++visits; });
+  s.forEach([&](std::string_view, const MetricValuePtr&) { ++visits; });
   EXPECT_EQ(visits, 2);
 }
 
