@@ -9,11 +9,11 @@
 namespace xmetrics::query {
 namespace {
 
+char lowerLetter(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  for (auto& c : out) c = lowerLetter(c);
   return out;
 }
 
@@ -219,10 +219,12 @@ std::string normalisedQuery(std::string_view text) {
 }
 
 std::vector<std::string> tagValues(std::span<const std::string> tagSet, std::string_view key) {
+  // Compared in place: a grouped answer of 10,000 series calls this 10,000 times a refresh.
+  auto sameLetters = [](char a, char b) { return lowerLetter(a) == lowerLetter(b); };
   std::vector<std::string> out;
   for (const auto& tag : tagSet) {
     if (tag.size() <= key.size() || tag[key.size()] != ':') continue;
-    if (lower(std::string_view(tag).substr(0, key.size())) != lower(key)) continue;
+    if (!std::equal(key.begin(), key.end(), tag.begin(), sameLetters)) continue;
     out.push_back(lower(std::string_view(tag).substr(key.size() + 1)));
   }
   return out;
