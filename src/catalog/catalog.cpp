@@ -148,8 +148,9 @@ std::size_t Catalog::entryBytes(const CatalogEntry& e) {
   // maps' copies of the key.
   std::size_t catalog = sizeof(CatalogEntry) + 3 * 32 + sizeof(Demand) + 2 * selector + text +
                         2 * (heapBytes(e.key) + 64);
-  // The published value: its selector text, query, error (which quotes the query), labels (one
-  // per equality requirement), and the snapshot's and the retry map's keys.
+  // The published value and its identity: its selector text, query, error (which quotes the
+  // query), labels (one per equality requirement), the identity's key and the retry map's key (the
+  // snapshot's map views the identity's).
   std::size_t labels = 0;
   for (const auto& r : e.selector.requirements()) {
     if (r.values.size() == 1) labels += 96 + heapBytes(r.key) + heapBytes(r.values[0]);

@@ -428,7 +428,7 @@ void Poller::publishReplica(std::vector<store::MetricValue> values) {
       if (!mirrored.first) mirrored = {std::make_shared<std::atomic<int64_t>>(0), std::move(asked)};
       identity.demand = mirrored.first;
     }
-    value->metric = std::make_shared<const store::MetricIdentity>(std::move(identity));
+    value->metric = store::shareIdentity(std::move(identity));
     seen.insert(key);
     auto old = previous->find(key);
     value->body = old && samePoint(*old, *value) ? old->body : store::renderValueList(*value);

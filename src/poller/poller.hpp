@@ -142,7 +142,8 @@ class Poller final : public server::MetricDemand {
   // values, answers waiting requests.
   void followLeader(Urgent urgent);
   void publishReplica(std::vector<store::MetricValue> values);
-  // What values published for `entry` share: made once per entry object.
+  // What values published for `entry` share: made when no published value was made from this entry
+  // object (a new or re-resolved entry), then reused.
   store::MetricIdentityPtr identityOf(const catalog::CatalogEntryPtr& entry) const;
   bool leading() const { return !options_.isLeader || options_.isLeader(); }
   // `referenced`: whether an HPA names each entry (full refreshes), for the backend's urgency.

@@ -121,8 +121,8 @@ TEST_F(PollerTest, AServedValueStampsDemandSoItStaysPolled) {
   auto e = catalog.ensure("default", "hot", {}, now);
   poller.refreshAll();
   now += 500s;
-  core::stampDemand(values.snapshot()->find(e->key)->metric->demand,
-                    now);  // what the request path does
+  // What the request path does:
+  core::stampDemand(values.snapshot()->find(e->key)->metric->demand, now);
   now += 200s;
   poller.refreshAll();
   EXPECT_NE(values.snapshot()->find(e->key), nullptr);
@@ -365,6 +365,8 @@ TEST(PollerFollower, MirrorsTheLeaderAndForwardsDemandThenTakesOver) {
   auto v = values.snapshot()->find(entry->key);
   ASSERT_TRUE(v && v->sample);
   EXPECT_EQ(v->sample->value, 42);  // the leader's value, not this replica's backend
+  // A request served here stamps this replica's entry, so it stays wanted and its demand is sent.
+  EXPECT_EQ(v->metric->demand, entry->demand);
   ASSERT_TRUE(v->body);
   EXPECT_NE(v->body->find("\"42\""), std::string::npos);
   EXPECT_TRUE(backend.calls().empty());

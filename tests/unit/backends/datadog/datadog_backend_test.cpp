@@ -422,6 +422,51 @@ TEST(DatadogBackend, ABudgetTooSmallDefersTheCallsOfMetricsNoHpaNamesInTurn) {
   EXPECT_TRUE(shown);
 }
 
+// The turn each deferred metric has waited for survives a change of the refresh's queries: the ones
+// left out last time go first, not those that happen to come first in the new plan.
+TEST(DatadogBackend, DeferredMetricsKeepTheirTurnWhenTheRefreshGainsAQuery) {
+  FakeDatadog dd;
+  dd.rateLimit = {{21, 100}};
+  auto o = options();
+  o.refreshPeriod = 30s;
+  o.limits.maxQueries = 2;
+  o.coalesce = false;
+  DatadogBackend backend(o, dd.transport(), dd.timing());
+  backend.fetch(std::vector<BackendQuery>{{"avg:prime{*}", 300s}}, kNow);  // learns the budget
+  std::vector<BackendQuery> qs;
+  for (int i = 0; i < 20; ++i) {
+    qs.push_back({"avg:m" + std::to_string(i) + "{*}", 300s, i < 4});  // m0..m3 named by HPAs
+    dd.values[qs.back().query] = i;
+  }
+  auto sentIn = [&](const std::vector<BackendResult>& results) {
+    std::set<std::string> sent;
+    for (std::size_t i = 4; i < results.size(); ++i) {
+      if (results[i]) sent.insert(qs[i].query);
+    }
+    return sent;
+  };
+  auto first = sentIn(backend.fetch(qs, kNow));
+  auto second = sentIn(backend.fetch(qs, kNow));
+  // 5 calls a refresh, 2 for the HPAs' metrics: 6 of the 16 others a refresh, 4 never sent yet.
+  std::set<std::string> waiting;
+  for (std::size_t i = 4; i < qs.size(); ++i) {
+    if (!first.contains(qs[i].query) && !second.contains(qs[i].query)) waiting.insert(qs[i].query);
+  }
+  ASSERT_FALSE(waiting.empty()) << "the budget covered every metric: nothing was deferred";
+  qs.push_back({"avg:m20{*}", 300s, false});  // the plan changes
+  dd.values[qs.back().query] = 20;
+  waiting.insert(qs.back().query);
+  ASSERT_LE(waiting.size(), 6u);
+  auto after = sentIn(backend.fetch(qs, kNow));
+  for (const auto& q : waiting) {
+    EXPECT_TRUE(after.contains(q)) << q << " waited longest and was deferred again";
+  }
+  for (const auto& q : after) {
+    EXPECT_FALSE(second.contains(q))
+        << q << " was sent again before the metrics deferred last time";
+  }
+}
+
 // A rate-limit period shorter than the refresh: a refresh may spend what is left of this period
 // and then the next periods' share of the limit, not the rest spread over the seconds left (here
 // 9 calls over 3 s would allow 0.9 x 3/s x 30 s = 81, more than the 36 the next 30 s hold).
