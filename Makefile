@@ -59,12 +59,7 @@ bench:
 fuzz: setup-test
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-16 -DXMETRICS_FUZZ=ON
 	cmake --build $(FUZZ_BUILD) --target fuzz_label_selector fuzz_datadog_query fuzz_dogstatsd
-	@for t in label_selector datadog_query dogstatsd; do \
-	  corpus=$$(mktemp -d); cp fuzz/corpus/$$t/* $$corpus/; \
-	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
-	  $(FUZZ_BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$corpus 2>&1 | tail -n 2 || exit 1; \
-	  rm -rf $$corpus; \
-	done
+	scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS) label_selector datadog_query dogstatsd
 
 FORMAT_FILES = $(shell git ls-files '*.cpp' '*.hpp')
 
