@@ -687,16 +687,14 @@ func TestDoctorAutogenShadowing(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Leader election
 
-// leaderElectionFlag is the serve flag that turns leader election on; a binary without one
-// (older than the high-availability change) skips the test.
+// leaderElectionFlag is the serve flag that turns leader election on. Its help line is read, not
+// assumed: a binary whose help no longer shows it fails the test, which must not pass by skipping.
 func leaderElectionFlag(t *testing.T) string {
-	out, _ := exec.Command(XmetricsBinary(), "serve", "--help").CombinedOutput()
-	for _, f := range []string{"--leader-elect", "--leader-election"} {
-		if strings.Contains(string(out), f+" ") {
-			return f
-		}
+	out, err := exec.Command(XmetricsBinary(), "serve", "--help").CombinedOutput()
+	if strings.Contains(string(out), "--leader-election ") {
+		return "--leader-election"
 	}
-	t.Skip("this xmetrics has no leader election flag (serve --help mentions neither --leader-elect nor --leader-election)")
+	t.Fatalf("xmetrics serve --help (err %v) does not show --leader-election:\n%s", err, out)
 	return ""
 }
 

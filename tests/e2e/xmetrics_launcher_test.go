@@ -16,7 +16,7 @@ import (
 // StartXmetrics(t, cluster, ...) with the cluster's kubeconfig.
 func TestXmetricsLauncher(t *testing.T) {
 	if _, err := os.Stat(XmetricsBinary()); err != nil {
-		t.Skipf("no xmetrics binary at %s (set XMETRICS_BINARY): %v", XmetricsBinary(), err)
+		t.Fatalf("no xmetrics binary at %s (set XMETRICS_BINARY): %v", XmetricsBinary(), err)
 	}
 	x := StartXmetricsWith(t, nil, XmetricsOptions{Kubeconfig: "-"})
 

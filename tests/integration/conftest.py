@@ -28,6 +28,18 @@ def pytest_addoption(parser):
     parser.addoption("--xmetrics-binary", default=os.environ.get("XMETRICS_BINARY", "build/xmetrics"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A skipped test is a failed one: the suite is one ctest entry, so a skip (a part missing on a
+    machine that should have it) would otherwise read "Passed"."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, which this suite counts as a failure: {reason}"
+
+
 def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
     deadline = time.monotonic() + timeout
     last = None

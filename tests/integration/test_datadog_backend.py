@@ -119,7 +119,32 @@ def test_a_tight_announced_limit_is_never_exceeded(start_xmetrics, fake_datadog)
     xm = start_datadog(start_xmetrics, dd, "--datadog-chunk-size", "1")
     for i in range(8):
         xm.request(metric_path(f"tight.m{i}"))
-    time.sleep(7)
+    # Pacing is not stopping: every metric must go on being refreshed within the budget. At 4 calls
+    # per 3 s less the 10% the budget keeps back, the eight one-query calls take 6.7 s: each new
+    # value must be served within three such rotations. A pacer that stops calling never serves
+    # them, and sends no 429 either.
+    for i in range(8):
+        dd.values[f"tight.m{i}"] = 100 + i
+    changed, changed_at = time.monotonic(), time.time()
+    bound = 3 * 8 / (4 / 3 * 0.9)
+
+    def stale():
+        names = []
+        for i in range(8):
+            status, _, body = xm.request(metric_path(f"tight.m{i}"))
+            if status != 200 or json.loads(body)["items"][0]["value"] != str(100 + i):
+                names.append(f"tight.m{i}")
+        return names
+    while (left := stale()) and time.monotonic() < changed + bound:
+        time.sleep(0.5)
+    assert not left, f"not refreshed within {bound:.0f} s: {left}; calls: " + \
+        str([(round(c["time"] - changed_at, 2), c["status"], c["queries"])
+             for c in dd.query_calls() if c["time"] >= changed_at])
+    # Each was carried by a call answered since the change, not served from anything older.
+    sent = [q for c in dd.query_calls() if c["time"] >= changed_at and c["status"] == 200
+            for q in c["queries"]]
+    assert all(f"avg:tight.m{i}{{*}}.rollup(30)" in sent for i in range(8)), sent
+    time.sleep(max(0.0, changed + 7 - time.monotonic()))  # and at least 7 s of paced calls
     calls = dd.query_calls()
     assert not [c for c in calls if c["status"] == 429], "a 429 means the pacing overshot"
     windows = {}

@@ -110,12 +110,22 @@ def test_sighup_rereads_the_config_file_and_never_kills(start_xmetrics, tmp_path
     config = tmp_path / "xmetrics.yaml"
     config.write_text("log-level: info\n")
     xm = start_xmetrics("--config", str(config))
-    # The same size and modification time: the file watcher cannot tell, only SIGHUP can.
+    # The watcher polls (every 2 s): a change it can see is applied without a signal.
+    config.write_text("log-level: debug\n")
+    wait_for(lambda: "event=reloaded setting=log-level value=debug" in xm.logs(), timeout=10,
+             what="the watcher to apply a change of size")
+    # The same size, inode and modification time: the watcher cannot tell, only SIGHUP can. Two
+    # of its polls go by first, so the SIGHUP is not merely ahead of the watcher's next look.
     stat = os.stat(config)
-    config.write_text("log-level: warn\n")
+    config.write_text("log-level: error\n")
     os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    fingerprint = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    now = os.stat(config)
+    assert (now.st_ino, now.st_size, now.st_mtime_ns) == fingerprint
+    time.sleep(2 * 2 + 1)
+    assert "value=error" not in xm.logs(), "the watcher saw a change it cannot tell"
     xm.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "event=reloaded setting=log-level value=warn" in xm.logs(), timeout=10,
+    wait_for(lambda: "event=reloaded setting=log-level value=error" in xm.logs(), timeout=10,
              what="the reload SIGHUP asked for")
     assert "received SIGHUP" in xm.logs()
     assert xm.proc.poll() is None

@@ -53,7 +53,7 @@ def running_prometheus(scrape_configs):
     """A Prometheus scraping every second with `scrape_configs` (YAML list items); yields its URL
     and a function running an instant query (None while it cannot answer)."""
     if not PROMETHEUS:
-        pytest.skip("prometheus is not installed (scripts/setup test installs it)")
+        pytest.fail("prometheus is not installed (scripts/setup test installs it)")
     workdir = tempfile.mkdtemp(prefix="xmetrics-prom-")
     config = os.path.join(workdir, "prometheus.yml")
     with open(config, "w") as f:
@@ -95,7 +95,7 @@ scrape_configs:
 @pytest.fixture(scope="module")
 def prometheus():
     if not PROMETHEUS:
-        pytest.skip("prometheus is not installed (scripts/setup test installs it)")
+        pytest.fail("prometheus is not installed (scripts/setup test installs it)")
     exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
     threading.Thread(target=exporter.serve_forever, daemon=True).start()
     try:
@@ -228,7 +228,7 @@ def test_sigterm_while_prometheus_hangs_exits_within_a_second(start_xmetrics):
     while xmetrics asks it; SIGTERM cancels the call and xmetrics is gone within a second."""
     import time
     if not PROMETHEUS:
-        pytest.skip("prometheus is not installed (scripts/setup test installs it)")
+        pytest.fail("prometheus is not installed (scripts/setup test installs it)")
     with running_prometheus("  []\n") as (url, query):
         wait_for(lambda: query("up") is not None, timeout=30, interval=0.2,
                  what="Prometheus to answer")

@@ -107,7 +107,7 @@ class PinningProxy:
 @pytest.fixture(scope="module")
 def prometheus():
     if not PROMETHEUS:
-        pytest.skip("prometheus is not installed (scripts/setup test installs it)")
+        pytest.fail("prometheus is not installed (scripts/setup test installs it)")
     exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
     threading.Thread(target=exporter.serve_forever, daemon=True).start()
     try:

@@ -43,11 +43,15 @@ TEST(StatusReport, AReportTheServerWroteParsesAndWritesBackIdentically) {
   EXPECT_EQ(report->backend.name, "embedded");
   ASSERT_EQ(report->backends.size(), 1u);
   EXPECT_TRUE(report->backends[0].reachable);
-  EXPECT_GT(report->poller.refreshPeriodSeconds, 0);
+  // The numbers the fixture holds, each read from its own key.
+  EXPECT_EQ(report->poller.refreshPeriodSeconds, 1);
+  EXPECT_EQ(report->poller.cycles, 6);
+  EXPECT_EQ(report->poller.firstFetches, 3);
   ASSERT_TRUE(report->dogstatsd.has_value());
-  EXPECT_GT(report->dogstatsd->packets, 0);
+  EXPECT_EQ(report->dogstatsd->packets, 6);
   ASSERT_TRUE(report->embedded.has_value());
-  EXPECT_GT(report->embedded->series, 0);
+  EXPECT_EQ(report->embedded->series, 2);
+  EXPECT_EQ(report->embedded->approxBytes, 3275);
   ASSERT_TRUE(report->leader.has_value());
   EXPECT_FALSE(report->leader->enabled);
   EXPECT_FALSE(report->leader->election.has_value());
