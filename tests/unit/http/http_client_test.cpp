@@ -1,6 +1,7 @@
 #include "http/http_client.hpp"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -8,8 +9,6 @@
 
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace xmetrics::http {
 namespace {
