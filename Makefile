@@ -3,10 +3,12 @@
 BUILD      ?= build
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 RUN_DIR    ?= $(BUILD)/run
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test unit integration image bench fuzz fuzz-smoke format format-check layering-check setup setup-test clean
+.PHONY: all build run test unit integration image bench fuzz fuzz-smoke sanitize sanitize-unit sanitize-address sanitize-thread format format-check layering-check setup setup-test clean
 
 all: build
 
@@ -31,6 +33,7 @@ run: build
 # scenarios on a real control plane.
 test: setup-test build image format-check layering-check
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error --timeout 900
+	$(MAKE) sanitize-unit
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) e2e
 
@@ -61,6 +64,31 @@ fuzz: setup-test
 	cmake --build $(FUZZ_BUILD) --target fuzz_label_selector fuzz_datadog_query fuzz_dogstatsd
 	scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS) label_selector datadog_query dogstatsd
 
+# Sanitizer builds of the same tests: Debug at -O1 (quick to build, quick enough to run), every
+# report fatal (-fno-sanitize-recover, halt_on_error), the integration suite on the sanitized
+# binary with $(BUILD)'s venv. `make test` runs the ASan+UBSan unit tests; `make sanitize` runs
+# unit and integration tests under ASan+UBSan and under TSan (about 40 minutes more).
+comma := ,
+SANITIZER_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(abspath tests/tsan.supp)
+sanitized_build = cmake -S . -B $(1) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 \
+    -DXMETRICS_SANITIZE=$(2) -DXMETRICS_VENV=$(abspath $(BUILD))/venv >/dev/null && cmake --build $(1)
+
+sanitize: sanitize-address sanitize-thread
+
+sanitize-unit: setup-test
+	$(call sanitized_build,$(ASAN_BUILD),address$(comma)undefined)
+	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest --output-on-failure --no-tests=error --timeout 900 -L unit
+
+sanitize-address: setup-test
+	$(call sanitized_build,$(ASAN_BUILD),address$(comma)undefined)
+	cd $(ASAN_BUILD) && $(SANITIZER_ENV) ctest --output-on-failure --no-tests=error --timeout 1800
+
+sanitize-thread: setup-test
+	$(call sanitized_build,$(TSAN_BUILD),thread)
+	cd $(TSAN_BUILD) && $(SANITIZER_ENV) ctest --output-on-failure --no-tests=error --timeout 1800
+
 FORMAT_FILES = $(shell git ls-files '*.cpp' '*.hpp')
 
 format:
@@ -75,4 +103,4 @@ format-check:
 	@clang-format --dry-run --Werror $(FORMAT_FILES) && echo "clang-format: clean"
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -208,11 +208,13 @@ void KubernetesLink::setLocalCa(std::string pem) {
 void KubernetesLink::stop() {
   // Released first, so another replica takes over while this one winds down.
   if (elector_) elector_->stop();
-  // Both watches wind down together: each notices within about a second (libcurl's progress tick).
   if (controller_) controller_->stop();
   if (hpas_) hpas_->requestStop();
   if (authentication_) authentication_->requestStop();
   if (datadogMetrics_) datadogMetrics_->requestStop();
+  // The watches end now rather than at libcurl's next progress tick, up to a second later; nothing
+  // needs kube-apiserver any more (the Lease is released, the reviews ended with the API handler).
+  client_.cancel();
   if (hpas_) hpas_->stop();
   if (authentication_) authentication_->stop();
   if (datadogMetrics_) datadogMetrics_->stop();

@@ -74,7 +74,8 @@ class HttpClient {
 
   // For long-running responses (watches): calls onData with each chunk of the body as it arrives;
   // returns the status when the server ends the response, when onData returns false, or when
-  // `cancel` becomes true (checked at least every 200 ms).
+  // `cancel` becomes true (checked at libcurl's progress tick, up to a second apart while no data
+  // comes; cancel() below ends the stream at once).
   std::expected<long, std::string> stream(const Request& request,
                                           const std::function<bool(std::string_view)>& onData,
                                           const std::atomic<bool>* cancel = nullptr);

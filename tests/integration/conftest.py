@@ -28,6 +28,13 @@ def pytest_addoption(parser):
     parser.addoption("--xmetrics-binary", default=os.environ.get("XMETRICS_BINARY", "build/xmetrics"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "measures_rss: asserts a bound on the process's resident memory; the sanitizer "
+        "builds (make sanitize) leave these out, as shadow memory and the freed-memory quarantine "
+        "make RSS meaningless there")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """A skipped test is a failed one: the suite is one ctest entry, so a skip (a part missing on a

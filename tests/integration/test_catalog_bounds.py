@@ -4,6 +4,8 @@ entries. 10,000 metrics with 7 KB selectors used to take 2.9 GB; now what they m
 import concurrent.futures
 import json
 
+import pytest
+
 from conftest import wait_for
 from test_external_metrics import metric_path
 
@@ -18,6 +20,7 @@ def long_selector(i, requirements=60):
     return ",".join(f"k{j:02d}=v{i:05d}{'y' * 52}" for j in range(requirements))
 
 
+@pytest.mark.measures_rss
 def test_long_selectors_fill_the_bytes_bound_not_the_memory(start_xmetrics):
     xm = start_xmetrics("--max-metrics-bytes", "2Mi", "--max-metrics", "10000")
     # Metrics that exist, each requested with a 4 KB selector: they are served, so they stay.

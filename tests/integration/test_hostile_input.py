@@ -8,6 +8,8 @@ import ssl
 import subprocess
 import time
 
+import pytest
+
 from conftest import wait_for
 from test_datadog_backend import start_datadog
 from test_external_metrics import metric_path
@@ -287,6 +289,7 @@ def rss_kb(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
+@pytest.mark.measures_rss
 def test_a_flood_of_invented_dogstatsd_tag_sets_stays_within_the_bytes_bound(start_xmetrics):
     """Issue 13, item 6: a million tag sets of histograms took 773 MB before maxSeries refused the
     rest, and then every new legitimate series for 15 min. 40,000 here (150 MB unbounded) against

@@ -18,7 +18,9 @@ Clock::time_point at(int64_t s, int64_t ms = 0) {
 
 // What rfc3339 wrote before it did its own calendar arithmetic: the reference it must equal.
 std::string byStrftime(Clock::time_point t) {
-  std::time_t s = Clock::to_time_t(std::chrono::floor<seconds>(t));
+  // Floored in seconds without converting back to the clock's nanoseconds, which would overflow
+  // below the clock's minimum.
+  std::time_t s = std::chrono::floor<seconds>(t.time_since_epoch()).count();
   std::tm utc{};
   gmtime_r(&s, &utc);
   char buffer[32];

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 
@@ -152,6 +154,61 @@ TEST(HttpClient, ALongUrlWithALineBreakIsRefusedNotSent) {
     (void)other.send(get(server.origin() + "/"));
     EXPECT_EQ(requestLine(server.head()), "GET / HTTP/1.1");
   }
+}
+
+// A watch that stays open with no data: only cancel() can end it, since no `cancel` flag is
+// given. The server holds the response open for up to 10 s and notes whether the client closed
+// the connection first.
+TEST(HttpClient, CancelEndsAStreamThatIsWaitingForData) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  std::string origin = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  std::atomic<bool> clientClosedFirst{false};
+  std::thread server([&] {
+    pollfd waiting{listener, POLLIN, 0};
+    if (::poll(&waiting, 1, 5'000) != 1) return;
+    int connection = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+    if (connection < 0) return;
+    char buffer[4096];
+    (void)!::read(connection, buffer, sizeof buffer);
+    std::string answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n";
+    (void)!::write(connection, answer.data(), answer.size());
+    pollfd readable{connection, POLLIN, 0};
+    if (::poll(&readable, 1, 10'000) == 1 && ::read(connection, buffer, sizeof buffer) <= 0) {
+      clientClosedFirst = true;
+    }
+    ::close(connection);
+  });
+
+  HttpClient client;
+  std::atomic<bool> gotData{false};
+  std::expected<long, std::string> result;
+  std::thread watcher([&] {
+    result = client.stream(get(origin + "/watch"), [&](std::string_view chunk) {
+      if (chunk.find("first") != std::string_view::npos) gotData = true;
+      return true;
+    });
+  });
+  for (int i = 0; i < 500 && !gotData; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(gotData);
+  client.cancel();
+  watcher.join();
+  server.join();
+  ::close(listener);
+  EXPECT_TRUE(clientClosedFirst) << "the stream ran until the server gave up";
+  ASSERT_FALSE(result.has_value());
+  EXPECT_NE(result.error().find("GET " + origin + " failed"), std::string::npos) << result.error();
+  // And a call after cancel() fails without trying.
+  auto later = client.send(get(origin + "/"));
+  ASSERT_FALSE(later.has_value());
+  EXPECT_NE(later.error().find("cancelled"), std::string::npos) << later.error();
 }
 
 }  // namespace
