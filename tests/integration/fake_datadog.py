@@ -1,10 +1,17 @@
 """A fake Datadog query API (GET /api/v1/query, and POST /api/v2/query/timeseries answering the same
 data in the v2 shape) on 127.0.0.1 for the integration tests and bench/.
 
-It answers batches per `query_index` as the real API does, replays the recorded fixtures in
-fixtures/datadog/, announces and enforces an X-RateLimit budget, and can be told to fail: 400 for
-chosen queries, or any status, a timeout, or garbage for the next calls.
+It parses every query with the grammar Datadog documents (below) and answers a call holding one it
+does not produce with 400 and Datadog's error body (`{"errors": [...]}`, as in the recorded
+test_scalar_cross_product_query_returns_bad_request_response.yaml). It evaluates a metric query
+over the tagged series it holds (`data`: filter, space aggregation, `by {k}` groups), replays the
+recorded answers in fixtures/datadog/ for the queries they cover, and answers the rest from
+`values`, a number per metric name that stands for one series whatever the filter. It answers
+batches per `query_index` as the real API does, announces and enforces an X-RateLimit budget, and
+can be told to fail: 400 for chosen queries, or any status, a timeout, or garbage for the next
+calls.
 """
+import functools
 import json
 import os
 import re
@@ -34,41 +41,413 @@ def split_queries(text):
     return out
 
 
-def metric_of(query):
-    """avg:nginx.requests{app:web}.rollup(30) -> nginx.requests"""
-    m = re.match(r"^\s*(?:[a-z0-9]+:)?([A-Za-z0-9_.]+)", query)
-    return m.group(1) if m else query
+# --- the query grammar Datadog documents ---------------------------------------------------------
+#
+# Each rule, and the docs.datadoghq.com page that writes it down (see docs/architecture.md):
+#   query    := expr ; expr := term (('+' | '-') term)* ; term := unary (('*' | '/') unary)*
+#   unary    := '-' unary | atom ; atom := number | '(' expr ')' | name '(' args ')' | metric
+#               arithmetic, functions: /metrics/#anatomy-of-a-metric-query, /dashboards/functions/
+#   metric   := [space_agg ':'] name '{' filter '}' [' by {' key (',' key)* '}'] modifier*
+#               space_agg: avg sum min max (/metrics/), p50 p75 p90 p95 p99
+#               (/metrics/distributions/); none at all in the recorded `system.cpu.idle{*}`
+#   modifier := '.rollup(' method [',' seconds] ')' | '.rollup(' seconds ')'
+#               | '.as_count()' | '.as_rate()' | '.fill(' args ')'   (/dashboards/functions/rollup/)
+#   filter   := '*' | or ; or := and (OR and)* ; and := unary ((AND | ',') unary)*
+#   unary    := NOT unary | '!' tag | '(' or ')' | tag
+#               | key (IN | NOT IN) '(' value (',' value)* ')'
+#               AND/and, OR/or, NOT/not, IN/in, NOT IN/not in, `!`, `,`; the symbolic `!` and `,`
+#               never in one filter with the functional words (/metrics/advanced-filtering/)
+#   tag      := key [':' value] ; starts with a letter; letters, digits, `_ - : . /`; never ends
+#               with ':' (/getting_started/tagging/#define-tags); `*` in values only: web-*,
+#               *-trace, *-prod-* (/metrics/advanced-filtering/), and `*` alone for any value
 
-
-QUERY_RE = re.compile(r"^\s*(avg|sum|min|max):([A-Za-z0-9_.]+)\{(.*?)\}(?: by \{([^}]*)\})?"
-                      r"(\.rollup\([^)]*\))?\s*$")
-IN_RE = re.compile(r"^\s*([^\s:]+)\s+IN\s+\((.*)\)\s*$")
+SPACE_AGGREGATORS = ("avg", "sum", "min", "max", "p50", "p75", "p90", "p95", "p99")
+ROLLUP_METHODS = ("avg", "sum", "min", "max", "count")
 AGGREGATE = {"avg": lambda v: sum(v) / len(v), "sum": sum, "min": min, "max": max}
+WORDS = {"AND": "and", "and": "and", "OR": "or", "or": "or", "NOT": "not", "not": "not",
+         "IN": "in", "in": "in"}
+FILTER_STOP = set(" \t\r\n,()!{}")
+KEY_RE = re.compile(r"[^\W\d_][\w\-./]*\Z")
+VALUE_RE = re.compile(r"[\w\-./:*]+\Z")
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]*")
+NUMBER_RE = re.compile(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+class QueryError(ValueError):
+    """A query the documented grammar does not produce: Datadog answers such a call 400."""
+
+    def __init__(self, query, position, message):
+        super().__init__(f"Error parsing query: unable to parse {query}: {message} "
+                         f"at position {position}")
+        self.position, self.reason = position, message
+
+
+class MetricQuery:
+    """One `agg:metric{filter} by {keys}.modifiers` of a parsed query."""
+
+    def __init__(self, aggregator, metric, filter, by, modifiers):
+        self.aggregator, self.metric, self.filter = aggregator, metric, filter
+        self.by, self.modifiers = by, modifiers
+
+
+class Parsed:
+    """A parsed query: `metrics` in the order written; `single` when the whole query is one metric
+    query (the fake evaluates those over its series; arithmetic and functions it only accepts)."""
+
+    def __init__(self, metrics, single):
+        self.metrics, self.single = metrics, single
+
+
+class _Parser:
+    def __init__(self, text):
+        self.text, self.pos, self.metrics = text, 0, []
+
+    def fail(self, message, at=None):
+        raise QueryError(self.text, self.pos if at is None else at, message)
+
+    def found(self):
+        return repr(self.text[self.pos:self.pos + 12]) if self.pos < len(self.text) else "the end"
+
+    def spaces(self):
+        while self.pos < len(self.text) and self.text[self.pos] in " \t\r\n":
+            self.pos += 1
+
+    def peek(self):
+        self.spaces()
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def expect(self, char, what):
+        if self.peek() != char:
+            self.fail(f"expected {what}, found {self.found()}")
+        self.pos += 1
+
+    def query(self):
+        expr = self.expr()
+        if self.peek():
+            self.fail(f"expected an operator or the end, found {self.found()}")
+        return Parsed(self.metrics, isinstance(expr, MetricQuery))
+
+    # arithmetic and functions around metric queries: accepted, not evaluated
+    def expr(self):
+        node = self.term()
+        while self.peek() in ("+", "-"):
+            self.pos += 1
+            node = ("arith", node, self.term())
+        return node
+
+    def term(self):
+        node = self.unary()
+        while self.peek() in ("*", "/"):
+            self.pos += 1
+            node = ("arith", node, self.unary())
+        return node
+
+    def unary(self):
+        if self.peek() == "-":
+            self.pos += 1
+            return ("neg", self.unary())
+        return self.atom()
+
+    def atom(self):
+        c = self.peek()
+        if c == "(":
+            self.pos += 1
+            node = self.expr()
+            self.expect(")", "')'")
+            return node
+        number = NUMBER_RE.match(self.text, self.pos)
+        if number:
+            self.pos = number.end()
+            return ("number", float(number.group()))
+        name = NAME_RE.match(self.text, self.pos)
+        if not name:
+            self.fail(f"expected a metric query, a number or a function, found {self.found()}")
+        after = name.end()
+        if after < len(self.text) and self.text[after] == "(" and "." not in name.group():
+            self.pos = after + 1
+            args = [] if self.peek() == ")" else self.args()
+            self.expect(")", "',' or ')' after a function argument")
+            return ("call", name.group(), args)
+        return self.metric()
+
+    def args(self):
+        out = [self.arg()]
+        while self.peek() == ",":
+            self.pos += 1
+            out.append(self.arg())
+        return out
+
+    def arg(self):
+        c = self.peek()
+        if c in ("'", '"'):
+            end = self.text.find(c, self.pos + 1)
+            if end < 0:
+                self.fail("unterminated quote")
+            self.pos = end + 1
+            return ("string", self.text[self.pos - 1:end])
+        word = NAME_RE.match(self.text, self.pos)
+        if word and (word.end() == len(self.text) or self.text[word.end()] in " \t,)"):
+            self.pos = word.end()
+            return ("word", word.group())
+        return self.expr()
+
+    # one metric query
+    def metric(self):
+        start = self.pos
+        aggregator = None
+        name = NAME_RE.match(self.text, self.pos)
+        if self.text.startswith(":", name.end()):
+            aggregator = name.group()
+            if aggregator not in SPACE_AGGREGATORS:
+                self.fail(f"unknown space aggregator {aggregator!r}", start)
+            self.pos = name.end() + 1
+            name = NAME_RE.match(self.text, self.pos)
+            if not name:
+                self.fail(f"expected a metric name, found {self.found()}")
+        self.pos = name.end()
+        self.spaces()  # `avg:kubernetes.pods.running {team IN (...)}` in Datadog's blog post
+        if self.pos >= len(self.text) or self.text[self.pos] != "{":
+            self.fail(f"expected '{{' after the metric name, found {self.found()}")
+        self.pos += 1
+        opened = self.pos
+        node = MetricQuery(aggregator or "avg", name.group(), self.filter(), [], [])
+        node.filter_text = self.text[opened:self.pos - 1].strip()
+        save = self.pos
+        self.spaces()
+        if (self.pos > save and self.text.startswith("by", self.pos)
+                and self.text[self.pos + 2:self.pos + 3] in (" ", "{")):
+            self.pos += 2
+            self.expect("{", "'{' after 'by'")
+            while True:
+                self.spaces()
+                key = re.match(r"[^\s,{}()]+", self.text[self.pos:])
+                if not key or not KEY_RE.match(key.group()):
+                    self.fail(f"expected a tag key to group by, found {self.found()}")
+                node.by.append(key.group().lower())
+                self.pos += key.end()
+                if self.peek() == ",":
+                    self.pos += 1
+                    continue
+                self.expect("}", "',' or '}' in the group by list")
+                break
+        else:
+            self.pos = save
+        while self.text.startswith(".", self.pos):
+            node.modifiers.append(self.modifier())
+        self.metrics.append(node)
+        return node
+
+    def modifier(self):
+        start = self.pos
+        word = re.compile(r"\.([a-z_]+)\(").match(self.text, self.pos)
+        if not word:
+            self.fail(f"expected .rollup(), .as_count(), .as_rate() or .fill(), found "
+                      f"{self.found()}")
+        kind = word.group(1)
+        self.pos = word.end()
+        if kind in ("as_count", "as_rate"):
+            self.expect(")", f"')' after .{kind}(")
+            return (kind,)
+        if kind == "fill":
+            args = self.args()
+            self.expect(")", "')' after the .fill() arguments")
+            return ("fill", args)
+        if kind != "rollup":
+            self.fail(f"unknown modifier .{kind}()", start)
+        seconds = re.compile(r"\s*(\d+)\s*\)").match(self.text, self.pos)
+        if seconds:  # .rollup(20): the interval alone, avg
+            self.pos = seconds.end()
+            return ("rollup", "avg", int(seconds.group(1)))
+        method = re.compile(r"\s*([a-z]+)\s*(?:,\s*(\d+)\s*)?\)").match(self.text, self.pos)
+        if not method or method.group(1) not in ROLLUP_METHODS:
+            self.fail(f"expected a rollup method ({', '.join(ROLLUP_METHODS)}) and optional "
+                      f"seconds, found {self.found()}")
+        self.pos = method.end()
+        return ("rollup", method.group(1), int(method.group(2)) if method.group(2) else None)
+
+    # the filter between the braces
+    def filter(self):
+        self.form = None
+        if self.peek() == "*":
+            self.pos += 1
+            self.expect("}", "'}' after '*'")
+            return ("all",)
+        if self.peek() == "}":
+            self.fail("expected a tag filter or '*', found '}'")
+        node = self.f_or()
+        if self.peek() != "}":
+            self.fail(f"expected ',', AND, OR or '}}' after a tag filter, found {self.found()}")
+        self.pos += 1
+        return node
+
+    def use(self, form, at):
+        """The symbolic (`!`, `,`) and functional (AND OR NOT IN, NOT IN, parentheses) forms
+        cannot be mixed in one filter."""
+        if self.form is None:
+            self.form = form
+        elif self.form != form:
+            self.fail("symbolic boolean syntax (!, ,) cannot be used with functional syntax "
+                      "operators (NOT, AND, OR, IN, NOT IN)", at)
+
+    def word(self):
+        """The next filter word and the keyword it is (and/or/not/in), without consuming it."""
+        self.spaces()
+        end = self.pos
+        while end < len(self.text) and self.text[end] not in FILTER_STOP:
+            end += 1
+        text = self.text[self.pos:end]
+        return text, WORDS.get(text)
+
+    def f_or(self):
+        parts = [self.f_and()]
+        while self.word()[1] == "or":
+            self.use("functional", self.pos)
+            self.pos += 2
+            parts.append(self.f_and())
+        return parts[0] if len(parts) == 1 else ("or", tuple(parts))
+
+    def f_and(self):
+        parts = [self.f_unary()]
+        while True:
+            if self.peek() == ",":
+                self.use("symbolic", self.pos)
+                self.pos += 1
+            elif self.word()[1] == "and":
+                self.use("functional", self.pos)
+                self.pos += 3
+            else:
+                break
+            parts.append(self.f_unary())
+        return parts[0] if len(parts) == 1 else ("and", tuple(parts))
+
+    def f_unary(self):
+        c = self.peek()
+        if c == "!":
+            self.use("symbolic", self.pos)
+            self.pos += 1
+            if self.peek() in ("!", "(", ""):
+                self.fail("'!' goes before a tag")
+            return ("not", self.tag())
+        if self.word()[1] == "not":
+            self.use("functional", self.pos)
+            self.pos += 3
+            return ("not", self.f_unary())
+        if c == "(":
+            self.use("functional", self.pos)
+            self.pos += 1
+            node = self.f_or()
+            self.expect(")", "AND, OR or ')'")
+            return node
+        return self.tag()
+
+    def tag(self):
+        self.spaces()
+        start = self.pos
+        text, keyword = self.word()
+        if not text:
+            self.fail(f"expected a tag, found {self.found()}")
+        if keyword:
+            self.fail(f"expected a tag, found the keyword {text!r}")
+        key, colon, value = text.partition(":")
+        if "*" in key:
+            self.fail(f"wildcards go in tag values only, found {key!r}", start)
+        if not KEY_RE.match(key):
+            self.fail(f"a tag starts with a letter and holds letters, digits, '_', '-', ':', '.' "
+                      f"and '/': found {text!r}", start)
+        if colon and not value:
+            self.fail(f"a tag cannot end with ':': found {text!r}", start)
+        if colon and not VALUE_RE.match(value):
+            self.fail(f"invalid tag value in {text!r}", start)
+        self.pos += len(text)
+        save = self.pos
+        following, keyword = self.word()
+        negated = False
+        if keyword == "not":
+            self.pos += 3
+            negated = True
+            following, keyword = self.word()
+        if keyword != "in":
+            self.pos = save
+            return ("tag", key.lower(), value.lower() if colon else None)
+        self.use("functional", self.pos)
+        if colon:
+            self.fail(f"expected a tag key before IN, found {text!r}", start)
+        self.pos += 2
+        self.expect("(", "'(' after IN")
+        values = []
+        while True:
+            value, keyword = self.word()
+            if not value or keyword or not VALUE_RE.match(value):
+                self.fail(f"expected a tag value in the IN list, found {self.found()}")
+            values.append(value.lower())
+            self.pos += len(value)
+            if self.peek() == ",":
+                self.pos += 1
+                continue
+            self.expect(")", "',' or ')' in the IN list")
+            break
+        node = ("in", key.lower(), tuple(values))
+        return ("not", node) if negated else node
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_cached(query):
+    try:
+        return _Parser(query).query(), None
+    except QueryError as error:
+        return None, error
 
 
 def parse_query(query):
-    """The subset the fake evaluates: agg:metric{filter}[ by {k}][.rollup(...)] where the filter is
-    `*`, `k:v,...` or `k:v AND k IN (a,b) AND ...`. Returns (agg, metric, [(key, values)], group
-    keys), or None for anything else."""
-    m = QUERY_RE.match(query)
-    if not m:
-        return None
-    agg, metric, text, by = m.group(1), m.group(2), m.group(3).strip(), m.group(4)
-    terms = []
-    if text != "*":
-        parts = text.split(" AND ") if (" AND " in text or " IN " in text) else text.split(",")
-        for part in parts:
-            inside = IN_RE.match(part)
-            if inside:
-                terms.append((inside.group(1).lower(),
-                              {v.strip().lower() for v in inside.group(2).split(",")}))
-            elif ":" in part and not any(c in part for c in "*!()"):
-                k, v = part.strip().split(":", 1)
-                terms.append((k.lower(), {v.lower()}))
-            else:
-                return None
-    keys = [k.strip().lower() for k in by.split(",")] if by else []
-    return agg, metric, terms, keys
+    """Parses one query with the documented grammar above; raises QueryError for anything else."""
+    parsed, error = _parse_cached(query)
+    if error:
+        raise error
+    return parsed
+
+
+def _glob(pattern, value):
+    return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), value) is not None
+
+
+def selects(node, tags):
+    """Does the filter select a series with these tags (lowercased `k:v` or bare `k` strings)?
+    `k:v` holds when the series has a tag k whose value matches v (`*` any run); a bare `k` only
+    when it has the bare tag k; NOT and NOT IN select what the positive form does not, series
+    without the key included."""
+    kind = node[0]
+    if kind == "all":
+        return True
+    if kind == "tag":
+        _, key, pattern = node
+        if pattern is None:
+            return key in tags
+        return any(_glob(pattern, v) for v in tag_values(tags, key))
+    if kind == "in":
+        return any(_glob(p, v) for p in node[2] for v in tag_values(tags, node[1]))
+    if kind == "not":
+        return not selects(node[1], tags)
+    if kind == "and":
+        return all(selects(c, tags) for c in node[1])
+    return any(selects(c, tags) for c in node[1])
+
+
+def wanted_values(node, key):
+    """The values a filter asks for key `k` (k:v and k IN (...) in its top-level AND), for answers
+    grouped `by {k}` from the ungrouped `values` shorthand."""
+    children = node[1] if node[0] == "and" else (node,)
+    out = set()
+    for c in children:
+        if c[0] == "in" and c[1] == key:
+            out.update(c[2])
+        elif c[0] == "tag" and c[1] == key and c[2] and "*" not in c[2]:
+            out.add(c[2])
+    return out
+
+
+def metric_of(query):
+    """avg:nginx.requests{app:web}.rollup(30) -> nginx.requests (the first metric of a formula)."""
+    return parse_query(query).metrics[0].metric
 
 
 def tag_values(tags, key):
@@ -79,6 +458,27 @@ def load_fixture(name):
     import yaml  # only the fixture replay needs it; bench/ runs on the standard library
     with open(os.path.join(FIXTURES, name)) as f:
         return yaml.safe_load(f)["interactions"]
+
+
+def recorded_series():
+    """The recorded 200 answers of fixtures/datadog/ as v1 series by metric: GET /api/v1/query for
+    system.cpu.idle{*} as recorded, POST /api/v2/query/timeseries for
+    avg:datadog.estimated_usage.metrics.custom{*} with its `times` and `values` as a pointlist."""
+    v1 = load_fixture("test_query_timeseries_points_returns_ok_response.yaml")[0]
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(v1["request"]["uri"]).query)["query"][0]
+    series = json.loads(v1["response"]["body"]["string"])["series"][0]
+    out = {metric_of(query): series}
+    v2 = load_fixture("test_timeseries_cross_product_query_returns_ok_response.yaml")[0]
+    query = json.loads(v2["request"]["body"])["data"]["attributes"]["queries"][0]["query"]
+    answer = json.loads(v2["response"]["body"]["string"])["data"]["attributes"]
+    [values] = answer["values"]
+    points = [[t, v] for t, v in zip(answer["times"], values)]
+    out[metric_of(query)] = {
+        "metric": metric_of(query), "expression": query, "scope": "*",
+        "tag_set": answer["series"][0]["group_tags"], "query_index": 0, "pointlist": points,
+        "interval": 60, "length": len(points), "aggr": "avg",
+        "unit": answer["series"][0]["unit"]}
+    return out
 
 
 class FakeDatadog:
@@ -97,11 +497,9 @@ class FakeDatadog:
         self.lock = threading.Lock()
         self.window_start, self.used = 0, 0
         self.clock_offset_ms = 0  # how far ahead of the real time this server stamps its points
-        # The recorded answer for system.cpu.idle{*}, replayed with its points moved to now.
-        self.recorded = None
-        if replay_fixtures:
-            ok = load_fixture("test_query_timeseries_points_returns_ok_response.yaml")[0]
-            self.recorded = json.loads(ok["response"]["body"]["string"])
+        # Recorded answers, by metric, as v1 series: replayed (points moved to now) for the
+        # queries they cover, through either API.
+        self.recorded = recorded_series() if replay_fixtures else {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -136,22 +534,18 @@ class FakeDatadog:
                    "X-RateLimit-Reset": str(reset), "X-RateLimit-Name": "query"}
         return headers, self.used > limit
 
-    def _evaluated(self, index, query, parsed, call):
+    def _evaluated(self, index, query, metric, call):
         """One series per group, as Datadog answers: points aggregated per timestamp over the series
         the filter selects, within [from, to]; tag_set and scope name the group."""
-        agg, metric, terms, keys = parsed
         groups = {}
         for series in self.data:
-            if series["metric"] != metric:
+            if series["metric"] != metric.metric:
                 continue
             tags = [t.lower() for t in series["tags"]]
-            if not all(any(v in values for v in tag_values(tags, k)) for k, values in terms):
-                continue
-            if not keys:
-                groups.setdefault((), []).append(series)
+            if not selects(metric.filter, tags):
                 continue
             combos = [[]]
-            for k in keys:
+            for k in metric.by:
                 combos = [c + [f"{k}:{v}"] for c in combos for v in tag_values(tags, k)]
             for combo in combos:  # a series with two values of a key is in both groups
                 groups.setdefault(tuple(combo), []).append(series)
@@ -162,26 +556,36 @@ class FakeDatadog:
                 for t, v in series["points"]:
                     if call["from"] * 1000 <= t <= call["to"] * 1000 and v is not None:
                         by_time.setdefault(t, []).append(v)
-            points = [[t, AGGREGATE[agg](vs)] for t, vs in sorted(by_time.items())]
-            scope = ",".join([f"{k}:{sorted(v)[0]}" for k, v in terms if len(v) == 1] +
-                             list(group)) or "*"
-            out.append({"metric": metric, "expression": query, "scope": scope,
+            points = [[t, AGGREGATE[metric.aggregator](vs)] for t, vs in sorted(by_time.items())]
+            scope = ",".join(([] if metric.filter == ("all",) else [metric.filter_text])
+                             + list(group)) or "*"
+            out.append({"metric": metric.metric, "expression": query, "scope": scope,
                         "tag_set": list(group), "query_index": index, "pointlist": points,
-                        "interval": 30, "length": len(points), "aggr": agg, "unit": None})
+                        "interval": 30, "length": len(points), "aggr": metric.aggregator,
+                        "unit": None})
         return out
 
+    def _replayed(self, index, query, metric, now_ms):
+        """The recorded answer to a query a recording covers (same metric, `{*}`, avg, no groups;
+        the recorded points are served as recorded, whatever the rollup asks), its points moved
+        so that the newest is 30 s old."""
+        s = json.loads(json.dumps(self.recorded[metric.metric]))
+        shift = now_ms - 30000 - s["pointlist"][-1][0]
+        s["pointlist"] = [[t + shift, v] for t, v in s["pointlist"]]
+        s["query_index"] = index
+        s["expression"] = query
+        return [s]
+
     def _series(self, index, query, now_ms, call=None):
-        name = metric_of(query)
-        parsed = parse_query(query)
-        if parsed and call and any(s["metric"] == parsed[1] for s in self.data):
-            return self._evaluated(index, query, parsed, call)
-        if name == "system.cpu.idle" and self.recorded:
-            s = json.loads(json.dumps(self.recorded["series"][0]))
-            shift = now_ms - 30000 - s["pointlist"][-1][0]
-            s["pointlist"] = [[t + shift, v] for t, v in s["pointlist"]]
-            s["query_index"] = index
-            s["expression"] = query
-            return [s]
+        parsed = parse_query(query)  # the call was refused (400) if this raises
+        metric = parsed.metrics[0]
+        name = metric.metric
+        if parsed.single and call and any(s["metric"] == name for s in self.data):
+            return self._evaluated(index, query, metric, call)
+        if (parsed.single and name in self.recorded and metric.filter == ("all",)
+                and metric.aggregator == "avg" and not metric.by):
+            return self._replayed(index, query, metric, now_ms)
+        # The shorthand: a number per metric name (or exact query), one series whatever the filter.
         value = self.values.get(query, self.values.get(name, "absent"))
         if value == "absent":
             return []
@@ -190,9 +594,9 @@ class FakeDatadog:
         # A grouped query (`k IN (a,b)` by {k}, as xmetrics coalesces) gets one series per value
         # wanted, each with the metric's value, as a query per value would.
         groups = [[]]
-        if parsed and parsed[3]:
-            wanted = dict(parsed[2])
-            groups = [[f"{parsed[3][0]}:{v}"] for v in sorted(wanted.get(parsed[3][0], ()))]
+        if parsed.single and metric.by:
+            key = metric.by[0]
+            groups = [[f"{key}:{v}"] for v in sorted(wanted_values(metric.filter, key))]
         return [{"metric": name, "expression": query, "scope": ",".join(tags) or "*",
                  "tag_set": tags, "query_index": index, "pointlist": points, "interval": 30,
                  "length": len(points), "aggr": None,
@@ -323,6 +727,13 @@ class FakeDatadog:
                         if needle in q:
                             call["status"] = 400
                             return self.send(400, json.dumps({"errors": [message]}), rate)
+                # Datadog refuses the whole call when one of its queries does not parse.
+                for q in queries:
+                    try:
+                        parse_query(q)
+                    except QueryError as error:
+                        call["status"], call["error"] = 400, str(error)
+                        return self.send(400, json.dumps({"errors": [str(error)]}), rate)
                 return rate
 
         return Handler
