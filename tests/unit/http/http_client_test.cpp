@@ -15,20 +15,26 @@
 namespace xmetrics::http {
 namespace {
 
+// A listening TCP socket on 127.0.0.1 at a port the kernel picks; the port goes to *port.
+int listenOnLoopback(int* port) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  EXPECT_EQ(::listen(listener, 4), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  *port = ntohs(address.sin_port);
+  return listener;
+}
+
 // A server on 127.0.0.1 that answers one request and keeps its head (request line and headers) as
 // it came off the wire. It waits at most 5 s for the request, so a test never hangs on it.
 class OneRequestServer {
  public:
   OneRequestServer() {
-    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-    EXPECT_EQ(::listen(listener_, 4), 0);
-    socklen_t length = sizeof address;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
+    listener_ = listenOnLoopback(&port_);
     thread_ = std::thread([this] { serve(); });
   }
   ~OneRequestServer() {
@@ -160,15 +166,9 @@ TEST(HttpClient, ALongUrlWithALineBreakIsRefusedNotSent) {
 // given. The server holds the response open for up to 10 s and notes whether the client closed
 // the connection first.
 TEST(HttpClient, CancelEndsAStreamThatIsWaitingForData) {
-  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  ASSERT_EQ(::listen(listener, 1), 0);
-  socklen_t length = sizeof address;
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
-  std::string origin = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  int port = 0;
+  int listener = listenOnLoopback(&port);
+  std::string origin = "http://127.0.0.1:" + std::to_string(port);
   std::atomic<bool> clientClosedFirst{false};
   std::thread server([&] {
     pollfd waiting{listener, POLLIN, 0};
