@@ -8,7 +8,7 @@ TSAN_BUILD ?= build-tsan
 RUN_DIR    ?= $(BUILD)/run
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test unit integration image bench fuzz fuzz-smoke sanitize sanitize-unit sanitize-address sanitize-thread format format-check layering-check setup setup-test clean
+.PHONY: all build run test unit integration image bench fuzz fuzz-build fuzz-long sanitize sanitize-unit sanitize-address sanitize-thread format format-check layering-check setup setup-test clean
 
 all: build
 
@@ -59,10 +59,19 @@ bench:
 	@scripts/setup bench
 	bench/run-all
 
-fuzz: setup-test
-	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-16 -DXMETRICS_FUZZ=ON
-	cmake --build $(FUZZ_BUILD) --target fuzz_label_selector fuzz_datadog_query fuzz_dogstatsd
-	scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS) label_selector datadog_query dogstatsd
+# Every libFuzzer target of fuzz/CMakeLists.txt, FUZZ_SECONDS each on a copy of its corpus
+# (`make test` runs 10 s each). `make fuzz-long` runs each FUZZ_LONG_SECONDS (10 min) and merges
+# the inputs that reached new code into fuzz/corpus/ (commit them).
+FUZZ_LONG_SECONDS ?= 600
+fuzz-build: setup-test
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-16 -DXMETRICS_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) --target fuzzers
+
+fuzz: fuzz-build
+	scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-long: fuzz-build
+	scripts/run-fuzzers --keep $(FUZZ_BUILD) $(FUZZ_LONG_SECONDS)
 
 # Sanitizer builds of the same tests: Debug at -O1 (quick to build, quick enough to run), every
 # report fatal (-fno-sanitize-recover, halt_on_error), the integration suite on the sanitized

@@ -10,31 +10,45 @@
 namespace xmetrics::auth {
 namespace {
 
-// Splits one CSV record; quotes may wrap a field and "" inside quotes is a quote.
+// Splits one CSV record the way Go's encoding/csv (with TrimLeadingSpace, as kube-apiserver reads
+// this file) does: a quote opens a field only at its start, "" inside quotes is a quote, and only
+// a comma ends a quoted field. A stray quote is an error rather than a token other than the one
+// the administrator wrote ("ab"c would otherwise become the token abc).
 std::expected<std::vector<std::string>, std::string> splitCsv(std::string_view line) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
+  std::vector<std::string> fields;
+  std::size_t i = 0;
+  while (true) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    std::string field;
+    if (i < line.size() && line[i] == '"') {
+      ++i;
+      while (true) {
+        if (i >= line.size()) return std::unexpected("unterminated quote");
+        if (line[i] == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+          field += '"';
+          i += 2;
+        } else if (line[i] == '"') {
+          ++i;
+          break;
+        } else {
+          field += line[i++];
+        }
       }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
+      if (i < line.size() && line[i] != ',') {
+        return std::unexpected("text after a closing quote: quote the whole field");
+      }
     } else {
-      fields.back() += c;
+      while (i < line.size() && line[i] != ',') {
+        if (line[i] == '"') {
+          return std::unexpected("a quote inside an unquoted field: quote the whole field");
+        }
+        field += line[i++];
+      }
     }
+    fields.push_back(std::move(field));
+    if (i >= line.size()) return fields;
+    ++i;  // the comma
   }
-  if (quoted) return std::unexpected("unterminated quote");
-  return fields;
 }
 
 std::string_view trim(std::string_view s) {

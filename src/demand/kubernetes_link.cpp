@@ -74,7 +74,7 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
       "authentication");
   hpas_ = std::make_unique<kube::Informer>(
       client_, "/apis/autoscaling/v2/horizontalpodautoscalers", "",
-      [&catalog, &poller](const kube::ObjectMap& objects) {
+      [&catalog](const kube::ObjectMap& objects) {
         std::vector<std::string> problems;
         auto references = hpaReferences(objects, &problems);
         for (const auto& p : problems) spdlog::warn("component=kube event=bad_hpa_metric {}", p);
@@ -92,7 +92,7 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
     catalog::TemplateContext context{.clusterName = options.clusterName};
     datadogMetrics_ = std::make_unique<kube::Informer>(
         client_, "/apis/datadoghq.com/v1alpha1/datadogmetrics", "",
-        [this, &catalog, &poller, context](const kube::ObjectMap& objects) {
+        [this, &catalog, context](const kube::ObjectMap& objects) {
           std::vector<catalog::DatadogMetric> parsed;
           parsed.reserve(objects.size());
           for (const auto& [key, object] : objects) {

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "core/json_fields.hpp"
+#include "kube/watch_stream.hpp"
 
 namespace xmetrics::kube {
 namespace {
@@ -135,54 +136,49 @@ bool Informer::watch(std::string& resourceVersion) {
   std::string query = "?watch=1&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=" +
                       encode(resourceVersion);
   if (!fieldSelector_.empty()) query += "&fieldSelector=" + encode(fieldSelector_);
-  std::string buffer;
+  WatchStreamReader reader;
   bool relist = false;
   bool changed = false;
-  auto onData = [&](std::string_view chunk) {
-    buffer.append(chunk);
-    std::size_t start = 0;
-    for (auto nl = buffer.find('\n'); nl != std::string::npos; nl = buffer.find('\n', start)) {
-      std::string_view line(buffer.data() + start, nl - start);
-      start = nl + 1;
-      if (line.empty()) continue;
-      boost::system::error_code ec;
-      auto event = boost::json::parse(line, ec);
-      if (ec || !event.is_object()) continue;
-      const auto& e = event.as_object();
-      std::string type = str(e, "type");
-      auto* object = e.if_contains("object");
-      if (!object || !object->is_object()) continue;
-      const auto& obj = object->as_object();
-      if (type == "ERROR") {
-        // 410 Gone: our resourceVersion is too old; anything else: start over as well.
-        auto* code = obj.if_contains("code");
-        spdlog::info("component=kube informer={} event=watch_error code={} message=\"{}\"", name_,
-                     code ? boost::json::serialize(*code) : "?", str(obj, "message"));
-        relist = true;
-        return false;
-      }
-      if (auto* meta = metadataOf(obj)) {
-        auto rv = str(*meta, "resourceVersion");
-        if (!rv.empty()) resourceVersion = rv;
-      }
-      if (type == "BOOKMARK") continue;
-      std::lock_guard lock(mutex_);
-      ++stats_.events;
-      stats_.lastEvent = std::chrono::system_clock::now();
-      if (type == "DELETED") {
-        objects_.erase(objectKey(obj));
-      } else {
-        objects_[objectKey(obj)] = obj;
-      }
-      changed = true;
+  auto onEvent = [&](WatchEvent&& event) {
+    const auto& obj = event.object;
+    if (event.type == "ERROR") {
+      // 410 Gone: our resourceVersion is too old; anything else: start over as well.
+      auto* code = obj.if_contains("code");
+      spdlog::info("component=kube informer={} event=watch_error code={} message=\"{}\"", name_,
+                   code ? boost::json::serialize(*code) : "?", str(obj, "message"));
+      relist = true;
+      return false;
     }
-    buffer.erase(0, start);
+    if (auto* meta = metadataOf(obj)) {
+      auto rv = str(*meta, "resourceVersion");
+      if (!rv.empty()) resourceVersion = rv;
+    }
+    if (event.type == "BOOKMARK") return true;
+    std::lock_guard lock(mutex_);
+    ++stats_.events;
+    stats_.lastEvent = std::chrono::system_clock::now();
+    if (event.type == "DELETED") {
+      objects_.erase(objectKey(obj));
+    } else {
+      auto key = objectKey(obj);
+      objects_[std::move(key)] = std::move(event.object);
+    }
+    changed = true;
+    return true;
+  };
+  auto onData = [&](std::string_view chunk) {
+    bool goOn = reader.feed(chunk, onEvent);
     // Publish once per chunk: a burst of events costs one recomputation, not one per event.
     if (changed) {
       publish();
       changed = false;
     }
-    return !stopping_.load();
+    if (reader.overflowed()) {
+      spdlog::warn("component=kube informer={} event=watch_line_too_long max_bytes={}", name_,
+                   WatchStreamReader::kDefaultMaxLineBytes);
+      relist = true;
+    }
+    return goOn && !stopping_.load();
   };
   auto status = client_.stream(path_ + query, onData, &stopping_);
   {

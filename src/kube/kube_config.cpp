@@ -65,9 +65,19 @@ std::expected<KubeConfig, std::string> inClusterConfig() {
 
 std::expected<KubeConfig, std::string> loadKubeconfig(const std::string& path,
                                                       const std::string& context) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::unexpected("--kubeconfig " + path + ": cannot open the file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parseKubeconfig(text.str(), path, context);
+}
+
+std::expected<KubeConfig, std::string> parseKubeconfig(std::string_view yaml,
+                                                       const std::string& path,
+                                                       const std::string& context) {
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
+    root = YAML::Load(std::string(yaml));
   } catch (const YAML::Exception& e) {
     return std::unexpected("--kubeconfig " + path + ": " + e.what());
   }
@@ -77,11 +87,21 @@ std::expected<KubeConfig, std::string> loadKubeconfig(const std::string& path,
   };
   try {
     std::string want = context.empty() ? root["current-context"].as<std::string>("") : context;
+    // Without a current-context, the first context. (A default YAML::Node counts as defined, so
+    // whether one was found is kept apart.)
     YAML::Node ctx;
+    bool found = false;
     for (const auto& c : root["contexts"]) {
-      if (c["name"].as<std::string>("") == want || (want.empty() && !ctx)) ctx = c["context"];
+      if (!found && (want.empty() || c["name"].as<std::string>("") == want)) {
+        ctx = c["context"];
+        found = true;
+      }
     }
-    if (!ctx) return std::unexpected("--kubeconfig " + path + ": no context \"" + want + "\"");
+    if (!found) {
+      return std::unexpected(
+          "--kubeconfig " + path +
+          (want.empty() ? std::string(": no contexts") : ": no context \"" + want + "\""));
+    }
     std::string clusterName = ctx["cluster"].as<std::string>("");
     std::string userName = ctx["user"].as<std::string>("");
     KubeConfig c;

@@ -2,6 +2,7 @@
 
 #include <expected>
 #include <string>
+#include <string_view>
 
 #include "http/http_client.hpp"
 
@@ -29,5 +30,10 @@ std::expected<KubeConfig, std::string> inClusterConfig();
 // the kubeconfig's directory, as kubectl does. Errors name the file and the field.
 std::expected<KubeConfig, std::string> loadKubeconfig(const std::string& path,
                                                       const std::string& context = "");
+
+// loadKubeconfig on a kubeconfig's text; `path` names it in errors and anchors relative paths.
+std::expected<KubeConfig, std::string> parseKubeconfig(std::string_view yaml,
+                                                       const std::string& path,
+                                                       const std::string& context = "");
 
 }  // namespace xmetrics::kube

@@ -8,7 +8,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
-#include <boost/url.hpp>
 #include <set>
 
 #include "catalog/datadog_metric.hpp"
@@ -189,18 +188,12 @@ void ApiHandler::handle(const HttpRequest& request, const PeerCertificate& peer,
   parsed->method = request.method();
   parsed->methodText = std::string(request.method_string());
   if (request.method() == http::verb::post) parsed->body = request.body();
-  auto url = boost::urls::parse_origin_form(request.target());
-  if (!url) {
-    return slot->respond(statusError(
-        400, "BadRequest", "malformed request target: " + url.error().message(), parsed->version));
-  }
-  parsed->path = url->path();
-  if (parsed->path.size() > 1 && parsed->path.back() == '/') parsed->path.pop_back();
-  auto segments = url->segments();
-  parsed->parts.assign(segments.begin(), segments.end());
-  if (auto it = url->params().find("labelSelector"); it != url->params().end()) {
-    parsed->selector = (*it).value;
-  }
+  auto target = parseRequestTarget(request.target());
+  if (!target)
+    return slot->respond(statusError(400, "BadRequest", target.error(), parsed->version));
+  parsed->path = std::move(target->path);
+  parsed->parts = std::move(target->parts);
+  parsed->selector = std::move(target->selector);
 
   if (routeOf(*parsed).route == Route::kHealth) {
     return slot->respond(health(parsed->path, parsed->version));

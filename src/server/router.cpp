@@ -1,5 +1,7 @@
 #include "server/router.hpp"
 
+#include <boost/url/parse.hpp>
+
 #include "replication/value_replication.hpp"
 
 namespace xmetrics::server {
@@ -25,6 +27,22 @@ bool inGroupVersion(std::span<const std::string_view> s) {
 }
 
 }  // namespace
+
+std::expected<RequestTarget, std::string> parseRequestTarget(std::string_view target) {
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return std::unexpected("malformed request target: " + url.error().message());
+  RequestTarget out;
+  out.path = url->path();
+  // "/apis/external.metrics.k8s.io/v1beta1/" names the same resource as the path without the
+  // slash; every trailing slash goes, so "//" cannot route differently from "/".
+  while (out.path.size() > 1 && out.path.back() == '/') out.path.pop_back();
+  auto segments = url->segments();
+  out.parts.assign(segments.begin(), segments.end());
+  if (auto it = url->params().find("labelSelector"); it != url->params().end()) {
+    out.selector = (*it).value;
+  }
+  return out;
+}
 
 RouteMatch route(std::string_view path, std::span<const std::string_view> segments) {
   if (path == "/healthz" || path == "/livez" || path == "/readyz") return {Route::kHealth};

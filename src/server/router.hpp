@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <expected>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +33,15 @@ struct RouteMatch {
   std::string_view ns;      // kExternalMetric only; views into the segments given
   std::string_view metric;  // kExternalMetric only
 };
+
+// A request target (origin form, as sent) the way the handler reads it. The error says what is
+// malformed (a 400's message).
+struct RequestTarget {
+  std::string path;                // decoded, without a trailing '/' (except "/")
+  std::vector<std::string> parts;  // the decoded '/'-separated segments
+  std::string selector;            // the decoded labelSelector parameter; empty when absent
+};
+std::expected<RequestTarget, std::string> parseRequestTarget(std::string_view target);
 
 // Pure: `path` without its query and without a trailing '/', `segments` its '/'-separated parts
 // (decoded by the handler; as sent for the request counter, which must not decode on every

@@ -94,8 +94,10 @@ struct ResponseReader {
         badPoint("a malformed point");
       } else if (!pointTime_) {
         badPoint("a point without a timestamp");
+      } else if (auto ms = pointTimestampMs(*pointTime_); !ms) {
+        badPoint("a point whose timestamp is out of range");
       } else {
-        points.push_back({static_cast<int64_t>(*pointTime_), pointValue_});
+        points.push_back({*ms, pointValue_});
         series.back().pointsEnd = points.size();
       }
     }
@@ -330,6 +332,14 @@ std::string clip(std::string_view text, std::size_t n) {
 }
 
 }  // namespace
+
+std::optional<int64_t> pointTimestampMs(double sent) {
+  using namespace std::chrono;
+  static const double kLast = static_cast<double>(
+      duration_cast<milliseconds>(core::Clock::time_point::max().time_since_epoch()).count());
+  if (!(sent >= 0 && sent <= kLast)) return std::nullopt;  // NaN fails both
+  return static_cast<int64_t>(sent);
+}
 
 std::expected<Point, std::string> choosePoint(std::span<const Point> points) {
   const Point* newest = nullptr;

@@ -19,6 +19,11 @@ struct Point {
   std::optional<double> value;  // null when the bucket has no data
 };
 
+// A point's timestamp as sent (milliseconds since the epoch, a JSON number): nullopt unless it is
+// a whole-enough number the clock can hold, from the epoch to the clock's end (year 2262), so that
+// no answer can make a conversion overflow.
+std::optional<int64_t> pointTimestampMs(double sent);
+
 // The Cluster Agent's point rule: newest to oldest, nulls skipped, the *second* newest non-null
 // point (the newest bucket is often still filling), else the only one. An empty or all-null list is
 // an error whose text says which ("only null values found").

@@ -127,7 +127,9 @@ std::expected<std::vector<QueryAnswer>, std::string> parseTimeseriesAnswers(
   for (const auto& t : times) {
     auto ms = number(t);
     if (!ms) return notAnswer("a time that is not a number");
-    timesMs.push_back(static_cast<int64_t>(*ms));
+    auto at = pointTimestampMs(*ms);
+    if (!at) return notAnswer("a time out of range");
+    timesMs.push_back(*at);
   }
 
   // From here on every fault belongs to one query, or to none (as in parseQueryAnswers).

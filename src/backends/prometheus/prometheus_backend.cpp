@@ -33,9 +33,14 @@ std::expected<core::Sample, std::string> sampleOf(const json::value& v) {
     return std::unexpected("a malformed sample");
   }
   const auto& a = v.as_array();
-  double ts = a[0].is_double()  ? a[0].get_double()
-              : a[0].is_int64() ? static_cast<double>(a[0].get_int64())
-                                : 0;
+  if (!a[0].is_number()) return std::unexpected("a sample without a timestamp");
+  // Unix seconds from the epoch to the clock's end (year 2262); outside, no conversion is defined.
+  static const double kLastSecond =
+      std::chrono::duration<double>(core::Clock::time_point::max().time_since_epoch()).count();
+  double ts = a[0].to_number<double>();
+  if (!(ts >= 0 && ts < kLastSecond)) {
+    return std::unexpected("a sample whose timestamp is out of range");
+  }
   std::string text(a[1].as_string());
   double value = 0;
   if (text == "NaN") {
@@ -44,7 +49,7 @@ std::expected<core::Sample, std::string> sampleOf(const json::value& v) {
     value = text[0] == '+' ? INFINITY : -INFINITY;
   } else {
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc())
+    if (ec != std::errc() || ptr != text.data() + text.size())
       return std::unexpected("a sample value \"" + text + "\" is not a number");
   }
   core::Sample s;

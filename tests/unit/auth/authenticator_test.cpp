@@ -56,6 +56,21 @@ TEST(ParseTokenFile, ReadsKubeApiserverStyleCsv) {
   EXPECT_EQ((*tokens)[2].token, "tok,3");
 }
 
+TEST(ParseTokenFile, QuotesFollowKubeApiserversCsvRules) {
+  auto tokens = parseTokenFile("\"a\"\"b\",u,1, \"g1,g2\"\n", "tokens.csv");
+  ASSERT_TRUE(tokens) << tokens.error();
+  EXPECT_EQ((*tokens)[0].token, "a\"b");
+  EXPECT_EQ((*tokens)[0].user.groups, (std::vector<std::string>{"g1", "g2"}));
+  // Found by fuzz_token_file: a quote inside a field opened quoting, so x"a,b" became the token
+  // "xa,b". kube-apiserver refuses such a line; so do we, naming the line and not the token.
+  for (std::string_view bad : {"x\"secret,b\",u,1\n", "\"secret\"x,u,1\n", "\"secret,u,1\n"}) {
+    auto refused = parseTokenFile(bad, "tokens.csv");
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().find("tokens.csv line 1: "), std::string::npos) << refused.error();
+    EXPECT_EQ(refused.error().find("secret"), std::string::npos) << refused.error();
+  }
+}
+
 TEST(ParseTokenFile, ErrorsNameTheLineButNeverTheToken) {
   auto tokens = parseTokenFile("good,a,1\nsupersecret\n", "tokens.csv");
   ASSERT_FALSE(tokens);

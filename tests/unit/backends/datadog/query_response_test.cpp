@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,26 @@ TEST(ParseQueryResponse, AValueThatIsNotANumberIsANullPoint) {
 
 // A fault inside one series is that query's alone (issue: one object's query must never stop
 // its neighbours' refresh): the query fails with the reason, the others keep their values.
+// Found by fuzz_datadog_answer: a timestamp past int64 was converted anyway (undefined behaviour).
+TEST(ParseQueryResponse, ATimestampTheClockCannotHoldFailsOnlyItsQuery) {
+  std::vector<std::string> queries = {"a{*}", "b{*}"};
+  auto results = parseQueryResponse(
+      R"({"series":[{"query_index":0,"pointlist":[[1.64137e+19,1],[1000,2]]},
+                    {"query_index":1,"pointlist":[[-5,1]]}]})",
+      queries);
+  ASSERT_TRUE(results) << results.error();
+  for (const auto& result : *results) {
+    ASSERT_FALSE(result);
+    EXPECT_NE(result.error().find("a point whose timestamp is out of range"), std::string::npos)
+        << result.error();
+  }
+  EXPECT_EQ(pointTimestampMs(1641344100000.0), 1641344100000);
+  EXPECT_EQ(pointTimestampMs(0), 0);
+  EXPECT_FALSE(pointTimestampMs(-1));
+  EXPECT_FALSE(pointTimestampMs(1e19));
+  EXPECT_FALSE(pointTimestampMs(std::numeric_limits<double>::quiet_NaN()));
+}
+
 TEST(ParseQueryResponse, APointWithoutTwoEntriesOrATimestampFailsOnlyItsQuery) {
   std::vector<std::string> queries = {"a{*}", "b{*}"};
   auto shortPoint = parseQueryResponse(

@@ -355,5 +355,18 @@ TEST(DatadogBackendV2, ARejectedQueryIsFoundByHalvingAndFailsAlone) {
   }
 }
 
+// Found by fuzz_datadog_answer (in v1; v2's times shared the conversion): a time the clock cannot
+// hold is not converted, and spoils the answer as a time that is not a number does.
+TEST(ParseTimeseriesAnswers, ATimeOutOfTheClocksRangeFailsTheAnswer) {
+  for (const char* time : {"1e300", "-1000", "9.3e15"}) {
+    std::string body =
+        std::string(R"({"data":{"attributes":{"series":[{"query_index":0}],"times":[)") + time +
+        R"(],"values":[[1]]}}})";
+    auto answers = parseTimeseriesAnswers(body, 1);
+    ASSERT_FALSE(answers) << time;
+    EXPECT_NE(answers.error().find("(a time out of range)"), std::string::npos) << answers.error();
+  }
+}
+
 }  // namespace
 }  // namespace xmetrics::backends::datadog

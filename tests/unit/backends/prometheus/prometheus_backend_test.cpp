@@ -60,6 +60,28 @@ TEST(PrometheusBackend, ReadsAnInstantVectorOfOneSeriesAtTheGivenTime) {
             "http://127.0.0.1:9090/api/v1/query?query=sum%28up%29&time=1700000000.000");
 }
 
+// Found by fuzz_prometheus_answer: a timestamp beyond the clock was converted anyway (undefined
+// behaviour), a missing one read as the epoch, and "12abc" read as 12.
+TEST(PrometheusBackend, ASampleWithABadTimestampOrValueIsAnErrorThatSaysSo) {
+  auto answer = [](std::string sample) {
+    Fake fake;
+    fake.body =
+        R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":)" +
+        sample + "}]}}";
+    return one(fake);
+  };
+  EXPECT_EQ(answer(R"([1.7e20,"1"])").error(),
+            "Prometheus returned a sample whose timestamp is out of range");
+  EXPECT_EQ(answer(R"([-1,"1"])").error(),
+            "Prometheus returned a sample whose timestamp is out of range");
+  EXPECT_EQ(answer(R"(["now","1"])").error(), "Prometheus returned a sample without a timestamp");
+  EXPECT_EQ(answer(R"([1699999999,"12abc"])").error(),
+            "Prometheus returned a sample value \"12abc\" is not a number");
+  auto whole = answer(R"([1699999999,"12"])");
+  ASSERT_TRUE(whole) << whole.error();
+  EXPECT_EQ(whole->time, kNow - 1s);
+}
+
 TEST(PrometheusBackend, LongQueriesArePosted) {
   Fake fake;
   fake.body = R"({"status":"success","data":{"resultType":"scalar","result":[1.0,"3"]}})";
