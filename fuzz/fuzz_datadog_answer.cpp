@@ -1,5 +1,6 @@
 // libFuzzer target: the answers of Datadog's query APIs (v1 `GET /api/v1/query`, v2
-// `POST /api/v2/query/timeseries`) and its error bodies, as a proxy or a broken release may send them.
+// `POST /api/v2/query/timeseries`) and its error bodies, as a proxy or a broken release may send
+// them.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -17,7 +18,9 @@ using xmetrics::backends::BackendResult;
 using xmetrics::fuzz::check;
 
 // A result is a point or a reason; never an error without words (users read them in HPA events).
-void checkResult(const BackendResult& result) { check(result.has_value() || !result.error().empty()); }
+void checkResult(const BackendResult& result) {
+  check(result.has_value() || !result.error().empty());
+}
 
 void checkAnswers(const std::expected<std::vector<QueryAnswer>, std::string>& answers,
                   std::size_t queryCount) {

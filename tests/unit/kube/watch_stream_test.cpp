@@ -51,10 +51,11 @@ TEST(WatchStreamReader, SeveralEventsInOneChunkArriveInOrderAndCrlfIsAccepted) {
 TEST(WatchStreamReader, LinesThatAreNotEventsAreSkippedAndCounted) {
   WatchStreamReader reader;
   Seen seen;
-  ASSERT_TRUE(reader.feed("\n\nnot json\n[1,2]\n{\"type\":\"ADDED\"}\n"
-                          "{\"type\":\"ADDED\",\"object\":[]}\n"
-                          "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"ok\"}}}\n",
-                          seen.collect()));
+  ASSERT_TRUE(
+      reader.feed("\n\nnot json\n[1,2]\n{\"type\":\"ADDED\"}\n"
+                  "{\"type\":\"ADDED\",\"object\":[]}\n"
+                  "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"ok\"}}}\n",
+                  seen.collect()));
   EXPECT_EQ(seen.names, std::vector<std::string>{"ok"});
   EXPECT_EQ(reader.skippedLines(), 4u);  // blank lines are not counted
 }
