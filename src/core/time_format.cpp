@@ -48,13 +48,21 @@ std::expected<std::chrono::seconds, std::string> parseDuration(std::string_view 
     return std::unexpected("\"" + std::string(text) +
                            "\" is not a duration (use seconds like 30, or 30s, 2m, 1h30m)");
   };
+  // Checked before rounding: llround of a number past int64 is unspecified (-2^63 here).
+  auto seconds = [&](double total) -> std::expected<std::chrono::seconds, std::string> {
+    if (total > static_cast<double>(kMaxDuration.count())) {
+      return std::unexpected("\"" + std::string(text) + "\" is longer than 10 years (" +
+                             std::to_string(kMaxDuration.count()) + "s)");
+    }
+    return std::chrono::seconds(static_cast<int64_t>(std::llround(total)));
+  };
   if (text.empty()) return bad();
   {
     double n = 0;
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
     if (ec == std::errc() && ptr == text.data() + text.size()) {
       if (n < 0 || !std::isfinite(n)) return bad();
-      return std::chrono::seconds(static_cast<int64_t>(std::llround(n)));
+      return seconds(n);
     }
   }
   double total = 0;
@@ -76,7 +84,8 @@ std::expected<std::chrono::seconds, std::string> parseDuration(std::string_view 
     }
     total += n * unit;
   }
-  return std::chrono::seconds(static_cast<int64_t>(std::llround(total)));
+  if (!std::isfinite(total)) return bad();
+  return seconds(total);
 }
 
 std::optional<Clock::time_point> parseRfc3339(std::string_view text) {

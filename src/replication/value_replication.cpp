@@ -1,9 +1,11 @@
 #include "replication/value_replication.hpp"
 
 #include <boost/json.hpp>
+#include <charconv>
 #include <cmath>
 
 #include "core/json_fields.hpp"
+#include "core/time_format.hpp"
 
 namespace xmetrics::replication {
 namespace {
@@ -27,6 +29,43 @@ core::Clock::time_point fromNanos(int64_t n) {
       std::chrono::duration_cast<core::Clock::duration>(std::chrono::nanoseconds(n)));
 }
 
+// What a leader sends is checked as a backend's answer is: a time before the epoch or a duration
+// past core::kMaxDuration would overflow `now - time` or `time + maxAge` in the follower's clock.
+std::optional<core::Clock::time_point> timeField(const boost::json::object& o,
+                                                 std::string_view key) {
+  int64_t n = integer(o, key);
+  if (n < 0) return std::nullopt;
+  return fromNanos(n);
+}
+std::optional<std::chrono::seconds> durationField(const boost::json::object& o,
+                                                  std::string_view key) {
+  int64_t n = integer(o, key);
+  if (n < 0 || n > core::kMaxDuration.count()) return std::nullopt;
+  return std::chrono::seconds(n);
+}
+
+// A sample's value travels twice: as a number ("value", what every version reads) and as the
+// shortest text that reads back to the same double ("valueText", read first when present).
+// Boost.JSON 1.81 parses numbers fast, not exactly: "3.0000000000000004E-2" comes back one unit in
+// the last place off, so a follower would serve a value its leader never had.
+std::string exactText(double value) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  return ec == std::errc() ? std::string(buf, end) : std::string();
+}
+std::optional<double> exactValue(const boost::json::object& sample) {
+  if (auto* text = sample.if_contains("valueText"); text && text->is_string()) {
+    const auto& t = text->as_string();
+    double value = 0;
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
+    if (ec == std::errc() && end == t.data() + t.size()) return value;
+    return std::nullopt;
+  }
+  auto* value = sample.if_contains("value");
+  if (!value || !value->is_number()) return std::nullopt;
+  return value->to_number<double>();
+}
+
 boost::json::object encodeValue(const store::MetricValue& v) {
   const auto& m = *v.metric;
   boost::json::object o{{"namespace", m.ns},
@@ -46,8 +85,10 @@ boost::json::object encodeValue(const store::MetricValue& v) {
   for (const auto& [k, val] : m.labels) labels[k] = val;
   o["labels"] = std::move(labels);
   if (v.sample) {
-    o["sample"] = {
-        {"value", v.sample->value}, {"time", nanos(v.sample->time)}, {"unit", v.sample->unit}};
+    o["sample"] = {{"value", v.sample->value},
+                   {"valueText", exactText(v.sample->value)},
+                   {"time", nanos(v.sample->time)},
+                   {"unit", v.sample->unit}};
   }
   return o;
 }
@@ -64,12 +105,20 @@ std::expected<store::MetricValue, std::string> decodeValue(const boost::json::va
   m.backend = str(o, "backend");
   m.resolution = str(o, "resolution");
   m.object = str(o, "object");
-  m.maxAge = std::chrono::seconds(integer(o, "maxAgeSeconds"));
-  m.grace = std::chrono::seconds(integer(o, "graceSeconds"));  // 0 from an older leader
+  auto maxAge = durationField(o, "maxAgeSeconds");
+  auto grace = durationField(o, "graceSeconds");  // 0 from an older leader
+  if (!maxAge || !grace)
+    return std::unexpected("a value's maxAgeSeconds or graceSeconds is out of range");
+  m.maxAge = *maxAge;
+  m.grace = *grace;
   v.errorCode = static_cast<int>(integer(o, "errorCode"));
   v.error = str(o, "error");
-  v.lastFetch = fromNanos(integer(o, "lastFetch"));
-  v.lastSuccess = fromNanos(integer(o, "lastSuccess"));
+  auto lastFetch = timeField(o, "lastFetch");
+  auto lastSuccess = timeField(o, "lastSuccess");
+  if (!lastFetch || !lastSuccess)
+    return std::unexpected("a value's lastFetch or lastSuccess is before 1970");
+  v.lastFetch = *lastFetch;
+  v.lastSuccess = *lastSuccess;
   if (m.metricName.empty()) return std::unexpected("a value has no metricName");
   if (auto* labels = o.if_contains("labels"); labels && labels->is_object()) {
     for (const auto& [k, val] : labels->as_object()) {
@@ -79,11 +128,13 @@ std::expected<store::MetricValue, std::string> decodeValue(const boost::json::va
   v.metric = store::shareIdentity(std::move(m));
   if (auto* s = o.if_contains("sample"); s && s->is_object()) {
     const auto& so = s->as_object();
-    auto* value = so.if_contains("value");
-    if (!value || !value->is_number()) return std::unexpected("a sample has no numeric value");
-    double number = value->to_number<double>();
+    auto value = exactValue(so);
+    if (!value) return std::unexpected("a sample has no numeric value");
+    double number = *value;
     if (!std::isfinite(number)) return std::unexpected("a sample is not finite");
-    v.sample = core::Sample{number, fromNanos(integer(so, "time")), str(so, "unit")};
+    auto time = timeField(so, "time");
+    if (!time) return std::unexpected("a sample's time is before 1970");
+    v.sample = core::Sample{number, *time, str(so, "unit")};
   }
   return v;
 }

@@ -42,6 +42,18 @@ TEST(ParseDuration, RejectsWhatIsNotADuration) {
   }
 }
 
+// Past int64 seconds, rounding gave -2^63: a DatadogMetric maxAge of 1e300 made every value stale,
+// and ~300 years overflowed `sample time + maxAge` in nanoseconds.
+TEST(ParseDuration, RefusesDurationsLongerThanTenYears) {
+  EXPECT_EQ(parseDuration("315360000"), seconds(315360000));
+  EXPECT_EQ(parseDuration("87600h"), seconds(315360000));
+  for (const char* tooLong : {"315360001", "87601h", "1e300", "1e300h", "9223372036854775807s"}) {
+    auto d = parseDuration(tooLong);
+    ASSERT_FALSE(d.has_value()) << tooLong << " gave " << d->count() << "s";
+    EXPECT_NE(d.error().find("longer than 10 years"), std::string::npos) << d.error();
+  }
+}
+
 TEST(ResolveServeOptions, DefaultsMatchTheClusterAgent) {
   auto o = resolveServeOptions({});
   ASSERT_TRUE(o);

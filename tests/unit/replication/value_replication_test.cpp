@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/time_format.hpp"
+
 namespace xmetrics::replication {
 namespace {
 
@@ -97,6 +99,49 @@ TEST(ValueReplication, GarbageIsAnErrorNotACrash) {
       R"({"generation": 1, "values": [{"metricName": "m", "sample": {"value": "x"}}]})"));
   EXPECT_FALSE(decodeRequest("[1]"));
   EXPECT_FALSE(decodeRequest(R"({"demand": [1]})"));
+}
+
+// Found by fuzz/fuzz_replication.cpp: Boost.JSON 1.81 reads "3.0000000000000004E-2" as
+// 0.030000000000000002 (strtod: ...04), so a value that went through a leader's answer, and was
+// encoded again, came back different.
+TEST(ValueReplication, SampleValuesTravelExactlyAndAnOlderLeadersNumberStillReads) {
+  for (double value : {0.030000000000000006, 3.0000000000000004E-2, 0.1, 1e300, -2.5e-308, 0.0}) {
+    store::MetricValue v;
+    store::MetricIdentity m;
+    m.ns = "shop";
+    m.metricName = "m";
+    v.metric = store::shareIdentity(std::move(m));
+    v.sample = core::Sample{value, core::Clock::time_point(1s), "s"};
+    auto decoded = decodeSnapshot(encodeSnapshot(snapshotWith({v}, 2), 1));
+    ASSERT_TRUE(decoded && decoded->values && decoded->values->size() == 1);
+    EXPECT_EQ((*decoded->values)[0].sample->value, value);
+  }
+  auto old = decodeSnapshot(
+      R"({"generation": 1, "values": [{"metricName": "m", "sample": {"value": 0.5, "time": 1}}]})");
+  ASSERT_TRUE(old && old->values && old->values->size() == 1);
+  EXPECT_EQ((*old->values)[0].sample->value, 0.5);
+  EXPECT_FALSE(decodeSnapshot(
+      R"({"generation": 1, "values": [{"metricName": "m", "sample": {"valueText": "1x"}}]})"));
+}
+
+// Found writing fuzz/fuzz_replication.cpp (which now serves each decoded value): these decoded, and
+// a follower's `now - time` or `time + maxAge` then overflowed its clock (9223372036854775808
+// arrives as -2^63).
+TEST(ValueReplication, TimesBeforeTheEpochAndDurationsPastTenYearsAreRefused) {
+  for (const char* field :
+       {R"("maxAgeSeconds": -1)", R"("maxAgeSeconds": 9223372036854775808)",
+        R"("graceSeconds": 315360001)", R"("lastFetch": -5)",
+        R"("lastSuccess": 18446744073709551615)", R"("sample": {"value": 1, "time": -1})"}) {
+    std::string body =
+        std::string(R"({"generation": 1, "values": [{"metricName": "m", )") + field + "}]}";
+    auto decoded = decodeSnapshot(body);
+    EXPECT_FALSE(decoded) << body;
+  }
+  auto fine = decodeSnapshot(
+      R"({"generation": 1, "values": [{"metricName": "m", "maxAgeSeconds": 315360000,)"
+      R"( "graceSeconds": 0, "lastFetch": 0, "sample": {"value": 1, "time": 9223372036854775807}}]})");
+  ASSERT_TRUE(fine) << fine.error();
+  EXPECT_EQ((*fine->values)[0].metric->maxAge, core::kMaxDuration);
 }
 
 }  // namespace
