@@ -68,12 +68,46 @@ type Cluster struct {
 	CA           *CertAuthority
 	FrontProxyCA *CertAuthority
 
-	t         testing.TB
+	t         owner
 	pki       string
 	etcd      *embed.Etcd
 	apiserver *process
 	kcm       *process
 	stopOnce  sync.Once
+}
+
+// owner is what a Cluster needs from whoever started it: a log, whether it failed (then its files
+// are kept and its logs printed), and a place for cleanups. A testing.TB is one; Launch makes one
+// for a program that is not a test.
+type owner interface {
+	Logf(format string, args ...any)
+	Failed() bool
+	Cleanup(func())
+}
+
+// programOwner is the owner of a cluster started by Launch: it logs through logf, never fails, and
+// runs its cleanups (last registered first) when the cluster stops.
+type programOwner struct {
+	logf     func(format string, args ...any)
+	cleanups []func()
+}
+
+func (o *programOwner) Logf(format string, args ...any) { o.logf(format, args...) }
+func (o *programOwner) Failed() bool                    { return false }
+func (o *programOwner) Cleanup(f func())                { o.cleanups = append(o.cleanups, f) }
+
+// Launch starts a control plane as StartCluster does, for a program (bench/peers' controlplane
+// command): progress goes to logf and the caller calls Stop.
+func Launch(logf func(format string, args ...any)) (*Cluster, error) {
+	c, err := startCluster(&programOwner{logf: logf})
+	if err != nil {
+		if c != nil {
+			c.dumpLogs()
+			c.Stop()
+		}
+		return nil, err
+	}
+	return c, nil
 }
 
 // StartCluster builds (first time only) and starts etcd, kube-apiserver and
@@ -93,7 +127,7 @@ func StartCluster(t testing.TB) *Cluster {
 	return c
 }
 
-func startCluster(t testing.TB) (*Cluster, error) {
+func startCluster(t owner) (*Cluster, error) {
 	start := time.Now()
 	bins, err := k8sbin.Ensure(t.Logf)
 	if err != nil {
@@ -344,6 +378,11 @@ func (c *Cluster) waitAPIServerReady(timeout time.Duration) error {
 // directory is removed unless the test failed or XMETRICS_E2E_KEEP is set.
 func (c *Cluster) Stop() {
 	c.stopOnce.Do(func() {
+		if o, ok := c.t.(*programOwner); ok {
+			for i := len(o.cleanups) - 1; i >= 0; i-- {
+				o.cleanups[i]()
+			}
+		}
 		if c.t.Failed() {
 			c.dumpLogs()
 		}
