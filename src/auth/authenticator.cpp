@@ -247,29 +247,36 @@ LocalAuthentication Authenticator::authenticateLocallyAs(const PeerCertificate& 
           ""};
 }
 
+std::optional<std::expected<UserInfo, std::string>> Authenticator::cachedReview(
+    const std::string& key) const {
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  auto it = reviews_.find(key);
+  if (it == reviews_.end() || it->second.expires <= now) return std::nullopt;
+  if (it->second.user) return withAuthenticatedGroup(*it->second.user);
+  return std::unexpected("the bearer token was rejected by the cluster (TokenReview)");
+}
+
+std::optional<std::expected<UserInfo, std::string>> Authenticator::cachedTokenReview(
+    const std::string& token) const {
+  return cachedReview(sha256Hex(token));
+}
+
 std::expected<UserInfo, std::string> Authenticator::reviewToken(const std::string& token) {
   std::string key = sha256Hex(token);
-  auto now = std::chrono::steady_clock::now();
-  {
-    std::lock_guard lock(mutex_);
-    if (auto it = reviews_.find(key); it != reviews_.end() && it->second.expires > now) {
-      if (it->second.user) return withAuthenticatedGroup(*it->second.user);
-      return std::unexpected("the bearer token was rejected by the cluster (TokenReview)");
-    }
-  }
+  if (auto cached = cachedReview(key)) return *cached;
   if (!reviewer_) return std::unexpected("the bearer token is not known");
   auto result = reviewer_->review(token);
   if (!result) return std::unexpected("cannot verify the bearer token: " + result.error());
+  if (*result) (*result)->method = "tokenreview";  // before caching: a cached answer says it too
+  auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
   if (reviews_.size() > 10'000) {
     std::erase_if(reviews_, [&](const auto& kv) { return kv.second.expires <= now; });
     if (reviews_.size() > 10'000) reviews_.clear();
   }
   reviews_[key] = {now + cacheTtl_, *result};
-  if (*result) {
-    (*result)->method = "tokenreview";
-    return withAuthenticatedGroup(**result);
-  }
+  if (*result) return withAuthenticatedGroup(**result);
   return std::unexpected("the bearer token was rejected by the cluster (TokenReview)");
 }
 

@@ -177,6 +177,35 @@ TEST(Authenticator, UnknownTokensGoToTokenReviewWhichIsCached) {
   EXPECT_EQ(broken.error().find("broken"), broken.error().find("broken"));
 }
 
+// The request path answers from the cache on its own thread and hops to the review pool only on a
+// miss: the cached answer must be what reviewToken answers, method and groups included.
+TEST(Authenticator, ACachedTokenReviewIsAnsweredWithoutTheReviewer) {
+  FakeReviewer reviewer;
+  Authenticator a({}, &reviewer, std::chrono::seconds(10));
+  EXPECT_FALSE(a.cachedTokenReview("cluster-token").has_value());
+  EXPECT_FALSE(a.cachedTokenReview("forged").has_value());
+  EXPECT_EQ(reviewer.calls, 0);
+  ASSERT_TRUE(a.reviewToken("cluster-token"));
+  ASSERT_FALSE(a.reviewToken("forged"));
+  auto cached = a.cachedTokenReview("cluster-token");
+  ASSERT_TRUE(cached.has_value());
+  ASSERT_TRUE(cached->has_value());
+  EXPECT_EQ((*cached)->name, "system:serviceaccount:ns:sa");
+  EXPECT_EQ((*cached)->method, "tokenreview");
+  EXPECT_EQ((*cached)->groups, (std::vector<std::string>{"g", "system:authenticated"}));
+  auto refused = a.cachedTokenReview("forged");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_FALSE(refused->has_value());
+  EXPECT_EQ(reviewer.calls, 2);
+  // A failed review is not an answer: it is not cached.
+  ASSERT_FALSE(a.reviewToken("broken"));
+  EXPECT_FALSE(a.cachedTokenReview("broken").has_value());
+
+  Authenticator expiring({}, &reviewer, std::chrono::seconds(0));
+  ASSERT_TRUE(expiring.reviewToken("cluster-token"));
+  EXPECT_FALSE(expiring.cachedTokenReview("cluster-token").has_value());
+}
+
 TEST(Authenticator, NoCredentialsSaysHowToGetSome) {
   Authenticator a({});
   auto result = a.authenticateLocally({}, FakeHeaders());
