@@ -11,6 +11,8 @@ its own process:
                          API's resource list, which both serve before any metric), polled every 5 ms
   RSS idle               VmRSS 2 s after the first answer
   RSS loaded             VmRSS 2 s after N metrics are registered; per metric = (loaded - idle) / N
+  giving it the metrics  how long registering the N metrics took (xmetrics: each one's first GET,
+                         a SubjectAccessReview each; the peer: the writes)
   req/s, p50, p99        wrk -t1 -c32 over TLS keep-alive on one external-metric GET
   CPU per request        the adapter's utime + stime over the wrk run / requests wrk completed
   SIGTERM to exit        SIGTERM to the process having exited (waitpid)
@@ -299,7 +301,9 @@ def one_run(kind, count, one_thread, args, cfg, run_dir):
         time.sleep(2)
         r["rss_idle_kb"] = read_proc_status(adapter.proc.pid)["VmRSS"]
         store_idle_kb = adapter.store_kb()
+        t = time.monotonic()
         bad, registered = adapter.load(count)
+        r["load_s"] = time.monotonic() - t
         r["odd"] = []
         if bad:
             r["odd"].append(f"{bad} of {count} metrics not accepted or not served")
@@ -333,6 +337,7 @@ ROWS = [  # key, label, unit, format
     ("per_metric_kb", "per metric above idle", " KB", "{:.2f}"),
     ("per_metric_no_store_kb", "per metric, not its series", " KB", "{:.2f}"),
     ("rss_after_wrk_mb", "RSS after the wrk run", " MB", "{:.1f}"),
+    ("load_s", "giving it the metrics", " s", "{:.1f}"),
     ("start_ms", "start to first answer", " ms", "{:.0f}"),
     ("sigterm_ms", "SIGTERM to exit", " ms", "{:.1f}"),
 ]

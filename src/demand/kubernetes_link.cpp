@@ -37,7 +37,8 @@ std::string ownNamespace(const config::ServeOptions& options,
   return "xmetrics";
 }
 
-KubernetesLink::KubernetesLink(kube::KubeConfig config) : client_(std::move(config)) {}
+KubernetesLink::KubernetesLink(kube::KubeConfig config)
+    : client_(config), reviewClient_(std::move(config), 200, 400) {}
 
 KubernetesLink::~KubernetesLink() { stop(); }
 
@@ -215,6 +216,7 @@ void KubernetesLink::stop() {
   // The watches end now rather than at libcurl's next progress tick, up to a second later; nothing
   // needs kube-apiserver any more (the Lease is released, the reviews ended with the API handler).
   client_.cancel();
+  reviewClient_.cancel();
   if (hpas_) hpas_->stop();
   if (authentication_) authentication_->stop();
   if (datadogMetrics_) datadogMetrics_->stop();

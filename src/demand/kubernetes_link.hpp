@@ -80,8 +80,13 @@ class KubernetesLink {
   bool applyAuthenticationLocked();  // authenticationMutex_ held; false until there is a config
 
   kube::KubeClient client_;
-  kube::KubeTokenReviewer tokenReviewer_{client_};
-  kube::KubeAccessReviewer accessReviewer_{client_};
+  // TokenReviews and SubjectAccessReviews have their own client and budget, as k8s.io/apiserver's
+  // delegated authentication and authorization do (200/s, bursts of 400): each metric name is an
+  // access of its own, so an HPA controller starting with hundreds of HPAs asks hundreds of reviews
+  // at once, and behind the watches' and the controller's 20/s each new metric waited 50 ms.
+  kube::KubeClient reviewClient_;
+  kube::KubeTokenReviewer tokenReviewer_{reviewClient_};
+  kube::KubeAccessReviewer accessReviewer_{reviewClient_};
   std::unique_ptr<kube::Informer> authentication_;
   std::unique_ptr<kube::Informer> hpas_;
   std::unique_ptr<kube::Informer> datadogMetrics_;  // CRD mode only
