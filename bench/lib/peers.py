@@ -155,8 +155,10 @@ class Xmetrics(Adapter):
         self.statsd = StatsD(self.udp)
         certs = os.path.join(self.dir, "xmetrics-certs")
         self.ca = os.path.join(certs, "ca.crt")
+        # --max-metrics above the default 10,000: the measured gauge is a metric too, and at 10,000 the
+        # last of the N would take a place there is not.
         argv = [self.args.xmetrics, "serve", "--bind-address", "127.0.0.1", "--secure-port", str(self.port),
-                "--cert-dir", certs, "--dogstatsd-address", f"127.0.0.1:{self.udp}"]
+                "--cert-dir", certs, "--dogstatsd-address", f"127.0.0.1:{self.udp}", "--max-metrics", "20000"]
         if self.standalone:
             tokens = os.path.join(self.dir, "tokens.csv")
             with open(tokens, "w") as f:
