@@ -77,7 +77,10 @@ fuzz-long: fuzz-build
 # report fatal (-fno-sanitize-recover, halt_on_error), the integration suite on the sanitized
 # binary with $(BUILD)'s venv. `make test` runs the ASan+UBSan unit tests; `make sanitize` runs
 # unit and integration tests under each (ASan+UBSan: an 11-minute build, 7 minutes of integration
-# tests on 2 cores; the TSan integration run is not measured yet).
+# tests on 2 cores; TSan: a 9-minute build, 5 minutes of tests. On 2026-12-07 every TSan unit test
+# passed and no report was printed, but 3 of 251 integration tests failed on timing:
+# test_prometheus_coalescing expects one grouped query per steady refresh, and under TSan's
+# slowdown a grouped retry of the failing queues fell inside the window; not in make test).
 comma := ,
 SANITIZER_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
