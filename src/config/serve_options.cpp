@@ -92,6 +92,9 @@ std::string joined(const std::vector<std::string>& names) {
 }
 
 // The `metrics` setting: a list of {name, backend, query, namespace, maxAge, timeWindow}.
+std::optional<std::string> readMetricSettings(const YAML::Node& root, ServeOptions& o,
+                                              const std::vector<std::string>& backendNames);
+
 std::optional<std::string> parseMetricSettings(std::string_view text, ServeOptions& o,
                                                const std::vector<std::string>& backendNames) {
   o.metrics.clear();
@@ -101,6 +104,17 @@ std::optional<std::string> parseMetricSettings(std::string_view text, ServeOptio
   } catch (const YAML::Exception& e) {
     return std::string("not YAML/JSON: ") + e.what();
   }
+  // Walking the nodes throws too (a conversion of what is not a scalar): an error, never a crash.
+  try {
+    return readMetricSettings(root, o, backendNames);
+  } catch (const YAML::Exception& e) {
+    o.metrics.clear();
+    return std::string("not a list of {name, backend, query, ...}: ") + e.what();
+  }
+}
+
+std::optional<std::string> readMetricSettings(const YAML::Node& root, ServeOptions& o,
+                                              const std::vector<std::string>& backendNames) {
   if (!root || root.IsNull()) return std::nullopt;
   if (!root.IsSequence()) return "expected a list of {name, backend, query, ...}";
   std::size_t index = 0;
@@ -109,6 +123,7 @@ std::optional<std::string> parseMetricSettings(std::string_view text, ServeOptio
     if (!item.IsMap()) return where + ": expected a map like {name: m, backend: prometheus}";
     ServeOptions::MetricSetting m;
     for (const auto& kv : item) {
+      if (!kv.first.IsScalar()) return where + ": a field name must be a word, not a list or a map";
       auto key = kv.first.as<std::string>();
       if (!kv.second.IsScalar()) return where + ": \"" + key + "\" must be a single value";
       auto value = kv.second.as<std::string>();

@@ -423,6 +423,17 @@ TEST(ResolveServeOptions, MetricsErrorsNameTheItemAndTheFix) {
   EXPECT_FALSE(resolveServeOptions({.flags = {{"backends", "embedded,graphite"}}}));
 }
 
+// Found by fuzz/fuzz_config_yaml.cpp: a map used as a field name (`{name: q, backend 2m}: x`)
+// threw yaml-cpp's BadConversion out of the parser, and xmetrics ended in std::terminate.
+TEST(ResolveServeOptions, AMetricsFieldNameThatIsNotAWordIsAnErrorNotACrash) {
+  for (const char* bad : {"- {name: queue, backend 2m}:", "[{[a, b]: 1, name: m}]",
+                          "[{name: m, {x: 1}: prometheus}]"}) {
+    auto r = resolveServeOptions({.flags = {{"backends", "prometheus"}, {"metrics", bad}}});
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error()[0].find("metrics"), std::string::npos) << r.error()[0];
+  }
+}
+
 }  // namespace
 }  // namespace xmetrics::config
 
