@@ -111,7 +111,10 @@ class Adapter:
             if feed:
                 feed()
             if ctx is None and os.path.exists(self.ca):
-                ctx = ssl.create_default_context(cafile=self.ca)
+                try:
+                    ctx = ssl.create_default_context(cafile=self.ca)
+                except ssl.SSLError:
+                    ctx = None  # the CA file is still being written
             if ctx is not None:
                 try:
                     conn = http.client.HTTPSConnection(HOST, self.port, context=ctx, timeout=2.0)
@@ -121,8 +124,10 @@ class Adapter:
                     conn.close()
                     if resp.status == 200:
                         return time.monotonic() - started
-                except (OSError, http.client.HTTPException, ssl.SSLError):
-                    ctx = None if not os.path.exists(self.ca) else ctx
+                except ssl.SSLError:
+                    ctx = None  # read the CA again: it may have been written after we read it
+                except (OSError, http.client.HTTPException):
+                    pass
             time.sleep(0.005)
         raise RuntimeError(f"{self.name}: no 200 on {path} within {timeout:.0f} s: {tail(self.log_path)}")
 
