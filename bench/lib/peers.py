@@ -354,15 +354,22 @@ ROWS = [  # key, label, unit, format
 TARGETS = {"rss_idle_mb": 10.0, "rss_loaded_mb": 32.0, "per_metric_no_store_kb": 1.0, "sigterm_ms": 100.0}
 
 
+def medians(results, count, mode):
+    """[(key, label, unit, fmt, {kind: median})] for the rows meaningful at this count (no nan)."""
+    rows = []
+    for key, label, unit, fmt in ROWS:
+        m = {k: statistics.median(r[key] for r in runs) for (c, md, k), runs in results.items()
+             if c == count and md == mode}
+        if all(v == v for v in m.values()):
+            rows.append((key, label, unit, fmt, m))
+    return rows
+
+
 def summary_rows(results, count, mode):
     """Rows for bench/run-all's table ($BENCH_RESULTS): measurement, xmetrics, peer, ratio/target, verdict."""
     rows = []
-    for key, label, unit, fmt in ROWS:
-        xs = [r[key] for r in results[(count, mode, "xmetrics")]]
-        ps = [r[key] for r in results[(count, mode, "peer")]]
-        if any(v != v for v in xs + ps):
-            continue
-        x, pv = statistics.median(xs), statistics.median(ps)
+    for key, label, unit, fmt, m in medians(results, count, mode):
+        x, pv = m["xmetrics"], m["peer"]
         ratio = f"{x / pv:.2f} x peer" if pv else "-"
         verdict = "-"
         if key in TARGETS:
@@ -431,10 +438,7 @@ def main():
     log("-" * len(header))
     for count in counts:
         for mode in modes:
-            for key, label, unit, fmt in ROWS:
-                m = {k: statistics.median(r[key] for r in results[(count, mode, k)]) for k in kinds}
-                if any(v != v for v in m.values()):  # nan: not meaningful for this count
-                    continue
+            for key, label, unit, fmt, m in medians(results, count, mode):
                 x, pv, sa = m["xmetrics"], m["peer"], m["standalone"]
                 cell = lambda v: fmt.format(v) + unit  # noqa: E731
                 ratio = lambda a, b: f"{a / b:.2f}" if b else "-"  # noqa: E731
@@ -446,8 +450,9 @@ def main():
                 f.write("\t".join(row) + "\n")
     log("")
     if "unrestricted" in modes:
-        targets = [f"{row[0].split(': ', 1)[1].rsplit(',', 1)[0]} {row[1]} {row[3].split(' x peer ')[1]} {row[4]}"
-                   for row in summary_rows(results, max(counts), "unrestricted") if row[4] != "-"]
+        targets = [f"{label} {fmt.format(m['xmetrics'])}{unit} (<= {TARGETS[key]:g}{unit}) "
+                   f"{'meets' if m['xmetrics'] <= TARGETS[key] else 'MISSES'}"
+                   for key, label, unit, fmt, m in medians(results, max(counts), "unrestricted") if key in TARGETS]
         log(f"targets (xmetrics in cluster mode, medians at {max(counts)} metrics, unrestricted): " + "; ".join(targets))
     log("odd: " + ("; ".join(odd) if odd else "nothing"))
 
