@@ -17,12 +17,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   for (const auto& token : *tokens) {
     check(!token.token.empty() && !token.user.name.empty());
-    // An accepted token is in the file as written: verbatim, or quoted with "" for each quote.
-    std::string quoted = "\"";
-    for (char c : token.token) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-    quoted += '"';
+    // An accepted token is in the file as written: verbatim, or inside a quoted field with "" for
+    // each quote. Not necessarily up to the closing quote: as Kubernetes' token file reader, the
+    // parser trims the spaces around a field, inside its quotes too.
+    std::string escaped;
+    for (char c : token.token) escaped += c == '"' ? std::string("\"\"") : std::string(1, c);
     check(text.find(token.token) != std::string_view::npos ||
-          text.find(quoted) != std::string_view::npos);
+          text.find(escaped) != std::string_view::npos);
+    check(token.token.front() != ' ' && token.token.back() != ' ');
   }
   return 0;
 }
