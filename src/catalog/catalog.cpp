@@ -144,10 +144,10 @@ std::size_t Catalog::entryBytes(const CatalogEntry& e) {
                      2 * heapBytes(e.requester);
   std::size_t selector = selectorBytes(e.selector);
   std::size_t canonical = e.key.size() - e.ns.size() - e.metricName.size();  // its share of the key
-  // The entry (and its shared flags) and its Demand, each holding a parsed selector, and both
-  // maps' copies of the key.
-  std::size_t catalog = sizeof(CatalogEntry) + 3 * 32 + sizeof(Demand) + 2 * selector + text +
-                        2 * (heapBytes(e.key) + 64);
+  // The entry and its Demand, sharing one parsed selector and one block of flags, and both maps'
+  // copies of the key.
+  std::size_t catalog =
+      sizeof(CatalogEntry) + 48 + sizeof(Demand) + selector + text + 2 * (heapBytes(e.key) + 64);
   // The published value and its identity: its selector text, query, error (which quotes the
   // query), labels (one per equality requirement), the identity's key and the retry map's key (the
   // snapshot's map views the identity's).
@@ -285,10 +285,23 @@ Catalog::Demand& Catalog::demandLocked(const std::string& key, std::string_view 
                                        core::Clock::time_point now) {
   auto it = demands_.find(key);
   if (it != demands_.end()) return it->second;
-  return demands_
-      .emplace(key, Demand{std::string(ns), lowercase(metricName), selector,
-                           std::make_shared<std::atomic<int64_t>>(0), now})
+  return demands_.emplace(key, newDemand(std::string(ns), lowercase(metricName), selector, now))
       .first->second;
+}
+
+Catalog::Demand Catalog::newDemand(std::string ns, std::string metricName,
+                                   core::LabelSelector selector, core::Clock::time_point now) {
+  struct Marks {
+    std::atomic<int64_t> stamp{0};
+    std::atomic<bool> served{false};
+    std::atomic<bool> attempted{false};
+  };
+  auto marks = std::make_shared<Marks>();
+  Demand demand{std::move(ns), std::move(metricName), std::move(selector),
+                core::DemandStamp(marks, &marks->stamp), now};
+  demand.served = std::shared_ptr<std::atomic<bool>>(marks, &marks->served);
+  demand.attempted = std::shared_ptr<std::atomic<bool>>(marks, &marks->attempted);
+  return demand;
 }
 
 bool Catalog::heldLocked(const std::string& key) const {

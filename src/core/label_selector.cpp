@@ -521,12 +521,20 @@ std::expected<LabelSelector, SelectorError> LabelSelector::parse(std::string_vie
     return std::tie(a.key, a.op, a.values) < std::tie(b.key, b.op, b.values);
   });
   LabelSelector selector;
-  selector.requirements_ = std::move(*requirements);
+  if (!requirements->empty()) {
+    selector.requirements_ =
+        std::make_shared<const std::vector<SelectorRequirement>>(std::move(*requirements));
+  }
   return selector;
 }
 
+const std::vector<SelectorRequirement>& LabelSelector::requirements() const {
+  static const std::vector<SelectorRequirement> kNone;
+  return requirements_ ? *requirements_ : kNone;
+}
+
 bool LabelSelector::matches(const Labels& labels) const {
-  return std::ranges::all_of(requirements_, [&](const SelectorRequirement& requirement) {
+  return std::ranges::all_of(requirements(), [&](const SelectorRequirement& requirement) {
     const auto found = labels.find(requirement.key);
     const bool present = found != labels.end();
     const auto hasValue = [&] {
@@ -550,7 +558,7 @@ bool LabelSelector::matches(const Labels& labels) const {
 
 std::string LabelSelector::canonical() const {
   std::string out;
-  for (const auto& requirement : requirements_) {
+  for (const auto& requirement : requirements()) {
     if (!out.empty()) {
       out += ",";
     }
