@@ -15,6 +15,11 @@ its own process:
                          a SubjectAccessReview each; the peer: the writes)
   req/s, p50, p99        wrk -t1 -c32 over TLS keep-alive on one external-metric GET
   CPU per request        the adapter's utime + stime over the wrk run / requests wrk completed
+  through the aggregator the HPA's path: the same GET sent to kube-apiserver, which authenticates the
+                         token itself and proxies to the adapter (registered as the APIService
+                         v1beta1.external.metrics.k8s.io for that run) with its front-proxy client
+                         certificate and X-Remote-User/-Group headers; req/s, p50/p99 and the
+                         adapter's CPU per request as above (not for standalone, which has no cluster)
   SIGTERM to exit        SIGTERM to the process having exited (waitpid)
 
 "N metrics" means, for xmetrics, N DogStatsD series each requested once (so each is registered and
@@ -82,6 +87,7 @@ def make_peer_certs(workdir):
 
 class Adapter:
     """One run of one adapter: a process, its port, its CA, and how to give it N metrics."""
+    standalone = False  # True: no cluster behind it (no aggregator path to measure)
 
     def __init__(self, name, args, cfg, run_dir, one_thread):
         self.name, self.args, self.cfg, self.dir, self.one_thread = name, args, cfg, run_dir, one_thread
@@ -278,8 +284,8 @@ def to_ms(text):
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
 
 
-def run_wrk(adapter, args):
-    url = f"https://127.0.0.1:{adapter.port}{adapter.path}"
+def run_wrk(adapter, args, url=None):
+    url = url or f"https://127.0.0.1:{adapter.port}{adapter.path}"
     cpu0 = cpu_seconds(adapter.proc.pid)
     out = subprocess.run(["wrk", "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--timeout", "2s", "--latency",
                           "-H", "Authorization: Bearer " + adapter.cfg["token"], url],
@@ -299,6 +305,69 @@ def run_wrk(adapter, args):
             "cpu_us_per_request": (cpu1 - cpu0) * 1e6 / max(n, 1),
             "odd": ([f"{non2xx.group(1)} non-2xx answers"] if non2xx else []) +
                    ([f"socket errors {errors.group(1)}"] if errors else [])}
+
+
+class ClusterApi:
+    """kube-apiserver's REST API as the bench client (a cluster-admin service account)."""
+
+    def __init__(self, cfg):
+        url = cfg["apiserver"]
+        m = re.fullmatch(r"https://([^:/]+):(\d+)/?", url)
+        if not m:
+            raise RuntimeError(f"unexpected apiserver URL {url}")
+        self.host, self.port = m.group(1), int(m.group(2))
+        self.ctx = ssl.create_default_context(cafile=cfg["caFile"])
+        self.headers = {"Authorization": "Bearer " + cfg["token"], "Accept": "application/json",
+                        "Content-Type": "application/json"}
+
+    def call(self, method, path, body=None):
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=10.0)
+        try:
+            conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=self.headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, (json.loads(data) if data[:1] == b"{" else data)
+        finally:
+            conn.close()
+
+    def apply(self, collection, name, obj):
+        """Creates obj, or replaces the one of that name (with its resourceVersion)."""
+        code, old = self.call("GET", f"{collection}/{name}")
+        if code == 200:
+            obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            code, out = self.call("PUT", f"{collection}/{name}", obj)
+        else:
+            code, out = self.call("POST", collection, obj)
+        if code not in (200, 201):
+            raise RuntimeError(f"{collection}/{name}: {code} {out}")
+
+
+APISERVICE = "v1beta1.external.metrics.k8s.io"
+
+
+def register_apiservice(cluster, adapter):
+    """Points the external metrics APIService at this run's adapter, as the e2e harness does: an
+    ExternalName Service "localhost" (the aggregator dials localhost:<port>), the serving certificate
+    not verified (each adapter has its own CA; the bench measures requests, not verification). Returns
+    the seconds until a GET of the measured metric through kube-apiserver answered 200."""
+    cluster.apply("/api/v1/namespaces/default/services", "bench-adapter", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "bench-adapter", "namespace": "default"},
+        "spec": {"type": "ExternalName", "externalName": "localhost",
+                 "ports": [{"name": "https", "port": adapter.port, "targetPort": adapter.port}]}})
+    cluster.apply("/apis/apiregistration.k8s.io/v1/apiservices", APISERVICE, {
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": APISERVICE},
+        "spec": {"group": "external.metrics.k8s.io", "version": "v1beta1", "insecureSkipTLSVerify": True,
+                 "groupPriorityMinimum": 100, "versionPriority": 100,
+                 "service": {"namespace": "default", "name": "bench-adapter", "port": adapter.port}}})
+    t = time.monotonic()
+    last = None
+    while time.monotonic() - t < 60:  # the aggregator re-points its proxy when its controller syncs
+        code, body = cluster.call("GET", adapter.path)
+        if code == 200:
+            return time.monotonic() - t
+        last = (code, body if isinstance(body, bytes) else json.dumps(body))
+        time.sleep(0.1)
+    raise RuntimeError(f"{adapter.name} through kube-apiserver never answered 200 in 60 s: {last}")
 
 
 def one_run(kind, count, one_thread, args, cfg, run_dir):
@@ -323,6 +392,13 @@ def one_run(kind, count, one_thread, args, cfg, run_dir):
         r["odd"] += w.pop("odd")
         r.update(w)
         r["rss_after_wrk_kb"] = read_proc_status(adapter.proc.pid)["VmRSS"]
+        for key in ("agg_rps", "agg_p50_ms", "agg_p99_ms", "agg_cpu_us_per_request"):
+            r[key] = float("nan")
+        if not adapter.standalone:
+            register_apiservice(ClusterApi(cfg), adapter)
+            w = run_wrk(adapter, args, url=cfg["apiserver"].rstrip("/") + adapter.path)
+            r["odd"] += [f"through the aggregator: {o}" for o in w.pop("odd")]
+            r.update({"agg_" + k: v for k, v in w.items()})
         exit_s = adapter.sigterm_to_exit()
         if exit_s is None:
             r["odd"].append("ignored SIGTERM for 30 s")
@@ -339,6 +415,10 @@ ROWS = [  # key, label, unit, format
     ("p50_ms", "latency p50", " ms", "{:.2f}"),
     ("p99_ms", "latency p99", " ms", "{:.2f}"),
     ("cpu_us_per_request", "CPU per request", " µs", "{:.1f}"),
+    ("agg_rps", "via aggregator: req/s", "", "{:.0f}"),
+    ("agg_p50_ms", "via aggregator: p50", " ms", "{:.2f}"),
+    ("agg_p99_ms", "via aggregator: p99", " ms", "{:.2f}"),
+    ("agg_cpu_us_per_request", "via aggregator: CPU/req", " µs", "{:.1f}"),
     ("rss_idle_mb", "RSS idle", " MB", "{:.1f}"),
     ("rss_loaded_mb", "RSS with the metrics", " MB", "{:.1f}"),
     ("per_metric_kb", "per metric above idle", " KB", "{:.2f}"),
@@ -360,7 +440,8 @@ def medians(results, count, mode):
     for key, label, unit, fmt in ROWS:
         m = {k: statistics.median(r[key] for r in runs) for (c, md, k), runs in results.items()
              if c == count and md == mode}
-        if all(v == v for v in m.values()):
+        # Standalone has no aggregator path: its cell stays empty; the others must all be measured.
+        if all(v == v for k, v in m.items() if k != "standalone"):
             rows.append((key, label, unit, fmt, m))
     return rows
 
@@ -427,7 +508,9 @@ def main():
                     log(f"  {count:>6} metrics  {mode:<12} {kind:<10} {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
                         f"p99 {r['p99_ms']:6.2f} ms  CPU {r['cpu_us_per_request']:6.1f} µs/req  "
                         f"RSS idle {r['rss_idle_mb']:5.1f} MB, loaded {r['rss_loaded_mb']:6.1f} MB  "
-                        f"start {r['start_ms']:5.0f} ms  SIGTERM {r['sigterm_ms']:6.1f} ms")
+                        f"start {r['start_ms']:5.0f} ms  SIGTERM {r['sigterm_ms']:6.1f} ms  "
+                        f"via aggregator {r['agg_rps']:6.0f} req/s, p99 {r['agg_p99_ms']:6.2f} ms, "
+                        f"CPU {r['agg_cpu_us_per_request']:6.1f} µs/req")
 
     log("")
     log(f"medians of {args.rounds} runs each, taking turns; xmetrics and the peer in cluster mode behind one "
@@ -440,8 +523,8 @@ def main():
         for mode in modes:
             for key, label, unit, fmt, m in medians(results, count, mode):
                 x, pv, sa = m["xmetrics"], m["peer"], m["standalone"]
-                cell = lambda v: fmt.format(v) + unit  # noqa: E731
-                ratio = lambda a, b: f"{a / b:.2f}" if b else "-"  # noqa: E731
+                cell = lambda v: fmt.format(v) + unit if v == v else "-"  # noqa: E731
+                ratio = lambda a, b: f"{a / b:.2f}" if b and b == b else "-"  # noqa: E731
                 log(f"{count:>7} | {mode:<12} | {label:<24} | {cell(x):>12} | {cell(pv):>12} | {ratio(x, pv):>6} | "
                     f"{cell(sa):>12} | {ratio(x, sa):>12}")
     if os.environ.get("BENCH_RESULTS") and "unrestricted" in modes:

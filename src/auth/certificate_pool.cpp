@@ -8,7 +8,9 @@ namespace xmetrics::auth {
 
 std::expected<CertificatePoolPtr, std::string> CertificatePool::fromPem(const std::string& pem,
                                                                         const std::string& what) {
+  static std::atomic<uint64_t> lastId{0};
   auto pool = std::shared_ptr<CertificatePool>(new CertificatePool());
+  pool->id_ = ++lastId;
   pool->store_ = X509_STORE_new();
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   int added = 0;
@@ -27,6 +29,33 @@ CertificatePool::~CertificatePool() { X509_STORE_free(store_); }
 
 std::string CertificatePool::verify(const PeerCertificate& peer) const {
   if (!peer.leaf) return "no client certificate";
+  if (!peer.verdicts) return verifyChain(peer);
+  auto now = std::chrono::steady_clock::now();
+  auto& cache = *peer.verdicts;
+  std::lock_guard lock(cache.mutex);
+  CertificateVerdicts::Verdict* slot = nullptr;
+  for (auto& v : cache.verdicts) {
+    if (v.pool == id_) {
+      if (now - v.checked < kRecheck) return v.error;
+      slot = &v;
+      break;
+    }
+  }
+  if (!slot) {  // a free slot, else the oldest
+    slot = &cache.verdicts[0];
+    for (auto& v : cache.verdicts) {
+      if (v.pool == 0) {
+        slot = &v;
+        break;
+      }
+      if (v.checked < slot->checked) slot = &v;
+    }
+  }
+  *slot = {id_, now, verifyChain(peer)};
+  return slot->error;
+}
+
+std::string CertificatePool::verifyChain(const PeerCertificate& peer) const {
   X509_STORE_CTX* ctx = X509_STORE_CTX_new();
   X509_STORE_CTX_init(ctx, store_, peer.leaf.get(), peer.chain.get());
   X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);

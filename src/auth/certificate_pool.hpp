@@ -2,6 +2,9 @@
 
 #include <openssl/x509_vfy.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <expected>
 #include <memory>
 #include <string>
@@ -19,11 +22,21 @@ class CertificatePool {
       const std::string& pem, const std::string& what);
   ~CertificatePool();
 
-  // Empty string when `peer` chains to this pool; else why not.
+  // Empty string when `peer` chains to this pool; else why not. With `peer.verdicts`, the chain
+  // is checked once per kRecheck and pool on a connection: a rotated CA bundle is a new pool (a
+  // new id) and is checked at once; a certificate that expires while its connection stays open is
+  // refused within kRecheck.
   std::string verify(const PeerCertificate& peer) const;
+  static constexpr std::chrono::seconds kRecheck{10};
+
+  // Unique among the pools of this process (never reused, unlike an address).
+  uint64_t id() const { return id_; }
 
  private:
+  std::string verifyChain(const PeerCertificate& peer) const;
+
   X509_STORE* store_ = nullptr;
+  uint64_t id_ = 0;
 };
 using CertificatePoolPtr = std::shared_ptr<const CertificatePool>;
 

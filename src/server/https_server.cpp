@@ -55,6 +55,7 @@ PeerCertificate inspectPeer(SSL* ssl) {
   if (!cert) return peer;
   peer.presented = true;
   peer.leaf = std::shared_ptr<X509>(cert, X509_free);
+  peer.verdicts = std::make_shared<auth::CertificateVerdicts>();
   if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(ssl)) {
     peer.chain = std::shared_ptr<STACK_OF(X509)>(
         X509_chain_up_ref(sent), [](STACK_OF(X509) * c) { sk_X509_pop_free(c, X509_free); });

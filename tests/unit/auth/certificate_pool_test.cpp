@@ -1,0 +1,92 @@
+#include "auth/certificate_pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include "certs/cert_dir.hpp"
+#include "support/test_certificates.hpp"
+
+namespace xmetrics::auth {
+namespace {
+
+const CertificateVerdicts::Verdict* verdictFor(const PeerCertificate& peer,
+                                               const CertificatePool& pool) {
+  for (const auto& v : peer.verdicts->verdicts) {
+    if (v.pool == pool.id()) return &v;
+  }
+  return nullptr;
+}
+
+// A connection's verdicts are kept per pool: a certificate trusted by one pool is not thereby
+// trusted by another, and a refusal by one does not stick to the other.
+TEST(CertificatePool, AConnectionsVerdictIsKeptPerPool) {
+  testing::TestCertificates trusted("pool-trusted");
+  testing::TestCertificates other("pool-other");
+  PeerCertificate peer = trusted.client;
+  peer.verdicts = std::make_shared<CertificateVerdicts>();
+
+  EXPECT_EQ(trusted.pool->verify(peer), "");
+  EXPECT_NE(other.pool->verify(peer), "");
+  EXPECT_EQ(trusted.pool->verify(peer), "");  // the refusal by `other` is other's alone
+  EXPECT_NE(other.pool->verify(peer), "");
+
+  const auto* kept = verdictFor(peer, *trusted.pool);
+  ASSERT_NE(kept, nullptr) << "the trusted pool's verdict is not kept";
+  EXPECT_EQ(kept->error, "");
+  const auto* refused = verdictFor(peer, *other.pool);
+  ASSERT_NE(refused, nullptr) << "the other pool's verdict is not kept";
+  EXPECT_NE(refused->error, "");
+
+  // The copies of one connection's PeerCertificate share its verdicts.
+  PeerCertificate copy = peer;
+  EXPECT_EQ(copy.verdicts, peer.verdicts);
+  EXPECT_EQ(trusted.pool->verify(copy), "");
+}
+
+// A rotated CA bundle is a new pool: its verdict is its own, even for the same PEM, so a connection
+// opened before a rotation that drops its CA is refused on its next request.
+TEST(CertificatePool, ARotatedPoolIsVerifiedAgain) {
+  testing::TestCertificates before("pool-rotation-before");
+  testing::TestCertificates unrelated("pool-rotation-unrelated");
+  PeerCertificate peer = before.client;
+  peer.verdicts = std::make_shared<CertificateVerdicts>();
+  EXPECT_EQ(before.pool->verify(peer), "");
+
+  auto same = CertificatePool::fromPem(*certs::readFile(before.files.caCertificate), "same CA");
+  ASSERT_TRUE(same) << same.error();
+  EXPECT_NE((*same)->id(), before.pool->id());
+  EXPECT_EQ((*same)->verify(peer), "");
+  EXPECT_NE(verdictFor(peer, **same), nullptr);
+
+  auto rotated =
+      CertificatePool::fromPem(*certs::readFile(unrelated.files.caCertificate), "rotated CA");
+  ASSERT_TRUE(rotated) << rotated.error();
+  EXPECT_NE((*rotated)->verify(peer), "");
+}
+
+// More pools than slots: the oldest verdict makes room, and every answer stays right.
+TEST(CertificatePool, MorePoolsThanSlotsStillAnswerRight) {
+  testing::TestCertificates trusted("pool-slots-trusted");
+  std::vector<testing::TestCertificates> others;
+  for (int i = 0; i < 6; ++i) others.emplace_back("pool-slots-" + std::to_string(i));
+  PeerCertificate peer = trusted.client;
+  peer.verdicts = std::make_shared<CertificateVerdicts>();
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(trusted.pool->verify(peer), "") << "round " << round;
+    for (const auto& o : others) EXPECT_NE(o.pool->verify(peer), "") << "round " << round;
+  }
+}
+
+TEST(CertificatePool, WithoutVerdictsEveryCallChecksTheChain) {
+  testing::TestCertificates trusted("pool-plain-trusted");
+  testing::TestCertificates other("pool-plain-other");
+  PeerCertificate peer = trusted.client;  // no verdicts: as a test or a one-off check builds it
+  ASSERT_EQ(peer.verdicts, nullptr);
+  EXPECT_EQ(trusted.pool->verify(peer), "");
+  EXPECT_NE(other.pool->verify(peer), "");
+  EXPECT_EQ(CertificatePool::fromPem("not a certificate", "x").error(),
+            "x holds no PEM certificate");
+  EXPECT_EQ(trusted.pool->verify(PeerCertificate{}), "no client certificate");
+}
+
+}  // namespace
+}  // namespace xmetrics::auth
