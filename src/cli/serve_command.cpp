@@ -1,12 +1,38 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <memory>
 
 #include "app/service.hpp"
 #include "cli/commands.hpp"
 #include "core/build_info.hpp"
 
 namespace xmetrics::cli {
+
+namespace {
+
+// After stop() every thread has ended, the Lease is released and every connection answered: what
+// remains is memory. Freeing it block by block (some 25 per metric) took 40-60 ms at 10,000
+// metrics, most of the time from SIGTERM to exit; the kernel takes the pages back at once. The
+// sanitizer builds still destroy everything, so that teardown stays checked.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kFreeOnExit = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kFreeOnExit = true;
+#else
+constexpr bool kFreeOnExit = false;
+#endif
+#else
+constexpr bool kFreeOnExit = false;
+#endif
+
+void leaveToTheKernel(std::unique_ptr<app::Service> service) {
+  if (kFreeOnExit) return;  // destroyed here, as any object
+  (void)service.release();
+}
+
+}  // namespace
 
 int runServe(const config::ServeOptions& options, const config::SettingSources& sources) {
   // Signals are taken synchronously by this thread; every thread started below inherits the mask.
@@ -56,6 +82,7 @@ int runServe(const config::ServeOptions& options, const config::SettingSources& 
   spdlog::info("received {}, shutting down", received == SIGTERM ? "SIGTERM" : "SIGINT");
   (*service)->stop();
   spdlog::info("stopped");
+  leaveToTheKernel(std::move(*service));
   return 0;
 }
 

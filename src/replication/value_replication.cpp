@@ -105,37 +105,41 @@ std::expected<store::MetricValue, std::string> decodeValue(const boost::json::va
   m.backend = str(o, "backend");
   m.resolution = str(o, "resolution");
   m.object = str(o, "object");
+  if (m.metricName.empty()) return std::unexpected("a value has no metricName");
+  // Which value is wrong, for the operator comparing the leader's status with the follower's log.
+  auto bad = [&](std::string_view what) {
+    return std::unexpected("the value of " + m.metricName +
+                           (m.selector.empty() ? "" : "{" + m.selector + "}") + " in namespace \"" +
+                           m.ns + "\": " + std::string(what));
+  };
   auto maxAge = durationField(o, "maxAgeSeconds");
   auto grace = durationField(o, "graceSeconds");  // 0 from an older leader
-  if (!maxAge || !grace)
-    return std::unexpected("a value's maxAgeSeconds or graceSeconds is out of range");
+  if (!maxAge || !grace) return bad("maxAgeSeconds or graceSeconds is out of range");
   m.maxAge = *maxAge;
   m.grace = *grace;
   v.errorCode = static_cast<int>(integer(o, "errorCode"));
   v.error = str(o, "error");
   auto lastFetch = timeField(o, "lastFetch");
   auto lastSuccess = timeField(o, "lastSuccess");
-  if (!lastFetch || !lastSuccess)
-    return std::unexpected("a value's lastFetch or lastSuccess is before 1970");
+  if (!lastFetch || !lastSuccess) return bad("lastFetch or lastSuccess is before 1970");
   v.lastFetch = *lastFetch;
   v.lastSuccess = *lastSuccess;
-  if (m.metricName.empty()) return std::unexpected("a value has no metricName");
   if (auto* labels = o.if_contains("labels"); labels && labels->is_object()) {
     for (const auto& [k, val] : labels->as_object()) {
       if (val.is_string()) m.labels[k] = std::string(val.as_string());
     }
   }
-  v.metric = store::shareIdentity(std::move(m));
   if (auto* s = o.if_contains("sample"); s && s->is_object()) {
     const auto& so = s->as_object();
     auto value = exactValue(so);
-    if (!value) return std::unexpected("a sample has no numeric value");
+    if (!value) return bad("its sample has no numeric value");
     double number = *value;
-    if (!std::isfinite(number)) return std::unexpected("a sample is not finite");
+    if (!std::isfinite(number)) return bad("its sample is not finite");
     auto time = timeField(so, "time");
-    if (!time) return std::unexpected("a sample's time is before 1970");
+    if (!time) return bad("its sample's time is before 1970");
     v.sample = core::Sample{number, *time, str(so, "unit")};
   }
+  v.metric = store::shareIdentity(std::move(m));
   return v;
 }
 

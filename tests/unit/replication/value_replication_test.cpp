@@ -132,10 +132,15 @@ TEST(ValueReplication, TimesBeforeTheEpochAndDurationsPastTenYearsAreRefused) {
        {R"("maxAgeSeconds": -1)", R"("maxAgeSeconds": 9223372036854775808)",
         R"("graceSeconds": 315360001)", R"("lastFetch": -5)",
         R"("lastSuccess": 18446744073709551615)", R"("sample": {"value": 1, "time": -1})"}) {
-    std::string body =
-        std::string(R"({"generation": 1, "values": [{"metricName": "m", )") + field + "}]}";
+    std::string body = std::string(R"({"generation": 1, "values": [{"metricName": "queue.depth", )"
+                                   R"("namespace": "shop", "selector": "env=prod", )") +
+                       field + "}]}";
     auto decoded = decodeSnapshot(body);
-    EXPECT_FALSE(decoded) << body;
+    ASSERT_FALSE(decoded) << body;
+    // The follower's log says which of the leader's values is wrong.
+    EXPECT_NE(decoded.error().find(R"(queue.depth{env=prod} in namespace "shop")"),
+              std::string::npos)
+        << decoded.error();
   }
   auto fine = decodeSnapshot(
       R"({"generation": 1, "values": [{"metricName": "m", "maxAgeSeconds": 315360000,)"
