@@ -1,5 +1,7 @@
 #include "core/strings.hpp"
 
+#include <cstdint>
+
 namespace xmetrics::core {
 namespace {
 
@@ -79,6 +81,52 @@ std::string redactSecrets(std::string_view text, std::initializer_list<std::stri
     }
   }
   return redactUrlCredentials(out);
+}
+
+}  // namespace xmetrics::core
+
+namespace xmetrics::core {
+
+std::optional<std::string> decodeBase64(std::string_view text) {
+  auto sextet = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size() / 4 * 3 + 3);
+  uint32_t bits = 0;
+  int held = 0;     // sextets in `bits`, 0..3
+  int padding = 0;  // '=' seen; only more '=' (and line breaks) may follow
+  for (char c : text) {
+    if (c == '\n' || c == '\r') continue;
+    if (c == '=') {
+      ++padding;
+      continue;
+    }
+    int v = sextet(c);
+    if (v < 0 || padding) return std::nullopt;
+    bits = (bits << 6) | static_cast<uint32_t>(v);
+    if (++held == 4) {
+      out += static_cast<char>((bits >> 16) & 0xff);
+      out += static_cast<char>((bits >> 8) & 0xff);
+      out += static_cast<char>(bits & 0xff);
+      bits = 0;
+      held = 0;
+    }
+  }
+  // A last group of 2 or 3 sextets holds 1 or 2 bytes; a lone sextet holds none (not base64), and
+  // padding must complete the group to 4 when present.
+  if (held == 1 || (padding && held + padding != 4) || padding > 2) return std::nullopt;
+  if (held == 2) out += static_cast<char>((bits >> 4) & 0xff);
+  if (held == 3) {
+    out += static_cast<char>((bits >> 10) & 0xff);
+    out += static_cast<char>((bits >> 2) & 0xff);
+  }
+  return out;
 }
 
 }  // namespace xmetrics::core

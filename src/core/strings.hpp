@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -56,5 +57,15 @@ std::string redactUrlCredentials(std::string_view text);
 // backend's error body may echo the request's headers — goes through it before it is stored,
 // logged or served.
 std::string redactSecrets(std::string_view text, std::initializer_list<std::string_view> secrets);
+
+}  // namespace xmetrics::core
+
+namespace xmetrics::core {
+
+// Standard base64 (RFC 4648 section 4), as Kubernetes writes []byte fields (kubeconfig's
+// `*-data`, an APIService's caBundle): padded or not, line breaks ignored as Go's decoder does.
+// nullopt when anything else is in it (another character, padding before the end, a lone
+// trailing character), so a truncated certificate is refused instead of read as a shorter one.
+std::optional<std::string> decodeBase64(std::string_view text);
 
 }  // namespace xmetrics::core

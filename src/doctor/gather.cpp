@@ -3,11 +3,11 @@
 // Service after the APIService, probes after a no-series answer), the pure functions of checks.hpp
 // decide, so the gatherer and the verdicts cannot disagree.
 
-#include <boost/beast/core/detail/base64.hpp>
 #include <boost/json.hpp>
 
 #include "client/xmetrics_client.hpp"
 #include "core/json_fields.hpp"
+#include "core/strings.hpp"
 #include "doctor/checks.hpp"
 #include "doctor/evidence.hpp"
 #include "doctor/wording.hpp"
@@ -22,13 +22,6 @@ using core::json::objectAt;
 using core::json::str;
 using detail::encodeQueryValue;
 using detail::itemsOf;
-
-std::string decodeBase64(const std::string& in) {
-  std::string out(boost::beast::detail::base64::decoded_size(in.size()), '\0');
-  auto [written, read] = boost::beast::detail::base64::decode(out.data(), in.data(), in.size());
-  out.resize(written);
-  return out;
-}
 
 class Gatherer {
  public:
@@ -92,7 +85,8 @@ class Gatherer {
       e_.servicePort = static_cast<int>(intAt(*service, "port", 443));
     }
     if (spec) {
-      e_.caBundle = decodeBase64(str(*spec, "caBundle"));
+      // kube-apiserver validates the field as base64 ([]byte); anything else reads as no bundle.
+      e_.caBundle = core::decodeBase64(str(*spec, "caBundle")).value_or("");
       e_.insecureSkipTlsVerify = core::json::boolAt(*spec, "insecureSkipTLSVerify");
     }
     if (const auto* conditions = arrayAt(objectAt(api, "status"), "conditions")) {

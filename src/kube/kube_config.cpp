@@ -2,11 +2,12 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <boost/beast/core/detail/base64.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include "core/strings.hpp"
 
 namespace xmetrics::kube {
 namespace {
@@ -21,11 +22,11 @@ std::string readAll(const std::string& path) {
   return ss.str();
 }
 
-std::string decodeBase64(const std::string& in) {
-  std::string out(boost::beast::detail::base64::decoded_size(in.size()), '\0');
-  auto [written, read] = boost::beast::detail::base64::decode(out.data(), in.data(), in.size());
-  out.resize(written);
-  return out;
+// Names the entry and the field, never the value (a client key).
+std::string notBase64(const std::string& path, std::string_view kind, const std::string& name,
+                      std::string_view field) {
+  return "--kubeconfig " + path + ": " + std::string(kind) + " \"" + name +
+         "\": " + std::string(field) + " is not base64 (as `base64 -w0` writes it)";
 }
 
 std::string trimmed(std::string s) {
@@ -114,7 +115,11 @@ std::expected<KubeConfig, std::string> parseKubeconfig(std::string_view yaml,
       c.server = cluster["server"].as<std::string>("");
       while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
       if (cluster["certificate-authority-data"]) {
-        c.tls.caPem = decodeBase64(cluster["certificate-authority-data"].as<std::string>());
+        auto pem = core::decodeBase64(cluster["certificate-authority-data"].as<std::string>());
+        if (!pem)
+          return std::unexpected(
+              notBase64(path, "cluster", clusterName, "certificate-authority-data"));
+        c.tls.caPem = std::move(*pem);
       } else if (cluster["certificate-authority"]) {
         c.tls.caFile = resolve(cluster["certificate-authority"].as<std::string>());
       }
@@ -128,8 +133,13 @@ std::expected<KubeConfig, std::string> parseKubeconfig(std::string_view yaml,
       if (u["name"].as<std::string>("") != userName) continue;
       auto user = u["user"];
       if (user["client-certificate-data"]) {
-        c.tls.clientCertPem = decodeBase64(user["client-certificate-data"].as<std::string>());
-        c.tls.clientKeyPem = decodeBase64(user["client-key-data"].as<std::string>(""));
+        auto cert = core::decodeBase64(user["client-certificate-data"].as<std::string>());
+        auto key = core::decodeBase64(user["client-key-data"].as<std::string>(""));
+        if (!cert)
+          return std::unexpected(notBase64(path, "user", userName, "client-certificate-data"));
+        if (!key) return std::unexpected(notBase64(path, "user", userName, "client-key-data"));
+        c.tls.clientCertPem = std::move(*cert);
+        c.tls.clientKeyPem = std::move(*key);
       } else if (user["client-certificate"]) {
         c.tls.clientCertFile = resolve(user["client-certificate"].as<std::string>());
         c.tls.clientKeyFile = resolve(user["client-key"].as<std::string>(""));

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace xmetrics::core {
 namespace {
 
@@ -48,6 +50,39 @@ TEST(RedactSecrets, TakesOutEveryOccurrenceOfEachSecretAndUrlCredentials) {
   EXPECT_EQ(redactSecrets("nothing to hide", {"secret"}), "nothing to hide");
   // A secret that contains the replacement does not loop.
   EXPECT_EQ(redactSecrets("x<redacted>x", {"<redacted>"}), "x<redacted>x");
+}
+
+// RFC 4648's test vectors, padded and not; line breaks ignored as Go's decoder does (kubectl
+// writes none, a hand-wrapped kubeconfig may have them).
+TEST(DecodeBase64, ReadsTheRfcVectorsPaddedOrNot) {
+  for (auto [encoded, plain] :
+       std::vector<std::pair<std::string, std::string>>{{"", ""},
+                                                        {"Zg==", "f"},
+                                                        {"Zm8=", "fo"},
+                                                        {"Zm9v", "foo"},
+                                                        {"Zm9vYg==", "foob"},
+                                                        {"Zm9vYmE=", "fooba"},
+                                                        {"Zm9vYmFy", "foobar"},
+                                                        {"Zg", "f"},
+                                                        {"Zm8", "fo"},
+                                                        {"Zm9v\nYmFy\r\n", "foobar"},
+                                                        {"+/8=", "\xfb\xff"}}) {
+    auto decoded = decodeBase64(encoded);
+    ASSERT_TRUE(decoded) << encoded;
+    EXPECT_EQ(*decoded, plain) << encoded;
+  }
+}
+
+// Found by fuzz_kubeconfig: Beast's decoder, sized by its decoded_size(), wrote past the buffer for
+// a length that is not a multiple of 4, and stopped silently at the first character outside the
+// alphabet. Neither is base64: refused, so a kubeconfig names the field instead of using part of
+// it.
+TEST(DecodeBase64, RefusesWhatIsNotBase64) {
+  for (const std::string& bad : std::vector<std::string>{
+           "Z", "Zm9vY", "Zm9v YmFy", "Zm9v*mFy", "Zg=a",
+           "Zg=", "Z===", "====", "Zm9vYg==Zg==", "Zm9vYmFy-_", std::string("Zm9v\0YmFy", 9)}) {
+    EXPECT_FALSE(decodeBase64(bad)) << bad;
+  }
 }
 
 }  // namespace

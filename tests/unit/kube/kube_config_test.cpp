@@ -54,6 +54,35 @@ TEST(ParseKubeconfig, ANamedContextWithInlineDataAndAToken) {
   EXPECT_EQ(config->token, "s3cret");
 }
 
+// Found by fuzz_kubeconfig (a heap overflow in the decoder for a length not a multiple of 4): data
+// that is not base64 is refused with the entry and the field, never the value.
+TEST(ParseKubeconfig, DataThatIsNotBase64IsRefusedNamingTheField) {
+  std::string config = kTwoContexts;
+  config.replace(config.find("aGVsbG8="), 8, "aGVsbG8=x");
+  auto refused = parseKubeconfig(config, "/k/config", "prod");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(),
+            "--kubeconfig /k/config: cluster \"prod-cluster\": certificate-authority-data is not "
+            "base64 (as `base64 -w0` writes it)");
+
+  std::string withKey = std::string(kTwoContexts) + "";
+  withKey.replace(withKey.find("user: {token: s3cret}"), 21,
+                  "user: {client-certificate-data: aGVsbG8=, client-key-data: c2VjcmV0a2V5*}");
+  auto badKey = parseKubeconfig(withKey, "/k/config", "prod");
+  ASSERT_FALSE(badKey);
+  EXPECT_NE(badKey.error().find("user \"prod-user\": client-key-data is not base64"),
+            std::string::npos)
+      << badKey.error();
+  EXPECT_EQ(badKey.error().find("c2VjcmV0a2V5"), std::string::npos) << badKey.error();
+
+  // Unpadded and of a length that is not a multiple of 4: base64 all the same.
+  std::string unpadded = kTwoContexts;
+  unpadded.replace(unpadded.find("aGVsbG8="), 8, "aGVsbG8");
+  auto fine = parseKubeconfig(unpadded, "/k/config", "prod");
+  ASSERT_TRUE(fine) << fine.error();
+  EXPECT_EQ(fine->tls.caPem, "hello");
+}
+
 TEST(ParseKubeconfig, ErrorsNameTheFileAndWhatIsMissing) {
   auto missing = parseKubeconfig(kTwoContexts, "/k/config", "staging");
   ASSERT_FALSE(missing);
