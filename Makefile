@@ -61,16 +61,17 @@ bench:
 
 # Every libFuzzer target of fuzz/CMakeLists.txt, FUZZ_SECONDS each on a copy of its corpus
 # (`make test` runs 10 s each). `make fuzz-long` runs each FUZZ_LONG_SECONDS (10 min) and merges
-# the inputs that reached new code into fuzz/corpus/ (commit them). `make fuzz` replays seed 1
-# (the same mutations here and on CI, so the gate does not fail at random); `make fuzz-long`
-# explores from a new random seed each run.
+# the inputs that reached new code into fuzz/corpus/ (commit them). `make fuzz` starts from seed 1
+# (the same sequence of mutations here and on CI, as far as FUZZ_SECONDS reach, so the gate does not
+# fail on a find of its own); `make fuzz-long` explores from a new random seed each run.
+FUZZ_SEED ?= 1
 FUZZ_LONG_SECONDS ?= 600
 fuzz-build: setup-test
 	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++-16 -DXMETRICS_FUZZ=ON >/dev/null
 	cmake --build $(FUZZ_BUILD) --target fuzzers
 
 fuzz: fuzz-build
-	FUZZ_SEED=1 scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS)
+	FUZZ_SEED=$(FUZZ_SEED) scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 fuzz-long: fuzz-build
 	FUZZ_SEED=0 scripts/run-fuzzers --keep $(FUZZ_BUILD) $(FUZZ_LONG_SECONDS)

@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (char c : token.token) escaped += c == '"' ? std::string("\"\"") : std::string(1, c);
     check(text.find(token.token) != std::string_view::npos ||
           text.find(escaped) != std::string_view::npos);
-    check(token.token.front() != ' ' && token.token.back() != ' ');
+    for (char c : {' ', '\t'}) check(token.token.front() != c && token.token.back() != c);
+    check(token.token.back() != '\r');
   }
   return 0;
 }

@@ -274,6 +274,11 @@ void Service::stop() {
     takeOverWake_.notify_all();
     takeOverWaiter_.join();
   }
+  // The file watchers first: a certificate or configuration change must not start a reload
+  // while the rest stops (destroying a watcher joins its thread).
+  certificateWatcher_.reset();
+  configWatcher_.reset();
+  caWatcher_.reset();
   // Everything that can still answer a request finishes while the server runs; then it stops.
   if (handler_) handler_->shutdown();
   if (kubernetes_) kubernetes_->stop();

@@ -127,8 +127,10 @@ std::size_t heapBytes(const std::string& s) {
 }
 
 std::size_t selectorBytes(const core::LabelSelector& selector) {
+  if (selector.empty()) return 0;
   const auto& reqs = selector.requirements();
-  std::size_t n = reqs.capacity() * sizeof(core::SelectorRequirement) + 16;
+  // The block shared by its copies (the vector and its control block), then the vector's array.
+  std::size_t n = 48 + reqs.capacity() * sizeof(core::SelectorRequirement) + 16;
   for (const auto& r : reqs) {
     n += heapBytes(r.key) + r.values.capacity() * sizeof(std::string) + 16;
     for (const auto& v : r.values) n += heapBytes(v);

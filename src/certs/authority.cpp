@@ -11,6 +11,8 @@
 #include <ctime>
 #include <memory>
 
+#include "core/strings.hpp"
+
 namespace xmetrics::certs {
 namespace {
 
@@ -194,17 +196,14 @@ std::string base64Encode(std::string_view data) {
 }
 
 std::expected<std::string, std::string> base64Decode(std::string_view text) {
-  namespace b64 = boost::beast::detail::base64;
-  // The decoder stops at the padding: up to two '=' may follow what it read.
-  std::size_t padding = 0;
-  while (padding < 2 && padding < text.size() && text[text.size() - 1 - padding] == '=') ++padding;
-  std::string out(b64::decoded_size(text.size()), '\0');
-  auto [written, read] = b64::decode(out.data(), text.data(), text.size());
-  if (read + padding != text.size() || text.size() % 4 != 0) {
-    return std::unexpected(std::string("is not base64"));
-  }
-  out.resize(written);
-  return out;
+  // Kubernetes writes a Secret's data padded, on one line: anything else was not written by it.
+  // The length is checked first: Beast's decoder, used here before, wrote past a buffer of its
+  // decoded_size() for a length that is not a multiple of 4.
+  auto decoded = text.size() % 4 == 0 && text.find_first_of("\r\n") == std::string_view::npos
+                     ? core::decodeBase64(text)
+                     : std::nullopt;
+  if (!decoded) return std::unexpected(std::string("is not base64"));
+  return std::move(*decoded);
 }
 
 }  // namespace xmetrics::certs

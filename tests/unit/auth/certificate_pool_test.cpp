@@ -76,13 +76,36 @@ TEST(CertificatePool, MorePoolsThanSlotsStillAnswerRight) {
   }
 }
 
+// A kept verdict answers for kRecheck, then the chain is checked again: shown by planting a verdict
+// the chain contradicts (an "ok" from a pool that does not trust the certificate).
+TEST(CertificatePool, AKeptVerdictAnswersUntilItIsRecheckedAfterTenSeconds) {
+  testing::TestCertificates trusted("pool-recheck-trusted");
+  testing::TestCertificates other("pool-recheck-other");
+  PeerCertificate peer = trusted.client;
+  peer.verdicts = std::make_shared<CertificateVerdicts>();
+  auto now = std::chrono::steady_clock::now();
+
+  peer.verdicts->verdicts[0] = {other.pool->id(), now, ""};
+  EXPECT_EQ(other.pool->verify(peer), "") << "a fresh verdict is answered without the chain";
+
+  peer.verdicts->verdicts[0] = {other.pool->id(), now - CertificatePool::kRecheck, ""};
+  EXPECT_NE(other.pool->verify(peer), "") << "a verdict kRecheck old is checked again";
+  const auto* kept = verdictFor(peer, *other.pool);
+  ASSERT_NE(kept, nullptr);
+  EXPECT_NE(kept->error, "");
+  EXPECT_GE(kept->checked, now);
+}
+
 TEST(CertificatePool, WithoutVerdictsEveryCallChecksTheChain) {
   testing::TestCertificates trusted("pool-plain-trusted");
   testing::TestCertificates other("pool-plain-other");
   PeerCertificate peer = trusted.client;  // no verdicts: as a test or a one-off check builds it
   ASSERT_EQ(peer.verdicts, nullptr);
-  EXPECT_EQ(trusted.pool->verify(peer), "");
-  EXPECT_NE(other.pool->verify(peer), "");
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(trusted.pool->verify(peer), "");
+    EXPECT_NE(other.pool->verify(peer), "");
+  }
+  EXPECT_EQ(peer.verdicts, nullptr);  // nothing was kept to answer from
   EXPECT_EQ(CertificatePool::fromPem("not a certificate", "x").error(),
             "x holds no PEM certificate");
   EXPECT_EQ(trusted.pool->verify(PeerCertificate{}), "no client certificate");
