@@ -16,13 +16,19 @@ const CertificateVerdicts::Verdict* verdictFor(const PeerCertificate& peer,
   return nullptr;
 }
 
+// The client certificate of a connection, with the verdicts the server keeps for it.
+PeerCertificate connectionOf(const testing::TestCertificates& certs) {
+  PeerCertificate peer = certs.client;
+  peer.verdicts = std::make_shared<CertificateVerdicts>();
+  return peer;
+}
+
 // A connection's verdicts are kept per pool: a certificate trusted by one pool is not thereby
 // trusted by another, and a refusal by one does not stick to the other.
 TEST(CertificatePool, AConnectionsVerdictIsKeptPerPool) {
   testing::TestCertificates trusted("pool-trusted");
   testing::TestCertificates other("pool-other");
-  PeerCertificate peer = trusted.client;
-  peer.verdicts = std::make_shared<CertificateVerdicts>();
+  PeerCertificate peer = connectionOf(trusted);
 
   EXPECT_EQ(trusted.pool->verify(peer), "");
   EXPECT_NE(other.pool->verify(peer), "");
@@ -47,8 +53,7 @@ TEST(CertificatePool, AConnectionsVerdictIsKeptPerPool) {
 TEST(CertificatePool, ARotatedPoolIsVerifiedAgain) {
   testing::TestCertificates before("pool-rotation-before");
   testing::TestCertificates unrelated("pool-rotation-unrelated");
-  PeerCertificate peer = before.client;
-  peer.verdicts = std::make_shared<CertificateVerdicts>();
+  PeerCertificate peer = connectionOf(before);
   EXPECT_EQ(before.pool->verify(peer), "");
 
   auto same = CertificatePool::fromPem(*certs::readFile(before.files.caCertificate), "same CA");
@@ -68,8 +73,7 @@ TEST(CertificatePool, MorePoolsThanSlotsStillAnswerRight) {
   testing::TestCertificates trusted("pool-slots-trusted");
   std::vector<testing::TestCertificates> others;
   for (int i = 0; i < 6; ++i) others.emplace_back("pool-slots-" + std::to_string(i));
-  PeerCertificate peer = trusted.client;
-  peer.verdicts = std::make_shared<CertificateVerdicts>();
+  PeerCertificate peer = connectionOf(trusted);
   for (int round = 0; round < 3; ++round) {
     EXPECT_EQ(trusted.pool->verify(peer), "") << "round " << round;
     for (const auto& o : others) EXPECT_NE(o.pool->verify(peer), "") << "round " << round;
@@ -81,8 +85,7 @@ TEST(CertificatePool, MorePoolsThanSlotsStillAnswerRight) {
 TEST(CertificatePool, AKeptVerdictAnswersUntilItIsRecheckedAfterTenSeconds) {
   testing::TestCertificates trusted("pool-recheck-trusted");
   testing::TestCertificates other("pool-recheck-other");
-  PeerCertificate peer = trusted.client;
-  peer.verdicts = std::make_shared<CertificateVerdicts>();
+  PeerCertificate peer = connectionOf(trusted);
   auto now = std::chrono::steady_clock::now();
 
   peer.verdicts->verdicts[0] = {other.pool->id(), now, ""};
