@@ -6,9 +6,10 @@ FUZZ_SECONDS ?= 30
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 RUN_DIR    ?= $(BUILD)/run
+PREFIX     ?= /usr/local
 CMAKE_FLAGS ?=
 
-.PHONY: all build run test unit integration image bench fuzz fuzz-build fuzz-long sanitize sanitize-unit sanitize-address sanitize-thread format format-check layering-check setup setup-test clean
+.PHONY: all build install run test unit integration image bench fuzz fuzz-build fuzz-long sanitize sanitize-unit sanitize-address sanitize-thread format format-check layering-check setup setup-test clean
 
 all: build
 
@@ -23,6 +24,11 @@ setup-test:
 build: setup
 	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD)
+
+# $(PREFIX)/bin/xmetrics and the kubectl plugin's name for it, $(PREFIX)/bin/kubectl-xmetrics
+# (a symlink; DESTDIR is honoured for packaging).
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 # Starts xmetrics on its embedded backend: HTTPS on 127.0.0.1:8443, DogStatsD on 127.0.0.1:8125,
 # and a kubeconfig for kubectl at $(RUN_DIR)/kubeconfig.

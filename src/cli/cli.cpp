@@ -15,8 +15,22 @@ extern char** environ;
 
 namespace xmetrics::cli {
 
+namespace {
+
+// Installed as kubectl-xmetrics (a symlink to this binary), kubectl runs it for `kubectl xmetrics
+// ...`: the commands are the same, and help names them as the user typed them.
+bool calledAsKubectlPlugin(const char* argv0) {
+  std::string_view name(argv0 ? argv0 : "");
+  if (auto slash = name.rfind('/'); slash != std::string_view::npos) name.remove_prefix(slash + 1);
+  return name == "kubectl-xmetrics";
+}
+
+}  // namespace
+
 int run(int argc, char** argv) {
-  CLI::App app{"xmetrics: a Kubernetes external metrics adapter", "xmetrics"};
+  CLI::App app{
+      "xmetrics: a Kubernetes external metrics adapter",
+      calledAsKubectlPlugin(argc > 0 ? argv[0] : nullptr) ? "kubectl xmetrics" : "xmetrics"};
   app.require_subcommand(1);
   // --version needs no subcommand: CLI11 handles it before require_subcommand applies.
   app.set_version_flag("--version", [] {
@@ -56,6 +70,11 @@ int run(int argc, char** argv) {
       ->envname("XMETRICS_TOKEN");
   status->add_option("-o,--output", statusOptions.output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
+  status->add_option("--context", statusOptions.context,
+                     "without --kubeconfig and --server: the context of the cluster's kubeconfig "
+                     "($KUBECONFIG, ~/.kube/config) whose APIService leads to xmetrics");
+  status->add_option("--namespace", statusOptions.ns,
+                     "xmetrics' namespace when its APIService names no other (default xmetrics)");
 
   auto* flare = app.add_subcommand(
       "flare", "collect status, config, logs, metrics, doctor and cluster objects in a .tar.gz");
@@ -70,7 +89,9 @@ int run(int argc, char** argv) {
       ->envname("XMETRICS_TOKEN");
   flare->add_option("--cluster-kubeconfig", flareOptions.clusterKubeconfig,
                     "the cluster's kubeconfig: collects the Deployment, APIService, HPAs, "
-                    "DatadogMetrics, Lease and doctor's report");
+                    "DatadogMetrics, Lease and doctor's report, and finds xmetrics through its "
+                    "APIService when --kubeconfig and --server are not given (default "
+                    "$KUBECONFIG, else ~/.kube/config)");
   flare->add_option("--namespace", flareOptions.ns, "xmetrics' namespace");
   flare->add_option("-o,--output", flareOptions.output, "archive path");
 
@@ -104,9 +125,56 @@ int run(int argc, char** argv) {
   doctor->add_option("-o,--output", doctorOptions.output, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
 
+  auto* query = app.add_subcommand(
+      "query",
+      "read one metric from any external or custom metrics server (xmetrics, the Cluster Agent, "
+      "KEDA, prometheus-adapter, or through kube-apiserver)");
+  QueryOptions queryOptions;
+  query->add_option("METRIC", queryOptions.metric, "the metric's name")->required();
+  query->add_option("--kubeconfig", queryOptions.kubeconfig,
+                    "kubeconfig as for kubectl (default $KUBECONFIG, else ~/.kube/config, unless "
+                    "--server names the metrics server alone)");
+  query->add_option("--context", queryOptions.context, "kubeconfig context (default: current)");
+  query->add_option("--server", queryOptions.server,
+                    "https://host:port of the metrics server (or kube-apiserver); with a "
+                    "kubeconfig, overrides its server");
+  query->add_option("--token", queryOptions.token, "bearer token")->envname("XMETRICS_TOKEN");
+  query->add_option("--certificate-authority", queryOptions.certificateAuthority,
+                    "PEM file of the CAs to trust (default: the kubeconfig's, else the system's)");
+  query->add_flag("--insecure-skip-tls-verify", queryOptions.insecureSkipTlsVerify,
+                  "do not verify the server's certificate");
+  query->add_option("-n,--namespace", queryOptions.ns,
+                    "the HPA's namespace (default: the context's, else default)");
+  query->add_option("-l,--selector", queryOptions.selector,
+                    "label selector: an external metric's labels, or which objects for "
+                    "--custom RESOURCE/*");
+  query->add_option("--metric-selector", queryOptions.metricSelector,
+                    "custom metrics: the metric's labels");
+  query->add_option("--custom", queryOptions.custom,
+                    "ask custom.metrics.k8s.io about RESOURCE/NAME (pods/*, deployment/web, "
+                    "namespace/prod) instead of external.metrics.k8s.io");
+  query->add_option("--api-version", queryOptions.apiVersion,
+                    "v1beta1 (external; custom) or v1beta2 (custom, the default there)");
+  query->add_option("-o,--output", queryOptions.output, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  query
+      ->add_option("-w,--watch", queryOptions.watchSeconds,
+                   "read again every N seconds until interrupted")
+      ->check(CLI::Range(1, 86400));
+  query
+      ->add_option("--timeout", queryOptions.timeoutSeconds,
+                   "seconds each step of a read may take (connect, handshake, send, answer)")
+      ->check(CLI::Range(1, 600));
+
   CLI11_PARSE(app, argc, argv);
   if (version->parsed()) return runVersion(versionOutput);
-  if (flare->parsed()) return runFlare(flareOptions);
+  if (flare->parsed()) {
+    // As kubectl: without --cluster-kubeconfig, $KUBECONFIG or ~/.kube/config when there is one.
+    if (flareOptions.clusterKubeconfig.empty()) {
+      flareOptions.clusterKubeconfig = kube::kubectlKubeconfigPath();
+    }
+    return runFlare(flareOptions);
+  }
 
   if (serve->parsed()) {
     for (const auto& s : settings) {
@@ -135,6 +203,7 @@ int run(int argc, char** argv) {
     return runServe(*options, sources);
   }
   if (doctor->parsed()) return runDoctor(doctorOptions);
+  if (query->parsed()) return runQuery(queryOptions);
   return runStatus(statusOptions);
 }
 

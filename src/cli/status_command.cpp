@@ -2,35 +2,28 @@
 // the JSON as served).
 
 #include <algorithm>
-#include <array>
 #include <boost/json.hpp>
-#include <charconv>
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/table.hpp"
 #include "client/xmetrics_client.hpp"
 #include "core/status_report.hpp"
+#include "doctor/doctor.hpp"
 
 namespace xmetrics::cli {
 namespace {
 
-// Shortest decimal that round-trips, e.g. 42 or 0.0015 (Boost.JSON would print 4.2E1).
-std::string number(double v) {
-  char buffer[64];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
-  return ec == std::errc() ? std::string(buffer, end) : "-";
-}
-
 void printTable(const core::StatusReport& report) {
   // RESOLUTION says which catalog rule chose the query (inline, autogen, or a DatadogMetric).
-  using Row = std::array<std::string, 10>;
-  std::vector<Row> rows{{"NAMESPACE", "METRIC", "SELECTOR", "RESOLUTION", "QUERY", "VALUE", "AGE",
-                         "VALID", "LAST FETCH", "USED BY"}};
+  std::vector<std::vector<std::string>> rows{{"NAMESPACE", "METRIC", "SELECTOR", "RESOLUTION",
+                                              "QUERY", "VALUE", "AGE", "VALID", "LAST FETCH",
+                                              "USED BY"}};
   std::vector<std::string> errors;
   for (const auto& m : report.metrics) {
     std::string value = "-";
     if (m.sample) {
-      value = m.sample->value + " (" + number(m.sample->valueNumber) +
+      value = m.sample->value + " (" + shortestDecimal(m.sample->valueNumber) +
               (m.sample->unit.empty() ? "" : " " + m.sample->unit) + ")";
     }
     std::string usedBy;
@@ -42,18 +35,7 @@ void printTable(const core::StatusReport& report) {
                     usedBy.empty() ? "-" : usedBy});
     if (!m.valid) errors.push_back(m.ns + "/" + m.metricName + ": " + m.error);
   }
-  std::array<std::size_t, 10> width{};
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    std::cout << line << "\n";
-  }
+  printAligned(std::cout, rows);
   if (rows.size() == 1) std::cout << "(no metrics requested yet)\n";
   for (const auto& e : errors) std::cout << "error: " << e << "\n";
   // Every running backend, the default first (older servers only report "backend").
@@ -85,7 +67,20 @@ void printTable(const core::StatusReport& report) {
 }  // namespace
 
 int runStatus(const StatusOptions& options) {
-  auto endpoint = client::endpointFromFlags(options.kubeconfig, options.server);
+  // xmetrics' own kubeconfig or --server; else, as `kubectl xmetrics status`, the cluster's
+  // current context and xmetrics where the aggregator dials it, with the cluster's credentials.
+  std::expected<client::Endpoint, std::string> endpoint;
+  if (!options.kubeconfig.empty() || !options.server.empty()) {
+    endpoint = client::endpointFromFlags(options.kubeconfig, options.server);
+  } else {
+    endpoint = doctor::locateXmetrics({.context = options.context, .ns = options.ns});
+    if (!endpoint) {
+      endpoint = std::unexpected(
+          "no --kubeconfig (as `xmetrics serve --write-kubeconfig` writes it) or --server, and "
+          "not through a cluster: " +
+          endpoint.error());
+    }
+  }
   if (!endpoint) {
     std::cerr << "error: " << endpoint.error() << "\n";
     return 1;

@@ -34,15 +34,26 @@ std::vector<Check> judge(const Evidence& e) {
   return checks;
 }
 
-Outcome run(const Options& options, OutputFormat format) {
+std::expected<kube::KubeConfig, std::string> clusterConfig(const Options& options) {
   // KUBECONFIG may list several files, as for kubectl; the first one holds the context here.
   std::string kubeconfig = options.kubeconfig.substr(0, options.kubeconfig.find(':'));
-  std::expected<kube::KubeConfig, std::string> cluster =
-      !kubeconfig.empty() ? kube::loadKubeconfig(kubeconfig, options.context)
-      : kube::runningInCluster()
-          ? kube::inClusterConfig()
-          : std::unexpected(std::string("give --kubeconfig (the cluster's, as for kubectl) or run "
-                                        "in a pod"));
+  if (!kubeconfig.empty()) return kube::loadKubeconfig(kubeconfig, options.context);
+  if (kube::runningInCluster()) return kube::inClusterConfig();
+  if (auto path = kube::kubectlKubeconfigPath(); !path.empty()) {
+    return kube::loadKubeconfig(path, options.context);
+  }
+  return std::unexpected(std::string(
+      "give --kubeconfig (the cluster's, as for kubectl), set KUBECONFIG, or run in a pod"));
+}
+
+std::expected<client::Endpoint, std::string> locateXmetrics(const Options& options) {
+  auto cluster = clusterConfig(options);
+  if (!cluster) return std::unexpected(cluster.error());
+  return locateXmetrics(options, *cluster);
+}
+
+Outcome run(const Options& options, OutputFormat format) {
+  auto cluster = clusterConfig(options);
   if (!cluster) return {.error = "error: " + cluster.error() + "\n", .exitCode = 1};
   // Reachability first: without kube-apiserver there is nothing to walk.
   {

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <expected>
 #include <string>
 
+#include "client/xmetrics_client.hpp"
 #include "doctor/report.hpp"
 
 // doctor/: `xmetrics doctor` as a library — walks every link from an HPA to a backend value
@@ -36,5 +38,13 @@ struct Outcome {
 // The whole walk. Every call is bounded (kube client and xmetrics client timeouts), and a link
 // that cannot be checked says so instead of stopping the walk.
 Outcome run(const Options& options, OutputFormat format);
+
+// The cluster doctor walks: options.kubeconfig (the first file of a KUBECONFIG list), else as
+// kubectl reads it (~/.kube/config), else the pod's service account.
+std::expected<kube::KubeConfig, std::string> clusterConfig(const Options& options);
+
+// Where xmetrics answers for that cluster and how to ask it (see evidence.hpp): what `xmetrics
+// status` and `kubectl xmetrics status` read when no kubeconfig of xmetrics' own is given.
+std::expected<client::Endpoint, std::string> locateXmetrics(const Options& options);
 
 }  // namespace xmetrics::doctor

@@ -124,6 +124,13 @@ struct Evidence {
 // The walk's I/O, in the order the checks report. `cluster` must reach kube-apiserver.
 Evidence gatherEvidence(const Options& options, const kube::KubeConfig& cluster);
 
+// Where xmetrics answers for the cluster (the APIService's Service, as the aggregator dials it, or
+// options.server) and how to ask it: the cluster's credentials (or options' own) and its
+// certificate checked against the APIService's caBundle. What `xmetrics status` and flare use when
+// they are given a cluster's kubeconfig instead of xmetrics' own.
+std::expected<client::Endpoint, std::string> locateXmetrics(const Options& options,
+                                                            const kube::KubeConfig& cluster);
+
 // Parts of it (gather_hpas.cpp): one external metric as the HPA reads it, and every HPA's External
 // metrics with the reads each needs (after e.status, which says how each resolved).
 MetricRead readExternalMetric(kube::KubeClient& kube, const std::string& ns,

@@ -112,14 +112,41 @@ class Gatherer {
   }
 
   void reachXmetrics() {
+    if (!findAddress()) return;
+    readStatus();
+  }
+
+ public:
+  // Where xmetrics answers and how to ask it, for `xmetrics status` and flare through a cluster:
+  // the same path the walk takes, without the walk.
+  std::expected<client::Endpoint, std::string> locate() {
+    readApiService();
+    if (!e_.apiService) {
+      return std::unexpected("cannot read the APIService " + std::string(kApiServiceName) + ": " +
+                             e_.apiService.error().message);
+    }
+    if (!e_.hasServiceRef) {
+      return std::unexpected("the APIService " + std::string(kApiServiceName) +
+                             " names no Service: give --server (e.g. a kubectl port-forward)");
+    }
+    readService();
+    if (!findAddress()) {
+      return std::unexpected("xmetrics does not answer where the APIService points (" +
+                             e_.reachError + "); run `xmetrics doctor`, or give --server");
+    }
+    return endpointForXmetrics();
+  }
+
+ private:
+  // The first candidate that completes a TLS handshake (sending nothing), into e_.address.
+  bool findAddress() {
     const auto& options = e_.options;
-    std::string name = e_.serviceName + "." + e_.serviceNs + ".svc";
     // --server is the user's word for where xmetrics is (a port-forward); else where the
     // aggregator would dial it.
     e_.candidates =
         options.server.empty() ? serviceCandidates(e_) : std::vector<std::string>{options.server};
     for (const auto& candidate : e_.candidates) {
-      auto chain = client::fetchServingChain(candidate, name, std::chrono::seconds(3));
+      auto chain = client::fetchServingChain(candidate, serviceHost(), std::chrono::seconds(3));
       if (chain) {
         e_.address = candidate;
         e_.chain = *chain;
@@ -127,39 +154,47 @@ class Gatherer {
       }
       e_.reachError += (e_.reachError.empty() ? "" : "; ") + chain.error();
     }
-    if (e_.address.empty()) {
-      if (e_.candidates.empty()) e_.reachError = "no address to try: give --server";
-      return;
-    }
-    readStatus(name);
+    if (e_.address.empty() && e_.candidates.empty())
+      e_.reachError = "no address to try: give --server";
+    return !e_.address.empty();
   }
 
-  // The status report, with the credentials the user has: a client certificate or token of the
-  // cluster (xmetrics authenticates both in cluster mode), or xmetrics' own kubeconfig.
-  void readStatus(const std::string& name) {
+  // The name the aggregator verifies xmetrics' certificate against.
+  std::string serviceHost() const { return e_.serviceName + "." + e_.serviceNs + ".svc"; }
+
+  // xmetrics at e_.address with the credentials the user has: a client certificate or token of
+  // the cluster (xmetrics authenticates both in cluster mode), or xmetrics' own kubeconfig; its
+  // certificate verified as the aggregator does (the APIService's caBundle, the Service's name).
+  std::expected<client::Endpoint, std::string> endpointForXmetrics() const {
     const auto& options = e_.options;
     client::Endpoint endpoint;
     if (!options.xmetricsKubeconfig.empty()) {
       auto loaded = client::loadKubeconfig(options.xmetricsKubeconfig);
-      if (!loaded) {
-        e_.statusError = loaded.error();
-        return;
-      }
+      if (!loaded) return std::unexpected(loaded.error());
       endpoint = *loaded;
       if (!options.server.empty()) endpoint.server = options.server;
     } else {
       auto loaded = client::endpointFromKubeConfig(cluster_);
-      if (!loaded) {
-        e_.statusError = loaded.error();
-        return;
-      }
+      if (!loaded) return std::unexpected(loaded.error());
       endpoint = *loaded;
       endpoint.server = e_.address;
       endpoint.caPem = e_.caBundle;
-      endpoint.verifyName = name;
+      endpoint.verifyName = serviceHost();
       endpoint.insecureSkipVerify = e_.insecureSkipTlsVerify && e_.caBundle.empty();
     }
     if (!options.token.empty()) endpoint.token = options.token;
+    return endpoint;
+  }
+
+  // The status report, with the credentials the user has: a client certificate or token of the
+  // cluster (xmetrics authenticates both in cluster mode), or xmetrics' own kubeconfig.
+  void readStatus() {
+    auto located = endpointForXmetrics();
+    if (!located) {
+      e_.statusError = located.error();
+      return;
+    }
+    const client::Endpoint& endpoint = *located;
     auto reply = client::xmetricsGet(endpoint, "/xmetrics/v1/status");
     if (!reply && endpoint.token.empty() && !endpoint.certPem.empty() &&
         !endpoint.insecureSkipVerify) {
@@ -275,6 +310,11 @@ class Gatherer {
 
 Evidence gatherEvidence(const Options& options, const kube::KubeConfig& cluster) {
   return Gatherer(options, cluster).run();
+}
+
+std::expected<client::Endpoint, std::string> locateXmetrics(const Options& options,
+                                                            const kube::KubeConfig& cluster) {
+  return Gatherer(options, cluster).locate();
 }
 
 }  // namespace xmetrics::doctor

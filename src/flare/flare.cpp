@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <cstdlib>
 #include <ctime>
+#include <optional>
 
 #include "client/xmetrics_client.hpp"
 #include "core/time_format.hpp"
@@ -24,13 +25,29 @@ int writeFlare(const Options& options, std::ostream& out, std::ostream& err) {
     err << "flare: " << what << ": " << why << "\n";
   };
 
-  // From xmetrics itself.
+  // From xmetrics itself: through its own kubeconfig or --server, else where the cluster's
+  // APIService leads (as `kubectl xmetrics flare` finds it), with the cluster's credentials.
+  std::optional<client::Endpoint> endpoint;
   if (!options.kubeconfig.empty() || !options.server.empty()) {
-    auto endpoint = client::endpointFromFlags(options.kubeconfig, options.server);
-    if (!endpoint) {
-      err << "error: " << endpoint.error() << "\n";
+    auto own = client::endpointFromFlags(options.kubeconfig, options.server);
+    if (!own) {
+      err << "error: " << own.error() << "\n";
       return 1;
     }
+    endpoint = std::move(*own);
+  } else if (!options.clusterKubeconfig.empty()) {
+    auto located =
+        doctor::locateXmetrics({.kubeconfig = options.clusterKubeconfig, .ns = options.ns});
+    if (located) {
+      endpoint = std::move(*located);
+    } else {
+      note("xmetrics", "not found through the cluster (" + located.error() +
+                           "): status, config, logs and metrics not collected");
+    }
+  } else {
+    note("xmetrics", "no --kubeconfig/--server: status, config, logs and metrics not collected");
+  }
+  if (endpoint) {
     for (const auto& [path, file] :
          std::vector<std::pair<std::string, std::string>>{{"/xmetrics/v1/status", "status.json"},
                                                           {"/xmetrics/v1/config", "config.json"},
@@ -43,8 +60,6 @@ int writeFlare(const Options& options, std::ostream& out, std::ostream& err) {
         note(file, body.error());
       }
     }
-  } else {
-    note("xmetrics", "no --kubeconfig/--server: status, config, logs and metrics not collected");
   }
 
   // From the cluster: the objects that decide whether an HPA gets a value, and doctor's verdict.

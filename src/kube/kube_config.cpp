@@ -64,6 +64,18 @@ std::expected<KubeConfig, std::string> inClusterConfig() {
   return c;
 }
 
+std::string kubectlKubeconfigPath() {
+  if (const char* list = std::getenv("KUBECONFIG"); list && *list) {
+    std::string_view paths(list);
+    return std::string(paths.substr(0, paths.find(':')));
+  }
+  const char* home = std::getenv("HOME");
+  if (!home || !*home) return "";
+  std::string path = std::string(home) + "/.kube/config";
+  std::error_code ec;
+  return fs::exists(path, ec) ? path : "";
+}
+
 std::expected<KubeConfig, std::string> loadKubeconfig(const std::string& path,
                                                       const std::string& context) {
   std::ifstream in(path, std::ios::binary);

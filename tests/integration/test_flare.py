@@ -39,8 +39,11 @@ def test_flare_collects_everything_and_no_secret(start_xmetrics, datadog, tmp_pa
 
     binary = os.path.abspath(request.config.getoption("--xmetrics-binary"))
     out = tmp_path / "flare.tar.gz"
+    # No cluster kubeconfig as kubectl would find one: HOME without ~/.kube/config, no KUBECONFIG.
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env["HOME"] = str(tmp_path)
     res = subprocess.run([binary, "flare", "--kubeconfig", xm.kubeconfig, "-o", str(out)],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, env=env)
     assert res.returncode == 0, res.stderr
     assert oct(os.stat(out).st_mode & 0o777) == "0o600"
     files = members(out)

@@ -131,6 +131,12 @@ def test_xmetrics_version_in_the_image_is_the_host_build(podman, request):
     assert info["Config"]["Labels"]["org.opencontainers.image.revision"] == inside["revision"]
 
 
+def test_the_image_answers_as_the_kubectl_plugin(podman):
+    res = podman("run", "--rm", "--read-only", "--user", "65532", "--network", "none", *ULIMITS,
+                 "--entrypoint", "/usr/bin/kubectl-xmetrics", IMAGE, "--help")
+    assert "kubectl xmetrics" in res.stdout and "query" in res.stdout, res.stdout
+
+
 def test_readyz_answers_over_verified_https(container):
     status, _, body = container.request("/readyz")
     assert status == 200, body
@@ -186,6 +192,8 @@ def test_only_the_binary_its_libraries_and_data_are_in_the_image(image_files):
     executables = {n for n, m in image_files.items() if m.isfile() and m.mode & 0o111}
     libs = {n for n in executables if re.search(r"\.so(\.[0-9]+)*$", n)}
     assert executables - libs == {"usr/bin/xmetrics"}
+    plugin = image_files["usr/bin/kubectl-xmetrics"]  # the kubectl plugin's name for it
+    assert plugin.issym() and plugin.linkname == "xmetrics", (plugin.type, plugin.linkname)
     assert "etc/ssl/certs/ca-certificates.crt" in names
     passwd = image_files["etc/passwd"]
     assert passwd.isfile()

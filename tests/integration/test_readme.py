@@ -68,5 +68,7 @@ def test_the_try_it_block_shows_what_it_says(run_like_make_run):
     # datagram would read 2900m or less.
     assert counter["value"] == "3", (counter, outputs[-1].stderr)
     assert gauge == {**gauge, "metricName": "queue.depth", "metricLabels": {"queue": "emails"}, "value": "1500m"}
+    # `xmetrics query` prints the gauge's quantity and its number.
+    assert re.search(r"^queue\.depth\s+queue=emails\s+1500m \(1\.5\)\s+\S+Z\s+\d+s$", out, re.M), out
     # `xmetrics status` lists both with their values.
     assert "checkout.requests" in out and "queue.depth" in out, out

@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <optional>
+#include <string>
 
 namespace xmetrics::kube {
 namespace {
@@ -129,6 +133,49 @@ TEST(LoadKubeconfig, ReadsTheFileAndSaysWhenItCannot) {
   auto gone = loadKubeconfig(path);
   ASSERT_FALSE(gone);
   EXPECT_EQ(gone.error(), "--kubeconfig " + path + ": cannot open the file");
+}
+
+// Restores an environment variable when the test ends.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(KubectlKubeconfigPath, TheFirstOfKubeconfigElseTheHomesConfigWhenItExists) {
+  std::string home = ::testing::TempDir() + "kubectl_home";
+  std::filesystem::create_directories(home + "/.kube");
+  ScopedEnv homeEnv("HOME", home.c_str());
+  {
+    ScopedEnv list("KUBECONFIG", "/etc/a.yaml:/etc/b.yaml");
+    EXPECT_EQ(kubectlKubeconfigPath(), "/etc/a.yaml");
+  }
+  ScopedEnv unset("KUBECONFIG", nullptr);
+  EXPECT_EQ(kubectlKubeconfigPath(), "");  // no ~/.kube/config: none, not a path that fails
+  std::ofstream(home + "/.kube/config") << kTwoContexts;
+  EXPECT_EQ(kubectlKubeconfigPath(), home + "/.kube/config");
+  {
+    ScopedEnv empty("KUBECONFIG", "");
+    EXPECT_EQ(kubectlKubeconfigPath(), home + "/.kube/config");  // set but empty: as unset
+  }
+  std::filesystem::remove_all(home);
 }
 
 }  // namespace

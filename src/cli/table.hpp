@@ -1,0 +1,17 @@
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+// What the table-printing commands (status, query) share.
+namespace xmetrics::cli {
+
+// Rows printed in columns two spaces apart, each as wide as its widest cell; the first row is the
+// header. Every row has the header's number of cells.
+void printAligned(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
+
+// The shortest decimal that reads back as `v`, e.g. 42 or 0.0015 (Boost.JSON would print 4.2E1).
+std::string shortestDecimal(double v);
+
+}  // namespace xmetrics::cli
