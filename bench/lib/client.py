@@ -33,25 +33,35 @@ def tls_context(ca_file):
 
 
 class Api:
-    """One keep-alive HTTPS connection; reconnects once if the server closed it."""
+    """One keep-alive HTTPS connection with a bearer token or a client certificate (a
+    (cert, key) pair); reconnects once if the server closed it, and counts it. The handshake
+    happens before a request is sent, so a timed request never includes it after a reconnect."""
 
-    def __init__(self, port, ca_file, token, timeout=10.0):
+    def __init__(self, port, ca_file, token=None, timeout=10.0, client_cert=None):
         self.port, self.ctx, self.timeout = port, tls_context(ca_file), timeout
-        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if client_cert:
+            self.ctx.load_cert_chain(*client_cert)
+        self.headers = {"Accept": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
         self.conn = None
         self.last_status_bytes = 0
+        self.reconnects = 0
 
-    def get(self, path):
+    def get(self, path, accept=None):
+        headers = self.headers if accept is None else {**self.headers, "Accept": accept}
         for attempt in (0, 1):
             if self.conn is None:
                 self.conn = http.client.HTTPSConnection(HOST, self.port, context=self.ctx, timeout=self.timeout)
+                self.conn.connect()
             try:
-                self.conn.request("GET", path, headers=self.headers)
+                self.conn.request("GET", path, headers=headers)
                 resp = self.conn.getresponse()
                 return resp.status, resp.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.conn.close()
                 self.conn = None
+                self.reconnects += 1
                 if attempt:
                     raise
         raise AssertionError("unreachable")

@@ -142,6 +142,12 @@ std::expected<void, std::string> Service::startStages() {
                        options);
   }
 
+  // The status page's history samples what the poller publishes, on a thread of its own.
+  history_ = std::make_unique<ui::ValueHistory>(options.uiHistoryPoints);
+  if (options.uiHistoryPoints > 0) {
+    historySampler_ =
+        std::make_unique<ui::HistorySampler>(*history_, values_, options.uiHistoryInterval);
+  }
   handler_ = std::make_unique<server::ApiHandler>(
       apiHandlerOptions(
           options,
@@ -158,7 +164,8 @@ std::expected<void, std::string> Service::startStages() {
                                         .timeSeries = timeSeries_.get(),
                                         .kubernetes = kubernetes_.get(),
                                         .servingSecret = servingSecret_.get(),
-                                        .isLeader = [this] { return isLeader(); }})}),
+                                        .isLeader = [this] { return isLeader(); }}),
+           .history = history_.get()}),
       *authenticator_, *authorizer_, values_, *poller_, [this] { return extraStatus(); });
   auto memoryLimit = core::cgroupMemoryLimit();
   auto httpsOptions = httpsServerOptions(options, certs_, memoryLimit);
@@ -281,6 +288,7 @@ void Service::stop() {
   caWatcher_.reset();
   // Everything that can still answer a request finishes while the server runs; then it stops.
   if (handler_) handler_->shutdown();
+  historySampler_.reset();
   if (kubernetes_) kubernetes_->stop();
   if (servingSecret_) servingSecret_->stop();
   if (poller_) poller_->stop();
@@ -319,7 +327,10 @@ boost::json::object Service::extraStatus() const {
       extra["dogstatsd"].as_object()["relayTargets"] = std::move(targets);
     }
   }
-  if (kubernetes_) extra["kubernetes"] = kubernetes_->status();
+  if (kubernetes_) {
+    extra["kubernetes"] = kubernetes_->status();
+    if (auto hpas = kubernetes_->hpas(); !hpas.empty()) extra["hpas"] = core::toJson(hpas);
+  }
   extra["leader"] = kubernetes_ ? kubernetes_->leaderStatus()
                                 : boost::json::object{{"enabled", false}, {"isLeader", true}};
   return extra;

@@ -33,6 +33,7 @@
 #include "server/https_server.hpp"
 #include "store/value_store.hpp"
 #include "tsdb/time_series_store.hpp"
+#include "ui/value_history.hpp"
 
 namespace xmetrics::app {
 
@@ -98,6 +99,8 @@ class Service {
   std::unique_ptr<catalog::Catalog> catalog_;
   std::unique_ptr<replication::LeaderClient> leaderClient_;
   std::unique_ptr<poller::Poller> poller_;
+  std::unique_ptr<ui::ValueHistory> history_;
+  std::unique_ptr<ui::HistorySampler> historySampler_;
   std::unique_ptr<server::ApiHandler> handler_;
   std::unique_ptr<server::HttpsServer> https_;
   // Before the watchers: their threads use these until the watchers are destroyed (joined).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
 
+#include "core/build_info.hpp"
 #include "demand/config_reload.hpp"
 
 namespace xmetrics::app {
@@ -120,7 +121,13 @@ server::ApiHandlerOptions apiHandlerOptions(const config::ServeOptions& options,
           .configReport = [report = configReport(options)] { return report; },
           .recentLogs = std::move(hooks.recentLogs),
           .configuration = statusConfiguration(options),
-          .extraMetrics = std::move(hooks.extraMetrics)};
+          .extraMetrics = std::move(hooks.extraMetrics),
+          .history = hooks.history,
+          .historyInterval = options.uiHistoryInterval,
+          // The build alone: versions() would load libcurl, which serve loads only when used.
+          .versionText = std::string(core::buildInfo().version) + " (" +
+                         std::string(core::buildInfo().revision.substr(0, 12)) + ")",
+          .startedAt = core::Clock::now()};
 }
 
 core::StatusReport::Configuration statusConfiguration(const config::ServeOptions& options) {

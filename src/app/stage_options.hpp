@@ -52,6 +52,7 @@ struct ApiHandlerHooks {
   std::function<std::vector<std::string>(const std::string&)> dogstatsdPeers;
   std::function<std::vector<std::string>()> recentLogs;
   telemetry::MetricsSource extraMetrics;
+  const ui::ValueHistory* history = nullptr;  // the status page's
 };
 // The effective settings are those of `options` as started (a reloaded file does not show here).
 server::ApiHandlerOptions apiHandlerOptions(const config::ServeOptions& options,

@@ -13,6 +13,7 @@
 #include "cli/table.hpp"
 #include "client/metrics_api.hpp"
 #include "client/xmetrics_client.hpp"
+#include "core/strings.hpp"
 #include "core/time_format.hpp"
 
 namespace xmetrics::cli {
@@ -68,7 +69,7 @@ void printTable(const std::vector<client::MetricsRow>& items, bool custom) {
   }
   for (const auto& item : items) {
     std::string value =
-        item.value + (item.number ? " (" + shortestDecimal(*item.number) + ")" : "");
+        item.value + (item.number ? " (" + core::shortestDecimal(*item.number) + ")" : "");
     std::string age = item.ageSeconds ? std::to_string(*item.ageSeconds) + "s" : "-";
     std::string labels = item.labels.empty() ? "<none>" : item.labels;
     if (custom) {

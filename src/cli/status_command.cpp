@@ -9,6 +9,7 @@
 #include "cli/table.hpp"
 #include "client/xmetrics_client.hpp"
 #include "core/status_report.hpp"
+#include "core/strings.hpp"
 #include "doctor/doctor.hpp"
 
 namespace xmetrics::cli {
@@ -23,7 +24,7 @@ void printTable(const core::StatusReport& report) {
   for (const auto& m : report.metrics) {
     std::string value = "-";
     if (m.sample) {
-      value = m.sample->value + " (" + shortestDecimal(m.sample->valueNumber) +
+      value = m.sample->value + " (" + core::shortestDecimal(m.sample->valueNumber) +
               (m.sample->unit.empty() ? "" : " " + m.sample->unit) + ")";
     }
     std::string usedBy;

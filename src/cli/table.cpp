@@ -1,7 +1,6 @@
 #include "cli/table.hpp"
 
 #include <algorithm>
-#include <charconv>
 
 namespace xmetrics::cli {
 
@@ -21,12 +20,6 @@ void printAligned(std::ostream& out, const std::vector<std::vector<std::string>>
     }
     out << line << "\n";
   }
-}
-
-std::string shortestDecimal(double v) {
-  char buffer[64];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
-  return ec == std::errc() ? std::string(buffer, end) : "-";
 }
 
 }  // namespace xmetrics::cli

@@ -11,7 +11,4 @@ namespace xmetrics::cli {
 // header. Every row has the header's number of cells.
 void printAligned(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 
-// The shortest decimal that reads back as `v`, e.g. 42 or 0.0015 (Boost.JSON would print 4.2E1).
-std::string shortestDecimal(double v);
-
 }  // namespace xmetrics::cli

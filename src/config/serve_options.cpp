@@ -353,6 +353,23 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
          o.threads = *n;
          return std::nullopt;
        }},
+      {{"ui-history-points",
+        {},
+        "samples of each metric's value and validity the status page (/xmetrics/v1/ui) keeps for "
+        "its sparklines, 5 bytes each (0: none)",
+        "120"},
+       [](std::string_view v, O& o) -> std::optional<std::string> {
+         auto n = parseNumber<unsigned>(v);
+         if (!n || *n > 10000) return "must be a number 0-10000";
+         o.uiHistoryPoints = *n;
+         return std::nullopt;
+       }},
+      {{"ui-history-interval",
+        {},
+        "how often the status page's history samples every metric (points x interval = the "
+        "window its sparklines show)",
+        "30s"},
+       durationSetting(&O::uiHistoryInterval, std::chrono::seconds(1))},
       {{"log-format", {}, "text or json", "text"}, oneOfSetting(&O::logFormat, {"text", "json"})},
       {{"log-level",
         {"DD_LOG_LEVEL"},

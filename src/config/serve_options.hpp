@@ -62,6 +62,9 @@ struct ServeOptions {
   int rollupSeconds = 30;
   std::string aggregator = "avg";
   unsigned threads = 0;  // 0: one per core
+  // The status page's history (/xmetrics/v1/ui): samples kept per metric, and how often.
+  std::size_t uiHistoryPoints = 120;
+  std::chrono::seconds uiHistoryInterval{30};
   std::string logFormat = "text";
   std::string logLevel = "info";
   std::chrono::seconds firstFetchTimeout{5};

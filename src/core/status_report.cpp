@@ -43,20 +43,32 @@ boost::json::object kubernetesJson(const StatusReport::Kubernetes& k) {
                   {"autogenDeleted", c->autogenDeleted},
                   {"lastError", c->lastError}};
   }
-  return {{"server", k.server},
-          {"authenticationLoaded", k.authenticationLoaded},
-          {"hpaWatch", watchJson(k.hpaWatch)},
-          {"authenticationWatch", watchJson(k.authenticationWatch)},
-          {"datadogMetricWatch", watchJson(k.datadogMetricWatch)},
-          {"datadogMetricController", std::move(controller)}};
+  boost::json::object o{{"server", k.server},
+                        {"authenticationLoaded", k.authenticationLoaded},
+                        {"hpaWatch", watchJson(k.hpaWatch)},
+                        {"authenticationWatch", watchJson(k.authenticationWatch)},
+                        {"datadogMetricWatch", watchJson(k.datadogMetricWatch)},
+                        {"datadogMetricController", std::move(controller)}};
+  if (const auto& a = k.apiService) o["apiService"] = apiServiceJson(*a);
+  return o;
 }
 
 StatusReport::Kubernetes parseKubernetes(const boost::json::object& o) {
+  std::optional<StatusReport::Kubernetes::ApiService> apiService;
+  if (const auto* a = objectAt(o, "apiService")) {
+    apiService = StatusReport::Kubernetes::ApiService{.name = str(*a, "name"),
+                                                      .available = str(*a, "available"),
+                                                      .reason = str(*a, "reason"),
+                                                      .message = str(*a, "message"),
+                                                      .checked = str(*a, "checked"),
+                                                      .error = str(*a, "error")};
+  }
   StatusReport::Kubernetes k{.server = str(o, "server"),
                              .authenticationLoaded = boolAt(o, "authenticationLoaded"),
                              .hpaWatch = parseWatch(objectAt(o, "hpaWatch")),
                              .authenticationWatch = parseWatch(objectAt(o, "authenticationWatch")),
-                             .datadogMetricWatch = parseWatch(objectAt(o, "datadogMetricWatch"))};
+                             .datadogMetricWatch = parseWatch(objectAt(o, "datadogMetricWatch")),
+                             .apiService = std::move(apiService)};
   if (const auto* c = objectAt(o, "datadogMetricController"); c && !c->empty()) {
     k.datadogMetricController =
         StatusReport::DatadogMetricController{.statusWrites = intAt(*c, "statusWrites"),
@@ -128,11 +140,77 @@ StatusReport::Configuration parseConfiguration(const boost::json::object& o) {
   return c;
 }
 
-constexpr std::array<std::string_view, 10> kKnownKeys = {
-    "time",     "metrics",   "backend",    "backends", "poller",
-    "embedded", "dogstatsd", "kubernetes", "leader",   "configuration"};
+constexpr std::array<std::string_view, 11> kKnownKeys = {
+    "time",      "metrics",    "backend", "backends",      "poller", "embedded",
+    "dogstatsd", "kubernetes", "leader",  "configuration", "hpas"};
+
+std::vector<StatusReport::Hpa> parseHpas(const boost::json::array& hpas) {
+  std::vector<StatusReport::Hpa> out;
+  for (const auto& h : hpas) {
+    if (!h.is_object()) continue;
+    const auto& o = h.as_object();
+    StatusReport::Hpa hpa{.ns = str(o, "namespace"),
+                          .name = str(o, "name"),
+                          .scaleTarget = str(o, "scaleTarget"),
+                          .minReplicas = intAt(o, "minReplicas", 1),
+                          .maxReplicas = intAt(o, "maxReplicas", 1),
+                          .currentReplicas = intAt(o, "currentReplicas"),
+                          .desiredReplicas = intAt(o, "desiredReplicas")};
+    if (const auto* metrics = arrayAt(o, "metrics")) {
+      for (const auto& m : *metrics) {
+        if (!m.is_object()) continue;
+        const auto& mo = m.as_object();
+        hpa.metrics.push_back({.name = str(mo, "name"),
+                               .selector = str(mo, "selector"),
+                               .targetType = str(mo, "targetType"),
+                               .target = str(mo, "target"),
+                               .current = str(mo, "current")});
+      }
+    }
+    out.push_back(std::move(hpa));
+  }
+  return out;
+}
 
 }  // namespace
+
+boost::json::object apiServiceJson(const StatusReport::Kubernetes::ApiService& a) {
+  return {{"name", a.name},       {"available", a.available}, {"reason", a.reason},
+          {"message", a.message}, {"checked", a.checked},     {"error", a.error}};
+}
+
+boost::json::array toJson(const std::vector<StatusReport::Hpa>& hpas) {
+  boost::json::array out;
+  for (const auto& h : hpas) {
+    boost::json::array metrics;
+    for (const auto& m : h.metrics) {
+      metrics.push_back({{"name", m.name},
+                         {"selector", m.selector},
+                         {"targetType", m.targetType},
+                         {"target", m.target},
+                         {"current", m.current}});
+    }
+    out.push_back({{"namespace", h.ns},
+                   {"name", h.name},
+                   {"scaleTarget", h.scaleTarget},
+                   {"minReplicas", h.minReplicas},
+                   {"maxReplicas", h.maxReplicas},
+                   {"currentReplicas", h.currentReplicas},
+                   {"desiredReplicas", h.desiredReplicas},
+                   {"metrics", std::move(metrics)}});
+  }
+  return out;
+}
+
+const StatusReport::Hpa* StatusReport::findHpa(std::string_view nsName) const {
+  for (const auto& h : hpas) {
+    if (nsName.size() == h.ns.size() + 1 + h.name.size() && nsName.starts_with(h.ns) &&
+        nsName[h.ns.size()] == '/' && nsName.ends_with(h.name)) {
+      return &h;
+    }
+  }
+  return nullptr;
+}
 
 std::vector<StatusReport::Backend> StatusReport::allBackends() const {
   return hasBackends ? backends : std::vector<Backend>{backend};
@@ -184,6 +262,21 @@ boost::json::object toJson(const StatusReport::Backend& backend) {
     for (const auto& [k, v] : backend.details) details[k] = v;
     o["details"] = std::move(details);
   }
+  if (!backend.rateLimits.empty()) {
+    boost::json::array limits;
+    for (const auto& r : backend.rateLimits) {
+      limits.push_back({{"endpoint", r.endpoint},
+                        {"limit", r.limit},
+                        {"remaining", r.remaining},
+                        {"resetSeconds", r.resetSeconds}});
+    }
+    o["rateLimits"] = std::move(limits);
+  }
+  if (!backend.callsByOutcome.empty()) {
+    boost::json::object outcomes;
+    for (const auto& [k, v] : backend.callsByOutcome) outcomes[k] = v;
+    o["callsByOutcome"] = std::move(outcomes);
+  }
   return o;
 }
 
@@ -224,6 +317,7 @@ boost::json::object toJson(const StatusReport& report) {
   if (report.kubernetes) o["kubernetes"] = kubernetesJson(*report.kubernetes);
   if (report.leader) o["leader"] = leaderJson(*report.leader);
   if (report.configuration) o["configuration"] = configurationJson(*report.configuration);
+  if (!report.hpas.empty()) o["hpas"] = toJson(report.hpas);
   for (const auto& [k, v] : report.unknown) o[k] = v;
   return o;
 }
@@ -272,6 +366,21 @@ std::expected<StatusReport::Backend, std::string> parseStatusBackend(
     for (const auto& [k, v] : *details) {
       b.details.emplace_back(
           std::string(k), v.is_string() ? std::string(v.as_string()) : boost::json::serialize(v));
+    }
+  }
+  if (const auto* limits = arrayAt(o, "rateLimits")) {
+    for (const auto& l : *limits) {
+      if (!l.is_object()) continue;
+      const auto& r = l.as_object();
+      b.rateLimits.push_back({.endpoint = str(r, "endpoint"),
+                              .limit = intAt(r, "limit"),
+                              .remaining = intAt(r, "remaining"),
+                              .resetSeconds = intAt(r, "resetSeconds")});
+    }
+  }
+  if (const auto* outcomes = objectAt(o, "callsByOutcome")) {
+    for (const auto& [k, v] : *outcomes) {
+      b.callsByOutcome.emplace_back(std::string(k), v.is_int64() ? v.as_int64() : 0);
     }
   }
   return b;
@@ -328,6 +437,7 @@ std::expected<StatusReport, std::string> parseStatusReport(const boost::json::va
   if (const auto* k = objectAt(o, "kubernetes")) r.kubernetes = parseKubernetes(*k);
   if (const auto* l = objectAt(o, "leader")) r.leader = parseLeader(*l);
   if (const auto* c = objectAt(o, "configuration")) r.configuration = parseConfiguration(*c);
+  if (const auto* h = arrayAt(o, "hpas")) r.hpas = parseHpas(*h);
   for (const auto& [k, v] : o) {
     if (std::ranges::find(kKnownKeys, std::string_view(k)) == kKnownKeys.end()) r.unknown[k] = v;
   }

@@ -51,6 +51,17 @@ struct StatusReport {
     // Backend-specific facts (the Datadog rate-limit budget), in the backend's order; the object
     // is left out when there are none.
     std::vector<std::pair<std::string, std::string>> details;
+    // The budget each endpoint last announced (`rateLimits`), and remote calls by how they ended
+    // (`callsByOutcome`: ok, rejected, rate_limited, timeout, error); each left out when empty (an
+    // in-process backend has neither).
+    struct RateLimit {
+      std::string endpoint;
+      int64_t limit = 0;         // calls per period
+      int64_t remaining = 0;     // calls left in it
+      int64_t resetSeconds = 0;  // until it ends
+    };
+    std::vector<RateLimit> rateLimits;
+    std::vector<std::pair<std::string, int64_t>> callsByOutcome;
   };
 
   struct Poller {
@@ -106,12 +117,21 @@ struct StatusReport {
   // Present in cluster mode only. A watch or the controller that does not run is written as {}
   // (nullopt here): the DatadogMetric ones run only with the CRD, so their presence is CRD mode.
   struct Kubernetes {
+    // The APIService as the aggregator last judged it: its Available condition, read every 30 s.
+    struct ApiService {
+      std::string name;       // v1beta1.external.metrics.k8s.io
+      std::string available;  // the condition's status: "True", "False", "Unknown"; "" unread
+      std::string reason, message;
+      std::string checked;  // RFC 3339, when it was read
+      std::string error;    // why it could not be read; empty when it was
+    };
     std::string server;  // kube-apiserver's URL
     bool authenticationLoaded = false;
     std::optional<Watch> hpaWatch;
     std::optional<Watch> authenticationWatch;
     std::optional<Watch> datadogMetricWatch;
     std::optional<DatadogMetricController> datadogMetricController;
+    std::optional<ApiService> apiService;  // "apiService", left out by servers that do not read it
   };
 
   struct Leader {
@@ -142,6 +162,22 @@ struct StatusReport {
     std::vector<Note> environment;
   };
 
+  // An autoscaling/v2 HPA with External metrics, as the cluster last showed it (cluster mode only):
+  // what the status page puts beside the metrics it names, with the HPA's arithmetic.
+  struct Hpa {
+    struct Metric {
+      std::string name;
+      std::string selector;    // canonical label selector, as the metric's entry has it
+      std::string targetType;  // "Value" | "AverageValue"
+      std::string target;      // the target quantity as written, e.g. "9"
+      std::string current;     // the HPA's status.currentMetrics value; "" before it read one
+    };
+    std::string ns, name;
+    std::string scaleTarget;  // "Deployment/web"
+    int64_t minReplicas = 1, maxReplicas = 1, currentReplicas = 0, desiredReplicas = 0;
+    std::vector<Metric> metrics;  // its External metrics only
+  };
+
   std::string time;  // RFC 3339, when the report was made
   std::vector<Metric> metrics;
   Backend backend;                // the default backend
@@ -153,6 +189,7 @@ struct StatusReport {
   std::optional<Kubernetes> kubernetes;
   std::optional<Leader> leader;
   std::optional<Configuration> configuration;
+  std::vector<Hpa> hpas;  // "hpas", left out when empty
   // Top-level keys this type does not know (a newer server), written back last, in order.
   boost::json::object unknown;
 
@@ -163,11 +200,15 @@ struct StatusReport {
                            const std::string& selector) const;
   // Whether xmetrics watches DatadogMetric objects (the CRD is installed and used).
   bool crdMode() const;
+  // The HPA "ns/name" (as in a metric's references, without "hpa:"); nullptr when not listed.
+  const Hpa* findHpa(std::string_view nsName) const;
 };
 
 boost::json::object toJson(const StatusReport::Metric& metric);
 boost::json::object toJson(const StatusReport::Backend& backend);
 boost::json::object toJson(const StatusReport& report);
+boost::json::array toJson(const std::vector<StatusReport::Hpa>& hpas);
+boost::json::object apiServiceJson(const StatusReport::Kubernetes::ApiService& a);
 
 // A metric entry alone (what doctor's classifiers read). Fails when it is not an object.
 std::expected<StatusReport::Metric, std::string> parseStatusMetric(const boost::json::value& json);

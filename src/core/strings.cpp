@@ -1,5 +1,7 @@
 #include "core/strings.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <cstdint>
 
 namespace xmetrics::core {
@@ -127,6 +129,13 @@ std::optional<std::string> decodeBase64(std::string_view text) {
     out += static_cast<char>((bits >> 2) & 0xff);
   }
   return out;
+}
+
+std::string shortestDecimal(double v) {
+  if (!std::isfinite(v)) return "-";
+  char buffer[64];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
+  return ec == std::errc() ? std::string(buffer, end) : "-";
 }
 
 }  // namespace xmetrics::core

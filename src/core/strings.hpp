@@ -44,6 +44,10 @@ namespace xmetrics::core {
 // before it reaches a JSON string, so the JSON stays valid and the bytes stay readable.
 std::string validUtf8(std::string_view text);
 
+// The shortest decimal that reads back as `v`: 824, 91.56, 0.0015 (Boost.JSON and iostreams would
+// print 8.24E2 or 824.000000). "-" for NaN and infinities, which have no decimal.
+std::string shortestDecimal(double v);
+
 }  // namespace xmetrics::core
 
 namespace xmetrics::core {

@@ -7,6 +7,9 @@
 #include <random>
 
 #include "catalog/datadog_metric.hpp"
+#include "core/json_fields.hpp"
+#include "core/thread_name.hpp"
+#include "core/time_format.hpp"
 #include "demand/hpa_references.hpp"
 #include "kube/authentication_config.hpp"
 
@@ -75,7 +78,12 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
       "authentication");
   hpas_ = std::make_unique<kube::Informer>(
       client_, "/apis/autoscaling/v2/horizontalpodautoscalers", "",
-      [&catalog](const kube::ObjectMap& objects) {
+      [this, &catalog](const kube::ObjectMap& objects) {
+        {
+          auto summaries = hpaSummaries(objects);
+          std::lock_guard lock(hpaMutex_);
+          hpaSummaries_ = std::move(summaries);
+        }
         std::vector<std::string> problems;
         auto references = hpaReferences(objects, &problems);
         for (const auto& p : problems) spdlog::warn("component=kube event=bad_hpa_metric {}", p);
@@ -122,6 +130,7 @@ void KubernetesLink::start(auth::Authenticator& authenticator, auth::Authenticat
   }
   authentication_->start();
   hpas_->start();
+  apiServiceThread_ = std::thread([this] { checkApiService(); });
   if (datadogMetrics_) datadogMetrics_->start();
   if (controller_) controller_->start();
 }
@@ -212,6 +221,11 @@ void KubernetesLink::stop() {
   if (controller_) controller_->stop();
   if (hpas_) hpas_->requestStop();
   if (authentication_) authentication_->requestStop();
+  {
+    std::lock_guard lock(apiServiceMutex_);
+    apiServiceStop_ = true;
+  }
+  apiServiceWake_.notify_all();
   if (datadogMetrics_) datadogMetrics_->requestStop();
   // The watches end now rather than at libcurl's next progress tick, up to a second later; nothing
   // needs kube-apiserver any more (the Lease is released, the reviews ended with the API handler).
@@ -220,6 +234,41 @@ void KubernetesLink::stop() {
   if (hpas_) hpas_->stop();
   if (authentication_) authentication_->stop();
   if (datadogMetrics_) datadogMetrics_->stop();
+  if (apiServiceThread_.joinable()) apiServiceThread_.join();
+}
+
+void KubernetesLink::checkApiService() {
+  core::nameThisThread("xm-apiservice");
+  // The name the aggregator serves this API under (deploy/manifests/40-apiservice.yaml); the RBAC
+  // grants get on it (the caBundle injector's role).
+  constexpr std::string_view kName = "v1beta1.external.metrics.k8s.io";
+  std::unique_lock lock(apiServiceMutex_);
+  while (!apiServiceStop_) {
+    lock.unlock();
+    core::StatusReport::Kubernetes::ApiService read{.name = std::string(kName),
+                                                    .checked = core::rfc3339(core::Clock::now())};
+    auto got = client_.get("/apis/apiregistration.k8s.io/v1/apiservices/" + std::string(kName));
+    if (!got) {
+      read.error = got.error().describe();
+    } else if (const auto* conditions =
+                   got->is_object()
+                       ? core::json::arrayAt(core::json::objectAt(got->as_object(), "status"),
+                                             "conditions")
+                       : nullptr) {
+      for (const auto& c : *conditions) {
+        if (!c.is_object() || core::json::str(c.as_object(), "type") != "Available") continue;
+        read.available = core::json::str(c.as_object(), "status");
+        read.reason = core::json::str(c.as_object(), "reason");
+        read.message = core::json::str(c.as_object(), "message");
+      }
+    }
+    // Until the aggregator calls it Available (xmetrics starts before its APIService is
+    // registered, or it is failing), sooner: the page should not show an old "missing" for 30 s.
+    auto next = read.available == "True" ? kApiServiceCheck : kApiServiceRecheck;
+    lock.lock();
+    apiService_ = std::move(read);
+    apiServiceWake_.wait_for(lock, next, [this] { return apiServiceStop_; });
+  }
 }
 
 std::string KubernetesLink::notReadyReason() const {
@@ -265,7 +314,8 @@ boost::json::object KubernetesLink::status() const {
           {"hpaWatch", describe(hpas_.get())},
           {"authenticationWatch", describe(authentication_.get())},
           {"datadogMetricWatch", describe(datadogMetrics_.get())},
-          {"datadogMetricController", controllerStatus()}};
+          {"datadogMetricController", controllerStatus()},
+          {"apiService", core::apiServiceJson(apiService())}};
 }
 
 void KubernetesLink::writeMetrics(telemetry::ExpositionWriter& out) const {

@@ -6,14 +6,18 @@
 // catalog entries to the poller (poller/); nothing here serves requests or talks to a backend.
 
 #include <boost/json/object.hpp>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "auth/authenticator.hpp"
 #include "catalog/catalog.hpp"
 #include "config/serve_options.hpp"
+#include "core/status_report.hpp"
 #include "crd/datadog_metric_controller.hpp"
 #include "kube/access_reviews.hpp"
 #include "kube/informer.hpp"
@@ -73,6 +77,19 @@ class KubernetesLink {
   // Empty once the authentication settings and the HPAs were read; else what is missing.
   std::string notReadyReason() const;
   boost::json::object status() const;
+  // The HPAs with External metrics as the watch last saw them, for the status report.
+  std::vector<core::StatusReport::Hpa> hpas() const {
+    std::lock_guard lock(hpaMutex_);
+    return hpaSummaries_;
+  }
+  // The APIService's Available condition as last read (every kApiServiceCheck; every
+  // kApiServiceRecheck while it is not Available).
+  core::StatusReport::Kubernetes::ApiService apiService() const {
+    std::lock_guard lock(apiServiceMutex_);
+    return apiService_;
+  }
+  static constexpr std::chrono::seconds kApiServiceCheck{30};
+  static constexpr std::chrono::seconds kApiServiceRecheck{5};  // while it is not Available
   // The watches' restarts and events, and in CRD mode the controller's writes, for /metrics.
   void writeMetrics(telemetry::ExpositionWriter& out) const;
 
@@ -87,6 +104,16 @@ class KubernetesLink {
   kube::KubeClient reviewClient_;
   kube::KubeTokenReviewer tokenReviewer_{reviewClient_};
   kube::KubeAccessReviewer accessReviewer_{reviewClient_};
+  // The APIService check's thread (readApiService every kApiServiceCheck until stop()).
+  void checkApiService();
+  mutable std::mutex apiServiceMutex_;
+  std::condition_variable apiServiceWake_;
+  bool apiServiceStop_ = false;
+  core::StatusReport::Kubernetes::ApiService apiService_;
+  std::thread apiServiceThread_;
+  // Before the informers: the HPA watch's thread writes these until it is joined.
+  mutable std::mutex hpaMutex_;
+  std::vector<core::StatusReport::Hpa> hpaSummaries_;
   std::unique_ptr<kube::Informer> authentication_;
   std::unique_ptr<kube::Informer> hpas_;
   std::unique_ptr<kube::Informer> datadogMetrics_;  // CRD mode only

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/hpa_math.hpp"
 #include "core/sample.hpp"
 #include "core/status_report.hpp"
 #include "doctor/evidence.hpp"
@@ -116,30 +117,13 @@ std::vector<Check> checkAutogen(const Evidence& e);
 // ---------------------------------------------------------------------------------------------
 // Each HPA's External metrics and the HPA's arithmetic (hpa_checks.cpp)
 
-enum class TargetType { kValue, kAverageValue };
+// The arithmetic itself is core's (core/hpa_math.hpp): the status page shows it too.
+using core::explainHpa;
+using core::HpaMath;
+using core::HpaMathInput;
+using core::kHpaTolerance;
+using core::TargetType;
 
-struct HpaMathInput {
-  TargetType type = TargetType::kValue;
-  double target = 0;       // the target quantity (spec ... target.value / target.averageValue)
-  std::string targetText;  // as written in the HPA, e.g. "9"
-  double value = 0;        // what xmetrics serves: the sum of the items' values
-  int currentReplicas = 0;
-  int minReplicas = 1;
-  int maxReplicas = 1;
-};
-
-struct HpaMath {
-  std::string shown;  // as `kubectl get hpa` shows it: "824/9 (avg)", "2472/3k"
-  double ratio = 0;   // usage / target (per pod for AverageValue)
-  bool withinTolerance = false;
-  int desired = 0;          // the replicas this metric asks for, clamped to min/max
-  std::string explanation;  // the whole computation in words and numbers
-};
-
-inline constexpr double kHpaTolerance = 0.1;  // kube-controller-manager's default
-
-// kube-controller-manager's replica calculator for one External metric.
-HpaMath explainHpa(const HpaMathInput& input);
 // What the status entry (or, without one, the API's answer) says of one HPA metric, before any
 // probe refines it. The gatherer asks it too, to know which probes to make.
 Finding classifyHpaMetric(const StatusMetric* entry, const MetricRead& read,

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/json_fields.hpp"
+#include "core/strings.hpp"
 #include "doctor/evidence.hpp"
 
 // Small helpers the checks and the gatherer share: how numbers, paths and errors read. Internal to
@@ -19,11 +20,7 @@ inline bool contains(std::string_view text, std::string_view needle) {
 }
 
 // Shortest decimal that round-trips: 824, 91.56, 0.25.
-inline std::string decimal(double v) {
-  char buffer[64];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
-  return ec == std::errc() ? std::string(buffer, end) : "?";
-}
+inline std::string decimal(double v) { return core::shortestDecimal(v); }
 
 // A ratio for people: 91.56 rather than 91.55555555555556.
 inline std::string rounded(double v) { return decimal(std::round(v * 100) / 100); }

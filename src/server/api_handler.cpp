@@ -17,6 +17,7 @@
 #include "core/time_format.hpp"
 #include "replication/value_replication.hpp"
 #include "server/status_error.hpp"
+#include "ui/page.hpp"
 
 namespace xmetrics::server {
 namespace {
@@ -55,6 +56,7 @@ struct ApiHandler::Parsed {
   std::string path;
   std::vector<std::string> parts;  // decoded path segments
   std::string selector;            // labelSelector, decoded
+  std::string query;               // the query string as sent (the status page's filters)
   std::string body;                // POST /xmetrics/v1/replicate only
 };
 
@@ -194,6 +196,7 @@ void ApiHandler::handle(const HttpRequest& request, const PeerCertificate& peer,
   parsed->path = std::move(target->path);
   parsed->parts = std::move(target->parts);
   parsed->selector = std::move(target->selector);
+  parsed->query = std::move(target->query);
 
   if (routeOf(*parsed).route == Route::kHealth) {
     return slot->respond(health(parsed->path, parsed->version));
@@ -287,6 +290,8 @@ void ApiHandler::route(const Parsed& request, const std::string& user, ResponseS
       if (large) ::malloc_trim(0);
       return;
     }
+    case Route::kUi:
+      return slot->respond(statusPage(request.query, version));
     case Route::kConfig:
       if (!options_.configReport) break;
       return slot->respond(
@@ -629,7 +634,52 @@ HttpResponse ApiHandler::answer(const std::string& key, std::string_view ns,
 }
 
 boost::json::object ApiHandler::statusReport() const {
+  auto json = core::toJson(statusData(core::Clock::now()));
+  // What the process adds beyond the request path (embedded store, DogStatsD, the cluster link,
+  // leadership), in the same report.
+  if (extraStatus_) {
+    for (auto& [k, v] : extraStatus_()) json[k] = v;
+  }
+  return json;
+}
+
+core::StatusReport ApiHandler::fullStatus(core::Clock::time_point now) const {
+  auto report = statusData(now);
+  if (extraStatus_) {
+    // The process's sections as the report's readers parse them: one type for both.
+    if (auto extras = core::parseStatusReport(extraStatus_())) {
+      report.embedded = std::move(extras->embedded);
+      report.dogstatsd = std::move(extras->dogstatsd);
+      report.kubernetes = std::move(extras->kubernetes);
+      report.leader = std::move(extras->leader);
+      report.hpas = std::move(extras->hpas);
+    }
+  }
+  return report;
+}
+
+HttpResponse ApiHandler::statusPage(const std::string& query, unsigned version) const {
   auto now = core::Clock::now();
+  auto html = ui::renderPage(fullStatus(now), options_.history, ui::parsePageQuery(query),
+                             {.version = options_.versionText,
+                              .startedAt = options_.startedAt,
+                              .now = now,
+                              .historyInterval = options_.historyInterval});
+  HttpResponse response{http::status::ok, version};
+  response.set(http::field::content_type, "text/html; charset=utf-8");
+  response.set(http::field::cache_control, "no-store");
+  // Nothing but the page itself: its inline style and script, and reads of its own URL.
+  response.set("Content-Security-Policy",
+               "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+               "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
+               "frame-ancestors 'none'");
+  response.set("X-Content-Type-Options", "nosniff");
+  response.body() = std::move(html);
+  response.prepare_payload();
+  return response;
+}
+
+core::StatusReport ApiHandler::statusData(core::Clock::time_point now) const {
   auto snapshot = values_.snapshot();
   auto service = values_.status();
   const auto& poller = service->poller;
@@ -684,6 +734,16 @@ boost::json::object ApiHandler::statusReport() const {
                                .lastError = b.health.lastError,
                                .calls = static_cast<int64_t>(b.health.calls),
                                .details = b.health.details});
+    for (const auto& r : b.health.rateLimits) {
+      report.backends.back().rateLimits.push_back({.endpoint = r.endpoint,
+                                                   .limit = r.limit,
+                                                   .remaining = r.remaining,
+                                                   .resetSeconds = r.resetSeconds});
+    }
+    for (const auto& [outcome, n] : b.health.callsByOutcome) {
+      report.backends.back().callsByOutcome.emplace_back(std::string(outcome),
+                                                         static_cast<int64_t>(n));
+    }
   }
   if (!report.backends.empty()) report.backend = report.backends.front();
   report.poller = {
@@ -703,13 +763,7 @@ boost::json::object ApiHandler::statusReport() const {
                         : core::rfc3339(poller.lastFollow),
   };
   report.configuration = options_.configuration;
-  auto json = core::toJson(report);
-  // What the process adds beyond the request path (embedded store, DogStatsD, the cluster link,
-  // leadership), in the same report.
-  if (extraStatus_) {
-    for (auto& [k, v] : extraStatus_()) json[k] = v;
-  }
-  return json;
+  return report;
 }
 
 }  // namespace xmetrics::server

@@ -2,7 +2,7 @@
 
 // server/: HTTPS (sessions, deadlines, TLS), the route table, the handlers and health. Reads only
 // store/ snapshots; reaches demand through metric_demand.hpp. May include core/, auth/, store/,
-// replication/ (the codec), telemetry/ and catalog/datadog_metric.hpp (a pure name rule) —
+// replication/ (the codec), telemetry/, ui/ (the status page) and catalog/datadog_metric.hpp —
 // never poller/ or backends/ (scripts/check-layering enforces it).
 
 #include <boost/asio/thread_pool.hpp>
@@ -22,6 +22,7 @@
 #include "store/value_store.hpp"
 #include "telemetry/exposition.hpp"
 #include "telemetry/http_request_metrics.hpp"
+#include "ui/value_history.hpp"
 
 namespace xmetrics::server {
 
@@ -46,6 +47,12 @@ struct ApiHandlerOptions {
   std::optional<core::StatusReport::Configuration> configuration;
   // Families /metrics adds to the handler's own (requests, values, poller, backend).
   telemetry::MetricsSource extraMetrics;
+  // The status page: the history it draws from (null: none), how often that samples, and what its
+  // header says of the process.
+  const ui::ValueHistory* history = nullptr;
+  std::chrono::milliseconds historyInterval{0};
+  std::string versionText;
+  core::Clock::time_point startedAt = core::Clock::now();
 };
 
 // Routes every request (server/router.hpp). Reads only the published snapshots (values, the
@@ -56,6 +63,7 @@ struct ApiHandlerOptions {
 //   /apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}?labelSelector=...
 //   /openapi/v2, /openapi/v3                             documents without paths
 //   /xmetrics/v1/status                                  what `xmetrics status` prints
+//   /xmetrics/v1/ui                                      the same as an HTML page (ui/page.hpp)
 //   /metrics                                             self-metrics, Prometheus text format
 class ApiHandler final : public RequestHandler {
  public:
@@ -80,6 +88,8 @@ class ApiHandler final : public RequestHandler {
 
   // The JSON behind /xmetrics/v1/status.
   boost::json::object statusReport() const;
+  // The same report as its type, with the process's sections: what the status page renders.
+  core::StatusReport fullStatus(core::Clock::time_point now) const;
   // The text behind /metrics (metrics_endpoint.cpp).
   std::string metricsExposition() const;
   const telemetry::HttpRequestMetrics& requestMetrics() const { return requests_; }
@@ -91,6 +101,10 @@ class ApiHandler final : public RequestHandler {
   void route(const Parsed& request, const std::string& user, ResponseSlotPtr slot);
   static RouteMatch routeOf(const Parsed& request);
   HttpResponse health(std::string_view path, unsigned version) const;
+  // The request path's part of the report (metrics, backends, poller, configuration).
+  core::StatusReport statusData(core::Clock::time_point now) const;
+  // /xmetrics/v1/ui: the HTML status page for the query string's filters and page.
+  HttpResponse statusPage(const std::string& query, unsigned version) const;
   bool readyExceptLiveness(const std::string& notReady) const;
   HttpResponse discovery(std::string_view path, unsigned version) const;
   HttpResponse metricsResponse(unsigned version) const;

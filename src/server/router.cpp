@@ -38,6 +38,7 @@ std::expected<RequestTarget, std::string> parseRequestTarget(std::string_view ta
   while (out.path.size() > 1 && out.path.back() == '/') out.path.pop_back();
   auto segments = url->segments();
   out.parts.assign(segments.begin(), segments.end());
+  out.query = url->encoded_query();
   if (auto it = url->params().find("labelSelector"); it != url->params().end()) {
     out.selector = (*it).value;
   }
@@ -48,6 +49,7 @@ RouteMatch route(std::string_view path, std::span<const std::string_view> segmen
   if (path == "/healthz" || path == "/livez" || path == "/readyz") return {Route::kHealth};
   if (path == "/metrics") return {Route::kMetrics};
   if (path == "/xmetrics/v1/status") return {Route::kStatus};
+  if (path == "/xmetrics/v1/ui") return {Route::kUi};
   if (path == "/xmetrics/v1/config") return {Route::kConfig};
   if (path == "/xmetrics/v1/logs") return {Route::kLogs};
   if (path == replication::kReplicatePath) return {Route::kReplicate};
@@ -80,6 +82,7 @@ std::size_t requestPathClass(Route route) {
       return kMetricsClass;
     // The diagnostic reports `xmetrics status` and `xmetrics flare` read.
     case Route::kStatus:
+    case Route::kUi:
     case Route::kConfig:
     case Route::kLogs:
       return kStatusClass;

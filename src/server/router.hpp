@@ -15,6 +15,7 @@ enum class Route {
   kHealth,          // /healthz /livez /readyz — open, no authentication
   kMetrics,         // /metrics
   kStatus,          // /xmetrics/v1/status
+  kUi,              // /xmetrics/v1/ui: the status page (HTML)
   kConfig,          // /xmetrics/v1/config
   kLogs,            // /xmetrics/v1/logs
   kReplicate,       // /xmetrics/v1/replicate (POST, leader only)
@@ -40,6 +41,7 @@ struct RequestTarget {
   std::string path;                // decoded, without a trailing '/' (except "/")
   std::vector<std::string> parts;  // the decoded '/'-separated segments
   std::string selector;            // the decoded labelSelector parameter; empty when absent
+  std::string query;               // the query string as sent, without the '?'
 };
 std::expected<RequestTarget, std::string> parseRequestTarget(std::string_view target);
 

@@ -304,6 +304,13 @@ func TestDoctorHealthy(t *testing.T) {
 		return isTrue(h, autoscalingv2.ScalingActive) && ok && m == 42000 && h.Status.DesiredReplicas == 1
 	})
 
+	// The status page puts each HPA beside the metric it names, with the same arithmetic.
+	mustWait(t, "the status page to show HPA doc/web's arithmetic", 30*time.Second, func() (bool, error) {
+		code, page, err := e.get(e.admin, "/xmetrics/v1/ui?q=xm.doc.requests", nil)
+		return err == nil && code == 200 && strings.Contains(page, `data-hpa="doc/web" data-desired="3"`) &&
+			strings.Contains(page, "2472/3 = 824 per pod") && strings.Contains(page, `data-wants="3"`) &&
+			strings.Contains(page, "Deployment/web"), nil
+	})
 	r := e.doctorUntil("every check OK", 30*time.Second, func(r *doctorReport) bool { return r.exit == 0 })
 	for _, c := range r.Checks {
 		if c.Verdict != "OK" {

@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +105,61 @@ func TestKubectlPlugin(t *testing.T) {
 		if !files[want] {
 			t.Errorf("flare archive lacks %s (has %v)", want, files)
 		}
+	}
+
+	// The status page through `kubectl proxy`, as docs/operations.md says to open it in a cluster:
+	// the context's credentials presented to xmetrics, its certificate checked against the
+	// APIService's caBundle for the Service's name. (kubectl port-forward needs a kubelet: the
+	// test dials xmetrics' loopback port instead.)
+	caBundle, _, err := kubectl("get", "apiservice", "v1beta1.external.metrics.k8s.io", "-o", "jsonpath={.spec.caBundle}")
+	if err != nil {
+		t.Fatalf("reading the caBundle: %v", err)
+	}
+	caPEM, err := base64.StdEncoding.DecodeString(caBundle)
+	if err != nil {
+		t.Fatalf("caBundle is not base64: %v", err)
+	}
+	caFile := filepath.Join(home, "xmetrics-ca.crt")
+	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proxyCtx, stopProxy := context.WithCancel(ctx)
+	defer stopProxy()
+	proxy := exec.CommandContext(proxyCtx, KubectlPath(), "proxy", "--port", "0", "--server", e.x.URL,
+		"--tls-server-name", "xmetrics."+XmetricsNamespace+".svc", "--certificate-authority", caFile)
+	proxy.Env = env
+	proxyOut, err := proxy.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stopProxy(); _ = proxy.Wait() }()
+	line := make([]byte, 256)
+	n, _ := proxyOut.Read(line)
+	m := regexp.MustCompile(`127\.0\.0\.1:(\d+)`).FindSubmatch(line[:n])
+	if m == nil {
+		t.Fatalf("kubectl proxy printed %q", line[:n])
+	}
+	// The header shows the APIService as the aggregator judges it (Available=True here; read again
+	// within 5 s while it is not, so a page loaded before registration catches up).
+	var page []byte
+	var code int
+	WaitFor(func() (bool, error) {
+		resp, err := http.Get("http://127.0.0.1:" + string(m[1]) + "/xmetrics/v1/ui?q=xm.plugin")
+		if err != nil {
+			return false, nil
+		}
+		page, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		code = resp.StatusCode
+		return code == 200 && strings.Contains(string(page), `data-available="True"`), nil
+	}, 20*time.Second)
+	if code != 200 || !strings.Contains(string(page), `data-metric="xm.plugin.depth"`) ||
+		!strings.Contains(string(page), "cluster https://") ||
+		!strings.Contains(string(page), "Available=True (Passed)") {
+		t.Errorf("status page through kubectl proxy: %d\n%.1500s", code, page)
 	}
 
 	// doctor: the same walk as with --kubeconfig; its report names the APIService as OK.

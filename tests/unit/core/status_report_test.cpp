@@ -119,9 +119,26 @@ TEST(StatusReport, ABuiltReportRoundTrips) {
                             .valid = true,
                             .lastFetch = "t",
                             .lastFetchAgeSeconds = 2});
-  report.backend = {.name = "datadog", .details = {{"b", "2"}, {"a", "1"}}};
+  report.backend = {.name = "datadog",
+                    .details = {{"b", "2"}, {"a", "1"}},
+                    .rateLimits = {{.endpoint = "https://api",
+                                    .limit = 1600,
+                                    .remaining = 12,
+                                    .resetSeconds = 30}},
+                    .callsByOutcome = {{"ok", 9}, {"rate_limited", 1}}};
   report.backends = {report.backend};
   report.poller.following = true;
+  report.hpas.push_back({.ns = "shop",
+                         .name = "web",
+                         .scaleTarget = "Deployment/web",
+                         .maxReplicas = 3,
+                         .currentReplicas = 2,
+                         .desiredReplicas = 3,
+                         .metrics = {{.name = "queue.depth",
+                                      .selector = "app=web",
+                                      .targetType = "Value",
+                                      .target = "40",
+                                      .current = "42"}}});
   report.leader = StatusReport::Leader{.enabled = true,
                                        .isLeader = false,
                                        .election = StatusReport::Leader::Election{.holder = "b"}};
@@ -136,6 +153,12 @@ TEST(StatusReport, ABuiltReportRoundTrips) {
   EXPECT_TRUE(parsed->poller.following);
   EXPECT_EQ(parsed->leader->election->holder, "b");
   EXPECT_EQ(boost::json::serialize(parsed->unknown.at("future")), "[1,2]");
+  EXPECT_EQ(parsed->backend.rateLimits.at(0).remaining, 12);
+  EXPECT_EQ(parsed->backend.callsByOutcome.at(1).first, "rate_limited");
+  ASSERT_NE(parsed->findHpa("shop/web"), nullptr);
+  EXPECT_EQ(parsed->findHpa("shop/web")->metrics.at(0).current, "42");
+  EXPECT_EQ(parsed->findHpa("shop/we"), nullptr);
+  EXPECT_EQ(parsed->findHpa("sho/pweb"), nullptr);
   // A valid metric writes no error; an invalid one always does, even empty.
   EXPECT_FALSE(json.at("metrics").as_array()[0].as_object().contains("error"));
   report.metrics[0].valid = false;

@@ -51,5 +51,43 @@ TEST(HpaReferences, AnUnreadableSelectorIsReportedAndSkipped) {
   EXPECT_NE(problems[0].find("Gt"), std::string::npos);
 }
 
+TEST(HpaSummaries, TargetsReplicasAndWhatTheHpaLastRead) {
+  auto summaries = hpaSummaries(hpas(R"([
+    {"metadata":{"namespace":"shop","name":"web"},
+     "spec":{"scaleTargetRef":{"kind":"Deployment","name":"web"},"minReplicas":2,"maxReplicas":9,
+       "metrics":[
+         {"type":"Resource","resource":{"name":"cpu"}},
+         {"type":"External","external":{"metric":{"name":"requests",
+            "selector":{"matchLabels":{"app":"web","env":"prod"}}},
+            "target":{"type":"AverageValue","averageValue":"9"}}},
+         {"type":"External","external":{"metric":{"name":"queue"},
+            "target":{"type":"Value","value":"40"}}}]},
+     "status":{"currentReplicas":3,"desiredReplicas":4,"currentMetrics":[
+       {"type":"External","external":{"metric":{"name":"requests",
+          "selector":{"matchLabels":{"env":"prod","app":"web"}}},
+          "current":{"averageValue":"824"}}}]}},
+    {"metadata":{"namespace":"shop","name":"cpu-only"},
+     "spec":{"maxReplicas":3,"metrics":[{"type":"Resource","resource":{"name":"cpu"}}]}}
+  ])"));
+  ASSERT_EQ(summaries.size(), 1U);  // an HPA without External metrics is not listed
+  const auto& h = summaries[0];
+  EXPECT_EQ(h.ns, "shop");
+  EXPECT_EQ(h.name, "web");
+  EXPECT_EQ(h.scaleTarget, "Deployment/web");
+  EXPECT_EQ(h.minReplicas, 2);
+  EXPECT_EQ(h.maxReplicas, 9);
+  EXPECT_EQ(h.currentReplicas, 3);
+  EXPECT_EQ(h.desiredReplicas, 4);
+  ASSERT_EQ(h.metrics.size(), 2U);
+  EXPECT_EQ(h.metrics[0].name, "requests");
+  EXPECT_EQ(h.metrics[0].selector, "app=web,env=prod");  // canonical, as the metric's entry
+  EXPECT_EQ(h.metrics[0].targetType, "AverageValue");
+  EXPECT_EQ(h.metrics[0].target, "9");
+  EXPECT_EQ(h.metrics[0].current, "824");  // matched by name and selector, in any label order
+  EXPECT_EQ(h.metrics[1].name, "queue");
+  EXPECT_EQ(h.metrics[1].target, "40");
+  EXPECT_EQ(h.metrics[1].current, "");  // not read yet
+}
+
 }  // namespace
 }  // namespace xmetrics::demand
