@@ -173,8 +173,26 @@ std::expected<void, std::string> Service::startStages() {
     spdlog::info("component=server event=connection_cap connections={} memory_limit_mib={}",
                  httpsOptions.maxConnections, *memoryLimit / (1024 * 1024));
   }
+  // Before the server answers: request threads read selfCheck_ (extraStatus) from then on.
+  if (kubernetes_ && options.selfCheckInterval.count() > 0) {
+    std::string ns = demand::ownNamespace(options, cluster_);
+    selfCheck_ = std::make_unique<SelfCheck>(
+        doctor::Options{
+            .kubeconfig = options.kubeconfig, .ns = ns, .service = ns + "/" + options.serviceName},
+        [this] { return handler_->fullStatus(core::Clock::now()); }, options.selfCheckInterval);
+  }
   https_ = std::make_unique<server::HttpsServer>(std::move(httpsOptions), *handler_);
   if (auto started = https_->start(); !started) return std::unexpected(started.error());
+
+  // doctor on itself, for the status page: as the aggregator reaches it (the Service, the
+  // APIService's caBundle), but dialled on its own port, with its own report.
+  if (selfCheck_) {
+    const auto& bind = options.bindAddress;
+    std::string host = bind == "0.0.0.0" || bind.empty() ? "127.0.0.1"
+                       : bind == "::"                    ? "::1"
+                                                         : bind;
+    selfCheck_->start(serveUrl(host, https_->port()));
+  }
 
   // Rotation without restart: new connections get the new serving certificate, open ones keep
   // theirs (nothing is dropped). The --config file is re-read when it changes.
@@ -286,6 +304,8 @@ void Service::stop() {
   certificateWatcher_.reset();
   configWatcher_.reset();
   caWatcher_.reset();
+  // A self-check in flight ends first: it reads this server's report and calls its port.
+  if (selfCheck_) selfCheck_->stop();
   // Everything that can still answer a request finishes while the server runs; then it stops.
   if (handler_) handler_->shutdown();
   historySampler_.reset();
@@ -330,6 +350,9 @@ boost::json::object Service::extraStatus() const {
   if (kubernetes_) {
     extra["kubernetes"] = kubernetes_->status();
     if (auto hpas = kubernetes_->hpas(); !hpas.empty()) extra["hpas"] = core::toJson(hpas);
+    if (auto check = selfCheck_ ? selfCheck_->last() : std::nullopt) {
+      extra["selfCheck"] = core::toJson(*check);
+    }
   }
   extra["leader"] = kubernetes_ ? kubernetes_->leaderStatus()
                                 : boost::json::object{{"enabled", false}, {"isLeader", true}};

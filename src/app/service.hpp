@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/self_check.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/authorizer.hpp"
 #include "backends/backend.hpp"
@@ -103,6 +104,7 @@ class Service {
   std::unique_ptr<ui::HistorySampler> historySampler_;
   std::unique_ptr<server::ApiHandler> handler_;
   std::unique_ptr<server::HttpsServer> https_;
+  std::unique_ptr<SelfCheck> selfCheck_;  // cluster mode, self-check-interval > 0
   // Before the watchers: their threads use these until the watchers are destroyed (joined).
   std::mutex reloadMutex_;               // the watcher's thread and SIGHUP's
   config::ServeOptions runningOptions_;  // as last applied from --config

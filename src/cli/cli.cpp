@@ -172,6 +172,12 @@ int run(int argc, char** argv) {
     // As kubectl: without --cluster-kubeconfig, $KUBECONFIG or ~/.kube/config when there is one.
     if (flareOptions.clusterKubeconfig.empty()) {
       flareOptions.clusterKubeconfig = kube::kubectlKubeconfigPath();
+      // Said, so nobody attaches a cluster's objects without knowing which cluster.
+      if (!flareOptions.clusterKubeconfig.empty()) {
+        std::cerr << "flare: collecting from the cluster of " << flareOptions.clusterKubeconfig
+                  << " (its current context), as kubectl would; --cluster-kubeconfig names "
+                     "another\n";
+      }
     }
     return runFlare(flareOptions);
   }

@@ -47,7 +47,9 @@ std::string pemOf(X509* cert) {
 
 struct Target {
   std::string host, port;
-  std::string sni;     // sent in the handshake
+  std::string
+      pathPrefix;   // a server URL's own path (a proxy's /k8s/clusters/c-1), without '/' at the end
+  std::string sni;  // sent in the handshake
   std::string verify;  // the name (or IP address) the certificate must carry
 };
 
@@ -62,6 +64,8 @@ std::expected<Target, std::string> targetOf(const std::string& server,
   t.port = url->has_port() ? std::string(url->port()) : "443";
   t.sni = verifyName.empty() ? std::string(url->host()) : verifyName;
   t.verify = verifyName.empty() ? t.host : verifyName;
+  t.pathPrefix = std::string(url->encoded_path());
+  while (!t.pathPrefix.empty() && t.pathPrefix.back() == '/') t.pathPrefix.pop_back();
   return t;
 }
 
@@ -187,7 +191,7 @@ std::expected<XmetricsReply, std::string> xmetricsGet(const Endpoint& endpoint,
       stream.set_verify_callback(net::ssl::host_name_verification(where->verify));
     }
     connection.connect(*where);
-    http::request<http::empty_body> req{http::verb::get, target, 11};
+    http::request<http::empty_body> req{http::verb::get, where->pathPrefix + target, 11};
     req.set(http::field::host, where->host);
     req.set(http::field::accept, "application/json");
     if (!endpoint.token.empty()) req.set(http::field::authorization, "Bearer " + endpoint.token);
@@ -202,10 +206,9 @@ std::expected<XmetricsReply, std::string> xmetricsGet(const Endpoint& endpoint,
     return reply;
   } catch (const boost::system::system_error& e) {
     // code().message(): what() also carries Boost's source location, which helps nobody here.
-    return std::unexpected("cannot reach xmetrics at " + endpoint.server + ": " +
-                           e.code().message());
+    return std::unexpected("cannot reach " + endpoint.server + ": " + e.code().message());
   } catch (const std::exception& e) {
-    return std::unexpected("cannot reach xmetrics at " + endpoint.server + ": " + e.what());
+    return std::unexpected("cannot reach " + endpoint.server + ": " + e.what());
   }
 }
 

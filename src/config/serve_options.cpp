@@ -370,6 +370,12 @@ std::vector<SettingRow> table(const std::vector<BackendSettings>& backends) {
         "window its sparklines show)",
         "30s"},
        durationSetting(&O::uiHistoryInterval, std::chrono::seconds(1))},
+      {{"self-check-interval",
+        {},
+        "cluster mode: how often xmetrics runs doctor's walk on itself, for the status page's "
+        "header and findings (0: never)",
+        "5m"},
+       durationSetting(&O::selfCheckInterval, std::chrono::seconds(0))},
       {{"log-format", {}, "text or json", "text"}, oneOfSetting(&O::logFormat, {"text", "json"})},
       {{"log-level",
         {"DD_LOG_LEVEL"},

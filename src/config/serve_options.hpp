@@ -65,6 +65,8 @@ struct ServeOptions {
   // The status page's history (/xmetrics/v1/ui): samples kept per metric, and how often.
   std::size_t uiHistoryPoints = 120;
   std::chrono::seconds uiHistoryInterval{30};
+  // Cluster mode: how often xmetrics runs doctor on itself for the status page; 0: never.
+  std::chrono::seconds selfCheckInterval{300};
   std::string logFormat = "text";
   std::string logLevel = "info";
   std::chrono::seconds firstFetchTimeout{5};

@@ -9,6 +9,13 @@
 namespace xmetrics::core {
 namespace {
 
+// ceil(v) as a replica count: the HPA's own counts are int32, and a value far past any target
+// (a queue of 3e9 against 1) or NaN must not overflow the conversion.
+int replicasOf(double v) {
+  if (!(v > 0)) return 0;
+  return v >= 2147483647.0 ? 2147483647 : static_cast<int>(std::ceil(v - 1e-9));
+}
+
 // A ratio for people: 91.56 rather than 91.55555555555556.
 std::string rounded(double v) { return shortestDecimal(std::round(v * 100) / 100); }
 
@@ -49,7 +56,7 @@ HpaMath explainHpa(const HpaMathInput& in) {
       why += " is within the tolerance " + shortestDecimal(kHpaTolerance) + " of 1: keep " +
              std::to_string(current);
     } else {
-      desired = static_cast<int>(std::ceil(usage / target - 1e-9));
+      desired = replicasOf(usage / target);
       why +=
           "; desired = ceil(" + valueText + "/" + in.targetText + ") = " + std::to_string(desired);
     }
@@ -64,7 +71,7 @@ HpaMath explainHpa(const HpaMathInput& in) {
              std::to_string(current);
     } else {
       // The HPA multiplies by its ready pods; the current replicas stand in for them here.
-      desired = static_cast<int>(std::ceil(out.ratio * std::max(current, 1) - 1e-9));
+      desired = replicasOf(out.ratio * std::max(current, 1));
       why += "; desired = ceil(" + std::to_string(std::max(current, 1)) + " × " +
              rounded(out.ratio) + ") = " + std::to_string(desired);
     }

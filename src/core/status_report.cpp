@@ -140,9 +140,9 @@ StatusReport::Configuration parseConfiguration(const boost::json::object& o) {
   return c;
 }
 
-constexpr std::array<std::string_view, 11> kKnownKeys = {
+constexpr std::array<std::string_view, 12> kKnownKeys = {
     "time",      "metrics",    "backend", "backends",      "poller", "embedded",
-    "dogstatsd", "kubernetes", "leader",  "configuration", "hpas"};
+    "dogstatsd", "kubernetes", "leader",  "configuration", "hpas",   "selfCheck"};
 
 std::vector<StatusReport::Hpa> parseHpas(const boost::json::array& hpas) {
   std::vector<StatusReport::Hpa> out;
@@ -173,6 +173,49 @@ std::vector<StatusReport::Hpa> parseHpas(const boost::json::array& hpas) {
 }
 
 }  // namespace
+
+boost::json::object toJson(const StatusReport::SelfCheck& s) {
+  boost::json::array findings;
+  for (const auto& f : s.findings) {
+    findings.push_back({{"name", f.name},
+                        {"subject", f.subject},
+                        {"verdict", f.verdict},
+                        {"summary", f.summary},
+                        {"fix", f.fix}});
+  }
+  return {{"ran", s.ran},
+          {"ok", s.ok},
+          {"warn", s.warn},
+          {"fail", s.fail},
+          {"tookMilliseconds", s.tookMilliseconds},
+          {"error", s.error},
+          {"findings", std::move(findings)}};
+}
+
+StatusReport::SelfCheck selfCheckFromDoctor(const boost::json::object& report, std::string ran,
+                                            int64_t tookMilliseconds) {
+  StatusReport::SelfCheck s{.ran = std::move(ran),
+                            .ok = intAt(report, "ok"),
+                            .warn = intAt(report, "warn"),
+                            .fail = intAt(report, "fail"),
+                            .tookMilliseconds = tookMilliseconds,
+                            .error = str(report, "error")};
+  // doctor's report lists every check ("checks"); the status report only those not OK.
+  const auto* checks = arrayAt(report, "checks");
+  if (!checks) checks = arrayAt(report, "findings");
+  static const boost::json::array kNone;
+  for (const auto& c : checks ? *checks : kNone) {
+    if (!c.is_object()) continue;
+    const auto& o = c.as_object();
+    if (str(o, "verdict") == "OK") continue;
+    s.findings.push_back({.name = str(o, "name"),
+                          .subject = str(o, "subject"),
+                          .verdict = str(o, "verdict"),
+                          .summary = str(o, "summary"),
+                          .fix = str(o, "fix")});
+  }
+  return s;
+}
 
 boost::json::object apiServiceJson(const StatusReport::Kubernetes::ApiService& a) {
   return {{"name", a.name},       {"available", a.available}, {"reason", a.reason},
@@ -318,6 +361,7 @@ boost::json::object toJson(const StatusReport& report) {
   if (report.leader) o["leader"] = leaderJson(*report.leader);
   if (report.configuration) o["configuration"] = configurationJson(*report.configuration);
   if (!report.hpas.empty()) o["hpas"] = toJson(report.hpas);
+  if (report.selfCheck) o["selfCheck"] = toJson(*report.selfCheck);
   for (const auto& [k, v] : report.unknown) o[k] = v;
   return o;
 }
@@ -438,6 +482,9 @@ std::expected<StatusReport, std::string> parseStatusReport(const boost::json::va
   if (const auto* l = objectAt(o, "leader")) r.leader = parseLeader(*l);
   if (const auto* c = objectAt(o, "configuration")) r.configuration = parseConfiguration(*c);
   if (const auto* h = arrayAt(o, "hpas")) r.hpas = parseHpas(*h);
+  if (const auto* s = objectAt(o, "selfCheck")) {
+    r.selfCheck = selfCheckFromDoctor(*s, str(*s, "ran"), intAt(*s, "tookMilliseconds"));
+  }
   for (const auto& [k, v] : o) {
     if (std::ranges::find(kKnownKeys, std::string_view(k)) == kKnownKeys.end()) r.unknown[k] = v;
   }

@@ -178,6 +178,19 @@ struct StatusReport {
     std::vector<Metric> metrics;  // its External metrics only
   };
 
+  // xmetrics' doctor run on itself in cluster mode (the self-check): its counts, and the checks
+  // that were not OK. What the status page's header shows and links to.
+  struct SelfCheck {
+    struct Finding {
+      std::string name, subject, verdict, summary, fix;
+    };
+    std::string ran;  // RFC 3339, when it finished
+    int64_t ok = 0, warn = 0, fail = 0;
+    int64_t tookMilliseconds = 0;
+    std::string error;  // why it could not run; empty when it did
+    std::vector<Finding> findings;
+  };
+
   std::string time;  // RFC 3339, when the report was made
   std::vector<Metric> metrics;
   Backend backend;                // the default backend
@@ -189,7 +202,8 @@ struct StatusReport {
   std::optional<Kubernetes> kubernetes;
   std::optional<Leader> leader;
   std::optional<Configuration> configuration;
-  std::vector<Hpa> hpas;  // "hpas", left out when empty
+  std::vector<Hpa> hpas;               // "hpas", left out when empty
+  std::optional<SelfCheck> selfCheck;  // "selfCheck", cluster mode once it ran
   // Top-level keys this type does not know (a newer server), written back last, in order.
   boost::json::object unknown;
 
@@ -209,6 +223,10 @@ boost::json::object toJson(const StatusReport::Backend& backend);
 boost::json::object toJson(const StatusReport& report);
 boost::json::array toJson(const std::vector<StatusReport::Hpa>& hpas);
 boost::json::object apiServiceJson(const StatusReport::Kubernetes::ApiService& a);
+boost::json::object toJson(const StatusReport::SelfCheck& s);
+// A self-check from doctor's JSON report (renderJson) and when it ran.
+StatusReport::SelfCheck selfCheckFromDoctor(const boost::json::object& report, std::string ran,
+                                            int64_t tookMilliseconds);
 
 // A metric entry alone (what doctor's classifiers read). Fails when it is not an object.
 std::expected<StatusReport::Metric, std::string> parseStatusMetric(const boost::json::value& json);

@@ -94,7 +94,8 @@ std::vector<core::StatusReport::Hpa> hpaSummaries(const kube::ObjectMap& hpas) {
           .target = quantityText(goal, type == "AverageValue" ? "averageValue" : "value")};
       // What the HPA last read for it: status.currentMetrics in the order of spec.metrics, found
       // by name and selector.
-      for (const auto& c : current ? *current : boost::json::array{}) {
+      static const boost::json::array kNone;
+      for (const auto& c : current ? *current : kNone) {
         if (!c.is_object() || str(c.as_object(), "type") != "External") continue;
         const auto* ce = objectAt(c.as_object(), "external");
         const auto* cm = objectAt(ce, "metric");

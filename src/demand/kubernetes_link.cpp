@@ -240,7 +240,7 @@ void KubernetesLink::stop() {
 void KubernetesLink::checkApiService() {
   core::nameThisThread("xm-apiservice");
   // The name the aggregator serves this API under (deploy/manifests/40-apiservice.yaml); the RBAC
-  // grants get on it (the caBundle injector's role).
+  // grants get on it (xmetrics:self-check, and the caBundle injector's role).
   constexpr std::string_view kName = "v1beta1.external.metrics.k8s.io";
   std::unique_lock lock(apiServiceMutex_);
   while (!apiServiceStop_) {
@@ -248,8 +248,10 @@ void KubernetesLink::checkApiService() {
     core::StatusReport::Kubernetes::ApiService read{.name = std::string(kName),
                                                     .checked = core::rfc3339(core::Clock::now())};
     auto got = client_.get("/apis/apiregistration.k8s.io/v1/apiservices/" + std::string(kName));
+    bool forbidden = false;
     if (!got) {
       read.error = got.error().describe();
+      forbidden = got.error().status == 403;
     } else if (const auto* conditions =
                    got->is_object()
                        ? core::json::arrayAt(core::json::objectAt(got->as_object(), "status"),
@@ -264,7 +266,9 @@ void KubernetesLink::checkApiService() {
     }
     // Until the aggregator calls it Available (xmetrics starts before its APIService is
     // registered, or it is failing), sooner: the page should not show an old "missing" for 30 s.
-    auto next = read.available == "True" ? kApiServiceCheck : kApiServiceRecheck;
+    // Not Available yet, or not registered yet (404: xmetrics starts before its APIService is
+    // created), soon again; Available, or forbidden (no grant to read it), at the full period.
+    auto next = read.available == "True" || forbidden ? kApiServiceCheck : kApiServiceRecheck;
     lock.lock();
     apiService_ = std::move(read);
     apiServiceWake_.wait_for(lock, next, [this] { return apiServiceStop_; });

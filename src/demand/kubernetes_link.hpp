@@ -83,7 +83,7 @@ class KubernetesLink {
     return hpaSummaries_;
   }
   // The APIService's Available condition as last read (every kApiServiceCheck; every
-  // kApiServiceRecheck while it is not Available).
+  // kApiServiceRecheck while it is not Available or not there yet; a 403 waits the full period).
   core::StatusReport::Kubernetes::ApiService apiService() const {
     std::lock_guard lock(apiServiceMutex_);
     return apiService_;

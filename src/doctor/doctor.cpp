@@ -38,10 +38,11 @@ std::expected<kube::KubeConfig, std::string> clusterConfig(const Options& option
   // KUBECONFIG may list several files, as for kubectl; the first one holds the context here.
   std::string kubeconfig = options.kubeconfig.substr(0, options.kubeconfig.find(':'));
   if (!kubeconfig.empty()) return kube::loadKubeconfig(kubeconfig, options.context);
-  if (kube::runningInCluster()) return kube::inClusterConfig();
+  // As kubectl: $KUBECONFIG or ~/.kube/config before a pod's service account.
   if (auto path = kube::kubectlKubeconfigPath(); !path.empty()) {
     return kube::loadKubeconfig(path, options.context);
   }
+  if (kube::runningInCluster()) return kube::inClusterConfig();
   return std::unexpected(std::string(
       "give --kubeconfig (the cluster's, as for kubectl), set KUBECONFIG, or run in a pod"));
 }

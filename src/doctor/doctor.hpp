@@ -1,9 +1,11 @@
 #pragma once
 
 #include <expected>
+#include <optional>
 #include <string>
 
 #include "client/xmetrics_client.hpp"
+#include "core/status_report.hpp"
 #include "doctor/report.hpp"
 
 // doctor/: `xmetrics doctor` as a library — walks every link from an HPA to a backend value
@@ -24,6 +26,9 @@ struct Options {
   std::string xmetricsKubeconfig;  // credentials for xmetrics itself (serve --write-kubeconfig)
   std::string token;               // bearer token for xmetrics itself
   std::string serviceAccount;      // the identity xmetrics runs as, for the RBAC check
+  // When xmetrics runs doctor on itself (its self-check): its own report, instead of reading it
+  // back over HTTPS as itself (which would need RBAC on its own status path).
+  std::optional<core::StatusReport> status;
 };
 
 enum class OutputFormat { kText, kJson };
@@ -40,7 +45,7 @@ struct Outcome {
 Outcome run(const Options& options, OutputFormat format);
 
 // The cluster doctor walks: options.kubeconfig (the first file of a KUBECONFIG list), else as
-// kubectl reads it (~/.kube/config), else the pod's service account.
+// kubectl reads it ($KUBECONFIG, ~/.kube/config), else the pod's service account.
 std::expected<kube::KubeConfig, std::string> clusterConfig(const Options& options);
 
 // Where xmetrics answers for that cluster and how to ask it (see evidence.hpp): what `xmetrics

@@ -189,6 +189,11 @@ class Gatherer {
   // The status report, with the credentials the user has: a client certificate or token of the
   // cluster (xmetrics authenticates both in cluster mode), or xmetrics' own kubeconfig.
   void readStatus() {
+    if (e_.options.status) {
+      e_.status = *e_.options.status;
+      readReadyz(endpointForXmetrics().value_or(client::Endpoint{.server = e_.address}));
+      return;
+    }
     auto located = endpointForXmetrics();
     if (!located) {
       e_.statusError = located.error();
@@ -223,7 +228,14 @@ class Gatherer {
       return;
     }
     e_.status = std::move(*report);
+    readReadyz(endpoint);
+  }
+
+  // /readyz is open: no credential goes with it.
+  void readReadyz(const client::Endpoint& endpoint) {
     auto readyEndpoint = endpoint;
+    readyEndpoint.token.clear();
+    readyEndpoint.certPem.clear();
     readyEndpoint.insecureSkipVerify = readyEndpoint.insecureSkipVerify || !e_.statusNote.empty();
     auto readyz = client::xmetricsGet(readyEndpoint, "/readyz");
     if (readyz) {

@@ -66,8 +66,17 @@ std::expected<KubeConfig, std::string> inClusterConfig() {
 
 std::string kubectlKubeconfigPath() {
   if (const char* list = std::getenv("KUBECONFIG"); list && *list) {
+    // kubectl merges the files of the list; here the first that exists holds the context. Empty
+    // and missing entries are skipped, as kubectl skips them.
     std::string_view paths(list);
-    return std::string(paths.substr(0, paths.find(':')));
+    std::error_code ec;
+    while (!paths.empty()) {
+      auto colon = paths.find(':');
+      std::string path(paths.substr(0, colon));
+      if (!path.empty() && fs::exists(path, ec)) return path;
+      paths = colon == std::string_view::npos ? std::string_view() : paths.substr(colon + 1);
+    }
+    return "";
   }
   const char* home = std::getenv("HOME");
   if (!home || !*home) return "";
@@ -158,6 +167,17 @@ std::expected<KubeConfig, std::string> parseKubeconfig(std::string_view yaml,
       }
       c.token = user["token"].as<std::string>("");
       c.tokenFile = resolve(user["tokenFile"].as<std::string>(""));
+      // A credential plugin (EKS, GKE, AKS) is a program kubectl runs; xmetrics does not, and
+      // sending no credential would only end in a 401 that says nothing of why.
+      bool hasCredential = !c.token.empty() || !c.tokenFile.empty() ||
+                           !c.tls.clientCertPem.empty() || !c.tls.clientCertFile.empty();
+      if (!hasCredential && (user["exec"] || user["auth-provider"])) {
+        return std::unexpected(
+            "--kubeconfig " + path + ": user \"" + userName + "\" authenticates with " +
+            (user["exec"] ? "an exec credential plugin" : "an auth-provider") +
+            ", which xmetrics does not run; use a kubeconfig with a token, tokenFile or client "
+            "certificate (e.g. a service account's token)");
+      }
     }
     return c;
   } catch (const YAML::Exception& e) {

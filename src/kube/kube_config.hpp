@@ -31,8 +31,9 @@ std::expected<KubeConfig, std::string> inClusterConfig();
 std::expected<KubeConfig, std::string> loadKubeconfig(const std::string& path,
                                                       const std::string& context = "");
 
-// The kubeconfig kubectl would read: the first file of $KUBECONFIG (kubectl merges a list; the
-// first holds the context here), else $HOME/.kube/config when it exists; empty when neither.
+// The kubeconfig kubectl would read: the first file of $KUBECONFIG that exists (kubectl merges the
+// list; here that file holds the context), else $HOME/.kube/config when it exists; empty when
+// neither.
 std::string kubectlKubeconfigPath();
 
 // loadKubeconfig on a kubeconfig's text; `path` names it in errors and anchors relative paths.

@@ -653,6 +653,7 @@ core::StatusReport ApiHandler::fullStatus(core::Clock::time_point now) const {
       report.kubernetes = std::move(extras->kubernetes);
       report.leader = std::move(extras->leader);
       report.hpas = std::move(extras->hpas);
+      report.selfCheck = std::move(extras->selfCheck);
     }
   }
   return report;

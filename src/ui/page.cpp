@@ -70,15 +70,20 @@ std::string linkTo(const PageQuery& q, std::size_t page) {
   return escapeHtml(out);
 }
 
+// A metric's validity as the report says it now, in the history's words (validityName): what the
+// row is marked with and what the validity filter matches.
+std::string_view stateOf(const core::StatusReport::Metric& m) {
+  if (m.valid) return validityName(Validity::kValid);
+  if (m.inGrace) return validityName(Validity::kGrace);
+  if (m.sample) return validityName(Validity::kStale);
+  return validityName(m.error.empty() ? Validity::kNone : Validity::kError);
+}
+
 bool matches(const core::StatusReport::Metric& m, const PageQuery& q) {
   if (!q.ns.empty() && m.ns != q.ns) return false;
   if (!q.backend.empty() && m.backend != q.backend) return false;
   if (!q.validity.empty()) {
-    std::string_view state = m.valid           ? "valid"
-                             : m.inGrace       ? "grace"
-                             : m.sample        ? "stale"
-                             : m.error.empty() ? "none"
-                                               : "error";
+    auto state = stateOf(m);
     if (q.validity == "invalid" ? state == "valid" : state != q.validity) return false;
   }
   if (!q.text.empty()) {
@@ -215,9 +220,36 @@ void header(std::string& out, const core::StatusReport& report, const PageContex
   std::size_t invalid = static_cast<std::size_t>(
       std::ranges::count_if(report.metrics, [](const auto& m) { return !m.valid; }));
   item("metrics", grouped(report.metrics.size()) + " (" + grouped(invalid) + " not valid)");
-  out +=
-      "</dl><p class=\"muted\">Checks of every link from the APIService to each HPA: "
-      "<code>kubectl xmetrics doctor</code>.</p></header>";
+  out += "</dl>";
+  if (const auto& check = report.selfCheck) {
+    auto ran = core::parseRfc3339(check->ran);
+    out += "<p class=\"selfcheck\" data-ok=\"" + std::to_string(check->ok) + "\" data-warn=\"" +
+           std::to_string(check->warn) + "\" data-fail=\"" + std::to_string(check->fail) +
+           "\">doctor, run by xmetrics on itself" +
+           (ran ? " " +
+                      duration(std::chrono::duration_cast<std::chrono::seconds>(context.now - *ran)
+                                   .count()) +
+                      " ago"
+                : std::string()) +
+           ": ";
+    if (!check->error.empty()) {
+      out += "<span class=\"bad\">could not run: " + escapeHtml(check->error) + "</span>";
+    } else {
+      out += "<span class=\"ok\">" + std::to_string(check->ok) + " OK</span> · <span class=\"" +
+             (check->warn ? "warn" : "muted") + "\">" + std::to_string(check->warn) +
+             " WARN</span> · <span class=\"" + (check->fail ? "bad" : "muted") + "\">" +
+             std::to_string(check->fail) + " FAIL</span>" +
+             (check->findings.empty() ? "" : " — <a href=\"#findings\">findings</a>");
+    }
+    out += "</p>";
+  } else {
+    out +=
+        "<p class=\"muted\">Checks of every link from the APIService to each HPA: "
+        "<code>kubectl xmetrics doctor</code>" +
+        std::string(report.kubernetes ? " (xmetrics runs them on itself too; not yet)" : "") +
+        ".</p>";
+  }
+  out += "</header>";
 }
 
 void backends(std::string& out, const core::StatusReport& report, const ValueHistory* history) {
@@ -245,11 +277,15 @@ void backends(std::string& out, const core::StatusReport& report, const ValueHis
       auto points = history->backend(b.name);
       if (points.size() >= 2) {
         std::vector<ValueHistory::Point> calls, failed;
+        // A counter that went down was a new backend (a reload): its count since then.
+        auto delta = [](uint64_t now, uint64_t before) {
+          return static_cast<double>(now >= before ? now - before : now);
+        };
         for (std::size_t i = 1; i < points.size(); ++i) {
-          calls.push_back({.at = points[i].at,
-                           .value = static_cast<double>(points[i].calls - points[i - 1].calls)});
-          failed.push_back({.at = points[i].at,
-                            .value = static_cast<double>(points[i].errors - points[i - 1].errors)});
+          calls.push_back(
+              {.at = points[i].at, .value = delta(points[i].calls, points[i - 1].calls)});
+          failed.push_back(
+              {.at = points[i].at, .value = delta(points[i].errors, points[i - 1].errors)});
         }
         out += "<div class=\"series\"><span>calls</span>";
         sparkline(out, calls, points.front().at, points.back().at);
@@ -349,7 +385,7 @@ void hpaUse(std::string& out, const core::StatusReport::Metric& m, const std::st
 void metricRow(std::string& out, const core::StatusReport::Metric& m, const ValueHistory* history,
                const core::StatusReport& report, const PageContext& context) {
   std::string key = core::metricKey(m.ns, m.metricName, m.selector);
-  std::string_view state = m.valid ? "valid" : m.inGrace ? "grace" : m.sample ? "stale" : "error";
+  std::string_view state = stateOf(m);
   out += "<tr class=\"metric\" data-metric=\"" + escapeHtml(m.metricName) + "\" data-namespace=\"" +
          escapeHtml(m.ns) + "\" data-selector=\"" + escapeHtml(m.selector) + "\" data-validity=\"" +
          std::string(state) + "\"><td><b>" + escapeHtml(m.metricName) +
@@ -393,7 +429,7 @@ h3{font-size:14px;margin:0 0 4px}.muted{color:#6b7280;font-weight:normal}
 header dl{display:flex;flex-wrap:wrap;gap:4px 24px;margin:6px 0}dt{color:#6b7280;font-size:12px}
 dd{margin:0}.cards{display:flex;flex-wrap:wrap;gap:10px}
 .card{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:8px 12px;min-width:280px}
-.ok{color:#13795b}.bad,.error{color:#b42318}.error{font-size:12px;max-width:420px}
+.ok{color:#13795b}.warn{color:#b45309}.bad,.error{color:#b42318}.error{font-size:12px;max-width:420px}
 .series,.budget{display:flex;align-items:center;gap:8px;font-size:12px}
 .details{font-size:12px;margin:4px 0 0}.details div{display:flex;gap:6px}
 table{border-collapse:collapse;width:100%;background:#fff;margin-top:8px}
@@ -536,7 +572,24 @@ std::string renderPage(const core::StatusReport& report, const ValueHistory* his
     if (page < pages) out += "<a rel=\"next\" href=\"" + linkTo(query, page + 1) + "\">next</a>";
     out += "</nav>";
   }
-  out += "</section><footer class=\"muted\"><p>";
+  out += "</section>";
+  if (report.selfCheck && !report.selfCheck->findings.empty()) {
+    out +=
+        "<section id=\"findings\"><h2>Doctor's findings</h2><table><thead><tr><th>verdict</th>"
+        "<th>check</th><th>what it found</th><th>fix</th></tr></thead><tbody>";
+    for (const auto& f : report.selfCheck->findings) {
+      out +=
+          "<tr class=\"finding\" data-verdict=\"" + escapeHtml(f.verdict) + "\"><td class=\"" +
+          (f.verdict == "FAIL" ? "bad" : "warn") + "\">" + escapeHtml(f.verdict) + "</td><td>" +
+          escapeHtml(f.name) +
+          (f.subject.empty() ? "" : " <span class=\"muted\">" + escapeHtml(f.subject) + "</span>") +
+          "</td><td>" + escapeHtml(f.summary) + "</td><td>" + escapeHtml(f.fix) + "</td></tr>";
+    }
+    out +=
+        "</tbody></table><p class=\"muted\">The whole walk with its evidence: <code>kubectl "
+        "xmetrics doctor</code> (as you, with your permissions).</p></section>";
+  }
+  out += "<footer class=\"muted\"><p>";
   if (history && history->capacity() > 0) {
     out += "History: " + std::to_string(history->capacity()) + " samples per metric, one every " +
            number(static_cast<double>(context.historyInterval.count()) / 1000) + " s (" +

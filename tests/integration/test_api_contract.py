@@ -148,5 +148,5 @@ def test_status_gives_up_on_a_server_that_never_answers(request, tmp_path):
                          capture_output=True, text=True, timeout=60)
     silent.close()
     assert res.returncode == 1
-    assert "cannot reach xmetrics" in res.stderr
+    assert f"cannot reach https://127.0.0.1:{port}" in res.stderr, res.stderr
     assert time.monotonic() - started < 30

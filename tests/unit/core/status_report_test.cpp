@@ -142,6 +142,12 @@ TEST(StatusReport, ABuiltReportRoundTrips) {
   report.leader = StatusReport::Leader{.enabled = true,
                                        .isLeader = false,
                                        .election = StatusReport::Leader::Election{.holder = "b"}};
+  report.selfCheck = StatusReport::SelfCheck{
+      .ran = "t",
+      .ok = 3,
+      .warn = 1,
+      .findings = {
+          {.name = "rbac-xmetrics", .verdict = "WARN", .summary = "s", .fix = "grant it"}}};
   report.unknown["future"] = boost::json::array{1, 2};
   auto json = toJson(report);
   auto parsed = parseStatusReport(json);
@@ -155,6 +161,10 @@ TEST(StatusReport, ABuiltReportRoundTrips) {
   EXPECT_EQ(boost::json::serialize(parsed->unknown.at("future")), "[1,2]");
   EXPECT_EQ(parsed->backend.rateLimits.at(0).remaining, 12);
   EXPECT_EQ(parsed->backend.callsByOutcome.at(1).first, "rate_limited");
+  ASSERT_TRUE(parsed->selfCheck);
+  EXPECT_EQ(parsed->selfCheck->warn, 1);
+  ASSERT_EQ(parsed->selfCheck->findings.size(), 1U);
+  EXPECT_EQ(parsed->selfCheck->findings[0].fix, "grant it");
   ASSERT_NE(parsed->findHpa("shop/web"), nullptr);
   EXPECT_EQ(parsed->findHpa("shop/web")->metrics.at(0).current, "42");
   EXPECT_EQ(parsed->findHpa("shop/we"), nullptr);
@@ -163,6 +173,23 @@ TEST(StatusReport, ABuiltReportRoundTrips) {
   EXPECT_FALSE(json.at("metrics").as_array()[0].as_object().contains("error"));
   report.metrics[0].valid = false;
   EXPECT_EQ(toJson(report).at("metrics").as_array()[0].as_object().at("error").as_string(), "");
+}
+
+TEST(StatusReport, ASelfCheckKeepsTheChecksThatWereNotOk) {
+  auto doctorReport = boost::json::parse(R"({"checks":[
+      {"name":"apiservice","verdict":"OK","summary":"ok"},
+      {"name":"hpa","subject":"shop/web","verdict":"FAIL","summary":"no series","fix":"fix it"},
+      {"name":"migration-cluster-agent","verdict":"WARN","summary":"not checked"}],
+      "ok":1,"warn":1,"fail":1,"exitCode":1})");
+  auto s = selfCheckFromDoctor(doctorReport.as_object(), "2026-12-07T12:00:00Z", 420);
+  EXPECT_EQ(s.ok, 1);
+  EXPECT_EQ(s.warn, 1);
+  EXPECT_EQ(s.fail, 1);
+  EXPECT_EQ(s.tookMilliseconds, 420);
+  ASSERT_EQ(s.findings.size(), 2U);
+  EXPECT_EQ(s.findings[0].subject, "shop/web");
+  EXPECT_EQ(s.findings[0].fix, "fix it");
+  EXPECT_EQ(s.findings[1].verdict, "WARN");
 }
 
 TEST(StatusReport, OlderServersWithOnlyOneBackendAndNoExtras) {

@@ -159,13 +159,45 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
+TEST(ParseKubeconfig, ACredentialPluginIsRefusedSayingWhatToUseInstead) {
+  constexpr const char* kExec = R"(apiVersion: v1
+kind: Config
+current-context: eks
+clusters:
+- name: c
+  cluster: {server: https://example.invalid}
+contexts:
+- name: eks
+  context: {cluster: c, user: aws}
+users:
+- name: aws
+  user:
+    exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: aws}
+)";
+  auto config = parseKubeconfig(kExec, "/k");
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().find("user \"aws\" authenticates with an exec credential plugin"),
+            std::string::npos)
+      << config.error();
+  EXPECT_NE(config.error().find("token"), std::string::npos);
+}
+
 TEST(KubectlKubeconfigPath, TheFirstOfKubeconfigElseTheHomesConfigWhenItExists) {
   std::string home = ::testing::TempDir() + "kubectl_home";
   std::filesystem::create_directories(home + "/.kube");
   ScopedEnv homeEnv("HOME", home.c_str());
+  std::string first = home + "/first.yaml", second = home + "/second.yaml";
+  std::ofstream(first) << kTwoContexts;
+  std::ofstream(second) << kTwoContexts;
   {
-    ScopedEnv list("KUBECONFIG", "/etc/a.yaml:/etc/b.yaml");
-    EXPECT_EQ(kubectlKubeconfigPath(), "/etc/a.yaml");
+    // The first that exists, as kubectl merges the list: empty and missing entries are skipped.
+    ScopedEnv list("KUBECONFIG", (":" + home + "/missing.yaml:" + first + ":" + second).c_str());
+    EXPECT_EQ(kubectlKubeconfigPath(), first);
+  }
+  {
+    // Set, but naming nothing that exists: none (kubectl does not fall back to ~/.kube/config).
+    ScopedEnv list("KUBECONFIG", (home + "/missing.yaml").c_str());
+    EXPECT_EQ(kubectlKubeconfigPath(), "");
   }
   ScopedEnv unset("KUBECONFIG", nullptr);
   EXPECT_EQ(kubectlKubeconfigPath(), "");  // no ~/.kube/config: none, not a path that fails

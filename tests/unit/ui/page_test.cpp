@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <tuple>
 
 #include "core/metric_key.hpp"
 #include "core/time_format.hpp"
@@ -173,6 +174,37 @@ TEST(RenderPage, SparklineAndValidityStripFromTheHistory) {
   EXPECT_NE(html.find("History: 4 samples per metric, one every 30 s"), std::string::npos);
 }
 
+TEST(RenderPage, ARemoteBackendsCallsFailuresAndBudget) {
+  core::StatusReport report;
+  report.backends.push_back({.name = "datadog",
+                             .calls = 14,
+                             .rateLimits = {{.endpoint = "https://api.datadoghq.com",
+                                             .limit = 1600,
+                                             .remaining = 1187,
+                                             .resetSeconds = 3500}},
+                             .callsByOutcome = {{"ok", 10}, {"rate_limited", 3}, {"error", 1}}});
+  ValueHistory history(10);
+  store::ServiceStatus status;
+  status.backends.push_back({.name = "datadog"});
+  // 10 calls, then 14 (4 more, 1 failed), then a reload's new backend: 2 calls since.
+  for (auto [calls, ok, t] : {std::tuple{10, 8, 0}, {14, 11, 30}, {2, 2, 60}}) {
+    status.backends[0].health.calls = static_cast<uint64_t>(calls);
+    status.backends[0].health.callsByOutcome = {{"ok", ok}, {"error", calls - ok}};
+    history.sample({}, status, kNow - seconds(60 - t));
+  }
+  auto html = renderPage(report, &history, {}, context());
+  EXPECT_NE(html.find("14 calls since start, 4 not ok"), std::string::npos);
+  EXPECT_NE(html.find("<meter min=\"0\" max=\"1600\" value=\"1187\"></meter>"), std::string::npos);
+  EXPECT_NE(html.find("1,187 of 1,600 calls left, resets in 58m 20s"), std::string::npos);
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_search(html, m, std::regex("calls</span><svg[^>]*data-values=\"([^\"]*)\"")));
+  EXPECT_EQ(m[1].str(), "4 2");  // the reset counts from zero, not as 2^64 - 12
+  ASSERT_TRUE(
+      std::regex_search(html, m, std::regex("not ok</span><svg[^>]*data-values=\"([^\"]*)\"")));
+  EXPECT_EQ(m[1].str(), "1 0");
+}
+
 TEST(RenderPage, TheApiServiceAsTheAggregatorSeesIt) {
   core::StatusReport report;
   EXPECT_NE(renderPage(report, nullptr, {}, context()).find("none (standalone)"),
@@ -195,6 +227,36 @@ TEST(RenderPage, TheApiServiceAsTheAggregatorSeesIt) {
   report.kubernetes->apiService->reason = "Passed";
   html = renderPage(report, nullptr, {}, context());
   EXPECT_NE(html.find("<span class=\"ok\">Available=True (Passed)</span>"), std::string::npos);
+}
+
+TEST(RenderPage, TheSelfCheckCountsLinkToItsFindings) {
+  core::StatusReport report;
+  report.kubernetes = core::StatusReport::Kubernetes{.server = "https://10.0.0.1"};
+  EXPECT_NE(renderPage(report, nullptr, {}, context()).find("runs them on itself too; not yet"),
+            std::string::npos);
+  report.selfCheck = core::StatusReport::SelfCheck{
+      .ran = "2026-12-07T11:58:00Z",
+      .ok = 12,
+      .warn = 1,
+      .fail = 1,
+      .findings = {
+          {.name = "hpa",
+           .subject = "shop/web",
+           .verdict = "FAIL",
+           .summary = "no series <b>",
+           .fix = "fix the tag"},
+          {.name = "migration-cluster-agent", .verdict = "WARN", .summary = "not checked"}}};
+  auto html = renderPage(report, nullptr, {}, context());
+  EXPECT_NE(html.find("data-ok=\"12\" data-warn=\"1\" data-fail=\"1\""), std::string::npos);
+  EXPECT_NE(html.find("doctor, run by xmetrics on itself 2m 0s ago"), std::string::npos);
+  EXPECT_NE(html.find("<a href=\"#findings\">findings</a>"), std::string::npos);
+  EXPECT_NE(html.find("<section id=\"findings\">"), std::string::npos);
+  EXPECT_EQ(count(html, "<tr class=\"finding\""), 2U);
+  EXPECT_NE(html.find("no series &lt;b&gt;"), std::string::npos);
+  EXPECT_NE(html.find("fix the tag"), std::string::npos);
+  report.selfCheck->error = "give --kubeconfig";
+  EXPECT_NE(renderPage(report, nullptr, {}, context()).find("could not run: give --kubeconfig"),
+            std::string::npos);
 }
 
 TEST(RenderPage, EachHpaNamingAMetricWithItsArithmetic) {
