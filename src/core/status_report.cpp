@@ -320,6 +320,9 @@ boost::json::object toJson(const StatusReport::Backend& backend) {
     for (const auto& [k, v] : backend.callsByOutcome) outcomes[k] = v;
     o["callsByOutcome"] = std::move(outcomes);
   }
+  if (const auto& r = backend.lastRefresh) {
+    o["lastRefresh"] = {{"metrics", r->first}, {"queries", r->second}};
+  }
   return o;
 }
 
@@ -421,6 +424,9 @@ std::expected<StatusReport::Backend, std::string> parseStatusBackend(
                               .remaining = intAt(r, "remaining"),
                               .resetSeconds = intAt(r, "resetSeconds")});
     }
+  }
+  if (const auto* r = objectAt(o, "lastRefresh")) {
+    b.lastRefresh = std::pair{intAt(*r, "metrics"), intAt(*r, "queries")};
   }
   if (const auto* outcomes = objectAt(o, "callsByOutcome")) {
     for (const auto& [k, v] : *outcomes) {

@@ -62,6 +62,9 @@ struct StatusReport {
     };
     std::vector<RateLimit> rateLimits;
     std::vector<std::pair<std::string, int64_t>> callsByOutcome;
+    // Its last full refresh (`lastRefresh`, left out before one): metrics refreshed and the
+    // distinct queries that took, so metrics per query is how much coalescing saved.
+    std::optional<std::pair<int64_t, int64_t>> lastRefresh;  // {metrics, queries}
   };
 
   struct Poller {

@@ -745,6 +745,12 @@ core::StatusReport ApiHandler::statusData(core::Clock::time_point now) const {
       report.backends.back().callsByOutcome.emplace_back(std::string(outcome),
                                                          static_cast<int64_t>(n));
     }
+    for (const auto& loop : poller.loops) {
+      if (loop.backend == b.name && loop.cycles > 0) {
+        report.backends.back().lastRefresh =
+            std::pair{static_cast<int64_t>(loop.metrics), static_cast<int64_t>(loop.queries)};
+      }
+    }
   }
   if (!report.backends.empty()) report.backend = report.backends.front();
   report.poller = {

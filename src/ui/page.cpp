@@ -272,6 +272,15 @@ void backends(std::string& out, const core::StatusReport& report, const ValueHis
                          grouped(static_cast<std::size_t>(errors)) + " not ok"
                    : std::string("in process, no remote calls")) +
            "</p>";
+    // Its last full refresh: metrics refreshed and the distinct queries asked of the backend
+    // (identical queries once). Coalescing into grouped queries happens inside the backend and
+    // shows in its calls.
+    if (const auto& r = b.lastRefresh; r && r->second > 0) {
+      out += "<p class=\"refresh\" data-metrics=\"" + std::to_string(r->first) +
+             "\" data-queries=\"" + std::to_string(r->second) +
+             "\">last refresh: " + grouped(static_cast<std::size_t>(r->first)) + " metrics, " +
+             grouped(static_cast<std::size_t>(r->second)) + " distinct queries</p>";
+    }
     if (history && remote) {
       // Calls and errors per sample interval, from the counters' differences.
       auto points = history->backend(b.name);

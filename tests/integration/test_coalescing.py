@@ -93,3 +93,13 @@ def test_coalesced_and_per_metric_queries_serve_the_same_values(start_xmetrics, 
     assert "avg:jobs.depth{env:dev AND queue IN (q0,q1,q2,q3)} by {queue}.rollup(30)" in sent
     assert len(set(last_refresh(plain_dd))) >= len(SELECTORS)
     assert len(set(sent)) <= 4
+
+    # The status page gives each backend's last refresh: its metrics and the distinct queries
+    # asked of it, as the status report's poller counts them.
+    for xm in (grouped, plain):
+        status, _, page = xm.request("/xmetrics/v1/ui")
+        assert status == 200
+        m = re.search(r'class="refresh" data-metrics="(\d+)" data-queries="(\d+)"', page)
+        assert m, page[:2000]
+        assert int(m.group(1)) == len(SELECTORS)
+        assert int(m.group(2)) == xm.status()["poller"]["queries"] == len(SELECTORS)

@@ -135,6 +135,8 @@ def test_the_status_page_in_a_browser(proxy, tmp_path):
         # The backends section names the embedded store as reachable.
         card = driver.find_element(By.CSS_SELECTOR, '.backend[data-backend="embedded"]')
         assert "reachable" in card.text
+        # Two metrics with two different queries.
+        assert "last refresh: 2 metrics, 2 distinct queries" in card.text, card.text
 
         # Structure and sizes of what was drawn, then of the screenshot itself.
         assert spark.size == {"width": 160, "height": 28}, spark.size

@@ -125,7 +125,8 @@ TEST(StatusReport, ABuiltReportRoundTrips) {
                                     .limit = 1600,
                                     .remaining = 12,
                                     .resetSeconds = 30}},
-                    .callsByOutcome = {{"ok", 9}, {"rate_limited", 1}}};
+                    .callsByOutcome = {{"ok", 9}, {"rate_limited", 1}},
+                    .lastRefresh = std::pair<int64_t, int64_t>{200, 4}};
   report.backends = {report.backend};
   report.poller.following = true;
   report.hpas.push_back({.ns = "shop",
@@ -161,6 +162,7 @@ TEST(StatusReport, ABuiltReportRoundTrips) {
   EXPECT_EQ(boost::json::serialize(parsed->unknown.at("future")), "[1,2]");
   EXPECT_EQ(parsed->backend.rateLimits.at(0).remaining, 12);
   EXPECT_EQ(parsed->backend.callsByOutcome.at(1).first, "rate_limited");
+  EXPECT_EQ(parsed->backend.lastRefresh, (std::pair<int64_t, int64_t>{200, 4}));
   ASSERT_TRUE(parsed->selfCheck);
   EXPECT_EQ(parsed->selfCheck->warn, 1);
   ASSERT_EQ(parsed->selfCheck->findings.size(), 1U);

@@ -182,7 +182,8 @@ TEST(RenderPage, ARemoteBackendsCallsFailuresAndBudget) {
                                              .limit = 1600,
                                              .remaining = 1187,
                                              .resetSeconds = 3500}},
-                             .callsByOutcome = {{"ok", 10}, {"rate_limited", 3}, {"error", 1}}});
+                             .callsByOutcome = {{"ok", 10}, {"rate_limited", 3}, {"error", 1}},
+                             .lastRefresh = std::pair<int64_t, int64_t>{10000, 50}});
   ValueHistory history(10);
   store::ServiceStatus status;
   status.backends.push_back({.name = "datadog"});
@@ -194,6 +195,7 @@ TEST(RenderPage, ARemoteBackendsCallsFailuresAndBudget) {
   }
   auto html = renderPage(report, &history, {}, context());
   EXPECT_NE(html.find("14 calls since start, 4 not ok"), std::string::npos);
+  EXPECT_NE(html.find("last refresh: 10,000 metrics, 50 distinct queries"), std::string::npos);
   EXPECT_NE(html.find("<meter min=\"0\" max=\"1600\" value=\"1187\"></meter>"), std::string::npos);
   EXPECT_NE(html.find("1,187 of 1,600 calls left, resets in 58m 20s"), std::string::npos);
   std::smatch m;
