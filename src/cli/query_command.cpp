@@ -4,9 +4,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
-#include <fstream>
 #include <iostream>
-#include <iterator>
 #include <thread>
 
 #include "cli/commands.hpp"
@@ -18,12 +16,6 @@
 
 namespace xmetrics::cli {
 namespace {
-
-std::expected<std::string, std::string> readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected("cannot read " + path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // Where to ask: --server alone (with --token, --certificate-authority) is a metrics server
 // itself; otherwise the kubeconfig as kubectl reads it (--kubeconfig, $KUBECONFIG,
@@ -48,7 +40,7 @@ std::expected<client::Endpoint, std::string> endpointOf(const QueryOptions& o,
   if (!o.server.empty()) endpoint.server = o.server;
   if (!o.token.empty()) endpoint.token = o.token;
   if (!o.certificateAuthority.empty()) {
-    auto pem = readFile(o.certificateAuthority);
+    auto pem = client::readFile(o.certificateAuthority);
     if (!pem) return std::unexpected("--certificate-authority: " + pem.error());
     endpoint.caPem = std::move(*pem);
   }

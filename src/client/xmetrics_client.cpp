@@ -29,14 +29,6 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-std::expected<std::string, std::string> readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected("cannot read " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string pemOf(X509* cert) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
   if (!bio || PEM_write_bio_X509(bio.get(), cert) != 1) return "";
@@ -114,6 +106,14 @@ class TlsConnection {
 };
 
 }  // namespace
+
+std::expected<std::string, std::string> readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::unexpected("cannot read " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 std::expected<Endpoint, std::string> loadKubeconfig(const std::string& path) {
   auto config = kube::loadKubeconfig(path);

@@ -22,6 +22,9 @@ struct Endpoint {
   std::string token;            // bearer token
 };
 
+// A whole file, for PEM files a flag or kubeconfig names; the error names the path.
+std::expected<std::string, std::string> readFile(const std::string& path);
+
 // A kubeconfig's current context as an endpoint: server, CA, client certificate or token (files
 // named in it are read), by the same reader as the cluster client (kube::loadKubeconfig). For
 // status and flare, the file `serve --write-kubeconfig` wrote; for doctor, the cluster's

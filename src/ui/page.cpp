@@ -110,24 +110,19 @@ void sparkline(std::string& out, const std::vector<ValueHistory::Point>& points,
     return;
   }
   double span = std::chrono::duration<double>(to - from).count();
-  std::string coords, values, times;
-  std::pair<double, double> last{1, 0.5};
+  std::string coords, values, times, cx, cy;
   for (const auto& p : points) {
     if (std::isnan(p.value)) continue;
     double x = span > 0 ? std::chrono::duration<double>(p.at - from).count() / span : 1.0;
     double y = hi > lo ? (p.value - lo) / (hi - lo) : 0.5;
-    coords += number(std::round(std::clamp(x, 0.0, 1.0) * (kSparkWidth - 4) * 10) / 10 + 2) + "," +
-              number(std::round((1 - y) * (kSparkHeight - 6) * 10) / 10 + 3) + " ";
+    cx = number(std::round(std::clamp(x, 0.0, 1.0) * (kSparkWidth - 4) * 10) / 10 + 2);
+    cy = number(std::round((1 - y) * (kSparkHeight - 6) * 10) / 10 + 3);
+    coords += cx + "," + cy + " ";
     values += (values.empty() ? "" : " ") + number(p.value);
     times += (times.empty() ? "" : " ") + core::rfc3339(p.at);
-    last = {x, y};
   }
   // The newest point marked: the value served now (and a lone first sample shows at all).
-  std::string lastPoint =
-      "<circle cx=\"" +
-      number(std::round(std::clamp(last.first, 0.0, 1.0) * (kSparkWidth - 4) * 10) / 10 + 2) +
-      "\" cy=\"" + number(std::round((1 - last.second) * (kSparkHeight - 6) * 10) / 10 + 3) +
-      "\" r=\"2\"/>";
+  std::string lastPoint = "<circle cx=\"" + cx + "\" cy=\"" + cy + "\" r=\"2\"/>";
   out += "<svg class=\"spark\" width=\"" + std::to_string(kSparkWidth) + "\" height=\"" +
          std::to_string(kSparkHeight) + "\" viewBox=\"0 0 " + std::to_string(kSparkWidth) + " " +
          std::to_string(kSparkHeight) + "\" data-values=\"" + values + "\" data-times=\"" + times +
